@@ -1,0 +1,90 @@
+"""Command line: `python -m keras_parity {parity,golden,bench}`; the nox sessions call these."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from keras_parity import golden, report
+from keras_parity.envinfo import ROOT
+from keras_parity.spec import BACKENDS
+from models.registry import REGISTRY
+
+# Wide when piped (CI logs), so table rows and one-line errors stay on one line.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _pick(kind: str, asked: list[str] | None, known) -> list[str]:
+    for name in asked or []:
+        if name not in known:
+            sys.exit(f"error: unknown {kind} '{name}'; choose from: {', '.join(known)}")
+    return list(dict.fromkeys(asked)) if asked else list(known)
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")
+    ap.add_argument("--model", action="append", help="run only this model (repeatable)")
+    ap.add_argument("--out", type=Path, default=ROOT / "results", help="where results are written")
+    ap.add_argument("--golden-dir", type=Path, default=golden.GOLDEN, help=argparse.SUPPRESS)
+
+
+def cmd_parity(args) -> int:
+    from keras_parity.evaluate import evaluate
+    from keras_parity.run import run_backends
+
+    backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
+    t0 = time.perf_counter()
+    with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
+        runs = run_backends(backends, models, args.out / "raw", log=console.print)
+        cells = evaluate(runs, models, args.golden_dir)
+    wall = time.perf_counter() - t0
+    report.print_report(cells, console)
+    meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
+    for r in meta.values():
+        r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
+    report.write_json(cells, meta, args.out / "parity.json")
+    report.write_junit(cells, args.out / "parity.xml")
+    console.print(f"wall time {wall:.1f} s; report in {args.out / 'parity.json'} and {args.out / 'parity.xml'}")
+    bad = [c for c in cells if c.status != "pass"]
+    return 1 if bad else 0
+
+
+def cmd_golden(args) -> int:
+    from keras_parity.regen import regenerate
+    from keras_parity.run import run_backends
+
+    backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
+    with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
+        runs = run_backends(backends, models, args.out / "raw", log=console.print)
+    console.print("regenerating goldens (unchanged files are not touched):")
+    problems = regenerate(runs, models, args.golden_dir, log=console.print)
+    return 1 if problems else 0
+
+
+def cmd_bench(args) -> int:
+    from keras_parity.bench import bench
+
+    return bench(args, console)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="keras-parity", description="Numerical parity of Keras 3 models across backends.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name, fn, help_ in (
+        ("parity", cmd_parity, "run every model on every backend and compare with the goldens"),
+        ("golden", cmd_golden, "regenerate the float64 references and the backend snapshots"),
+        ("bench", cmd_bench, "time the parity run against a naive sequential, eager baseline"),
+    ):
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        p.set_defaults(fn=fn)
+    args = ap.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""One pinned virtual environment per backend, built from its lock and reused while it holds.
+
+The environment records the sha256 of the lock it was synced from; a changed lock means
+a re-sync, an unchanged one installs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from keras_parity.envinfo import ROOT
+
+LOCKS = ROOT / "requirements"
+# Local wheel folders (e.g. a CPU build of torch) searched before the index; pip's
+# configured find-links are honoured the same way.
+FIND_LINKS_ENV = "KERAS_PARITY_FIND_LINKS"
+
+
+class EnvError(Exception):
+    pass
+
+
+def lock_file(backend: str) -> Path:
+    return LOCKS / f"{backend}.txt"
+
+
+def env_root() -> Path:
+    return Path(os.environ.get("KERAS_PARITY_ENVS", ROOT / ".venvs"))
+
+
+def env_python(backend: str) -> Path:
+    return env_root() / backend / "bin" / "python"
+
+
+def find_links_args() -> list[str]:
+    dirs = os.environ.get(FIND_LINKS_ENV) or os.environ.get("PIP_FIND_LINKS") or ""
+    if not dirs and Path("/opt/wheels").is_dir():
+        dirs = "/opt/wheels"
+    return [a for d in dirs.split() for a in ("--find-links", d)]
+
+
+def _uv() -> list[str]:
+    exe = shutil.which("uv")
+    if exe:
+        return [exe]
+    try:
+        import uv  # noqa: F401  (pip install uv ships the binary as a module)
+    except ImportError:
+        raise EnvError("uv is not installed; install it with `pip install uv` (or `pip install 'nox[uv]'`)") from None
+    return [sys.executable, "-m", "uv"]
+
+
+def ensure(backend: str, log=print) -> Path:
+    """Return the backend environment's python, creating or re-syncing it only if needed."""
+    lock = lock_file(backend)
+    if not lock.exists():
+        raise EnvError(f"no lock file {lock}; create it with `nox -s lock`")
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    env = env_root() / backend
+    stamp = env / ".lock-sha256"
+    python = env_python(backend)
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return python
+    log(f"syncing environment {env} from {lock.relative_to(ROOT)}")
+    uv = _uv()
+    steps = [
+        [*uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)],
+        # Bytecode compiled now, not at every import: imports dominate a parity run.
+        [*uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", str(python), *find_links_args(), str(lock)],
+    ]
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise EnvError(f"creating the {backend} environment failed: {last}")
+    stamp.write_text(digest + "\n")
+    return python

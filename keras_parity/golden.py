@@ -1,0 +1,104 @@
+"""The golden format: byte-stable .npz (no pickle) plus sorted JSON, written aside then renamed.
+
+Layout, per model:
+  golden/<model>/reference.npz            float64 reference, keys '<case>/<output>'
+  golden/<model>/reference.json           seed, weight/input checksums, config hash, shapes
+  golden/<model>/snapshots/<platform>/<backend>.npz   float32 outputs, keys '<case>/<path>/<output>'
+  golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device of that snapshot
+A mismatch writes golden/<model>/<backend>.obtained.npz beside them (git-ignored).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same numbers, same bytes
+
+
+class GoldenError(Exception):
+    """A golden file that is missing or unreadable; the message says how to fix it."""
+
+
+def _atomic_write(path: Path, data: bytes) -> bool:
+    """Write unless identical; returns True when the file changed. Never half-written."""
+    path = Path(path)
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(key + ".npy", date_time=_EPOCH)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> bool:
+    return _atomic_write(path, npz_bytes(arrays))
+
+
+def write_json(path: Path, obj) -> bool:
+    return _atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def _fix_hint(path: Path) -> str:
+    return f"restore it with `git checkout -- {path}` or regenerate with `nox -s golden`"
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.exists():
+        raise GoldenError(f"golden file {path} is missing; create it with `nox -s golden`")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise GoldenError(f"golden file {path} is corrupt ({type(exc).__name__}: {exc}); {_fix_hint(path)}") from None
+
+
+def read_json(path: Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise GoldenError(f"golden file {path} is missing; create it with `nox -s golden`")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise GoldenError(f"golden file {path} is corrupt ({exc}); {_fix_hint(path)}") from None
+
+
+def reference_path(model: str, root: Path = GOLDEN) -> Path:
+    return root / model / "reference.npz"
+
+
+def snapshot_path(model: str, platform: str, backend: str, root: Path = GOLDEN) -> Path:
+    return root / model / "snapshots" / platform / f"{backend}.npz"
+
+
+def obtained_path(model: str, backend: str, root: Path = GOLDEN) -> Path:
+    return root / model / f"{backend}.obtained.npz"

@@ -1,0 +1,86 @@
+"""Determinism and precision settings of each backend, applied once per process and recorded.
+
+Correctness runs keep float32 matmuls in float32: TF32 off on GPUs (as keras's own
+conftest does), JAX matmul precision 'highest' (its default on some devices is bf16 passes).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def before_import(backend: str, cache_dir: Path | None) -> dict:
+    """Environment that must be set before the backend library is imported."""
+    env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    if backend == "tensorflow":
+        env["TF_DETERMINISTIC_OPS"] = "1"
+    if backend == "jax" and cache_dir is not None:
+        env["JAX_COMPILATION_CACHE_DIR"] = str(cache_dir)
+    os.environ.update(env)
+    return env
+
+
+def after_import(backend: str) -> dict:
+    """Set the library knobs; return what was set, for the run's metadata."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+
+        tf.config.experimental.enable_op_determinism()
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+        return {
+            "op_determinism": is_op_determinism_enabled(),
+            "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        }
+    if backend == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "highest")
+        # Cache every compiled program, not only the slow ones: the small models'
+        # programs compile in well under the 1 s default threshold.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        return {
+            "default_matmul_precision": jax.config.jax_default_matmul_precision,
+            "enable_x64": bool(jax.config.jax_enable_x64),
+            "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
+        }
+    if backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False
+        torch.set_float32_matmul_precision("highest")
+        return {
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        }
+    raise ValueError(f"unknown backend '{backend}'")
+
+
+def device_info(backend: str) -> tuple[str, str | None]:
+    """('gpu', model) when the backend computes on a GPU, else ('cpu', None)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            details = tf.config.experimental.get_device_details(gpus[0])
+            return "gpu", details.get("device_name", "gpu")
+    elif backend == "jax":
+        import jax
+
+        dev = jax.devices()[0]
+        if dev.platform == "gpu" or dev.platform == "cuda":
+            return "gpu", dev.device_kind
+    elif backend == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "gpu", torch.cuda.get_device_name(0)
+    return "cpu", None

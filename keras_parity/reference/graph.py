@@ -1,0 +1,198 @@
+"""Evaluate a Keras 3 functional model from model.get_config() and its weights, in float64.
+
+Nothing here imports Keras: the config is walked as plain JSON, so the reference cannot
+inherit a bug from the backend it is meant to judge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from keras_parity.reference.layers import LAYERS, UnsupportedLayer
+
+
+@dataclass
+class Result:
+    outputs: list[np.ndarray]
+    # New values of variables a training-mode call assigns (BatchNormalization moving
+    # statistics), keyed by variable path.
+    updated: dict[str, np.ndarray] = field(default_factory=dict)
+    # capture=True only: every layer's output by layer name. Extra outputs of a multi-output
+    # layer are keyed "name:1", "name:2"; calls after a layer's first, "name@1", "name@1:1".
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class _Params:
+    """One layer's view of the weights: p("kernel") reads "<layer>/kernel" as float64."""
+
+    def __init__(self, layer, state, used, updated):
+        self.layer, self.state, self.used, self.updated = layer, state, used, updated
+
+    def __call__(self, leaf):
+        path = f"{self.layer}/{leaf}"
+        if path not in self.state:
+            have = sorted(k for k in self.state if k.startswith(self.layer + "/"))
+            raise KeyError(f"layer '{self.layer}' needs weight '{path}'; weights under it: {have}")
+        self.used.add(path)
+        return self.state[path]
+
+    def update(self, leaf, value):
+        # Later calls of a shared layer must see the assigned value, as Keras's would.
+        path = f"{self.layer}/{leaf}"
+        self.state[path] = self.updated[path] = value
+
+
+def _is_triple(x):
+    return (isinstance(x, (list, tuple)) and len(x) == 3 and isinstance(x[0], str)
+            and isinstance(x[1], int) and isinstance(x[2], int))
+
+
+def _triples(struct):
+    """input_layers / output_layers: one triple, a list of them, or a dict (flattened in
+    sorted key order, as keras.tree.flatten does)."""
+    if _is_triple(struct):
+        return [tuple(struct)]
+    if isinstance(struct, dict):
+        return [t for k in sorted(struct) for t in _triples(struct[k])]
+    return [t for s in struct for t in _triples(s)]
+
+
+def _is_tensor(obj):
+    return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
+
+
+def _history(obj):
+    """All (layer, node) pairs a serialized args/kwargs structure refers to."""
+    if _is_tensor(obj):
+        name, node, _ = obj["config"]["keras_history"]
+        return [(name, node)]
+    if isinstance(obj, (list, tuple)):
+        return [h for o in obj for h in _history(o)]
+    if isinstance(obj, dict):
+        return [h for o in obj.values() for h in _history(o)]
+    return []
+
+
+def _check_shape(arr, shape, what):
+    if shape is None:
+        return
+    if arr.ndim != len(shape) or any(s is not None and s != a for s, a in zip(shape, arr.shape)):
+        raise ValueError(f"{what}: shape {arr.shape} does not match the config's {tuple(shape)}")
+
+
+def _resolve(obj, values):
+    """Replace every serialized keras tensor by its computed array."""
+    if _is_tensor(obj):
+        name, node, index = obj["config"]["keras_history"]
+        arr = values[(name, node)][index]
+        _check_shape(arr, obj["config"].get("shape"), f"output {index} of layer '{name}'")
+        return arr
+    if isinstance(obj, (list, tuple)):
+        return [_resolve(o, values) for o in obj]
+    if isinstance(obj, dict):
+        return {k: _resolve(v, values) for k, v in obj.items()}
+    return obj
+
+
+def _call_kwargs(kwargs, name):
+    for key, value in kwargs.items():
+        if value is None or key == "training":
+            # The model-level training flag overrides a call's own, as Functional does
+            # whenever the model is called with training=True/False.
+            continue
+        if key == "mask":
+            raise UnsupportedLayer(f"float64 reference does not implement masks (layer '{name}')")
+        raise UnsupportedLayer(f"float64 reference does not implement call argument "
+                               f"{key}={value!r} (layer '{name}')")
+
+
+def _check_dtype_policy(layer):
+    policy = layer["config"].get("dtype")
+    if isinstance(policy, dict) and "Quantized" in str(policy.get("class_name")):
+        raise UnsupportedLayer(f"float64 reference does not implement quantized layers "
+                               f"(layer '{layer['name']}', {policy.get('class_name')})")
+
+
+def _feed(config, inputs):
+    """Input arrays keyed by input layer name, as float64, checked against batch_shape."""
+    names = [name for name, _, _ in _triples(config["input_layers"])]
+    if isinstance(inputs, np.ndarray):
+        inputs = [inputs]
+    if not isinstance(inputs, dict):
+        if len(inputs) != len(names):
+            raise ValueError(f"model takes {len(names)} inputs {names}, got {len(inputs)}")
+        inputs = dict(zip(names, inputs))
+    if set(inputs) != set(names):
+        raise ValueError(f"model inputs are {names}, got {sorted(inputs)}")
+    layers = {layer["name"]: layer for layer in config["layers"]}
+    fed = {}
+    for name in names:
+        x = np.asarray(inputs[name], dtype=np.float64)
+        _check_shape(x, layers[name]["config"].get("batch_shape"), f"input '{name}'")
+        fed[name] = x
+    return fed
+
+
+def evaluate(config, weights, inputs, *, training=False, capture=False):
+    """Run the functional model described by `config` (model.get_config()) in float64.
+
+    weights: variable path -> array. inputs: dict by input layer name, a list in
+    input_layers order, or one array. training: the flag the model is called with.
+    """
+    if "layers" not in config:
+        raise UnsupportedLayer("float64 reference evaluates functional models only "
+                               "(config has no 'layers')")
+    state = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    used, updated, captured = set(), {}, {}
+    values = {(name, 0): [x] for name, x in _feed(config, inputs).items()}
+
+    pending = [(layer, i) for layer in config["layers"] for i in range(len(layer["inbound_nodes"]))]
+    while pending:
+        # config["layers"] is already in topological order, so this is normally one pass;
+        # the loop only guards against configs that are not.
+        waiting = []
+        for layer, i in pending:
+            node = layer["inbound_nodes"][i]
+            if any(key not in values for key in _history(node)):
+                waiting.append((layer, i))
+                continue
+            values[(layer["name"], i)] = _call(layer, i, node, values, state, used, updated, training)
+        if len(waiting) == len(pending):
+            stuck = sorted({layer["name"] for layer, _ in waiting})
+            raise ValueError(f"cannot compute layers {stuck}: their inputs are never produced")
+        pending = waiting
+
+    for layer in config["layers"]:
+        if not layer["inbound_nodes"] and (layer["name"], 0) not in values:
+            raise ValueError(f"layer '{layer['name']}' has no inputs and was not fed")
+
+    unused = sorted(set(state) - used - set(updated))
+    if unused:
+        # A weight nobody read means a layer read the wrong path or ignored a variable.
+        raise ValueError(f"weights not used by any layer: {unused[:8]}{' ...' if len(unused) > 8 else ''}")
+
+    if capture:
+        for (name, i), outs in values.items():
+            base = name if i == 0 else f"{name}@{i}"
+            for j, out in enumerate(outs):
+                captured[base if j == 0 else f"{base}:{j}"] = out
+    outputs = [values[(name, node)][index] for name, node, index in _triples(config["output_layers"])]
+    return Result(outputs=outputs, updated=updated, layers=captured)
+
+
+def _call(layer, i, node, values, state, used, updated, training):
+    name, class_name = layer["name"], layer["class_name"]
+    fn = LAYERS.get(class_name)
+    if fn is None:
+        raise UnsupportedLayer(
+            f"float64 reference has no implementation of layer type '{class_name}' "
+            f"(layer '{name}'); add one in keras_parity/reference/layers.py"
+        )
+    _check_dtype_policy(layer)
+    _call_kwargs(node.get("kwargs") or {}, name)
+    args = _resolve(node.get("args", []), values)
+    out = fn({**layer["config"], "name": name}, _Params(name, state, used, updated), args, bool(training))
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    return [np.asarray(o, dtype=np.float64) for o in outs]

@@ -1,0 +1,117 @@
+"""`nox -s golden`: rebuild the float64 references and the float32 snapshots, say what moved.
+
+Everything is computed first and written only at the end, each file written aside and
+renamed, so a failed or interrupted regeneration leaves the previous goldens as they were.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import golden
+from keras_parity.compare import ulp_distance
+from keras_parity.evaluate import config_hash
+from keras_parity.reference import evaluate as reference_eval
+from keras_parity.run import BackendRun
+from keras_parity.weights import generate_inputs, generate_weights
+from models.registry import REGISTRY
+
+
+class RegenError(Exception):
+    pass
+
+
+def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
+    """The float64 reference for every case of a model, keys '<case>/<output>'."""
+    spec = REGISTRY[model]
+    out = {}
+    for case in spec.cases:
+        b = builders[case.builder]
+        specs = [(p, tuple(s)) for p, s in b["weights"]]
+        weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
+        inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+        res = reference_eval(b["config"], weights, inputs, training=case.mode != "infer")
+        if case.mode == "moving_stats":
+            out.update({f"{case.name}/{k}": v for k, v in res.updated.items()})
+        else:
+            out[f"{case.name}/output"] = res.outputs[0]
+    return out
+
+
+def _describe_change(old: dict | None, new: dict) -> list[str]:
+    if old is None:
+        return ["new"]
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if key not in new:
+            lines.append(f"{key}: removed")
+        elif key not in old:
+            lines.append(f"{key}: added")
+        elif old[key].shape != new[key].shape or old[key].dtype != new[key].dtype:
+            lines.append(f"{key}: {old[key].dtype}{old[key].shape} -> {new[key].dtype}{new[key].shape}")
+        elif not np.array_equal(old[key], new[key], equal_nan=True):
+            d = np.abs(old[key].astype(np.float64) - new[key])
+            extra = f", max {int(ulp_distance(old[key], new[key]).max())} ulp" if new[key].dtype == np.float32 else ""
+            lines.append(f"{key}: max abs change {d.max():.2e}{extra}")
+    return lines
+
+
+def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
+    """Every backend must see the same weights and the same graph, or the reference is moot."""
+    first = runs[0].meta["models"][model]["builders"]
+    for run in runs[1:]:
+        other = run.meta["models"][model]["builders"]
+        for name, b in first.items():
+            if other[name]["weights"] != b["weights"]:
+                raise RegenError(f"{model}/{name}: {run.backend} lists different weights than {runs[0].backend}")
+    return first
+
+
+def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, log=print) -> int:
+    """Returns the number of problems (0 = all written)."""
+    writes: list[tuple[Path, object]] = []
+    problems = 0
+    for model in models:
+        ok = [r for r in runs.values() if not r.error and model in r.meta.get("models", {})]
+        if not ok:
+            log(f"[red]{model}: no backend produced it; its goldens are left as they were[/]")
+            problems += 1
+            continue
+        try:
+            builders = _builders_agree(model, ok)
+            ref = reference_outputs(model, builders)
+        except Exception as exc:
+            log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
+            problems += 1
+            continue
+        spec = REGISTRY[model]
+        ref_path = golden.reference_path(model, root)
+        meta = {
+            "model": model, "seed": spec.seed, "module": spec.module,
+            "builders": {n: {"weights_sha256": b["weights_sha256"], "config_sha256": config_hash(b["config"]),
+                             "n_weights": len(b["weights"])} for n, b in builders.items()},
+            "inputs_sha256": ok[0].meta["models"][model]["inputs_sha256"],
+            "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
+        }
+        old = golden.read_npz(ref_path) if ref_path.exists() else None
+        for line in _describe_change(old, ref):
+            log(f"  {model} reference: {line}")
+        writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta)]
+        for run in ok:
+            prefix = f"{model}/"
+            arrays = {k[len(prefix):]: v for k, v in run.arrays.items() if k.startswith(prefix)}
+            path = golden.snapshot_path(model, run.meta["platform"], run.backend, root)
+            old = golden.read_npz(path) if path.exists() else None
+            for line in _describe_change(old, arrays):
+                log(f"  {model} {run.backend} snapshot ({run.meta['platform']}): {line}")
+            snap_meta = {k: run.meta[k] for k in ("backend", "device", "gpu_model", "cpu_model", "platform", "versions", "knobs")}
+            writes += [(path, arrays), (path.with_suffix(".json"), snap_meta)]
+    for path, content in writes:
+        (golden.write_npz if path.suffix == ".npz" else golden.write_json)(path, content)
+    for run in runs.values():
+        if run.error:
+            log(f"[red]{run.backend}: {run.error}; its snapshots are left as they were[/]")
+            problems += 1
+    return problems

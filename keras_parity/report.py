@@ -1,0 +1,81 @@
+"""The parity report: one rich table on the terminal, JSON and JUnit XML on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+from rich.console import Console
+from rich.table import Table
+
+from keras_parity.compare import CellResult
+
+_STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta"}
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1e}"
+
+
+def _snapshot_text(cell: CellResult) -> str:
+    ulps = [m.ulp_max for m in cell.outputs.values() if m.ulp_max is not None]
+    if cell.snapshot == "identical":
+        return "bit-identical"
+    if cell.snapshot in ("changed", "other-platform") and ulps:
+        where = " (other platform)" if cell.snapshot == "other-platform" else ""
+        return f"{max(ulps)} ulp{where}"
+    return cell.snapshot
+
+
+def table(cells: list[CellResult]) -> Table:
+    t = Table(title="keras-parity: float32 outputs vs the float64 reference", show_lines=False)
+    for col, just in (("model/case", "left"), ("backend", "left"), ("device", "left"), ("path", "left"),
+                      ("rel L2", "right"), ("max abs", "right"), ("max rel", "right"), ("tol (rel L2)", "right"),
+                      ("vs snapshot", "left"), ("top-5", "right"), ("verdict", "left")):
+        t.add_column(col, justify=just, no_wrap=True)
+    for c in cells:
+        ms = list(c.outputs.values())
+        worst = lambda attr: max((getattr(m, attr) for m in ms), default=None)  # noqa: E731
+        top5 = [m.top5 for m in ms if m.top5 is not None]
+        t.add_row(
+            c.name, c.backend, c.device, c.path, _fmt(worst("rel_l2")), _fmt(worst("max_abs")), _fmt(worst("max_rel")),
+            _fmt(c.tol.rel_l2 if c.tol else None), _snapshot_text(c), f"{min(top5):.2f}" if top5 else "-",
+            f"[{_STYLE[c.status]}]{c.status.upper()}[/]",
+        )
+    return t
+
+
+def print_report(cells: list[CellResult], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(table(cells))
+    for c in cells:
+        for p in c.problems:
+            style = "dim" if p.startswith("note:") else _STYLE[c.status]
+            console.print(f"[{style}]{c.status.upper()}[/] {c.name} [{c.backend}/{c.device}/{c.path}]: {p}", highlight=False)
+    n = {s: sum(c.status == s for c in cells) for s in _STYLE}
+    console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors")
+
+
+def write_json(cells: list[CellResult], runs_meta: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"runs": runs_meta, "cells": [c.as_dict() for c in cells]}
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def write_junit(cells: list[CellResult], path: Path) -> None:
+    xml = JUnitXml(name="keras-parity")
+    suites: dict[str, TestSuite] = {}
+    for c in cells:
+        suite = suites.setdefault(c.backend, TestSuite(f"parity.{c.backend}"))
+        case = TestCase(f"{c.name}[{c.path}]", classname=f"parity.{c.backend}.{c.device}")
+        msg = "; ".join(p for p in c.problems if not p.startswith("note:"))
+        if c.status == "fail":
+            case.result = [Failure(msg)]
+        elif c.status == "error":
+            case.result = [Error(msg)]
+        suite.add_testcase(case)
+    for suite in suites.values():
+        xml.add_testsuite(suite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xml.write(str(path), pretty=True)

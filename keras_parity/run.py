@@ -1,0 +1,83 @@
+"""Run the backend processes side by side and collect what each one wrote."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import envs, golden
+from keras_parity.envinfo import ROOT
+
+
+@dataclass
+class BackendRun:
+    backend: str
+    meta: dict = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    error: str | None = None  # the whole backend failed: no environment, no import, a crash
+    wall: float = 0.0
+
+    def cell(self, model: str, case: str, path: str) -> dict[str, np.ndarray]:
+        prefix = f"{model}/{case}/{path}/"
+        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+
+    def paths(self, model: str, case: str) -> list[str]:
+        prefix = f"{model}/{case}/"
+        return sorted({k[len(prefix):].split("/", 1)[0] for k in self.arrays if k.startswith(prefix)})
+
+
+def _last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def run_backends(
+    backends: list[str], models: list[str], out: Path, *, repeat: bool = False, naive: bool = False,
+    python: dict[str, Path] | None = None, log=print,
+) -> dict[str, BackendRun]:
+    """Start one runner process per backend at once (imports overlap on the cores)."""
+    out.mkdir(parents=True, exist_ok=True)
+    runs, procs = {b: BackendRun(b) for b in backends}, {}
+    cache = Path(os.environ.get("KERAS_PARITY_JAX_CACHE", ROOT / ".jax_cache"))
+    for b in backends:
+        try:
+            exe = (python or {}).get(b) or envs.ensure(b, log=log)
+        except envs.EnvError as exc:
+            runs[b].error = str(exc)
+            continue
+        for suffix in (".npz", ".json"):
+            (out / f"{b}{suffix}").unlink(missing_ok=True)
+        cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out)]
+        cmd += [] if naive else ["--cache-dir", str(cache)]
+        cmd += [a for m in models for a in ("--model", m)] + (["--repeat"] if repeat else []) + (["--naive"] if naive else [])
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        err = open(out / f"{b}.log", "w")
+        procs[b] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT), time.perf_counter(), err)
+    for b, (proc, t0, err) in procs.items():
+        proc.wait()
+        err.close()
+        runs[b] = load_run(out, b, proc.returncode)
+        runs[b].wall = time.perf_counter() - t0
+    return runs
+
+
+def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
+    """Read back what one runner process wrote to `out`."""
+    run = BackendRun(backend)
+    try:
+        run.meta = golden.read_json(out / f"{backend}.json")
+    except golden.GoldenError:
+        log_file = out / f"{backend}.log"
+        log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
+        run.error = f"runner exited with code {returncode}: {_last_line(log_text)}"
+        return run
+    if "import_error" in run.meta:
+        run.error = f"import failed: {run.meta['import_error']}"
+    else:
+        run.arrays = golden.read_npz(out / f"{backend}.npz")
+    return run

@@ -1,0 +1,153 @@
+"""One backend process: build every requested model, set seeded weights, run each case.
+
+Usage: python -m keras_parity.runner --backend jax --out DIR [--model M ...] [--repeat]
+KERAS_BACKEND is set here, before keras is imported, and never changes in the process.
+Writes DIR/<backend>.npz (cell outputs) and DIR/<backend>.json (metadata, timings, errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import resource
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import envinfo, golden, knobs
+from keras_parity.weights import checksum, generate_inputs, generate_weights
+from models.registry import REGISTRY
+
+# Cells per backend: 'predict' is the compiled path users run; 'eager' is model(x) where it
+# is a different program (torch's predict is already the eager call).
+PATHS = {"tensorflow": ("predict", "eager"), "jax": ("predict", "eager"), "torch": ("predict",)}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _to_numpy(x):
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict) -> dict:
+    import keras
+
+    batch = next(iter(inputs.values())).shape[0]
+    # The structure the functional model declares: one array, or a list in input order.
+    names = [t.name for t in model.inputs]
+    inputs = inputs[names[0]] if len(names) == 1 else [inputs[n] for n in names]
+    if case.mode == "infer" and path == "predict":
+        call = lambda: model.predict(inputs, batch_size=batch, verbose=0)  # noqa: E731
+    else:
+        training = case.mode != "infer"
+        call = lambda: model(inputs, training=training)  # noqa: E731
+    t0 = time.perf_counter()
+    out = call()
+    if case.mode == "moving_stats":
+        out = {
+            v.path: _to_numpy(v)
+            for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)
+        }
+    else:
+        out = {"output": _to_numpy(out)}
+    timings["first_call"] += time.perf_counter() - t0
+    if repeat and case.mode == "infer":
+        t0 = time.perf_counter()
+        call()
+        timings["steady_call"] += time.perf_counter() - t0
+    return out
+
+
+def run_model(name: str, backend: str, repeat: bool, timings: dict, naive: bool = False) -> tuple[dict, dict]:
+    """Returns ({'case/path/output': array}, model metadata)."""
+    spec = REGISTRY[name]
+    module = importlib.import_module(spec.module)
+    arrays, meta = {}, {"builders": {}}
+    built = {}
+    for case in spec.cases:
+        if case.builder not in built:
+            t0 = time.perf_counter()
+            model = getattr(module, case.builder)()
+            timings["build"] += time.perf_counter() - t0
+            specs = [(v.path, tuple(v.shape)) for v in model.weights]
+            weights = generate_weights(specs, spec.seed, case.builder, spec.weight_scale)
+            built[case.builder] = (model, weights)
+            meta["builders"][case.builder] = {
+                "config": model.get_config(),
+                "weights": [[p, list(s)] for p, s in specs],
+                "weights_sha256": checksum(weights),
+                "jit_compile": bool(model.jit_compile),
+            }
+        model, weights = built[case.builder]
+        inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+        meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
+        paths = ("eager",) if naive else PATHS[backend]
+        for path in paths if case.mode == "infer" else ("call",):
+            t0 = time.perf_counter()
+            # Fresh weights for every cell: a training-mode call moves BN statistics.
+            model.set_weights(weights)
+            timings["set_weights"] += time.perf_counter() - t0
+            for out_name, value in _run_case(model, case, inputs, path, repeat, timings).items():
+                arrays[f"{case.name}/{path}/{out_name}"] = value
+    return arrays, meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", required=True, choices=sorted(PATHS))
+    ap.add_argument("--model", action="append", choices=sorted(REGISTRY))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--cache-dir", type=Path)
+    ap.add_argument("--repeat", action="store_true", help="time a second (steady) call")
+    ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
+    args = ap.parse_args(argv)
+    backend, out = args.backend, args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.perf_counter()
+    meta = {"backend": backend, "env": knobs.before_import(backend, args.cache_dir), "models": {}, "errors": {}}
+    timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call"), 0.0)
+    try:
+        import keras  # noqa: F401  (the backend is imported here, once)
+
+        meta["knobs"] = knobs.after_import(backend)
+        device, gpu = knobs.device_info(backend)
+    except Exception as exc:  # an import that fails is reported, the other backends go on
+        meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        golden.write_json(out / f"{backend}.json", meta)
+        print(f"{backend}: import failed: {meta['import_error']}", file=sys.stderr)
+        return 2
+    timings["import"] = time.perf_counter() - t_start
+    meta.update(
+        versions=envinfo.versions(), device=device, gpu_model=gpu, cpu_model=envinfo.cpu_model(),
+        platform=envinfo.platform_key(device, gpu), git_commit=envinfo.git_commit(),
+    )
+    arrays = {}
+    for name in args.model or list(REGISTRY):
+        try:
+            model_arrays, model_meta = run_model(name, backend, args.repeat, timings, args.naive)
+        except Exception as exc:
+            meta["errors"][name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            traceback.print_exc()
+            continue
+        arrays.update({f"{name}/{k}": v for k, v in model_arrays.items()})
+        meta["models"][name] = model_meta
+    timings["total"] = time.perf_counter() - t_start
+    meta["timings"] = timings
+    meta["peak_rss_mb"] = _peak_rss_mb()
+    golden.write_npz(out / f"{backend}.npz", arrays)
+    golden.write_json(out / f"{backend}.json", meta)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

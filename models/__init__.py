@@ -1,0 +1,1 @@
+"""Model definitions shared by every backend; the registry is models/registry.py."""

@@ -1,0 +1,65 @@
+"""Sessions of keras-parity. Pins live in requirements/*.in, locked to requirements/*.txt."""
+
+import nox
+
+from keras_parity.envs import find_links_args
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["parity", "tests", "lint"]
+
+PYTHON = "3.11"
+BACKENDS = ("tensorflow", "jax", "torch")
+LOCKED = ("harness", "tests", "lint", *BACKENDS)
+
+
+def _harness(session: nox.Session, lock: str = "harness") -> None:
+    session.install("--require-hashes", *find_links_args(), "-r", f"requirements/{lock}.txt")
+
+
+@nox.session(python=PYTHON)
+def parity(session: nox.Session) -> None:
+    """Run every model on every backend and compare with the goldens (-- --backend B --model M)."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity", "parity", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def golden(session: nox.Session) -> None:
+    """Regenerate the float64 references and the backend snapshots in golden/."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity", "golden", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Time the parity run against a naive sequential, eager, cache-less baseline."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity", "bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Unit tests, the float64 reference against Keras, and a real parity run on all backends."""
+    _harness(session, "tests")
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q", "tests"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on the harness, models, tests and this file."""
+    _harness(session, "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", "--diff", ".")
+
+
+@nox.session(python=PYTHON, default=False)
+def lock(session: nox.Session) -> None:
+    """Recompile requirements/*.txt (hashed) from requirements/*.in."""
+    _harness(session)
+    for name in session.posargs or LOCKED:
+        session.run(
+            "uv", "pip", "compile", "--quiet", "--generate-hashes", "--python-version", PYTHON,
+            "--python-platform", "x86_64-manylinux_2_28", "--no-emit-find-links", *find_links_args(),
+            f"requirements/{name}.in", "-o", f"requirements/{name}.txt",
+        )

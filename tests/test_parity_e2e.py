@@ -1,0 +1,179 @@
+"""End to end: real backend processes, the goldens in golden/, and every bad input of the issue.
+
+One real parity run (all models, all three backends) feeds most tests; each bad-input test
+then damages a copy of the goldens or of the outputs and checks the verdict and message.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_parity import envs, golden
+from keras_parity.evaluate import evaluate
+from keras_parity.regen import regenerate
+from keras_parity.run import load_run, run_backends
+from keras_parity.spec import BACKENDS
+from models.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = list(REGISTRY)
+pytestmark = pytest.mark.slow
+
+
+def cli(*args, cwd=ROOT):
+    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}  # a project copy reuses the envs
+    return subprocess.run([sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def parity(tmp_path_factory):
+    """`keras_parity parity` on everything, as `nox -s parity` runs it."""
+    out = tmp_path_factory.mktemp("parity")
+    proc = cli("parity", "--out", str(out))
+    runs = {b: load_run(out / "raw", b) for b in BACKENDS}
+    return proc, out, runs
+
+
+@pytest.fixture
+def golden_copy(tmp_path):
+    dst = tmp_path / "golden"
+    shutil.copytree(golden.GOLDEN, dst, ignore=shutil.ignore_patterns("*.obtained.npz"))
+    return dst
+
+
+def by_model(cells, model):
+    return [c for c in cells if c.model == model]
+
+
+def test_full_parity_run_passes_every_case_on_every_backend(parity):
+    proc, out, runs = parity
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((out / "parity.json").read_text())
+    seen = {(c["model"], c["case"], c["backend"]) for c in report["cells"] if c["status"] == "pass"}
+    want = {(m, c.name, b) for m, s in REGISTRY.items() for c in s.cases for b in BACKENDS}
+    assert want <= seen
+    # The compiled path and, where it differs, the eager call are separate cells.
+    paths = {(c["backend"], c["path"]) for c in report["cells"]}
+    assert {("tensorflow", "predict"), ("tensorflow", "eager"), ("jax", "predict"), ("jax", "eager"), ("torch", "predict")} <= paths
+    for b in BACKENDS:
+        meta = report["runs"][b]
+        assert meta["versions"]["keras"] and meta["git_commit"] and meta["cpu_model"] and meta["knobs"]
+    assert runs["jax"].meta["knobs"]["default_matmul_precision"] == "highest"
+    assert runs["tensorflow"].meta["knobs"]["op_determinism"] is True
+    assert runs["torch"].meta["knobs"]["deterministic_algorithms"] is True
+    xml = (out / "parity.xml").read_text()
+    assert "<failure" not in xml and "<error" not in xml and "resnet50/logits[predict]" in xml
+
+
+def test_resnet50_logits_are_sane(parity):
+    _, _, runs = parity
+    for run in runs.values():
+        logits = run.arrays["resnet50/logits/predict/output"]
+        assert logits.shape[0] >= 2 and np.isfinite(logits).all()
+        assert 0.5 < logits.std() < 20 and np.abs(logits).max() < 100  # not saturated
+        assert len(np.unique(logits)) > 0.9 * logits.size  # not all equal
+
+
+def test_unknown_names_get_one_line_errors():
+    for args, what in ((("--model", "nope"), "model 'nope'"), (("--backend", "mxnet"), "backend 'mxnet'")):
+        proc = cli("parity", *args)
+        assert proc.returncode != 0
+        assert proc.stderr.strip().count("\n") == 0 and what in proc.stderr and "choose from" in proc.stderr
+
+
+def test_missing_golden_is_an_error_for_that_model_only(parity, golden_copy):
+    _, _, runs = parity
+    (golden_copy / "lstm" / "reference.npz").unlink()
+    cells = evaluate(runs, MODELS, golden_copy)
+    lstm = by_model(cells, "lstm")
+    assert len(lstm) == 3 and all(c.status == "error" for c in lstm)
+    assert "missing; create it with `nox -s golden`" in lstm[0].problems[0]
+    assert all(c.status == "pass" for c in cells if c.model != "lstm")
+
+
+def test_truncated_golden_is_reported_as_corrupt(parity, golden_copy):
+    _, _, runs = parity
+    p = golden_copy / "cnn" / "reference.npz"
+    p.write_bytes(p.read_bytes()[:200])
+    cells = by_model(evaluate(runs, ["cnn"], golden_copy), "cnn")
+    assert all(c.status == "error" and "corrupt" in c.problems[0] for c in cells)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda a: {k.replace("output", "out"): v for k, v in a.items()}, "output keys differ"),
+        (lambda a: {k: v[:1] for k, v in a.items()}, "shape"),
+        (lambda a: {k: v.astype(np.float32) for k, v in a.items()}, "not float64"),
+    ],
+    ids=["wrong-keys", "wrong-shape", "wrong-dtype"],
+)
+def test_damaged_golden_contents_fail_with_the_reason(parity, golden_copy, damage, message):
+    _, _, runs = parity
+    p = golden_copy / "linear" / "reference.npz"
+    golden.write_npz(p, damage(golden.read_npz(p)))
+    cells = by_model(evaluate(runs, ["linear"], golden_copy, write_obtained=False), "linear")
+    assert cells and all(c.status == "fail" for c in cells)
+    assert all(any(message in p for p in c.problems) for c in cells)
+
+
+def test_nan_output_fails_and_writes_obtained_beside_the_golden(parity, golden_copy):
+    _, _, runs = parity
+    jax = runs["jax"]
+    arrays = dict(jax.arrays)
+    bad = arrays["lstm/lstm/predict/output"].copy()
+    bad[0, 0] = np.nan
+    arrays["lstm/lstm/predict/output"] = bad
+    damaged = {**runs, "jax": type(jax)("jax", jax.meta, arrays)}
+    cells = evaluate(damaged, ["lstm"], golden_copy)
+    failed = [c for c in cells if c.status != "pass"]
+    assert [(c.backend, c.path) for c in failed] == [("jax", "predict")]
+    assert "1 NaN" in failed[0].problems[0]
+    obtained = golden.read_npz(golden.obtained_path("lstm", "jax", golden_copy))
+    assert np.isnan(obtained["lstm/predict/output"][0, 0])
+    assert golden.read_npz(golden_copy / "lstm" / "reference.npz")  # the golden itself is untouched
+
+
+def test_backend_whose_import_fails_is_reported_and_others_run(tmp_path):
+    # This test environment has no jax: pointing the jax runner at it makes its import fail.
+    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, python={"jax": Path(sys.executable)}, log=lambda *a: None)
+    assert runs["jax"].error and "import failed" in runs["jax"].error and "jax" in runs["jax"].error
+    cells = evaluate(runs, ["linear"])
+    assert [c.status for c in cells if c.backend == "jax"] == ["error"]
+    assert all(c.status == "pass" for c in cells if c.backend == "torch")
+
+
+def test_regenerating_twice_is_byte_identical(parity, golden_copy):
+    _, _, runs = parity
+    assert regenerate(runs, MODELS, golden_copy, log=lambda *a: None) == 0
+    first = {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()}
+    assert regenerate(runs, MODELS, golden_copy, log=lambda *a: None) == 0
+    assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == first
+    for model in MODELS:  # the float64 reference does not depend on the backend runs
+        new = golden.read_npz(golden_copy / model / "reference.npz")
+        old = golden.read_npz(golden.reference_path(model))
+        assert new.keys() == old.keys()
+        assert all(np.allclose(new[k], old[k], rtol=1e-12, atol=1e-12) for k in new)
+
+
+def test_planted_batchnorm_epsilon_change_fails_bn_mlp_on_every_backend(tmp_path):
+    project = tmp_path / "project"
+    for d in ("keras_parity", "models", "golden", "requirements"):
+        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    src = project / "models" / "bn_mlp.py"
+    text = src.read_text()
+    assert "epsilon=1e-3" in text
+    src.write_text(text.replace("epsilon=1e-3", "epsilon=1e-2"))
+    proc = cli("parity", "--model", "bn_mlp", "--out", str(tmp_path / "out"), cwd=project)
+    assert proc.returncode == 1
+    cells = json.loads((tmp_path / "out" / "parity.json").read_text())["cells"]
+    failed_backends = {c["backend"] for c in cells if c["status"] == "fail" and c["model"] == "bn_mlp"}
+    assert failed_backends == set(BACKENDS)
+    assert "FAIL bn_mlp/inference" in proc.stdout
+    assert "model definition of 'bn_mlp' changed" in proc.stdout
