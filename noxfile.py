@@ -59,7 +59,18 @@ def lock(session: nox.Session) -> None:
     _harness(session)
     for name in session.posargs or LOCKED:
         session.run(
-            "uv", "pip", "compile", "--quiet", "--generate-hashes", "--python-version", PYTHON,
-            "--python-platform", "x86_64-manylinux_2_28", "--no-emit-find-links", *find_links_args(),
-            f"requirements/{name}.in", "-o", f"requirements/{name}.txt",
+            "uv",
+            "pip",
+            "compile",
+            "--quiet",
+            "--generate-hashes",
+            "--python-version",
+            PYTHON,
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--no-emit-find-links",
+            *find_links_args(),
+            f"requirements/{name}.in",
+            "-o",
+            f"requirements/{name}.txt",
         )

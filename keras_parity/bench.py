@@ -35,7 +35,7 @@ def bench(args, console) -> int:
     steady = run_backends(backends, models, out / "steady", repeat=True, log=console.print)
     naive_wall, naive = 0.0, {}
     for b in backends:
-        r, t = _timed(lambda: run_backends([b], models, out / "naive", naive=True, log=console.print))
+        r, t = _timed(lambda b=b: run_backends([b], models, out / "naive", naive=True, log=console.print))
         naive[b], naive_wall = r[b], naive_wall + t
     failed = [b for b, r in {**runs, **naive}.items() if r.error]
     for b in failed:
@@ -46,8 +46,13 @@ def bench(args, console) -> int:
     for b in backends:
         for label, r, src in (("parity", runs[b], steady[b]), ("naive", naive[b], naive[b])):
             tm = src.meta.get("timings", {})
-            t.add_row(b, label, *(f"{tm.get(p, 0):.2f}" for p in PHASES), f"{r.wall:.2f}",
-                      f"{r.meta.get('peak_rss_mb', 0):.0f}")
+            t.add_row(
+                b,
+                label,
+                *(f"{tm.get(p, 0):.2f}" for p in PHASES),
+                f"{r.wall:.2f}",
+                f"{r.meta.get('peak_rss_mb', 0):.0f}",
+            )
     console.print(t)
     ratio = wall / naive_wall if naive_wall else float("nan")
     console.print(

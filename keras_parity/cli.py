@@ -59,7 +59,7 @@ def cmd_golden(args) -> int:
 
     backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs = run_backends(backends, models, args.out / "raw", log=console.print)
+        runs = run_backends(backends, models, args.out / "raw", configs=True, log=console.print)
     console.print("regenerating goldens (unchanged files are not touched):")
     problems = regenerate(runs, models, args.golden_dir, log=console.print)
     return 1 if problems else 0

@@ -109,7 +109,9 @@ def compare(
             cell.fail(f"{key}: shape {out.shape} != reference {ref.shape}")
             continue
         if ref.dtype != np.float64:
-            cell.fail(f"{key}: the reference golden has dtype {ref.dtype}, not float64; regenerate with `nox -s golden`")
+            cell.fail(
+                f"{key}: the reference golden has dtype {ref.dtype}, not float64; regenerate with `nox -s golden`"
+            )
             continue
         if out.dtype != np.dtype(expected_dtype):
             cell.fail(f"{key}: dtype {out.dtype} != expected {expected_dtype}")

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 from keras_parity import golden
 from keras_parity.compare import CellResult, compare
 from keras_parity.run import BackendRun
 from models.registry import REGISTRY
-
-
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _load_snapshot(model: str, run: BackendRun, root: Path):
@@ -40,15 +34,19 @@ def _check_provenance(model: str, ref_meta: dict, run: BackendRun) -> tuple[list
                 f"(sha256 {b['weights_sha256']} != {want.get('weights_sha256')}); "
                 "if the change is intended, regenerate with `nox -s golden`"
             )
-        if want.get("config_sha256") not in (None, config_hash(b["config"])):
+        if want.get("config_sha256") not in (None, b["config_sha256"]):
             notes.append(f"model definition of '{builder}' changed since the goldens were made")
     for case, digest in got.get("inputs_sha256", {}).items():
         if ref_meta.get("inputs_sha256", {}).get(case) != digest:
-            problems.append(f"inputs of case '{case}' changed since the goldens were made; regenerate with `nox -s golden`")
+            problems.append(
+                f"inputs of case '{case}' changed since the goldens were made; regenerate with `nox -s golden`"
+            )
     return problems, notes
 
 
-def evaluate(runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, write_obtained: bool = True) -> list[CellResult]:
+def evaluate(
+    runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, write_obtained: bool = True
+) -> list[CellResult]:
     cells: list[CellResult] = []
     for model in models:
         spec = REGISTRY[model]
@@ -80,9 +78,13 @@ def evaluate(runs: dict[str, BackendRun], models: list[str], root: Path = golden
                 for path in run.paths(model, case.name) or ["?"]:
                     cell = CellResult(model, case.name, backend, device, path)
                     obtained = run.cell(model, case.name, path)
-                    snap = None if snapshot is None else {
-                        k.split("/", 2)[2]: v for k, v in snapshot.items() if k.startswith(f"{case.name}/{path}/")
-                    }
+                    snap = (
+                        None
+                        if snapshot is None
+                        else {
+                            k.split("/", 2)[2]: v for k, v in snapshot.items() if k.startswith(f"{case.name}/{path}/")
+                        }
+                    )
                     compare(cell, obtained, reference, tol, snapshot=snap, classifier=case.classifier)
                     if snapshot is not None and where == "other-platform":
                         cell.snapshot = "other-platform"

@@ -9,12 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# One compute thread per backend process: a reduction split across threads can round
+# differently with the core count, and the backends run side by side on the cores instead.
+THREADS = 1
+
 
 def before_import(backend: str, cache_dir: Path | None) -> dict:
     """Environment that must be set before the backend library is imported."""
     env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    env.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), str(THREADS)))
     if backend == "tensorflow":
         env["TF_DETERMINISTIC_OPS"] = "1"
+    if backend == "jax":
+        flags = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={THREADS}"
+        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
     if backend == "jax" and cache_dir is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = str(cache_dir)
     os.environ.update(env)
@@ -27,9 +35,12 @@ def after_import(backend: str) -> dict:
         import tensorflow as tf
         from tensorflow.python.framework.config import is_op_determinism_enabled
 
+        tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+        tf.config.threading.set_inter_op_parallelism_threads(THREADS)
         tf.config.experimental.enable_op_determinism()
         tf.config.experimental.enable_tensor_float_32_execution(False)
         return {
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "op_determinism": is_op_determinism_enabled(),
             "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
         }
@@ -44,17 +55,21 @@ def after_import(backend: str) -> dict:
         return {
             "default_matmul_precision": jax.config.jax_default_matmul_precision,
             "enable_x64": bool(jax.config.jax_enable_x64),
-            "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
+            "persistent_compilation_cache": bool(jax.config.jax_compilation_cache_dir),
+            "xla_flags": os.environ.get("XLA_FLAGS", ""),
         }
     if backend == "torch":
         import torch
 
+        torch.set_num_threads(THREADS)
+        torch.set_num_interop_threads(THREADS)
         torch.use_deterministic_algorithms(True)
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cudnn.benchmark = False
         torch.set_float32_matmul_precision("highest")
         return {
+            "num_threads": torch.get_num_threads(),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
             "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,

@@ -12,7 +12,6 @@ import numpy as np
 
 from keras_parity import golden
 from keras_parity.compare import ulp_distance
-from keras_parity.evaluate import config_hash
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.run import BackendRun
 from keras_parity.weights import generate_inputs, generate_weights
@@ -89,9 +88,17 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         spec = REGISTRY[model]
         ref_path = golden.reference_path(model, root)
         meta = {
-            "model": model, "seed": spec.seed, "module": spec.module,
-            "builders": {n: {"weights_sha256": b["weights_sha256"], "config_sha256": config_hash(b["config"]),
-                             "n_weights": len(b["weights"])} for n, b in builders.items()},
+            "model": model,
+            "seed": spec.seed,
+            "module": spec.module,
+            "builders": {
+                n: {
+                    "weights_sha256": b["weights_sha256"],
+                    "config_sha256": b["config_sha256"],
+                    "n_weights": len(b["weights"]),
+                }
+                for n, b in builders.items()
+            },
             "inputs_sha256": ok[0].meta["models"][model]["inputs_sha256"],
             "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
         }
@@ -101,15 +108,20 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta)]
         for run in ok:
             prefix = f"{model}/"
-            arrays = {k[len(prefix):]: v for k, v in run.arrays.items() if k.startswith(prefix)}
+            arrays = {k[len(prefix) :]: v for k, v in run.arrays.items() if k.startswith(prefix)}
             path = golden.snapshot_path(model, run.meta["platform"], run.backend, root)
             old = golden.read_npz(path) if path.exists() else None
             for line in _describe_change(old, arrays):
                 log(f"  {model} {run.backend} snapshot ({run.meta['platform']}): {line}")
-            snap_meta = {k: run.meta[k] for k in ("backend", "device", "gpu_model", "cpu_model", "platform", "versions", "knobs")}
+            snap_meta = {
+                k: run.meta[k] for k in ("backend", "device", "gpu_model", "cpu_model", "platform", "versions", "knobs")
+            }
             writes += [(path, arrays), (path.with_suffix(".json"), snap_meta)]
     for path, content in writes:
-        (golden.write_npz if path.suffix == ".npz" else golden.write_json)(path, content)
+        if path.suffix == ".json" and golden.write_json(path, content):
+            log(f"  {path.relative_to(root)}: metadata changed (versions, knobs, checksums or shapes)")
+        elif path.suffix == ".npz":
+            golden.write_npz(path, content)
     for run in runs.values():
         if run.error:
             log(f"[red]{run.backend}: {run.error}; its snapshots are left as they were[/]")

@@ -30,17 +30,35 @@ def _snapshot_text(cell: CellResult) -> str:
 
 def table(cells: list[CellResult]) -> Table:
     t = Table(title="keras-parity: float32 outputs vs the float64 reference", show_lines=False)
-    for col, just in (("model/case", "left"), ("backend", "left"), ("device", "left"), ("path", "left"),
-                      ("rel L2", "right"), ("max abs", "right"), ("max rel", "right"), ("tol (rel L2)", "right"),
-                      ("vs snapshot", "left"), ("top-5", "right"), ("verdict", "left")):
+    for col, just in (
+        ("model/case", "left"),
+        ("backend", "left"),
+        ("device", "left"),
+        ("path", "left"),
+        ("rel L2", "right"),
+        ("max abs", "right"),
+        ("max rel", "right"),
+        ("tol (rel L2)", "right"),
+        ("vs snapshot", "left"),
+        ("top-5", "right"),
+        ("verdict", "left"),
+    ):
         t.add_column(col, justify=just, no_wrap=True)
     for c in cells:
         ms = list(c.outputs.values())
-        worst = lambda attr: max((getattr(m, attr) for m in ms), default=None)  # noqa: E731
+        worst = lambda attr, ms=ms: max((getattr(m, attr) for m in ms), default=None)
         top5 = [m.top5 for m in ms if m.top5 is not None]
         t.add_row(
-            c.name, c.backend, c.device, c.path, _fmt(worst("rel_l2")), _fmt(worst("max_abs")), _fmt(worst("max_rel")),
-            _fmt(c.tol.rel_l2 if c.tol else None), _snapshot_text(c), f"{min(top5):.2f}" if top5 else "-",
+            c.name,
+            c.backend,
+            c.device,
+            c.path,
+            _fmt(worst("rel_l2")),
+            _fmt(worst("max_abs")),
+            _fmt(worst("max_rel")),
+            _fmt(c.tol.rel_l2 if c.tol else None),
+            _snapshot_text(c),
+            f"{min(top5):.2f}" if top5 else "-",
             f"[{_STYLE[c.status]}]{c.status.upper()}[/]",
         )
     return t
@@ -52,7 +70,9 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
     for c in cells:
         for p in c.problems:
             style = "dim" if p.startswith("note:") else _STYLE[c.status]
-            console.print(f"[{style}]{c.status.upper()}[/] {c.name} [{c.backend}/{c.device}/{c.path}]: {p}", highlight=False)
+            console.print(
+                f"[{style}]{c.status.upper()}[/] {c.name} [{c.backend}/{c.device}/{c.path}]: {p}", highlight=False
+            )
     n = {s: sum(c.status == s for c in cells) for s in _STYLE}
     console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors")
 

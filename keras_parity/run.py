@@ -24,11 +24,11 @@ class BackendRun:
 
     def cell(self, model: str, case: str, path: str) -> dict[str, np.ndarray]:
         prefix = f"{model}/{case}/{path}/"
-        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in self.arrays.items() if k.startswith(prefix)}
 
     def paths(self, model: str, case: str) -> list[str]:
         prefix = f"{model}/{case}/"
-        return sorted({k[len(prefix):].split("/", 1)[0] for k in self.arrays if k.startswith(prefix)})
+        return sorted({k[len(prefix) :].split("/", 1)[0] for k in self.arrays if k.startswith(prefix)})
 
 
 def _last_line(text: str) -> str:
@@ -37,13 +37,21 @@ def _last_line(text: str) -> str:
 
 
 def run_backends(
-    backends: list[str], models: list[str], out: Path, *, repeat: bool = False, naive: bool = False,
-    python: dict[str, Path] | None = None, log=print,
+    backends: list[str],
+    models: list[str],
+    out: Path,
+    *,
+    repeat: bool = False,
+    naive: bool = False,
+    configs: bool = False,
+    python: dict[str, Path] | None = None,
+    log=print,
 ) -> dict[str, BackendRun]:
     """Start one runner process per backend at once (imports overlap on the cores)."""
     out.mkdir(parents=True, exist_ok=True)
     runs, procs = {b: BackendRun(b) for b in backends}, {}
-    cache = Path(os.environ.get("KERAS_PARITY_JAX_CACHE", ROOT / ".jax_cache"))
+    # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
+    cache = Path(os.environ.get("KERAS_PARITY_CACHE", ROOT / ".cache"))
     for b in backends:
         try:
             exe = (python or {}).get(b) or envs.ensure(b, log=log)
@@ -54,10 +62,19 @@ def run_backends(
             (out / f"{b}{suffix}").unlink(missing_ok=True)
         cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out)]
         cmd += [] if naive else ["--cache-dir", str(cache)]
-        cmd += [a for m in models for a in ("--model", m)] + (["--repeat"] if repeat else []) + (["--naive"] if naive else [])
+        cmd += (
+            [a for m in models for a in ("--model", m)]
+            + (["--repeat"] if repeat else [])
+            + (["--naive"] if naive else [])
+            + (["--configs"] if configs else [])
+        )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         err = open(out / f"{b}.log", "w")
-        procs[b] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT), time.perf_counter(), err)
+        procs[b] = (
+            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT),
+            time.perf_counter(),
+            err,
+        )
     for b, (proc, t0, err) in procs.items():
         proc.wait()
         err.close()

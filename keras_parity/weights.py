@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
+import os
+import tempfile
+import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 
@@ -41,9 +46,7 @@ def draw_weight(path: str, shape: tuple[int, ...], rng: np.random.Generator) -> 
         fan_in = int(np.prod(shape[:-1]))
         gain = 2.0 if len(shape) > 2 else 1.0
         return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(gain / fan_in))
-    raise ValueError(
-        f"no weight rule for variable '{path}'; add one for '{leaf}' in keras_parity/weights.py"
-    )
+    raise ValueError(f"no weight rule for variable '{path}'; add one for '{leaf}' in keras_parity/weights.py")
 
 
 def generate_weights(
@@ -63,6 +66,37 @@ def generate_weights(
     return out
 
 
+def cached_weights(
+    specs: list[tuple[str, tuple[int, ...]]],
+    seed: int,
+    builder: str,
+    scale: dict[str, float] | None,
+    cache_dir: Path | None,
+    min_size: int = 1_000_000,
+) -> list[np.ndarray]:
+    """generate_weights, kept on disk for big models: drawing ResNet50's 25M values costs 0.5 s
+    in every backend process. The key covers everything the values derive from, this file
+    included, and the caller checksums what it gets, so a stale cache cannot go unnoticed."""
+    if cache_dir is None or sum(int(np.prod(s)) for _, s in specs) < min_size:
+        return generate_weights(specs, seed, builder, scale)
+    key = hashlib.sha256(repr((specs, seed, builder, sorted((scale or {}).items()))).encode())
+    key.update(Path(__file__).read_bytes())
+    path = cache_dir / f"{builder}-{key.hexdigest()[:16]}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return [z[f"w{i}"] for i in range(len(specs))]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # a damaged cache entry is rebuilt below
+    weights = generate_weights(specs, seed, builder, scale)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, **{f"w{i}": w for i, w in enumerate(weights)})
+    os.replace(tmp, path)  # concurrent writers of the same key write the same bytes
+    return weights
+
+
 def generate_inputs(inputs: dict[str, Inp], seed: int, builder: str) -> dict[str, np.ndarray]:
     out = {}
     for name, inp in inputs.items():
@@ -72,6 +106,11 @@ def generate_inputs(inputs: dict[str, Inp], seed: int, builder: str) -> dict[str
             rng = _rng(seed, builder, "input", name)
             out[name] = rng.uniform(inp.low, inp.high, size=inp.shape).astype(np.float32)
     return out
+
+
+def config_hash(config: dict) -> str:
+    """Hash of a model's Keras config: a changed definition shows as a note in the report."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def checksum(arrays) -> str:

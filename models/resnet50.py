@@ -5,6 +5,4 @@ import keras
 
 def resnet50():
     x = keras.Input((224, 224, 3), name="x")
-    return keras.applications.ResNet50(
-        weights=None, input_tensor=x, classifier_activation=None, name="resnet50"
-    )
+    return keras.applications.ResNet50(weights=None, input_tensor=x, classifier_activation=None, name="resnet50")

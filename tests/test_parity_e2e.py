@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 
 def cli(*args, cwd=ROOT):
     env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}  # a project copy reuses the envs
-    return subprocess.run([sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,13 @@ def test_full_parity_run_passes_every_case_on_every_backend(parity):
     assert want <= seen
     # The compiled path and, where it differs, the eager call are separate cells.
     paths = {(c["backend"], c["path"]) for c in report["cells"]}
-    assert {("tensorflow", "predict"), ("tensorflow", "eager"), ("jax", "predict"), ("jax", "eager"), ("torch", "predict")} <= paths
+    assert {
+        ("tensorflow", "predict"),
+        ("tensorflow", "eager"),
+        ("jax", "predict"),
+        ("jax", "eager"),
+        ("torch", "predict"),
+    } <= paths
     for b in BACKENDS:
         meta = report["runs"][b]
         assert meta["versions"]["keras"] and meta["git_commit"] and meta["cpu_model"] and meta["knobs"]
@@ -142,24 +150,50 @@ def test_nan_output_fails_and_writes_obtained_beside_the_golden(parity, golden_c
 
 def test_backend_whose_import_fails_is_reported_and_others_run(tmp_path):
     # This test environment has no jax: pointing the jax runner at it makes its import fail.
-    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, python={"jax": Path(sys.executable)}, log=lambda *a: None)
+    runs = run_backends(
+        ["jax", "torch"], ["linear"], tmp_path, python={"jax": Path(sys.executable)}, log=lambda *a: None
+    )
     assert runs["jax"].error and "import failed" in runs["jax"].error and "jax" in runs["jax"].error
     cells = evaluate(runs, ["linear"])
     assert [c.status for c in cells if c.backend == "jax"] == ["error"]
     assert all(c.status == "pass" for c in cells if c.backend == "torch")
 
 
-def test_regenerating_twice_is_byte_identical(parity, golden_copy):
-    _, _, runs = parity
-    assert regenerate(runs, MODELS, golden_copy, log=lambda *a: None) == 0
-    first = {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()}
-    assert regenerate(runs, MODELS, golden_copy, log=lambda *a: None) == 0
-    assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == first
-    for model in MODELS:  # the float64 reference does not depend on the backend runs
+def test_golden_twice_in_a_row_is_byte_identical(golden_copy, tmp_path):
+    """`nox -s golden` twice leaves git clean: same numbers, same bytes, nothing rewritten."""
+    first_run = cli("golden", "--golden-dir", str(golden_copy), "--out", str(tmp_path / "a"))
+    assert first_run.returncode == 0, first_run.stdout[-2000:] + first_run.stderr[-2000:]
+    first = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in golden_copy.rglob("*") if p.is_file()}
+    second_run = cli("golden", "--golden-dir", str(golden_copy), "--out", str(tmp_path / "b"))
+    assert second_run.returncode == 0
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in golden_copy.rglob("*") if p.is_file()} == first
+    assert [line for line in second_run.stdout.splitlines() if line.startswith("  ")] == []  # no change lines
+    for model in MODELS:  # the float64 reference does not depend on the machine's float32 path
         new = golden.read_npz(golden_copy / model / "reference.npz")
         old = golden.read_npz(golden.reference_path(model))
         assert new.keys() == old.keys()
         assert all(np.allclose(new[k], old[k], rtol=1e-12, atol=1e-12) for k in new)
+
+
+def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_copy, monkeypatch):
+    _, _, runs = parity
+    before = {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()}
+    # A failure: these runs carry no model configs, so no reference can be computed.
+    assert regenerate(runs, MODELS, golden_copy, log=lambda *a: None) == len(MODELS)
+    assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == before
+    # An interruption while the third model's reference is computed: nothing is written.
+    calls = []
+
+    def interrupt(model, builders):
+        calls.append(model)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return {}
+
+    monkeypatch.setattr("keras_parity.regen.reference_outputs", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        regenerate(runs, MODELS, golden_copy, log=lambda *a: None)
+    assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == before
 
 
 def test_planted_batchnorm_epsilon_change_fails_bn_mlp_on_every_backend(tmp_path):

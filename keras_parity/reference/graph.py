@@ -6,6 +6,7 @@ inherit a bug from the backend it is meant to judge.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,8 +46,13 @@ class _Params:
 
 
 def _is_triple(x):
-    return (isinstance(x, (list, tuple)) and len(x) == 3 and isinstance(x[0], str)
-            and isinstance(x[1], int) and isinstance(x[2], int))
+    return (
+        isinstance(x, (list, tuple))
+        and len(x) == 3
+        and isinstance(x[0], str)
+        and isinstance(x[1], int)
+        and isinstance(x[2], int)
+    )
 
 
 def _triples(struct):
@@ -104,15 +110,16 @@ def _call_kwargs(kwargs, name):
             continue
         if key == "mask":
             raise UnsupportedLayer(f"float64 reference does not implement masks (layer '{name}')")
-        raise UnsupportedLayer(f"float64 reference does not implement call argument "
-                               f"{key}={value!r} (layer '{name}')")
+        raise UnsupportedLayer(f"float64 reference does not implement call argument {key}={value!r} (layer '{name}')")
 
 
 def _check_dtype_policy(layer):
     policy = layer["config"].get("dtype")
     if isinstance(policy, dict) and "Quantized" in str(policy.get("class_name")):
-        raise UnsupportedLayer(f"float64 reference does not implement quantized layers "
-                               f"(layer '{layer['name']}', {policy.get('class_name')})")
+        raise UnsupportedLayer(
+            f"float64 reference does not implement quantized layers "
+            f"(layer '{layer['name']}', {policy.get('class_name')})"
+        )
 
 
 def _feed(config, inputs):
@@ -142,12 +149,20 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
     input_layers order, or one array. training: the flag the model is called with.
     """
     if "layers" not in config:
-        raise UnsupportedLayer("float64 reference evaluates functional models only "
-                               "(config has no 'layers')")
+        raise UnsupportedLayer("float64 reference evaluates functional models only (config has no 'layers')")
     state = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     used, updated, captured = set(), {}, {}
     values = {(name, 0): [x] for name, x in _feed(config, inputs).items()}
-
+    unfed = [
+        layer["name"] for layer in config["layers"] if not layer["inbound_nodes"] and (layer["name"], 0) not in values
+    ]
+    if unfed:
+        raise ValueError(f"layers {unfed} have no inbound nodes and are not model inputs")
+    outputs = _triples(config["output_layers"])
+    # Consumers left per (layer, node): without capture, a value is freed after its last
+    # read, which keeps ResNet50 at a few live activations instead of all of them.
+    readers = Counter(key for layer in config["layers"] for node in layer["inbound_nodes"] for key in _history(node))
+    out_keys = {(name, node) for name, node, _ in outputs}
     pending = [(layer, i) for layer in config["layers"] for i in range(len(layer["inbound_nodes"]))]
     while pending:
         # config["layers"] is already in topological order, so this is normally one pass;
@@ -155,18 +170,19 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
         waiting = []
         for layer, i in pending:
             node = layer["inbound_nodes"][i]
-            if any(key not in values for key in _history(node)):
+            history = _history(node)
+            if any(key not in values for key in history):
                 waiting.append((layer, i))
                 continue
-            values[(layer["name"], i)] = _call(layer, i, node, values, state, used, updated, training)
+            values[(layer["name"], i)] = _call(layer, node, values, state, used, updated, training)
+            for key in history:
+                readers[key] -= 1
+                if readers[key] == 0 and not capture and key not in out_keys:
+                    del values[key]
         if len(waiting) == len(pending):
             stuck = sorted({layer["name"] for layer, _ in waiting})
             raise ValueError(f"cannot compute layers {stuck}: their inputs are never produced")
         pending = waiting
-
-    for layer in config["layers"]:
-        if not layer["inbound_nodes"] and (layer["name"], 0) not in values:
-            raise ValueError(f"layer '{layer['name']}' has no inputs and was not fed")
 
     unused = sorted(set(state) - used - set(updated))
     if unused:
@@ -178,11 +194,10 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
             base = name if i == 0 else f"{name}@{i}"
             for j, out in enumerate(outs):
                 captured[base if j == 0 else f"{base}:{j}"] = out
-    outputs = [values[(name, node)][index] for name, node, index in _triples(config["output_layers"])]
-    return Result(outputs=outputs, updated=updated, layers=captured)
+    return Result(outputs=[values[(n, k)][j] for n, k, j in outputs], updated=updated, layers=captured)
 
 
-def _call(layer, i, node, values, state, used, updated, training):
+def _call(layer, node, values, state, used, updated, training):
     name, class_name = layer["name"], layer["class_name"]
     fn = LAYERS.get(class_name)
     if fn is None:
@@ -193,6 +208,11 @@ def _call(layer, i, node, values, state, used, updated, training):
     _check_dtype_policy(layer)
     _call_kwargs(node.get("kwargs") or {}, name)
     args = _resolve(node.get("args", []), values)
-    out = fn({**layer["config"], "name": name}, _Params(name, state, used, updated), args, bool(training))
+    try:
+        out = fn({**layer["config"], "name": name}, _Params(name, state, used, updated), args, bool(training))
+    except ValueError as e:  # UnsupportedLayer included: name the layer if the math could not
+        if f"'{name}'" in str(e):
+            raise
+        raise type(e)(f"{e} (layer '{name}', {class_name})") from e
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     return [np.asarray(o, dtype=np.float64) for o in outs]

@@ -19,6 +19,7 @@ class UnsupportedLayer(ValueError):
 
 # ----------------------------------------------------------------------------- activations
 
+
 def sigmoid(x):
     # exp(-|x|) never overflows, so both tails stay accurate to the last bit.
     e = np.exp(-np.abs(x))
@@ -31,8 +32,8 @@ def softmax(x, axis=-1):
 
 
 def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    """keras.activations.relu, including its corner: with a threshold, values in
-    (0, threshold] map to 0 rather than to x (ReLU.static_call, Keras 3)."""
+    """keras.activations.relu step by step as ReLU.static_call does it, so the option
+    combinations compose the same way (slope applies below threshold, clip only above)."""
     y = np.where(x > threshold, x, 0.0) if threshold != 0 else np.maximum(x, 0.0)
     if max_value is not None:
         y = np.clip(y, 0.0, max_value)
@@ -41,13 +42,7 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     return y
 
 
-ACTIVATIONS = {
-    "linear": lambda x: x,
-    "relu": relu,
-    "sigmoid": sigmoid,
-    "tanh": np.tanh,
-    "softmax": softmax,
-}
+ACTIVATIONS = {"linear": lambda x: x, "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "softmax": softmax}
 
 
 def activation(name, x):
@@ -61,6 +56,7 @@ def activation(name, x):
 
 
 # ---------------------------------------------------------------------------- dense / conv
+
 
 def dense(x, kernel, bias=None):
     y = x @ kernel  # matmul broadcasts over leading axes, as ops.matmul does in Dense
@@ -88,12 +84,16 @@ def _padded(x, ksize, strides, padding, value):
 
 
 def _windows(x, ksize, strides):
-    """Yield (offset, strided view) per kernel position: window offset o of output p reads
-    x[p*stride + o]. Slicing views is far cheaper than building a sliding-window view."""
+    """One strided view per kernel offset o, holding x[p*stride + o] for every output p, in
+    C order of the offsets (the order of kernel.reshape(-1, in, out)). Each is a cheap
+    slice; together they are the im2col matrix without index arithmetic."""
+    if not len(ksize) == len(strides) == x.ndim - 2:
+        raise ValueError(f"window {tuple(ksize)} / strides {tuple(strides)} do not fit input {x.shape}")
     out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], ksize, strides)]
+    if min(out) < 1:
+        raise ValueError(f"window {tuple(ksize)} does not fit input {x.shape[1:-1]} with 'valid' padding")
     for off in itertools.product(*(range(k) for k in ksize)):
-        idx = tuple(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides))
-        yield off, x[(slice(None), *idx)]
+        yield x[(slice(None), *(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides)))]
 
 
 def conv(x, kernel, bias=None, strides=None, padding="valid"):
@@ -103,18 +103,15 @@ def conv(x, kernel, bias=None, strides=None, padding="valid"):
     which is what makes ResNet50 run in seconds."""
     ksize = kernel.shape[:-2]
     strides = tuple(strides or (1,) * len(ksize))
-    if x.shape[-1] != kernel.shape[-2]:
-        raise ValueError(f"conv: input has {x.shape[-1]} channels, kernel expects {kernel.shape[-2]}")
+    if x.shape[-1] != kernel.shape[-2] or x.ndim != kernel.ndim:
+        raise ValueError(f"conv: kernel {kernel.shape} does not fit input {x.shape}")
     x = _padded(x, ksize, strides, padding, 0.0)
     wins = list(_windows(x, ksize, strides))
-    if len(wins) == 1:
-        cols = np.ascontiguousarray(wins[0][1])
-    else:
-        cols = np.empty((*wins[0][1].shape[:-1], len(wins), x.shape[-1]))
-        for i, (_, w) in enumerate(wins):  # same order as kernel.reshape(-1, in, out)
-            cols[..., i, :] = w
-    y = cols.reshape(-1, len(wins) * x.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
-    y = y.reshape(*wins[0][1].shape[:-1], kernel.shape[-1])
+    cols = np.empty((*wins[0].shape[:-1], len(wins), x.shape[-1]))
+    for i, w in enumerate(wins):
+        cols[..., i, :] = w
+    y = cols.reshape(-1, cols.shape[-2] * cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
+    y = y.reshape(*cols.shape[:-2], kernel.shape[-1])
     return y if bias is None else y + bias
 
 
@@ -122,21 +119,23 @@ def max_pool(x, pool_size, strides=None, padding="valid"):
     strides = tuple(strides or pool_size)
     # -inf padding can never win a max, so 'same' windows only see real pixels.
     x = _padded(x, pool_size, strides, padding, -np.inf)
-    out = None
-    for _, w in _windows(x, pool_size, strides):
-        out = w.copy() if out is None else np.maximum(out, w)
+    wins = _windows(x, pool_size, strides)
+    out = next(wins).copy()
+    for w in wins:
+        np.maximum(out, w, out=out)
     return out
 
 
 # -------------------------------------------------------------------------- normalization
+
 
 def batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon, momentum, training=False):
     """Channels on the last axis. Returns (y, new_moving_mean, new_moving_variance); the
     moving statistics come back unchanged in inference mode.
 
     Training uses the biased batch variance (divide by n, not n-1) both to normalize and
-    to update the moving variance: Keras 3 takes both from ops.moments, unlike Keras 2/TF1
-    which fed the unbiased one into the moving average."""
+    to update the moving variance: Keras 3 takes both from ops.moments, whereas e.g.
+    torch.nn.BatchNorm feeds the unbiased one into its running variance."""
     if training:
         axes = tuple(range(x.ndim - 1))
         mean = x.mean(axis=axes)
@@ -145,28 +144,20 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon, momentum, 
         moving_variance = moving_variance * momentum + var * (1.0 - momentum)
     else:
         mean, var = moving_mean, moving_variance
-    y = (x - mean) / np.sqrt(var + epsilon)
-    if gamma is not None:
-        y = y * gamma
-    if beta is not None:
-        y = y + beta
-    return y, moving_mean, moving_variance
+    y = (x - mean) / np.sqrt(var + epsilon) * (1.0 if gamma is None else gamma)
+    return y + (0.0 if beta is None else beta), moving_mean, moving_variance
 
 
 # ------------------------------------------------------------------------------- recurrent
 
-def lstm(x, kernel, recurrent_kernel, bias=None, act="tanh", recurrent_act="sigmoid",
-         return_sequences=False):
+
+def lstm(x, kernel, recurrent_kernel, bias=None, act="tanh", recurrent_act="sigmoid", return_sequences=False):
     """x (batch, time, features); gates packed i, f, c, o along the last kernel axis.
     Returns (output, h, c) with zero initial state, as keras.layers.LSTM."""
     units = recurrent_kernel.shape[0]
-    h = np.zeros((x.shape[0], units))
-    c = np.zeros((x.shape[0], units))
-    seq = []
+    h, c, seq = np.zeros((x.shape[0], units)), np.zeros((x.shape[0], units)), []
     for t in range(x.shape[1]):
-        z = x[:, t] @ kernel + h @ recurrent_kernel
-        if bias is not None:
-            z = z + bias
+        z = x[:, t] @ kernel + h @ recurrent_kernel + (0.0 if bias is None else bias)
         zi, zf, zc, zo = np.split(z, 4, axis=-1)
         c = activation(recurrent_act, zf) * c + activation(recurrent_act, zi) * activation(act, zc)
         h = activation(recurrent_act, zo) * activation(act, c)
@@ -185,9 +176,9 @@ LAYERS = {}
 
 def _register(*class_names):
     def deco(fn):
-        for n in class_names:
-            LAYERS[n] = fn
+        LAYERS.update(dict.fromkeys(class_names, fn))
         return fn
+
     return deco
 
 
@@ -207,20 +198,6 @@ def _one(args):
     return args[0]
 
 
-def _conv_checks(cfg, rank):
-    _require(cfg, data_format=("channels_last",), groups=(1,))
-    if any(d != 1 for d in cfg.get("dilation_rate", (1,) * rank)):
-        raise UnsupportedLayer(
-            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} "
-            f"(layer '{cfg.get('name')}')"
-        )
-
-
-@_register("InputLayer")
-def _input(cfg, p, args, training):
-    return _one(args)
-
-
 @_register("Dense")
 def _dense(cfg, p, args, training):
     _require(cfg, quantization_config=(None,), lora_rank=(None, 0))
@@ -230,10 +207,12 @@ def _dense(cfg, p, args, training):
 
 @_register("Conv1D", "Conv2D")
 def _conv(cfg, p, args, training):
+    _require(cfg, data_format=("channels_last",), groups=(1,))
+    if any(d != 1 for d in cfg.get("dilation_rate", ())):
+        raise UnsupportedLayer(
+            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
+        )
     x, kernel = _one(args), p("kernel")
-    _conv_checks(cfg, x.ndim - 2)
-    if kernel.ndim != x.ndim:
-        raise ValueError(f"layer '{cfg.get('name')}': kernel {kernel.shape} does not fit input {x.shape}")
     bias = p("bias") if cfg.get("use_bias", True) else None
     y = conv(x, kernel, bias, strides=cfg.get("strides"), padding=cfg.get("padding", "valid"))
     return activation(cfg.get("activation"), y)
@@ -246,8 +225,12 @@ def _activation(cfg, p, args, training):
 
 @_register("ReLU")
 def _relu(cfg, p, args, training):
-    return relu(_one(args), negative_slope=cfg.get("negative_slope", 0.0),
-                max_value=cfg.get("max_value"), threshold=cfg.get("threshold", 0.0))
+    return relu(
+        _one(args),
+        negative_slope=cfg.get("negative_slope", 0.0),
+        max_value=cfg.get("max_value"),
+        threshold=cfg.get("threshold", 0.0),
+    )
 
 
 @_register("Add")
@@ -282,7 +265,10 @@ def _max_pool(cfg, p, args, training):
 @_register("GlobalAveragePooling2D")
 def _global_avg_pool(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
-    return _one(args).mean(axis=(1, 2), keepdims=bool(cfg.get("keepdims", False)))
+    x = _one(args)
+    if x.ndim != 4:
+        raise ValueError(f"GlobalAveragePooling2D needs a 4-d input, got {x.shape}")
+    return x.mean(axis=(1, 2), keepdims=bool(cfg.get("keepdims", False)))
 
 
 @_register("BatchNormalization")
@@ -291,14 +277,25 @@ def _batch_norm(cfg, p, args, training):
     axis = cfg.get("axis", -1)
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
     if axis not in (-1, x.ndim - 1):
-        raise UnsupportedLayer(f"float64 reference supports BatchNormalization only on the last "
-                               f"axis, layer '{cfg.get('name')}' has axis={cfg.get('axis')!r}")
+        raise UnsupportedLayer(
+            f"float64 reference supports BatchNormalization only on the last "
+            f"axis, layer '{cfg.get('name')}' has axis={cfg.get('axis')!r}"
+        )
     _require(cfg, renorm=(False,))
     # Keras: `if training and self.trainable` - a frozen BN always uses moving statistics.
     train = bool(training and cfg.get("trainable", True))
+    gamma = p("gamma") if cfg.get("scale", True) else None
+    beta = p("beta") if cfg.get("center", True) else None
     y, mean, var = batch_norm(
-        x, p("gamma") if cfg.get("scale", True) else None, p("beta") if cfg.get("center", True) else None,
-        p("moving_mean"), p("moving_variance"), cfg.get("epsilon", 1e-3), cfg.get("momentum", 0.99), train)
+        x,
+        gamma,
+        beta,
+        p("moving_mean"),
+        p("moving_variance"),
+        cfg.get("epsilon", 1e-3),
+        cfg.get("momentum", 0.99),
+        train,
+    )
     if train:
         p.update("moving_mean", mean)
         p.update("moving_variance", var)
@@ -309,16 +306,24 @@ def _batch_norm(cfg, p, args, training):
 def _lstm(cfg, p, args, training):
     _require(cfg, go_backwards=(False,), stateful=(False,))
     if training and (cfg.get("dropout", 0) > 0 or cfg.get("recurrent_dropout", 0) > 0):
-        raise UnsupportedLayer(f"float64 reference cannot reproduce LSTM dropout masks "
-                               f"(layer '{cfg.get('name')}', training=True)")
+        raise UnsupportedLayer(
+            f"float64 reference cannot reproduce LSTM dropout masks (layer '{cfg.get('name')}', training=True)"
+        )
     bias = p("lstm_cell/bias") if cfg.get("use_bias", True) else None
-    out, h, c = lstm(_one(args), p("lstm_cell/kernel"), p("lstm_cell/recurrent_kernel"), bias,
-                     cfg.get("activation"), cfg.get("recurrent_activation"),
-                     bool(cfg.get("return_sequences", False)))
+    out, h, c = lstm(
+        _one(args),
+        p("lstm_cell/kernel"),
+        p("lstm_cell/recurrent_kernel"),
+        bias,
+        cfg.get("activation"),
+        cfg.get("recurrent_activation"),
+        bool(cfg.get("return_sequences", False)),
+    )
     return [out, h, c] if cfg.get("return_state", False) else out
 
 
 # Custom layers of this project (models/linear.py), dispatched by class_name.
+
 
 @_register("ElementwiseScale")
 def _elementwise_scale(cfg, p, args, training):
