@@ -75,11 +75,14 @@ def run_backends(
             time.perf_counter(),
             err,
         )
-    for b, (proc, t0, err) in procs.items():
-        proc.wait()
-        err.close()
-        runs[b] = load_run(out, b, proc.returncode)
-        runs[b].wall = time.perf_counter() - t0
+    while procs:  # collect each process as it ends, so each one's wall time is its own
+        for b, (proc, t0, err) in list(procs.items()):
+            if proc.poll() is not None:
+                err.close()
+                runs[b] = load_run(out, b, proc.returncode)
+                runs[b].wall = time.perf_counter() - t0
+                del procs[b]
+        time.sleep(0.02)
     return runs
 
 
