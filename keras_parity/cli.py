@@ -46,8 +46,7 @@ def cmd_parity(args) -> int:
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
     for r in meta.values():
         r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
-    meta["seeds"] = {m: REGISTRY[m].seed for m in models}
-    report.write_json(cells, meta, args.out / "parity.json")
+    report.write_json(cells, meta, args.out / "parity.json", seeds={m: REGISTRY[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
     console.print(f"wall time {wall:.1f} s; report in {args.out / 'parity.json'} and {args.out / 'parity.xml'}")
     bad = [c for c in cells if c.status != "pass"]

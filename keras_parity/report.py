@@ -77,9 +77,9 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
     console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors")
 
 
-def write_json(cells: list[CellResult], runs_meta: dict, path: Path) -> None:
+def write_json(cells: list[CellResult], runs_meta: dict, path: Path, seeds: dict | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"runs": runs_meta, "cells": [c.as_dict() for c in cells]}
+    doc = {"runs": runs_meta, "seeds": seeds or {}, "cells": [c.as_dict() for c in cells]}
     path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str) + "\n")
 
 

@@ -72,6 +72,7 @@ def test_full_parity_run_passes_every_case_on_every_backend(parity):
     for b in BACKENDS:
         meta = report["runs"][b]
         assert meta["versions"]["keras"] and meta["git_commit"] and meta["cpu_model"] and meta["knobs"]
+    assert report["seeds"] == {m: s.seed for m, s in REGISTRY.items()}
     assert runs["jax"].meta["knobs"]["default_matmul_precision"] == "highest"
     assert runs["tensorflow"].meta["knobs"]["op_determinism"] is True
     assert runs["torch"].meta["knobs"]["deterministic_algorithms"] is True
