@@ -97,7 +97,10 @@ def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
         run.error = f"runner exited with code {returncode}: {_last_line(log_text)}"
         return run
     if "import_error" in run.meta:
-        run.error = f"import failed: {run.meta['import_error']}"
+        run.error = (
+            f"import failed: {run.meta['import_error']}; recreate its environment with "
+            f"`rm -r {envs.env_root() / backend}` and rerun"
+        )
     else:
         run.arrays = golden.read_npz(out / f"{backend}.npz")
     return run

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -212,3 +213,26 @@ def test_planted_batchnorm_epsilon_change_fails_bn_mlp_on_every_backend(tmp_path
     assert failed_backends == set(BACKENDS)
     assert "FAIL bn_mlp/inference" in proc.stdout
     assert "model definition of 'bn_mlp' changed" in proc.stdout
+
+
+def test_adding_a_model_as_the_readme_says(tmp_path):
+    """The README's two snippets (one file, one registry entry) give a model that runs."""
+    project = tmp_path / "project"
+    for d in ("keras_parity", "models", "golden", "requirements"):
+        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    blocks = [b.split("```", 1)[0] for b in (ROOT / "README.md").read_text().split("```python\n")[1:]]
+    model_src = next(b for b in blocks if b.lstrip().startswith("# models/tanh_mlp.py"))
+    entry = next(b for b in blocks if b.lstrip().startswith('"tanh_mlp": ModelSpec('))
+    (project / "models" / "tanh_mlp.py").write_text(textwrap.dedent(model_src))
+    registry = project / "models" / "registry.py"
+    text = registry.read_text()
+    cut = text.rindex("}")
+    registry.write_text(text[:cut] + textwrap.indent(textwrap.dedent(entry), "    ") + text[cut:])
+    out = tmp_path / "out"
+    made = cli("golden", "--model", "tanh_mlp", "--out", str(out), cwd=project)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    assert (project / "golden" / "tanh_mlp" / "reference.npz").exists()
+    checked = cli("parity", "--model", "tanh_mlp", "--out", str(out), cwd=project)
+    assert checked.returncode == 0, checked.stdout[-2000:]
+    cells = json.loads((out / "parity.json").read_text())["cells"]
+    assert {c["backend"] for c in cells if c["status"] == "pass"} == set(BACKENDS)

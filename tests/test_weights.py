@@ -40,3 +40,14 @@ def test_inputs_and_checksums():
     y = dict(x)
     y["x"] = np.nextafter(x["x"], 2, dtype=np.float32)
     assert checksum(x) != checksum(y)
+
+
+def test_tolerance_overrides_pick_the_most_specific_match():
+    from keras_parity.spec import ModelSpec, Tol
+
+    base, gpu, jax_gpu = Tol(1, 1, 1, "base"), Tol(2, 2, 2, "gpu"), Tol(3, 3, 3, "jax gpu")
+    spec = ModelSpec("m", 1, (), base, tol_overrides={("*", "gpu", "*"): gpu, ("jax", "gpu", "float32"): jax_gpu})
+    assert spec.tolerance("torch", "cpu") is base
+    assert spec.tolerance("torch", "gpu") is gpu
+    assert spec.tolerance("jax", "gpu") is jax_gpu
+    assert spec.tolerance("jax", "gpu", "float16") is gpu
