@@ -1,7 +1,7 @@
 """Every model the suite checks: its cases, input specs, seed and tolerances, in one table.
 
 Tolerances are against the float64 reference, for float32 runs. Each carries its reason;
-measured float32 errors (README, "What the numbers mean") sit 10-100x below them, and a
+measured float32 errors (README, "What the numbers mean") sit 25-200x below them, and a
 semantic change (a BatchNormalization epsilon, a padding, a gate) lands far above.
 """
 
@@ -20,7 +20,7 @@ REGISTRY: dict[str, ModelSpec] = {
             Case("branch_a", "branch_select", {"x": X((4, 5)), "flag": X((4, 1), fill=1.0)}),
             Case("branch_b", "branch_select", {"x": X((4, 5)), "flag": X((4, 1), fill=0.0)}),
         ),
-        tol=Tol(1e-6, 1e-6, 1e-5, "a few float32 roundings (eps 1.2e-7) per output"),
+        tol=Tol(1e-5, 1e-6, 1e-5, "a few float32 roundings (eps 1.2e-7); sigmoid_mlp's small outputs inflate rel L2"),
     ),
     "cnn": ModelSpec(
         module="models.cnn",
