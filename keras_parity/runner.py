@@ -79,8 +79,6 @@ def run_model(
     configs: bool = False,
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata)."""
-    import keras
-
     spec = REGISTRY[name]
     module = importlib.import_module(spec.module)
     arrays, meta = {}, {"builders": {}}
@@ -88,11 +86,7 @@ def run_model(
     for case in spec.cases:
         if case.builder not in built:
             t0 = time.perf_counter()
-            # Variables created in a StatelessScope stay uninitialized until set_weights:
-            # the backend's initializers (its RNG) never run, which also saves their cost
-            # (about a second for ResNet50 on JAX and on TensorFlow).
-            with keras.StatelessScope():
-                model = getattr(module, case.builder)()
+            model = getattr(module, case.builder)()
             timings["build"] += time.perf_counter() - t0
             specs = [(v.path, tuple(v.shape)) for v in model.weights]
             weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
