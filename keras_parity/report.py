@@ -7,6 +7,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from keras_parity.compare import CellResult
@@ -68,11 +69,14 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
     console = console or Console()
     console.print(table(cells))
     for c in cells:
+        where = escape(f"{c.name} ({c.backend}/{c.device}/{c.path})")
         for p in c.problems:
-            style = "dim" if p.startswith("note:") else _STYLE[c.status]
-            console.print(
-                f"[{style}]{c.status.upper()}[/] {c.name} [{c.backend}/{c.device}/{c.path}]: {p}", highlight=False
-            )
+            if p.startswith("note: "):
+                console.print(f"[dim]note[/] {where}: {escape(p[6:])}", highlight=False, soft_wrap=True)
+            else:
+                console.print(
+                    f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(p)}", highlight=False, soft_wrap=True
+                )
     n = {s: sum(c.status == s for c in cells) for s in _STYLE}
     console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors")
 
