@@ -38,6 +38,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "keras_parity", "bench", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False)
+def images(session: nox.Session) -> None:
+    """Build the backend images (-- --cuda for the CUDA variants, -- --base-image NAME)."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity", "images", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit tests, the float64 reference against Keras, and a real parity run on all backends."""

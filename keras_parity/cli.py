@@ -39,7 +39,7 @@ def cmd_parity(args) -> int:
     backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs = run_backends(backends, models, args.out / "raw", log=console.print)
+        runs = run_backends(backends, models, args.out / "raw", docker=args.docker, log=console.print)
         cells = evaluate(runs, models, args.golden_dir)
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
@@ -65,6 +65,31 @@ def cmd_golden(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_images(args) -> int:
+    from rich.table import Table
+
+    from keras_parity.envs import EnvError
+    from keras_parity.images import build
+
+    backends = _pick("backend", args.backend, BACKENDS)
+    devices = ["cpu", "cuda"] if args.cuda else ["cpu"]
+    t = Table(title="keras-parity images")
+    for col in ("image", "build seconds", "size (MB)"):
+        t.add_column(col, justify="left" if col == "image" else "right")
+    failed = 0
+    for b in backends:
+        for d in devices:
+            try:
+                r = build(b, d, base_image=args.base_image, log=console.print)
+            except EnvError as exc:
+                console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+                failed += 1
+                continue
+            t.add_row(r["tag"], f"{r['seconds']:.1f}", f"{r['size_mb']:.0f}")
+    console.print(t)
+    return 1 if failed else 0
+
+
 def cmd_bench(args) -> int:
     from keras_parity.bench import bench
 
@@ -81,7 +106,13 @@ def main(argv=None) -> int:
     ):
         p = sub.add_parser(name, help=help_, description=help_)
         _common(p)
+        p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
         p.set_defaults(fn=fn)
+    p = sub.add_parser("images", help="build the backend images (cpu; --cuda adds the CUDA variants)")
+    p.add_argument("--backend", action="append", help="build only this backend's image (repeatable)")
+    p.add_argument("--cuda", action="store_true", help="also build the CUDA variants")
+    p.add_argument("--base-image", help="base image to build on, e.g. an offline one (docker/engine.sh)")
+    p.set_defaults(fn=cmd_images)
     args = ap.parse_args(argv)
     return args.fn(args)
 

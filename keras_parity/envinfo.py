@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -59,6 +60,8 @@ def platform_key(device: str, gpu_model: str | None) -> str:
 
 
 def git_commit() -> str:
+    if os.environ.get("KERAS_PARITY_GIT_COMMIT"):  # set for containers, which hold no .git
+        return os.environ["KERAS_PARITY_GIT_COMMIT"]
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"],

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import envs, golden
+from keras_parity import envinfo, envs, golden
 from keras_parity.envinfo import ROOT
 
 
@@ -44,46 +44,55 @@ def run_backends(
     repeat: bool = False,
     naive: bool = False,
     configs: bool = False,
+    docker: bool = False,
     python: dict[str, Path] | None = None,
     log=print,
 ) -> dict[str, BackendRun]:
-    """Start one runner process per backend at once (imports overlap on the cores)."""
+    """Start one runner per backend at once (imports overlap on the cores): a local process in
+    the backend's environment, or with docker=True a container of the backend's image."""
     out.mkdir(parents=True, exist_ok=True)
     runs, procs = {b: BackendRun(b) for b in backends}, {}
     # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
     cache = Path(os.environ.get("KERAS_PARITY_CACHE", ROOT / ".cache"))
+    args = (
+        [a for m in models for a in ("--model", m)]
+        + (["--repeat"] if repeat else [])
+        + (["--naive"] if naive else [])
+        + (["--configs"] if configs else [])
+    )
     for b in backends:
+        for suffix in (".npz", ".json", ".log"):
+            (out / f"{b}{suffix}").unlink(missing_ok=True)
         try:
-            exe = (python or {}).get(b) or envs.ensure(b, log=log)
+            procs[b] = (
+                _start_container(b, out, args) if docker else _start_local(b, out, args, cache, naive, python, log),
+                time.perf_counter(),
+            )
         except envs.EnvError as exc:
             runs[b].error = str(exc)
-            continue
-        for suffix in (".npz", ".json"):
-            (out / f"{b}{suffix}").unlink(missing_ok=True)
-        cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out)]
-        cmd += [] if naive else ["--cache-dir", str(cache)]
-        cmd += (
-            [a for m in models for a in ("--model", m)]
-            + (["--repeat"] if repeat else [])
-            + (["--naive"] if naive else [])
-            + (["--configs"] if configs else [])
-        )
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        err = open(out / f"{b}.log", "w")
-        procs[b] = (
-            subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=err, stderr=subprocess.STDOUT),
-            time.perf_counter(),
-            err,
-        )
-    while procs:  # collect each process as it ends, so each one's wall time is its own
-        for b, (proc, t0, err) in list(procs.items()):
+    while procs:  # collect each runner as it ends, so each one's wall time is its own
+        for b, (proc, t0) in list(procs.items()):
             if proc.poll() is not None:
-                err.close()
                 runs[b] = load_run(out, b, proc.returncode)
                 runs[b].wall = time.perf_counter() - t0
                 del procs[b]
         time.sleep(0.02)
     return runs
+
+
+def _start_local(b, out, args, cache, naive, python, log):
+    exe = (python or {}).get(b) or envs.ensure(b, log=log)
+    cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out), *args]
+    cmd += [] if naive else ["--cache-dir", str(cache)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with open(out / f"{b}.log", "w") as log_file:  # the child keeps its own descriptor
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def _start_container(b, out, args):
+    from keras_parity.images import ContainerRun
+
+    return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()})
 
 
 def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# A private Docker engine and an offline base image, for machines with no registry access.
+#   source docker/engine.sh; engine_up; base_image_offline keras-parity/base:bookworm; ...; engine_down
+# engine_up starts dockerd as root with its own data root, exec root and socket, no bridge
+# and no iptables (builds and containers run with --network none), and exports DOCKER_HOST.
+set -euo pipefail
+
+ENGINE_DIR=${ENGINE_DIR:-/var/tmp/keras-parity-docker}
+
+engine_up() {
+  mkdir -p "$ENGINE_DIR"
+  if [ -S "$ENGINE_DIR/docker.sock" ] && DOCKER_HOST="unix://$ENGINE_DIR/docker.sock" docker version >/dev/null 2>&1; then
+    export DOCKER_HOST="unix://$ENGINE_DIR/docker.sock"
+    return 0
+  fi
+  dockerd --data-root "$ENGINE_DIR/data" --exec-root "$ENGINE_DIR/exec" \
+    --host "unix://$ENGINE_DIR/docker.sock" --pidfile "$ENGINE_DIR/dockerd.pid" \
+    --bridge=none --iptables=false --ip-masq=false >"$ENGINE_DIR/dockerd.log" 2>&1 &
+  export DOCKER_HOST="unix://$ENGINE_DIR/docker.sock"
+  for _ in $(seq 1 60); do
+    docker version >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  echo "error: dockerd did not start; see $ENGINE_DIR/dockerd.log" >&2
+  return 1
+}
+
+engine_down() {
+  if [ -f "$ENGINE_DIR/dockerd.pid" ]; then
+    kill "$(cat "$ENGINE_DIR/dockerd.pid")" 2>/dev/null || true
+    for _ in $(seq 1 30); do [ -f "$ENGINE_DIR/dockerd.pid" ] || break; sleep 1; done
+  fi
+}
+
+# Debian bookworm with python3 (3.11) and venv, from Debian's packages only.
+base_image_offline() {
+  local name=${1:-keras-parity/base:bookworm}
+  if docker image inspect "$name" >/dev/null 2>&1; then return 0; fi
+  local root
+  root=$(mktemp -d /var/tmp/keras-parity-rootfs.XXXXXX)
+  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+    bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 || { tail -5 "$root.log" >&2; return 1; }
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+  tar -C "$root" -c . | docker import - "$name" >/dev/null
+  rm -rf "$root" "$root.log"
+}

@@ -1,0 +1,164 @@
+"""Docker images per (backend, device), built and run through the Docker SDK for Python.
+
+An image's tag carries a short hash of its lock (and of the Dockerfile): a changed lock
+means a new tag, so a stale image is never used silently. Builds are hermetic: wheels are
+downloaded on the host into .wheelhouse/, the build context is assembled from the lock,
+those wheels and the sources, and the build runs with no network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from keras_parity.envinfo import ROOT
+from keras_parity.envs import EnvError, find_links_args, lock_file
+
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+WHEELHOUSE = ROOT / ".wheelhouse"
+CONTEXTS = ROOT / ".cache" / "docker-context"
+
+
+def _client():
+    try:
+        import docker
+    except ImportError:
+        raise EnvError("the Docker SDK for Python is missing; install it with `pip install docker`") from None
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        raise EnvError(
+            f"no Docker daemon answers ({type(exc).__name__}); start one and set DOCKER_HOST (see docker/engine.sh)"
+        ) from None
+    return client
+
+
+def image_tag(backend: str, device: str = "cpu") -> str:
+    digest = hashlib.sha256(lock_file(backend).read_bytes() + DOCKERFILE.read_bytes()).hexdigest()[:12]
+    return f"keras-parity-{backend}:{device}-{digest}"
+
+
+def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
+    """Download every wheel of the lock on the host (verifying hashes); reused when complete."""
+    dest = WHEELHOUSE / f"{backend}-{device}"
+    stamp = dest / ".lock-sha256"
+    digest = hashlib.sha256(lock_file(backend).read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        return dest
+    log(f"downloading the wheels of {lock_file(backend).name} into {dest}")
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--require-hashes",
+        "--only-binary=:all:",
+        *find_links_args(),
+        "-r",
+        str(lock_file(backend)),
+        "-d",
+        str(dest),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise EnvError(f"downloading the wheels for {backend}-{device} failed: {last}")
+    stamp.write_text(digest + "\n")
+    return dest
+
+
+def _context(backend: str, device: str, wheels: Path) -> Path:
+    """A build context holding exactly what the Dockerfile copies (hard links, no copies)."""
+    ctx = CONTEXTS / f"{backend}-{device}"
+    shutil.rmtree(ctx, ignore_errors=True)
+    ctx.mkdir(parents=True)
+    shutil.copy2(DOCKERFILE, ctx / "Dockerfile")
+    shutil.copy2(lock_file(backend), ctx / "lock.txt")
+    shutil.copytree(wheels, ctx / "wheels", copy_function=_link, ignore=shutil.ignore_patterns(".*"))
+    for src in ("keras_parity", "models"):
+        shutil.copytree(ROOT / src, ctx / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return ctx
+
+
+def _link(src, dst):
+    try:
+        Path(dst).hardlink_to(src)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def build(backend: str, device: str = "cpu", base_image: str | None = None, log=print) -> dict:
+    """Build one image; returns {'tag', 'seconds', 'size_mb', 'cached'}."""
+    client = _client()
+    tag = image_tag(backend, device)
+    wheels = wheelhouse(backend, device, log=log)
+    ctx = _context(backend, device, wheels)
+    args = {"BACKEND": backend, "DEVICE": device}
+    if base_image:
+        args["BASE_IMAGE"] = base_image
+    t0 = time.perf_counter()
+    try:
+        image, _ = client.images.build(
+            path=str(ctx), tag=tag, buildargs=args, network_mode="none", rm=True, forcerm=True
+        )
+    except Exception as exc:  # docker.errors.BuildError carries the failing step's message
+        lines = [c.get("stream", "").strip() for c in getattr(exc, "build_log", [])]
+        tail = [ln for ln in lines if ln][-1:] or [str(exc).splitlines()[0]]
+        (CONTEXTS.parent / f"build-{backend}-{device}.log").write_text("\n".join(lines) + "\n")
+        raise EnvError(f"building {tag} failed: {tail[0][:300]} (log: .cache/build-{backend}-{device}.log)") from None
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    seconds = time.perf_counter() - t0
+    return {"tag": tag, "seconds": seconds, "size_mb": image.attrs["Size"] / 1e6}
+
+
+def require(backend: str, device: str = "cpu"):
+    """The image built from the current lock, or a one-line error saying how to build it."""
+    import docker
+
+    client = _client()
+    tag = image_tag(backend, device)
+    try:
+        return client, client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        others = [t for img in client.images.list(name=f"keras-parity-{backend}") for t in img.tags]
+        stale = f" (found {', '.join(others)}, built from another lock)" if others else ""
+        raise EnvError(f"image {tag} is missing{stale}; build it with `nox -s images`") from None
+
+
+class ContainerRun:
+    """One backend's runner in its image: no network, read-only root, only /results mounted."""
+
+    def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str]):
+        client, image = require(backend)
+        out.chmod(0o777)  # the image's user (uid 10001) writes its results here
+        self.container = client.containers.run(
+            image.id,
+            ["--backend", backend, "--out", "/results", *args],
+            detach=True,
+            network_mode="none",
+            read_only=True,
+            tmpfs={"/tmp": "rw,size=1g"},
+            volumes={str(out.resolve()): {"bind": "/results", "mode": "rw"}},
+            environment=env,
+            labels={"io.keras-parity.run": backend},
+        )
+        self.log_path = out / f"{backend}.log"
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.container.reload()
+            if self.container.status in ("exited", "dead"):
+                self.returncode = self.container.wait()["StatusCode"]
+                self.log_path.write_bytes(self.container.logs(stdout=True, stderr=True))
+                self.container.remove(force=True)
+        return self.returncode

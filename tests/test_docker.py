@@ -1,0 +1,87 @@
+"""The backend images: containers give the local run's bits; Docker faults give one-line errors.
+
+Skipped where no Docker daemon answers (DOCKER_HOST); .ci/run starts one and builds the images.
+"""
+
+import time
+
+import pytest
+
+from keras_parity import images
+from keras_parity.envs import EnvError
+from keras_parity.evaluate import evaluate
+from keras_parity.run import load_run, run_backends
+from keras_parity.spec import BACKENDS
+from models.registry import REGISTRY
+
+pytestmark = pytest.mark.slow
+
+
+def _daemon():
+    try:
+        images._client()
+    except EnvError:
+        return False
+    return True
+
+
+docker_only = pytest.mark.skipif(not _daemon(), reason="no Docker daemon answers (see docker/engine.sh)")
+
+
+def test_no_daemon_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    with pytest.raises(EnvError, match=r"no Docker daemon answers .*DOCKER_HOST"):
+        images._client()
+    runs = run_backends(["torch"], ["linear"], tmp_path, docker=True, log=lambda *a: None)
+    assert "no Docker daemon answers" in runs["torch"].error
+
+
+@docker_only
+def test_container_outputs_are_bit_identical_to_the_local_run(tmp_path):
+    models = list(REGISTRY)
+    local = run_backends(list(BACKENDS), models, tmp_path / "local", log=lambda *a: None)
+    boxed = run_backends(list(BACKENDS), models, tmp_path / "docker", docker=True, log=lambda *a: None)
+    for b in BACKENDS:
+        assert local[b].error is None and boxed[b].error is None, (local[b].error, boxed[b].error)
+        assert local[b].arrays.keys() == boxed[b].arrays.keys()
+        for key, value in local[b].arrays.items():
+            assert value.tobytes() == boxed[b].arrays[key].tobytes(), f"{b} {key}"
+        assert boxed[b].meta["versions"] == local[b].meta["versions"] | {"python": boxed[b].meta["versions"]["python"]}
+        assert boxed[b].meta["git_commit"] == local[b].meta["git_commit"]
+    assert all(c.status == "pass" for c in evaluate(boxed, models))
+
+
+@docker_only
+def test_image_from_another_lock_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setattr(images, "image_tag", lambda b, d="cpu": f"keras-parity-{b}:{d}-000000000000")
+    with pytest.raises(
+        EnvError, match=r"image keras-parity-jax:cpu-000000000000 is missing.*another lock.*nox -s images"
+    ):
+        images.require("jax")
+    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, docker=True, log=lambda *a: None)
+    assert "is missing" in runs["jax"].error and "is missing" in runs["torch"].error
+
+
+@docker_only
+def test_missing_image_for_one_backend_leaves_the_others_running(monkeypatch, tmp_path):
+    real = images.image_tag
+    monkeypatch.setattr(images, "image_tag", lambda b, d="cpu": "keras-parity-none:cpu-0" if b == "jax" else real(b, d))
+    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, docker=True, log=lambda *a: None)
+    assert "keras-parity-none:cpu-0 is missing" in runs["jax"].error
+    assert runs["torch"].error is None and runs["torch"].arrays
+
+
+@docker_only
+def test_container_killed_mid_run_is_reported(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    run = images.ContainerRun("torch", out, ["--model", "resnet50"], {})
+    time.sleep(2)
+    run.container.kill()
+    while run.poll() is None:
+        time.sleep(0.1)
+    assert run.returncode == 137
+    result = load_run(out, "torch", run.returncode)
+    assert result.error.startswith("runner exited with code 137")
+    client = images._client()
+    assert not client.containers.list(all=True, filters={"label": "io.keras-parity.run"})
