@@ -45,6 +45,13 @@ def images(session: nox.Session) -> None:
     session.run("python", "-m", "keras_parity", "images", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Merge result directories from several machines into one report (-- DIR DIR ...)."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity", "report", *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Unit tests, the float64 reference against Keras, and a real parity run on all backends."""
@@ -58,6 +65,8 @@ def lint(session: nox.Session) -> None:
     _harness(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "--diff", ".")
+    session.run("hadolint", "docker/Dockerfile")
+    session.run("actionlint", ".github/workflows/parity.yml")
 
 
 @nox.session(python=PYTHON, default=False)

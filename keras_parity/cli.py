@@ -90,6 +90,20 @@ def cmd_images(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_report(args) -> int:
+    from keras_parity.merge import MergeError, merge
+
+    try:
+        cells, runs = merge(args.dirs)
+    except MergeError as exc:
+        sys.exit(f"error: {exc}")
+    report.print_report(cells, console)
+    report.write_json(cells, runs, args.out / "parity.json")
+    report.write_junit(cells, args.out / "parity.xml")
+    console.print(f"merged {len(args.dirs)} result directories into {args.out / 'parity.json'} and parity.xml")
+    return 1 if any(c.status != "pass" for c in cells) else 0
+
+
 def cmd_bench(args) -> int:
     from keras_parity.bench import bench
 
@@ -113,6 +127,10 @@ def main(argv=None) -> int:
     p.add_argument("--cuda", action="store_true", help="also build the CUDA variants")
     p.add_argument("--base-image", help="base image to build on, e.g. an offline one (docker/engine.sh)")
     p.set_defaults(fn=cmd_images)
+    p = sub.add_parser("report", help="merge result directories of several machines into one report")
+    p.add_argument("dirs", nargs="+", type=Path, help="directories written by `parity --out`")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "merged", help="where the merged report goes")
+    p.set_defaults(fn=cmd_report)
     args = ap.parse_args(argv)
     return args.fn(args)
 

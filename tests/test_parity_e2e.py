@@ -237,3 +237,26 @@ def test_adding_a_model_as_the_readme_says(tmp_path):
     assert checked.returncode == 0, checked.stdout[-2000:]
     cells = json.loads((out / "parity.json").read_text())["cells"]
     assert {c["backend"] for c in cells if c["status"] == "pass"} == set(BACKENDS)
+
+
+def test_report_merges_result_directories_of_two_machines(parity, tmp_path):
+    _, out, _ = parity
+    a, b = tmp_path / "machine-a", tmp_path / "machine-b"
+    shutil.copytree(out, a)
+    shutil.copytree(out, b)
+    merged = cli("report", str(a), str(b), "--out", str(tmp_path / "merged"))
+    assert merged.returncode == 0, merged.stdout[-2000:] + merged.stderr[-2000:]
+    cells = json.loads((tmp_path / "merged" / "parity.json").read_text())["cells"]
+    single = json.loads((out / "parity.json").read_text())["cells"]
+    assert len(cells) == 2 * len(single)
+    assert {c["device"] for c in cells} == {"cpu (machine-a)", "cpu (machine-b)"}
+    # A failing cell on one machine fails the merged report.
+    doc = json.loads((b / "parity.json").read_text())
+    doc["cells"][0]["status"] = "fail"
+    doc["cells"][0]["problems"] = ["output: relative L2 error 1e-02 > 1e-05"]
+    (b / "parity.json").write_text(json.dumps(doc))
+    failed = cli("report", str(a), str(b), "--out", str(tmp_path / "merged2"))
+    assert failed.returncode == 1 and "(machine-b)" in failed.stdout
+    missing = cli("report", str(tmp_path / "nowhere"))
+    assert missing.returncode != 0 and "parity.json is missing" in missing.stderr
+    assert missing.stderr.strip().count("\n") == 0

@@ -1,0 +1,45 @@
+"""`nox -s report`: one report from the result directories of several machines or jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from keras_parity.compare import CellResult, OutputMetrics
+from keras_parity.spec import Tol
+
+
+class MergeError(Exception):
+    pass
+
+
+def load_cells(results_dir: Path) -> tuple[list[CellResult], dict]:
+    path = Path(results_dir) / "parity.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise MergeError(
+            f"{path} is missing; point `nox -s report` at directories written by `nox -s parity`"
+        ) from None
+    except ValueError as exc:
+        raise MergeError(f"{path} is not valid JSON ({exc}); rerun `nox -s parity` for that machine") from None
+    cells = []
+    for d in doc["cells"]:
+        d = {k: v for k, v in d.items() if k != "name"}
+        d["outputs"] = {k: OutputMetrics(**m) for k, m in d["outputs"].items()}
+        d["tol"] = Tol(**d["tol"]) if d.get("tol") else None
+        cells.append(CellResult(**d))
+    return cells, doc.get("runs", {})
+
+
+def merge(dirs: list[Path]) -> tuple[list[CellResult], dict]:
+    """Cells of every directory, each device labelled with the directory it came from."""
+    cells, runs = [], {}
+    for d in dirs:
+        got, meta = load_cells(d)
+        for c in got:
+            c.device = f"{c.device} ({Path(d).name})"
+        cells += got
+        runs[Path(d).name] = meta
+    cells.sort(key=lambda c: (c.model, c.case, c.backend, c.device, c.path))
+    return cells, runs
