@@ -56,6 +56,8 @@ def bench(args, console) -> int:
                 f"{r.meta.get('peak_rss_mb', 0):.0f}",
             )
     console.print(t)
+    if args.docker:
+        _container_overhead(backends, models, out, runs, console)
     ratio = wall / naive_wall if naive_wall else float("nan")
     console.print(
         f"parity run wall time: {wall:.1f} s (backends side by side, compiled path, caches)\n"
@@ -65,3 +67,26 @@ def bench(args, console) -> int:
     )
     console.print("steady_call comes from a separate run that calls each compiled case twice.")
     return 1 if failed else 0
+
+
+def _container_overhead(backends, models, out, local, console) -> None:
+    """Each backend's container against its local process, same work, same run."""
+    run_backends(backends, models, out / "docker-warm", docker=True, log=console.print)  # fills the cache volume
+    boxed, wall = _timed(lambda: run_backends(backends, models, out / "docker", docker=True, log=console.print))
+    t = Table(title="container overhead (seconds of wall time, same models, warm caches)")
+    for col in ("backend", "local", "container", "overhead", "in-process total (local / container)"):
+        t.add_column(col, justify="left" if col == "backend" else "right")
+    for b in backends:
+        if boxed[b].error:
+            console.print(f"[red]{b} in docker: {boxed[b].error}[/]")
+            continue
+        lt, ct = local[b].meta.get("timings", {}), boxed[b].meta.get("timings", {})
+        t.add_row(
+            b,
+            f"{local[b].wall:.2f}",
+            f"{boxed[b].wall:.2f}",
+            f"{boxed[b].wall - local[b].wall:+.2f}",
+            f"{lt.get('total', 0):.2f} / {ct.get('total', 0):.2f}",
+        )
+    console.print(t)
+    console.print(f"parity run in containers: {wall:.1f} s")

@@ -39,7 +39,9 @@ def cmd_parity(args) -> int:
     backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs = run_backends(backends, models, args.out / "raw", docker=args.docker, log=console.print)
+        runs = run_backends(
+            backends, models, args.out / "raw", docker=args.docker, device=args.device, log=console.print
+        )
         cells = evaluate(runs, models, args.golden_dir)
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
@@ -59,7 +61,9 @@ def cmd_golden(args) -> int:
 
     backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs = run_backends(backends, models, args.out / "raw", configs=True, log=console.print)
+        runs = run_backends(
+            backends, models, args.out / "raw", configs=True, docker=args.docker, device=args.device, log=console.print
+        )
     console.print("regenerating goldens (unchanged files are not touched):")
     problems = regenerate(runs, models, args.golden_dir, log=console.print)
     return 1 if problems else 0
@@ -121,6 +125,7 @@ def main(argv=None) -> int:
         p = sub.add_parser(name, help=help_, description=help_)
         _common(p)
         p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
+        p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
         p.set_defaults(fn=fn)
     p = sub.add_parser("images", help="build the backend images (cpu; --cuda adds the CUDA variants)")
     p.add_argument("--backend", action="append", help="build only this backend's image (repeatable)")

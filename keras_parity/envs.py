@@ -25,16 +25,17 @@ class EnvError(Exception):
     pass
 
 
-def lock_file(backend: str) -> Path:
-    return LOCKS / f"{backend}.txt"
+def lock_file(backend: str, device: str = "cpu") -> Path:
+    """requirements/<backend>.txt (CPU builds) or requirements/<backend>-cuda.txt."""
+    return LOCKS / (f"{backend}.txt" if device == "cpu" else f"{backend}-{device}.txt")
 
 
 def env_root() -> Path:
     return Path(os.environ.get("KERAS_PARITY_ENVS", ROOT / ".venvs"))
 
 
-def env_python(backend: str) -> Path:
-    return env_root() / backend / "bin" / "python"
+def env_python(backend: str, device: str = "cpu") -> Path:
+    return env_root() / lock_file(backend, device).stem / "bin" / "python"
 
 
 def find_links_args() -> list[str]:
@@ -55,15 +56,15 @@ def _uv() -> list[str]:
     return [sys.executable, "-m", "uv"]
 
 
-def ensure(backend: str, log=print) -> Path:
+def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     """Return the backend environment's python, creating or re-syncing it only if needed."""
-    lock = lock_file(backend)
+    lock = lock_file(backend, device)
     if not lock.exists():
         raise EnvError(f"no lock file {lock}; create it with `nox -s lock`")
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    env = env_root() / backend
+    env = env_root() / lock.stem
     stamp = env / ".lock-sha256"
-    python = env_python(backend)
+    python = env_python(backend, device)
     if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
         return python
     log(f"syncing environment {env} from {lock.relative_to(ROOT)}")

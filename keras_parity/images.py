@@ -39,7 +39,9 @@ def _client():
 
 
 def image_tag(backend: str, device: str = "cpu") -> str:
-    digest = hashlib.sha256(lock_file(backend).read_bytes() + DOCKERFILE.read_bytes()).hexdigest()[:12]
+    if not lock_file(backend, device).exists():
+        raise EnvError(f"no lock {lock_file(backend, device).relative_to(ROOT)}; create it with `nox -s lock`")
+    digest = hashlib.sha256(lock_file(backend, device).read_bytes() + DOCKERFILE.read_bytes()).hexdigest()[:12]
     return f"keras-parity-{backend}:{device}-{digest}"
 
 
@@ -47,10 +49,10 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     """Download every wheel of the lock on the host (verifying hashes); reused when complete."""
     dest = WHEELHOUSE / f"{backend}-{device}"
     stamp = dest / ".lock-sha256"
-    digest = hashlib.sha256(lock_file(backend).read_bytes()).hexdigest()
+    digest = hashlib.sha256(lock_file(backend, device).read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text().strip() == digest:
         return dest
-    log(f"downloading the wheels of {lock_file(backend).name} into {dest}")
+    log(f"downloading the wheels of {lock_file(backend, device).name} into {dest}")
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -63,7 +65,7 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
         "--only-binary=:all:",
         *find_links_args(),
         "-r",
-        str(lock_file(backend)),
+        str(lock_file(backend, device)),
         "-d",
         str(dest),
     ]
@@ -81,7 +83,7 @@ def _context(backend: str, device: str, wheels: Path) -> Path:
     shutil.rmtree(ctx, ignore_errors=True)
     ctx.mkdir(parents=True)
     shutil.copy2(DOCKERFILE, ctx / "Dockerfile")
-    shutil.copy2(lock_file(backend), ctx / "lock.txt")
+    shutil.copy2(lock_file(backend, device), ctx / "lock.txt")
     shutil.copytree(wheels, ctx / "wheels", copy_function=_link, ignore=shutil.ignore_patterns(".*"))
     for src in ("keras_parity", "models"):
         shutil.copytree(ROOT / src, ctx / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -135,24 +137,52 @@ def require(backend: str, device: str = "cpu"):
 
 
 class ContainerRun:
-    """One backend's runner in its image: no network, read-only root, only /results mounted."""
+    """One backend's runner in its image: no network, a read-only root filesystem, the results
+    directory as the only host mount, and a Docker volume of this image's own for the caches
+    a local run keeps in .cache/ (naive runs get none)."""
 
-    def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str]):
-        client, image = require(backend)
+    def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str], device: str = "cpu"):
+        import docker
+
+        client, image = require(backend, device)
         out.chmod(0o777)  # the image's user (uid 10001) writes its results here
-        self.container = client.containers.run(
+        volumes = {str(out.resolve()): {"bind": "/results", "mode": "rw"}}
+        if "--naive" not in args:
+            cache = f"keras-parity-cache-{image.id.split(':')[-1][:12]}"
+            volumes[cache] = {"bind": "/cache", "mode": "rw"}
+            args = [*args, "--cache-dir", "/cache"]
+        gpus = [] if device == "cpu" else [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        try:
+            self.container = self._run(client, image, backend, args, env, volumes, gpus)
+        except docker.errors.APIError as exc:
+            if gpus:
+                raise EnvError(
+                    f"the {backend} {device} container cannot get a GPU ({exc.explanation or exc}); run it on a "
+                    "host with an NVIDIA driver and the NVIDIA container toolkit, or use --device cpu"
+                ) from None
+            raise EnvError(f"the {backend} container did not start: {exc.explanation or exc}") from None
+        self.log_path = out / f"{backend}.log"
+        self.returncode: int | None = None
+
+    @staticmethod
+    def _run(client, image, backend, args, env, volumes, gpus):
+        container = client.containers.create(
             image.id,
             ["--backend", backend, "--out", "/results", *args],
-            detach=True,
             network_mode="none",
             read_only=True,
             tmpfs={"/tmp": "rw,size=1g"},
-            volumes={str(out.resolve()): {"bind": "/results", "mode": "rw"}},
+            volumes=volumes,
             environment=env,
             labels={"io.keras-parity.run": backend},
+            device_requests=gpus,
         )
-        self.log_path = out / f"{backend}.log"
-        self.returncode: int | None = None
+        try:
+            container.start()
+        except BaseException:
+            container.remove(force=True)  # created but never started (e.g. no GPU runtime)
+            raise
+        return container
 
     def poll(self) -> int | None:
         if self.returncode is None:

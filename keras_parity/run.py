@@ -45,6 +45,7 @@ def run_backends(
     naive: bool = False,
     configs: bool = False,
     docker: bool = False,
+    device: str = "cpu",
     python: dict[str, Path] | None = None,
     log=print,
 ) -> dict[str, BackendRun]:
@@ -59,13 +60,16 @@ def run_backends(
         + (["--repeat"] if repeat else [])
         + (["--naive"] if naive else [])
         + (["--configs"] if configs else [])
+        + ["--device", device]
     )
     for b in backends:
         for suffix in (".npz", ".json", ".log"):
             (out / f"{b}{suffix}").unlink(missing_ok=True)
         try:
             procs[b] = (
-                _start_container(b, out, args) if docker else _start_local(b, out, args, cache, naive, python, log),
+                _start_container(b, out, args, device)
+                if docker
+                else _start_local(b, out, args, cache, naive, python, log, device),
                 time.perf_counter(),
             )
         except envs.EnvError as exc:
@@ -80,8 +84,8 @@ def run_backends(
     return runs
 
 
-def _start_local(b, out, args, cache, naive, python, log):
-    exe = (python or {}).get(b) or envs.ensure(b, log=log)
+def _start_local(b, out, args, cache, naive, python, log, device):
+    exe = (python or {}).get(b) or envs.ensure(b, log=log, device=device)
     cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out), *args]
     cmd += [] if naive else ["--cache-dir", str(cache)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -89,10 +93,10 @@ def _start_local(b, out, args, cache, naive, python, log):
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def _start_container(b, out, args):
+def _start_container(b, out, args, device):
     from keras_parity.images import ContainerRun
 
-    return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()})
+    return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}, device)
 
 
 def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
@@ -105,7 +109,9 @@ def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
         log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
         run.error = f"runner exited with code {returncode}: {_last_line(log_text)}"
         return run
-    if "import_error" in run.meta:
+    if "device_error" in run.meta:
+        run.error = f"{run.meta['device_error']}; run it on a GPU host or with --device cpu"
+    elif "import_error" in run.meta:
         run.error = (
             f"import failed: {run.meta['import_error']}; recreate its environment with "
             f"`rm -r {envs.env_root() / backend}` and rerun"

@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", type=Path)
     ap.add_argument("--repeat", action="store_true", help="time a second (steady) call")
     ap.add_argument("--configs", action="store_true", help="write each model's Keras config (for goldens)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the device asked for")
     ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
     args = ap.parse_args(argv)
     backend, out = args.backend, args.out
@@ -141,6 +142,11 @@ def main(argv=None) -> int:
         meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         golden.write_json(out / f"{backend}.json", meta)
         print(f"{backend}: import failed: {meta['import_error']}", file=sys.stderr)
+        return 2
+    if args.device != "cpu" and device != "gpu":
+        meta["device_error"] = f"a GPU was asked for (--device {args.device}) but {backend} sees none"
+        golden.write_json(out / f"{backend}.json", meta)
+        print(f"{backend}: {meta['device_error']}", file=sys.stderr)
         return 2
     timings["import"] = time.perf_counter() - t_start
     meta.update(

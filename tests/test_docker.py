@@ -85,3 +85,14 @@ def test_container_killed_mid_run_is_reported(tmp_path):
     assert result.error.startswith("runner exited with code 137")
     client = images._client()
     assert not client.containers.list(all=True, filters={"label": "io.keras-parity.run"})
+
+
+@docker_only
+def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch, tmp_path):
+    real = images.require
+    monkeypatch.setattr(images, "require", lambda b, d="cpu": real(b, "cpu"))  # the CPU image, asked for a GPU
+    runs = run_backends(["torch", "jax"], ["linear"], tmp_path, docker=True, device="cuda", log=lambda *a: None)
+    for b in ("torch", "jax"):
+        assert "cannot get a GPU" in runs[b].error and "--device cpu" in runs[b].error
+        assert "\n" not in runs[b].error
+    assert not images._client().containers.list(all=True, filters={"label": "io.keras-parity.run"})

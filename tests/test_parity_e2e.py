@@ -260,3 +260,12 @@ def test_report_merges_result_directories_of_two_machines(parity, tmp_path):
     missing = cli("report", str(tmp_path / "nowhere"))
     assert missing.returncode != 0 and "parity.json is missing" in missing.stderr
     assert missing.stderr.strip().count("\n") == 0
+
+
+def test_gpu_asked_for_where_none_exists_is_reported(tmp_path):
+    python = {"torch": envs.ensure("torch")}  # the CPU environment: no GPU to be seen
+    runs = run_backends(["torch"], ["linear"], tmp_path, device="cuda", python=python, log=lambda *a: None)
+    assert runs["torch"].error == (
+        "a GPU was asked for (--device cuda) but torch sees none; run it on a GPU host or with --device cpu"
+    )
+    assert evaluate(runs, ["linear"])[0].status == "error"
