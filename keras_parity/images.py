@@ -1,7 +1,8 @@
 """Docker images per (backend, device), built and run through the Docker SDK for Python.
 
-An image's tag carries a short hash of its lock (and of the Dockerfile): a changed lock
-means a new tag, so a stale image is never used silently. Builds are hermetic: wheels are
+An image's tag carries a short hash of its lock (and of the Dockerfile), then one of the
+sources it bakes in: a changed lock or source means a new tag, so a stale image is never
+used silently. Builds are hermetic: wheels are
 downloaded on the host into .wheelhouse/, the build context is assembled from the lock,
 those wheels and the sources, and the build runs with no network.
 """
@@ -40,9 +41,18 @@ def _client():
 
 def image_tag(backend: str, device: str = "cpu") -> str:
     if not lock_file(backend, device).exists():
-        raise EnvError(f"no lock {lock_file(backend, device).relative_to(ROOT)}; create it with `nox -s lock`")
+        raise EnvError(f"no lock requirements/{lock_file(backend, device).name}; create it with `nox -s lock`")
     digest = hashlib.sha256(lock_file(backend, device).read_bytes() + DOCKERFILE.read_bytes()).hexdigest()[:12]
-    return f"keras-parity-{backend}:{device}-{digest}"
+    return f"keras-parity-{backend}:{device}-{digest}-src{_source_digest()}"
+
+
+def _source_digest() -> str:
+    """The runner and models baked into the image: an edited source needs a rebuilt image
+    (seconds: the dependency layers are cached), never a stale one used silently."""
+    h = hashlib.sha256()
+    for path in sorted(p for d in ("keras_parity", "models") for p in (ROOT / d).rglob("*.py")):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:8]
 
 
 def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
@@ -132,7 +142,7 @@ def require(backend: str, device: str = "cpu"):
         return client, client.images.get(tag)
     except docker.errors.ImageNotFound:
         others = [t for img in client.images.list(name=f"keras-parity-{backend}") for t in img.tags]
-        stale = f" (found {', '.join(others)}, built from another lock)" if others else ""
+        stale = f" (found {', '.join(others)}, built from another lock or source)" if others else ""
         raise EnvError(f"image {tag} is missing{stale}; build it with `nox -s images`") from None
 
 
@@ -148,7 +158,9 @@ class ContainerRun:
         out.chmod(0o777)  # the image's user (uid 10001) writes its results here
         volumes = {str(out.resolve()): {"bind": "/results", "mode": "rw"}}
         if "--naive" not in args:
-            cache = f"keras-parity-cache-{image.id.split(':')[-1][:12]}"
+            # One volume per lock: cache entries are keyed by content (JAX) or by generator
+            # (weights), so an image rebuilt for an edited source reuses them safely.
+            cache = f"keras-parity-cache-{backend}-{image_tag(backend, device).split(':')[1].split('-src')[0]}"
             volumes[cache] = {"bind": "/cache", "mode": "rw"}
             args = [*args, "--cache-dir", "/cache"]
         gpus = [] if device == "cpu" else [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]

@@ -96,3 +96,18 @@ def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch,
         assert "cannot get a GPU" in runs[b].error and "--device cpu" in runs[b].error
         assert "\n" not in runs[b].error
     assert not images._client().containers.list(all=True, filters={"label": "io.keras-parity.run"})
+
+
+def test_image_tag_follows_the_lock_and_the_baked_sources(monkeypatch, tmp_path):
+    import shutil
+
+    for d in ("keras_parity", "models"):
+        shutil.copytree(images.ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(images, "ROOT", tmp_path)
+    before = images.image_tag("torch")
+    assert before.startswith("keras-parity-torch:cpu-") and "-src" in before
+    (tmp_path / "models" / "bn_mlp.py").write_text((tmp_path / "models" / "bn_mlp.py").read_text() + "\n# edited\n")
+    after = images.image_tag("torch")
+    assert after != before and after.split("-src")[0] == before.split("-src")[0]
+    with pytest.raises(EnvError, match=r"no lock requirements/torch-rocm.txt; create it with `nox -s lock`"):
+        images.image_tag("torch", "rocm")
