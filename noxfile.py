@@ -10,7 +10,7 @@ nox.options.sessions = ["parity", "tests", "lint"]
 
 PYTHON = "3.11"
 BACKENDS = ("tensorflow", "jax", "torch")
-LOCKED = ("harness", "tests", "lint", *BACKENDS)
+LOCKED = ("harness", "tests", "lint", *BACKENDS, *(f"{b}-cuda" for b in BACKENDS))
 
 
 def _harness(session: nox.Session, lock: str = "harness") -> None:
