@@ -75,9 +75,14 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
         [*uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", str(python), *find_links_args(), str(lock)],
     ]
     for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise EnvError(f"creating the {backend} environment failed: {last}")
+        run_or_fail(cmd, f"creating the {backend} environment")
     stamp.write_text(digest + "\n")
     return python
+
+
+def run_or_fail(cmd: list[str], what: str) -> None:
+    """Run a set-up command; on failure, one line: what failed and the command's last word."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise EnvError(f"{what} failed: {last}")

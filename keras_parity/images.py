@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from keras_parity.envinfo import ROOT
-from keras_parity.envs import EnvError, find_links_args, lock_file
+from keras_parity.envs import EnvError, find_links_args, lock_file, run_or_fail
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 WHEELHOUSE = ROOT / ".wheelhouse"
@@ -79,10 +78,7 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
         "-d",
         str(dest),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise EnvError(f"downloading the wheels for {backend}-{device} failed: {last}")
+    run_or_fail(cmd, f"downloading the wheels for {backend}-{device}")
     stamp.write_text(digest + "\n")
     return dest
 
