@@ -61,11 +61,9 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     lock = lock_file(backend, device)
     if not lock.exists():
         raise EnvError(f"no lock file {lock}; create it with `nox -s lock`")
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
     env = env_root() / lock.stem
-    stamp = env / ".lock-sha256"
     python = env_python(backend, device)
-    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+    if python.exists() and is_synced(env, lock):
         return python
     log(f"syncing environment {env} from {lock.relative_to(ROOT)}")
     uv = _uv()
@@ -76,13 +74,31 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     ]
     for cmd in steps:
         run_or_fail(cmd, f"creating the {backend} environment")
-    stamp.write_text(digest + "\n")
+    mark_synced(env, lock)
     return python
+
+
+def _stamp(directory: Path) -> Path:
+    return directory / ".lock-sha256"
+
+
+def is_synced(directory: Path, lock: Path) -> bool:
+    """True when `directory` (an environment, a wheelhouse) was last filled from this lock."""
+    stamp = _stamp(directory)
+    return stamp.exists() and stamp.read_text().strip() == hashlib.sha256(lock.read_bytes()).hexdigest()
+
+
+def mark_synced(directory: Path, lock: Path) -> None:
+    _stamp(directory).write_text(hashlib.sha256(lock.read_bytes()).hexdigest() + "\n")
+
+
+def last_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "(no output)"
 
 
 def run_or_fail(cmd: list[str], what: str) -> None:
     """Run a set-up command; on failure, one line: what failed and the command's last word."""
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise EnvError(f"{what} failed: {last}")
+        raise EnvError(f"{what} failed: {last_line(proc.stderr)}")

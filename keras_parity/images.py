@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from keras_parity.envinfo import ROOT
-from keras_parity.envs import EnvError, find_links_args, lock_file, run_or_fail
+from keras_parity.envs import EnvError, find_links_args, is_synced, lock_file, mark_synced, run_or_fail
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 WHEELHOUSE = ROOT / ".wheelhouse"
@@ -38,11 +38,16 @@ def _client():
     return client
 
 
-def image_tag(backend: str, device: str = "cpu") -> str:
+def lock_key(backend: str, device: str = "cpu") -> str:
+    """'<device>-<hash of lock and Dockerfile>': what the dependency layers are built from."""
     if not lock_file(backend, device).exists():
         raise EnvError(f"no lock requirements/{lock_file(backend, device).name}; create it with `nox -s lock`")
     digest = hashlib.sha256(lock_file(backend, device).read_bytes() + DOCKERFILE.read_bytes()).hexdigest()[:12]
-    return f"keras-parity-{backend}:{device}-{digest}-src{_source_digest()}"
+    return f"{device}-{digest}"
+
+
+def image_tag(backend: str, device: str = "cpu") -> str:
+    return f"keras-parity-{backend}:{lock_key(backend, device)}-src{_source_digest()}"
 
 
 def _source_digest() -> str:
@@ -57,9 +62,7 @@ def _source_digest() -> str:
 def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     """Download every wheel of the lock on the host (verifying hashes); reused when complete."""
     dest = WHEELHOUSE / f"{backend}-{device}"
-    stamp = dest / ".lock-sha256"
-    digest = hashlib.sha256(lock_file(backend, device).read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text().strip() == digest:
+    if is_synced(dest, lock_file(backend, device)):
         return dest
     log(f"downloading the wheels of {lock_file(backend, device).name} into {dest}")
     dest.mkdir(parents=True, exist_ok=True)
@@ -79,7 +82,7 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
         str(dest),
     ]
     run_or_fail(cmd, f"downloading the wheels for {backend}-{device}")
-    stamp.write_text(digest + "\n")
+    mark_synced(dest, lock_file(backend, device))
     return dest
 
 
@@ -104,7 +107,7 @@ def _link(src, dst):
 
 
 def build(backend: str, device: str = "cpu", base_image: str | None = None, log=print) -> dict:
-    """Build one image; returns {'tag', 'seconds', 'size_mb', 'cached'}."""
+    """Build one image; returns {'tag', 'seconds', 'size_mb'}."""
     client = _client()
     tag = image_tag(backend, device)
     wheels = wheelhouse(backend, device, log=log)
@@ -156,7 +159,7 @@ class ContainerRun:
         if "--naive" not in args:
             # One volume per lock: cache entries are keyed by content (JAX) or by generator
             # (weights), so an image rebuilt for an edited source reuses them safely.
-            cache = f"keras-parity-cache-{backend}-{image_tag(backend, device).split(':')[1].split('-src')[0]}"
+            cache = f"keras-parity-cache-{backend}-{lock_key(backend, device)}"
             volumes[cache] = {"bind": "/cache", "mode": "rw"}
             args = [*args, "--cache-dir", "/cache"]
         gpus = [] if device == "cpu" else [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]

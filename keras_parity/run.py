@@ -31,11 +31,6 @@ class BackendRun:
         return sorted({k[len(prefix) :].split("/", 1)[0] for k in self.arrays if k.startswith(prefix)})
 
 
-def _last_line(text: str) -> str:
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else "(no output)"
-
-
 def run_backends(
     backends: list[str],
     models: list[str],
@@ -107,7 +102,7 @@ def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
     except golden.GoldenError:
         log_file = out / f"{backend}.log"
         log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
-        run.error = f"runner exited with code {returncode}: {_last_line(log_text)}"
+        run.error = f"runner exited with code {returncode}: {envs.last_line(log_text)}"
         return run
     if "device_error" in run.meta:
         run.error = f"{run.meta['device_error']}; run it on a GPU host or with --device cpu"
