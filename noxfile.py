@@ -17,39 +17,40 @@ def _harness(session: nox.Session, lock: str = "harness") -> None:
     session.install("--require-hashes", *find_links_args(), "-r", f"requirements/{lock}.txt")
 
 
+def _keras_parity(session: nox.Session, action: str) -> None:
+    """The harness environment, then `python -m keras_parity ACTION` with the session's arguments."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity", action, *session.posargs)
+
+
 @nox.session(python=PYTHON)
 def parity(session: nox.Session) -> None:
     """Run every model on every backend and compare with the goldens (-- --backend B --model M)."""
-    _harness(session)
-    session.run("python", "-m", "keras_parity", "parity", *session.posargs)
+    _keras_parity(session, "parity")
 
 
 @nox.session(python=PYTHON, default=False)
 def golden(session: nox.Session) -> None:
     """Regenerate the float64 references and the backend snapshots in golden/."""
-    _harness(session)
-    session.run("python", "-m", "keras_parity", "golden", *session.posargs)
+    _keras_parity(session, "golden")
 
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
     """Time the parity run against a naive sequential, eager, cache-less baseline."""
-    _harness(session)
-    session.run("python", "-m", "keras_parity", "bench", *session.posargs)
+    _keras_parity(session, "bench")
 
 
 @nox.session(python=PYTHON, default=False)
 def images(session: nox.Session) -> None:
     """Build the backend images (-- --cuda for the CUDA variants, -- --base-image NAME)."""
-    _harness(session)
-    session.run("python", "-m", "keras_parity", "images", *session.posargs)
+    _keras_parity(session, "images")
 
 
 @nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
     """Merge result directories from several machines into one report (-- DIR DIR ...)."""
-    _harness(session)
-    session.run("python", "-m", "keras_parity", "report", *session.posargs)
+    _keras_parity(session, "report")
 
 
 @nox.session(python=PYTHON)
@@ -61,7 +62,7 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on the harness, models, tests and this file."""
+    """ruff on the Python code, hadolint on the Dockerfile, actionlint on the workflow."""
     _harness(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "--diff", ".")
