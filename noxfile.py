@@ -1,8 +1,12 @@
-"""Sessions of keras-parity. Pins live in requirements/*.in, locked to requirements/*.txt."""
+"""Sessions of keras-parity. Pins live in requirements/pins.toml, locked to requirements/*.txt."""
+
+from pathlib import Path
 
 import nox
 
+from keras_parity.envinfo import ROOT
 from keras_parity.envs import find_links_args
+from keras_parity.pins import lock_inputs
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_venv = "yes"
@@ -10,7 +14,6 @@ nox.options.sessions = ["parity", "tests", "lint"]
 
 PYTHON = "3.11"
 BACKENDS = ("tensorflow", "jax", "torch")
-LOCKED = ("harness", "tests", "lint", *BACKENDS, *(f"{b}-cuda" for b in BACKENDS))
 
 
 def _harness(session: nox.Session, lock: str = "harness") -> None:
@@ -48,6 +51,12 @@ def images(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def drift(session: nox.Session) -> None:
+    """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8.0 0.10.2)."""
+    _keras_parity(session, "drift")
+
+
+@nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
     """Merge result directories from several machines into one report (-- DIR DIR ...)."""
     _keras_parity(session, "report")
@@ -72,22 +81,31 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def lock(session: nox.Session) -> None:
-    """Recompile requirements/*.txt (hashed) from requirements/*.in."""
+    """Compile each lock of requirements/pins.toml into a hashed requirements/<name>.txt (-- NAME ...)."""
     _harness(session)
-    for name in session.posargs or LOCKED:
-        session.run(
-            "uv",
-            "pip",
-            "compile",
-            "--quiet",
-            "--generate-hashes",
-            "--python-version",
-            PYTHON,
-            "--python-platform",
-            "x86_64-manylinux_2_28",
-            "--no-emit-find-links",
-            *find_links_args(),
-            f"requirements/{name}.in",
-            "-o",
-            f"requirements/{name}.txt",
-        )
+    inputs = lock_inputs()
+    for name in session.posargs or inputs:
+        if name not in inputs:
+            session.error(f"no lock {name!r} in requirements/pins.toml; choose from {', '.join(inputs)}")
+        # Compiled from a scratch folder so the lock's "via" lines name `<lock>.in`, not a path.
+        scratch = Path(session.create_tmp())
+        (scratch / f"{name}.in").write_text("\n".join(inputs[name]) + "\n")
+        with session.chdir(scratch):
+            session.run(
+                "uv",
+                "pip",
+                "compile",
+                "--quiet",
+                "--generate-hashes",
+                "--custom-compile-command",
+                f"nox -s lock -- {name}",
+                "--python-version",
+                PYTHON,
+                "--python-platform",
+                "x86_64-manylinux_2_28",
+                "--no-emit-find-links",
+                *find_links_args(),
+                f"{name}.in",
+                "-o",
+                str(ROOT / "requirements" / f"{name}.txt"),
+            )

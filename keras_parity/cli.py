@@ -10,9 +10,14 @@ from pathlib import Path
 from rich.console import Console
 
 from keras_parity import golden, report
+from keras_parity.drift import cli as drift_cli
 from keras_parity.envinfo import ROOT
+from keras_parity.pins import pinned_version
 from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
+
+# The published TensorFlow CPU image of the pinned release: what the images' sizes are held against.
+UPSTREAM_TF = f"tensorflow/tensorflow:{pinned_version('tensorflow-cpu')}"
 
 # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -73,12 +78,19 @@ def cmd_images(args) -> int:
     from rich.table import Table
 
     from keras_parity.envs import EnvError
-    from keras_parity.images import build
+    from keras_parity.images import build, prune, upstream_size_mb
 
     backends = _pick("backend", args.backend, BACKENDS)
+    if args.prune:
+        try:
+            console.print(f"pruned: {prune(backends, log=console.print):.0f} MB of images freed")
+        except EnvError as exc:
+            console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+            return 1
+        return 0
     devices = ["cpu", "cuda"] if args.cuda else ["cpu"]
     t = Table(title="keras-parity images")
-    for col in ("image", "build seconds", "size (MB)"):
+    for col in ("image", "build seconds", "size (MB)", f"vs {args.compare}"):
         t.add_column(col, justify="left" if col == "image" else "right")
     failed = 0
     for b in backends:
@@ -89,8 +101,16 @@ def cmd_images(args) -> int:
                 console.print(f"[red]error[/]: {exc}", soft_wrap=True)
                 failed += 1
                 continue
-            t.add_row(r["tag"], f"{r['seconds']:.1f}", f"{r['size_mb']:.0f}")
+            upstream = upstream_size_mb(args.compare)
+            ratio = f"{r['size_mb'] / upstream:.2f}x" if upstream else "-"
+            t.add_row(r["tag"], f"{r['seconds']:.1f}", f"{r['size_mb']:.0f}", ratio)
     console.print(t)
+    if failed < len(backends) * len(devices) and upstream_size_mb(args.compare) is None:
+        console.print(
+            f"{args.compare} is not in this engine, so sizes are not compared with it; "
+            f"`docker pull {args.compare}` where a registry is reachable, then rerun",
+            soft_wrap=True,
+        )
     return 1 if failed else 0
 
 
@@ -131,13 +151,16 @@ def main(argv=None) -> int:
     p.add_argument("--backend", action="append", help="build only this backend's image (repeatable)")
     p.add_argument("--cuda", action="store_true", help="also build the CUDA variants")
     p.add_argument("--base-image", help="base image to build on, e.g. an offline one (docker/engine.sh)")
+    p.add_argument("--compare", default=UPSTREAM_TF, help="an image in the engine to compare sizes with")
+    p.add_argument("--prune", action="store_true", help="remove images and cache volumes no current lock builds")
     p.set_defaults(fn=cmd_images)
+    drift_cli.add_parser(sub)
     p = sub.add_parser("report", help="merge result directories of several machines into one report")
     p.add_argument("dirs", nargs="+", type=Path, help="directories written by `parity --out`")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "merged", help="where the merged report goes")
     p.set_defaults(fn=cmd_report)
     args = ap.parse_args(argv)
-    return args.fn(args)
+    return args.fn(args, console) if args.fn is drift_cli.cmd_drift else args.fn(args)
 
 
 if __name__ == "__main__":

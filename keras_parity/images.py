@@ -86,7 +86,7 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     return dest
 
 
-def _context(backend: str, device: str, wheels: Path) -> Path:
+def context(backend: str, device: str, wheels: Path) -> Path:
     """A build context holding exactly what the Dockerfile copies (hard links, no copies)."""
     ctx = CONTEXTS / f"{backend}-{device}"
     shutil.rmtree(ctx, ignore_errors=True)
@@ -111,7 +111,7 @@ def build(backend: str, device: str = "cpu", base_image: str | None = None, log=
     client = _client()
     tag = image_tag(backend, device)
     wheels = wheelhouse(backend, device, log=log)
-    ctx = _context(backend, device, wheels)
+    ctx = context(backend, device, wheels)
     args = {"BACKEND": backend, "DEVICE": device}
     if base_image:
         args["BASE_IMAGE"] = base_image
@@ -143,6 +143,42 @@ def require(backend: str, device: str = "cpu"):
         others = [t for img in client.images.list(name=f"keras-parity-{backend}") for t in img.tags]
         stale = f" (found {', '.join(others)}, built from another lock or source)" if others else ""
         raise EnvError(f"image {tag} is missing{stale}; build it with `nox -s images`") from None
+
+
+def upstream_size_mb(name: str) -> float | None:
+    """Size of an image already in the engine (e.g. a pulled tensorflow/tensorflow), else None."""
+    import docker
+
+    try:
+        return _client().images.get(name).attrs["Size"] / 1e6
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def prune(backends, devices=("cpu", "cuda"), log=print) -> float:
+    """Remove keras-parity images and cache volumes no current lock or source builds; returns
+    the MB of image layers freed (layers shared by images are counted once).
+
+    Only what this project labels or names is touched; the current images and their volumes stay.
+    """
+    client = _client()
+    keep_tags = {image_tag(b, d) for b in backends for d in devices if lock_file(b, d).exists()}
+    keep_volumes = {
+        f"keras-parity-cache-{b}-{lock_key(b, d)}" for b in backends for d in devices if lock_file(b, d).exists()
+    }
+    before = client.df()["LayersSize"]
+    for image in client.images.list(filters={"label": "io.keras-parity.backend"}):
+        if keep_tags & set(image.tags):
+            continue
+        for tag in image.tags or [image.id]:
+            log(f"removing image {tag}")
+            client.images.remove(tag, force=True, noprune=False)
+    client.images.prune(filters={"dangling": True})  # untagged build stages of removed images
+    for volume in client.volumes.list():
+        if volume.name.startswith("keras-parity-cache-") and volume.name not in keep_volumes:
+            log(f"removing volume {volume.name}")
+            volume.remove(force=True)
+    return (before - client.df()["LayersSize"]) / 1e6
 
 
 class ContainerRun:

@@ -3,6 +3,9 @@
 Skipped where no Docker daemon answers (DOCKER_HOST); .ci/run starts one and builds the images.
 """
 
+import os
+import shutil
+import subprocess
 import time
 
 import pytest
@@ -99,8 +102,6 @@ def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch,
 
 
 def test_image_tag_follows_the_lock_and_the_baked_sources(monkeypatch, tmp_path):
-    import shutil
-
     for d in ("keras_parity", "models"):
         shutil.copytree(images.ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(images, "ROOT", tmp_path)
@@ -111,3 +112,56 @@ def test_image_tag_follows_the_lock_and_the_baked_sources(monkeypatch, tmp_path)
     assert after != before and after.split("-src")[0] == before.split("-src")[0]
     with pytest.raises(EnvError, match=r"no lock requirements/torch-rocm.txt; create it with `nox -s lock`"):
         images.image_tag("torch", "rocm")
+
+
+def _buildkit_cli() -> list[str] | None:
+    """A docker client that builds with BuildKit: `docker buildx build`, or Debian's 20.10
+    client, whose `DOCKER_BUILDKIT=1 docker build` uses the engine's own BuildKit."""
+    for cli in dict.fromkeys(filter(None, [shutil.which("docker"), "/usr/bin/docker"])):
+        if subprocess.run([cli, "buildx", "version"], capture_output=True).returncode == 0:
+            return [cli, "buildx", "build", "--load"]
+        version = subprocess.run([cli, "--version"], capture_output=True, text=True).stdout
+        if version.startswith("Docker version 20.10"):
+            return [cli, "build"]
+    return None
+
+
+@docker_only
+@pytest.mark.skipif(_buildkit_cli() is None, reason="no docker client here builds with BuildKit")
+def test_dockerfile_builds_with_buildkit_and_gives_the_same_bits(tmp_path):
+    classic = images.require("jax")[1]
+    base = classic.labels["io.keras-parity.base"]
+    args = ["--network", "none", "--build-arg", "BACKEND=jax", "--build-arg", "DEVICE=cpu"]
+    if base:
+        args += ["--build-arg", f"BASE_IMAGE={base}"]
+    tag = "keras-parity-jax:buildkit-check"
+    ctx = images.context("jax", "cpu", images.wheelhouse("jax", log=lambda *a: None))
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    client = images._client()
+    try:
+        done = subprocess.run([*_buildkit_cli(), *args, "-t", tag, str(ctx)], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "BuildKit" in done.stderr or "#1 " in done.stderr, "the build did not go through BuildKit"
+        outs = {}
+        for name, image in (("classic", classic.id), ("buildkit", tag)):
+            out = tmp_path / name
+            out.mkdir(mode=0o777)
+            out.chmod(0o777)
+            client.containers.run(
+                image,
+                ["--backend", "jax", "--out", "/results", "--model", "linear"],
+                network_mode="none",
+                read_only=True,
+                tmpfs={"/tmp": "rw"},
+                volumes={str(out): {"bind": "/results", "mode": "rw"}},
+                remove=True,
+            )
+            outs[name] = load_run(out, "jax", 0)
+        assert outs["buildkit"].error is None and outs["buildkit"].arrays
+        for key, value in outs["classic"].arrays.items():
+            assert value.tobytes() == outs["buildkit"].arrays[key].tobytes(), key
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+        if client.images.list(name=tag):
+            client.images.remove(tag, force=True)
+        client.api.prune_builds()  # BuildKit's own cache, which the classic builder never uses

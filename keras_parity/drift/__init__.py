@@ -1,0 +1,1 @@
+"""Drift across library releases: a matrix of pinned cells, a history in golden/drift/, a report, bisect."""

@@ -1,0 +1,116 @@
+"""`--bisect LIB LO HI`: the first release in a range where each model's numbers change.
+
+Bisection over every release the index lists between LO and HI (inclusive), running a cell
+only when its snapshot is not recorded yet, so it installs only the releases it needs. It
+assumes a change, once made, stays (the usual case); the cells it runs join the history.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from keras_parity import envinfo, golden
+from keras_parity.drift.driver import DRIFT, run_cells, snapshot_path
+from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
+
+
+def releases_between(package: str, lo: str, hi: str) -> list[str]:
+    """Releases of `package` with wheels for this Python, LO <= release <= HI, oldest first."""
+    name = package.split("[")[0]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "index", "versions", name, "--only-binary=:all:"],
+        capture_output=True,
+        text=True,
+    )
+    listed = next((ln for ln in proc.stdout.splitlines() if ln.startswith("Available versions:")), "")
+    found = [v.strip() for v in listed.split(":", 1)[-1].split(",") if v.strip()]
+    if not found:
+        raise MatrixError(f"the index lists no releases of {name} for this Python; check the name and the network")
+    for end in (lo, hi):
+        if end not in found:
+            raise MatrixError(
+                f"{name} {end} is not a release with wheels for this Python; pick one of {', '.join(found[:8])}, ..."
+            )
+    inside = [v for v in found if version_key(lo) <= version_key(v) <= version_key(hi) and "rc" not in v]
+    # a local build (2.13.0+cpu) and its plain twin are one release: keep the one asked for
+    keep = {version_key(v): v for v in sorted(inside, key=lambda v: ("+" in v) == ("+" in lo))}
+    return sorted(keep.values(), key=version_key)
+
+
+def bisect(
+    matrix: Matrix,
+    library: str,
+    lo: str,
+    hi: str,
+    models: list[str],
+    scratch: Path,
+    *,
+    backend: str | None = None,
+    keras: str | None = None,
+    root: Path = DRIFT,
+    history_path=None,
+    log=print,
+) -> dict[str, tuple[str, str, int] | None]:
+    """Model -> (first changed release, the one before it, max ULP between them) or None."""
+    if library == "keras":
+        backend = backend or "jax"
+        fixed = matrix.releases[backend][-1]
+        make = lambda v: Cell(backend, v, fixed)  # noqa: E731
+        releases = releases_between("keras", lo, hi)
+    elif library in matrix.releases:
+        keras = keras or matrix.keras[-1]
+        make = lambda v: Cell(library, keras, v)  # noqa: E731
+        releases = releases_between(matrix.packages[library], lo, hi)
+    else:
+        raise MatrixError(f"cannot bisect {library!r}; use keras or one of {', '.join(matrix.releases)}")
+    log(f"bisecting {len(releases)} releases of {library}: {', '.join(releases)}")
+    platform = envinfo.platform_key("cpu", None)
+    cache: dict[str, dict | None] = {}
+    extra = {"history_path": history_path} if history_path else {}
+
+    def outputs(v: str) -> dict | None:
+        if v not in cache:
+            path = snapshot_path(make(v), platform, root)
+            have = golden.read_npz(path) if path.exists() else {}
+            if not all(any(k.startswith(m + "/") for k in have) for m in models):
+                run_cells(matrix, [make(v)], models, scratch, jobs=1, root=root, log=log, **extra)
+            cache[v] = golden.read_npz(path) if path.exists() else None
+        return cache[v]
+
+    def same(a: dict, b: dict, model: str) -> bool:
+        keys = sorted(k for k in a if k.startswith(model + "/"))
+        return keys == sorted(k for k in b if k.startswith(model + "/")) and all(
+            a[k].tobytes() == b[k].tobytes() for k in keys
+        )
+
+    from keras_parity.compare import ulp_distance
+
+    result = {}
+    for model in models:
+        candidates = list(releases)
+        first, last = outputs(candidates[0]), outputs(candidates[-1])
+        if first is None or last is None:
+            raise MatrixError(f"the ends of the range must run: {library} {lo} or {hi} did not (see the history)")
+        if same(first, last, model):
+            result[model] = None
+            continue
+        lo_i, hi_i = 0, len(candidates) - 1
+        while hi_i - lo_i > 1:
+            mid = (lo_i + hi_i) // 2
+            got = outputs(candidates[mid])
+            if got is None:  # a release that does not install: drop it and bisect the rest
+                del candidates[mid]
+                hi_i -= 1
+                continue
+            if same(first, got, model):
+                lo_i = mid
+            else:
+                hi_i = mid
+        a, b = outputs(candidates[lo_i]), outputs(candidates[hi_i])
+        ulp = max(int(ulp_distance(b[k], a[k]).max(initial=0)) for k in b if k.startswith(model + "/") and k in a)
+        result[model] = (candidates[hi_i], candidates[lo_i], ulp)
+    ran = sum(v is not None for v in cache.values())
+    log(f"looked at {len(cache)} of {len(releases)} releases ({ran} ran or were recorded)")
+    return result

@@ -1,0 +1,79 @@
+"""`keras-parity drift`: the matrix, one cell, --bisect, --prune, and the report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from keras_parity.envinfo import ROOT
+from keras_parity.spec import BACKENDS
+from models.registry import REGISTRY
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "drift",
+        help="run the drift matrix of requirements/pins.toml and append to golden/drift/history.csv",
+        description="Run the default window of the drift matrix (or --full, or one cell such as "
+        "`keras=3.14.1 jax=0.9.2`), append the rows to golden/drift/history.csv and rewrite the report.",
+    )
+    p.add_argument("cell", nargs="*", help="one cell, e.g. keras=3.14.1 jax=0.9.2 (keras defaults to the newest)")
+    p.add_argument("--full", action="store_true", help="the whole matrix instead of the newest releases")
+    p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
+    p.add_argument("--model", action="append", choices=list(REGISTRY), help="only this model (repeatable)")
+    p.add_argument(
+        "--axis",
+        choices=("keras", "library"),
+        help="walk every release of one axis, the newest release held on the other",
+    )
+    p.add_argument("--bisect", nargs=3, metavar=("LIB", "LO", "HI"), help="first release in LO..HI changing numbers")
+    p.add_argument("--keras", help="with --bisect on a backend library: the keras release to hold (default newest)")
+    p.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2: one per core)")
+    p.add_argument("--prune", action="store_true", help="remove cached environments of cells outside the matrix")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "drift", help="scratch space for the runs")
+    p.set_defaults(fn=cmd_drift)
+
+
+def cmd_drift(args, console) -> int:
+    from keras_parity.drift import cellenv, history, matrix, report
+    from keras_parity.drift.bisect import bisect
+    from keras_parity.drift.driver import run_cells
+
+    t0 = time.perf_counter()
+    log = console.print
+    try:
+        m = matrix.load()
+        history.read()  # a corrupt history stops everything before any cell runs
+        models = args.model or list(REGISTRY)
+        if args.prune:
+            keep = {cellenv.key(m, c) for c in m.cells(BACKENDS, full=True)}
+            left = cellenv.prune(keep, log=log)
+            log(f"cached environments: {left / 1e3:.1f} GB left in {cellenv.root()}")
+            return 0
+        if args.bisect:
+            lib, lo, hi = args.bisect
+            backend = (args.backend or [None])[0]
+            found = bisect(m, lib, lo, hi, models, args.out, backend=backend, keras=args.keras, log=log)
+            for model, hit in found.items():
+                if hit is None:
+                    log(f"{model}: the same bits from {lib} {lo} to {hi}")
+                else:
+                    log(f"{model}: numbers change first at {lib} {hit[0]} (from {hit[1]}: max {hit[2]} ULP)")
+            report.write()
+            return 0
+        cells = (
+            [m.parse_cell(args.cell)]
+            if args.cell
+            else m.cells(args.backend or BACKENDS, full=args.full, axis=args.axis)
+        )
+        outcomes = run_cells(m, cells, models, args.out, jobs=args.jobs, log=log)
+    except (matrix.MatrixError, history.HistoryError) as exc:
+        console.print(f"[red]error[/]: {exc}", soft_wrap=True)
+        return 2
+    path = report.write()
+    limit = m.cache_limit_gb
+    left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
+    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; report: {path.relative_to(ROOT)}")
+    log(f"cached environments: {left / 1e3:.1f} GB in {cellenv.root()} (cap {limit:g} GB; --prune to empty)")
+    bad = [o for o in outcomes for r in o.rows if r["verdict"] in ("fail", "error")]
+    return 1 if bad else 0

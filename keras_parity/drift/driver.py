@@ -1,0 +1,161 @@
+"""Run drift cells: environment, parity run, comparison with the reference and with the
+neighbouring releases' snapshots, then rows appended to the history.
+
+Cells run two at a time (one process each on the two cores) and their rows are written in
+matrix order, so a cell's neighbours are always recorded before it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from keras_parity import envinfo, golden
+from keras_parity.compare import ulp_distance
+from keras_parity.drift import cellenv, history
+from keras_parity.drift.matrix import Cell, Matrix, version_key
+from keras_parity.evaluate import evaluate
+from keras_parity.run import BackendRun, run_backends
+
+DRIFT = golden.GOLDEN / "drift"
+
+
+@dataclass
+class Outcome:
+    cell: Cell
+    run: BackendRun | None = None
+    failure: cellenv.CellFailure | None = None
+    seconds: float = 0.0
+    rows: list[dict] = field(default_factory=list)
+
+
+def snapshot_path(cell: Cell, platform: str, root: Path = DRIFT) -> Path:
+    return root / "snapshots" / platform / cell.backend / f"{cell.slug}.npz"
+
+
+def _neighbour(cell: Cell, axis: str, platform: str, root: Path) -> Cell | None:
+    """The nearest earlier release on `axis` whose snapshot is on disk (same other coordinate)."""
+    best = None
+    for path in (root / "snapshots" / platform / cell.backend).glob("keras-*.npz"):
+        keras, version = path.stem[len("keras-") :].split(f"_{cell.backend}-", 1)
+        other = Cell(cell.backend, keras, version)
+        if axis == "keras" and version == cell.version and version_key(keras) < version_key(cell.keras):
+            best = max(best, other, key=lambda c: version_key(c.keras)) if best else other
+        if axis == "library" and keras == cell.keras and version_key(version) < version_key(cell.version):
+            best = max(best, other, key=lambda c: version_key(c.version)) if best else other
+    return best
+
+
+def _vs(arrays: dict, prev: dict | None, prefix: str) -> tuple[str, str]:
+    if prev is None:
+        return "", ""
+    keys = [k for k in arrays if k.startswith(prefix)]
+    if not keys or any(k not in prev or prev[k].shape != arrays[k].shape for k in keys):
+        return "", ""
+    ulp = max(int(ulp_distance(arrays[k], prev[k]).max(initial=0)) for k in keys)
+    return str(ulp), "yes" if all(arrays[k].tobytes() == prev[k].tobytes() for k in keys) else "no"
+
+
+def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT) -> list[dict]:
+    cell, run = outcome.cell, outcome.run
+    base = {
+        "recorded": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+        "platform": (run.meta.get("platform") if run else None) or envinfo.platform_key("cpu", None),
+        "device": "cpu",
+        "backend": cell.backend,
+        "keras": cell.keras,
+        "library_version": cell.version,
+    }
+    if outcome.failure or run.error:
+        kind, reason = (outcome.failure.kind, outcome.failure.reason) if outcome.failure else ("error", run.error)
+        return [base | {"model": "*", "case": "*", "path": "*", "verdict": kind, "reason": reason[:300]}]
+    base["versions"] = ";".join(f"{k}={v}" for k, v in sorted(run.meta.get("versions", {}).items()))
+    platform = base["platform"]
+    neighbours = {axis: _neighbour(cell, axis, platform, root) for axis in ("keras", "library")}
+    prev = {a: golden.read_npz(snapshot_path(c, platform, root)) if c else None for a, c in neighbours.items()}
+    snap = snapshot_path(cell, platform, root)
+    earlier = golden.read_npz(snap) if snap.exists() else {}  # models of this cell recorded before
+    golden.write_npz(snap, earlier | run.arrays)
+    golden.write_json(snap.with_suffix(".json"), {k: v for k, v in run.meta.items() if k != "models"})
+    rows = []
+    for result in evaluate({cell.backend: run}, models, write_obtained=False):
+        prefix = f"{result.model}/{result.case}/{result.path}/"
+        ulp_k, same_k = _vs(run.arrays, prev["keras"], prefix)
+        ulp_l, same_l = _vs(run.arrays, prev["library"], prefix)
+        rel = max((m.rel_l2 for m in result.outputs.values()), default=float("nan"))
+        problems = [p for p in result.problems if not p.startswith("note:")]
+        rows.append(
+            base
+            | {
+                "model": result.model,
+                "case": result.case,
+                "path": result.path,
+                "rel_l2": f"{rel:.3e}" if result.outputs else "",
+                "tol_rel_l2": f"{result.tol.rel_l2:.0e}" if result.tol else "",
+                "prev_keras": neighbours["keras"].keras if neighbours["keras"] and ulp_k else "",
+                "max_ulp_prev_keras": ulp_k,
+                "same_bits_prev_keras": same_k,
+                "prev_library": neighbours["library"].version if neighbours["library"] and ulp_l else "",
+                "max_ulp_prev_library": ulp_l,
+                "same_bits_prev_library": same_l,
+                "verdict": result.status,
+                "reason": "; ".join(problems)[:300],
+            }
+        )
+    return rows
+
+
+def _execute(matrix: Matrix, cell: Cell, models: list[str], scratch: Path, log) -> Outcome:
+    t0 = time.perf_counter()
+    outcome = Outcome(cell)
+    try:
+        python = cellenv.ensure(matrix, cell, log=log)
+        outcome.run = run_backends([cell.backend], models, scratch / cell.slug, python={cell.backend: python}, log=log)[
+            cell.backend
+        ]
+    except cellenv.CellFailure as exc:
+        outcome.failure = exc
+    outcome.seconds = time.perf_counter() - t0
+    return outcome
+
+
+def run_cells(
+    matrix: Matrix,
+    cells: list[Cell],
+    models: list[str],
+    scratch: Path,
+    *,
+    jobs: int = 2,
+    history_path: Path = history.HISTORY,
+    root: Path = DRIFT,
+    log=print,
+) -> list[Outcome]:
+    """Run the cells not yet in the history; append each one's rows as soon as it and every
+    cell before it are done. Returns the outcomes of the cells that ran."""
+    platform = envinfo.platform_key("cpu", None)
+    done = history.recorded(history.read(history_path))
+    todo = []
+    for c in sorted(cells, key=matrix.order):
+        have = done.get((platform, "cpu", c.backend, c.keras, c.version), set())
+        missing = [] if "*" in have else [m for m in models if m not in have]
+        if missing:
+            todo.append((c, missing))
+        else:
+            log(f"{c.label}: in the history already, skipped")
+    outcomes = []
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        futures = [(pool.submit(_execute, matrix, c, ms, scratch, log), ms) for c, ms in todo]
+        for future, ms in futures:  # in matrix order: neighbours first
+            outcome = future.result()
+            outcome.rows = rows_for(outcome, ms, root)
+            history.append(outcome.rows, history_path)
+            verdicts = sorted({r["verdict"] for r in outcome.rows})
+            log(f"{outcome.cell.label}: {', '.join(verdicts)} in {outcome.seconds:.1f} s")
+            outcomes.append(outcome)
+    finally:
+        pool.shutdown(cancel_futures=True)  # interrupted: queued cells do not start; a rerun resumes
+    return outcomes

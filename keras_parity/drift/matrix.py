@@ -1,0 +1,114 @@
+"""The drift matrix of requirements/pins.toml: which (keras, backend release) cells to run.
+
+A cell is one keras release with one release of one backend's library. Its neighbours are
+the cells one release earlier on either axis: they are what its bits are compared with.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_parity.pins import PINS
+
+
+class MatrixError(Exception):
+    pass
+
+
+@dataclass(frozen=True, order=True)
+class Cell:
+    backend: str
+    keras: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        return f"keras={self.keras} {self.backend}={self.version}"
+
+    @property
+    def slug(self) -> str:
+        return f"keras-{self.keras}_{self.backend}-{self.version}"
+
+
+@dataclass(frozen=True)
+class Matrix:
+    keras: tuple[str, ...]
+    releases: dict[str, tuple[str, ...]]  # backend -> releases, oldest first
+    packages: dict[str, str]  # backend -> requirement name, e.g. 'jax[cpu]'
+    resolved_at: str
+    window: int
+    cache_limit_gb: float = 40.0
+
+    def requirements(self, cell: Cell) -> list[str]:
+        return [f"keras=={cell.keras}", f"{self.packages[cell.backend]}=={cell.version}"]
+
+    def cells(self, backends, full: bool = False, axis: str | None = None) -> list[Cell]:
+        """The default window (newest releases), the full matrix, or one axis walked with the
+        newest release held on the other ('keras' or 'library'); oldest first on each axis."""
+        n = None if full or axis else -self.window
+        out = []
+        for b in backends:
+            keras = self.keras[n:] if n else self.keras
+            versions = self.releases[b][n:] if n else self.releases[b]
+            if axis == "keras":
+                versions = versions[-1:]
+            elif axis == "library":
+                keras = keras[-1:]
+            out += [Cell(b, k, v) for k in keras for v in versions]
+        return sorted(out, key=self.order)
+
+    def order(self, cell: Cell):
+        """Neighbours first: a cell's comparisons need theirs done."""
+        return (version_key(cell.keras), version_key(cell.version), cell.backend)
+
+    def previous(self, cell: Cell, axis: str, among=None) -> Cell | None:
+        """The cell one release earlier on `axis` ('keras' or 'library'), within `among` if given."""
+        releases = self.keras if axis == "keras" else self.releases[cell.backend]
+        current = cell.keras if axis == "keras" else cell.version
+        older = [v for v in releases if version_key(v) < version_key(current)]
+        for v in reversed(older):
+            prev = Cell(cell.backend, v, cell.version) if axis == "keras" else Cell(cell.backend, cell.keras, v)
+            if among is None or prev in among:
+                return prev
+        return None
+
+    def parse_cell(self, words: list[str]) -> Cell:
+        """`keras=3.14.0 jax=0.9.2` (keras defaults to the newest release of the matrix)."""
+        pins = {}
+        for w in words:
+            name, sep, version = w.partition("=")
+            if not sep or not version:
+                raise MatrixError(f"cannot read {w!r} as a pin; write cells as `keras=3.14.0 jax=0.9.2`")
+            if name != "keras" and name not in self.releases:
+                raise MatrixError(f"unknown library {name!r} in {w!r}; use keras or one of {', '.join(self.releases)}")
+            pins[name] = version
+        backends = [b for b in pins if b != "keras"]
+        if len(backends) != 1:
+            raise MatrixError(
+                f"a cell names exactly one backend library, got {backends or 'none'} in {' '.join(words)!r}"
+            )
+        return Cell(backends[0], pins.get("keras", self.keras[-1]), pins[backends[0]])
+
+
+def version_key(v: str):
+    """Release order without a dependency: numeric parts first, local labels (+cpu) ignored."""
+    return tuple(int(p) for p in re.findall(r"\d+", v.split("+")[0]))
+
+
+def load(path: Path = PINS) -> Matrix:
+    try:
+        data = tomllib.loads(Path(path).read_text())["drift"]
+        backends = data["backends"]
+        return Matrix(
+            keras=tuple(data["keras"]),
+            releases={b: tuple(d["releases"]) for b, d in backends.items()},
+            packages={b: d["package"] for b, d in backends.items()},
+            resolved_at=data["resolved_at"],
+            window=int(data.get("window", 2)),
+            cache_limit_gb=float(data.get("cache_limit_gb", 40)),
+        )
+    except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        raise MatrixError(f"{path}: the [drift] table is unreadable ({exc!r}); compare it with the README") from None
