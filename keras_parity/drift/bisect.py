@@ -47,20 +47,22 @@ def bisect(
     models: list[str],
     scratch: Path,
     *,
-    backend: str | None = None,
-    keras: str | None = None,
+    held: Cell | None = None,
     root: Path = DRIFT,
     history_path=None,
     log=print,
 ) -> dict[str, tuple[str, str, int] | None]:
-    """Model -> (first changed release, the one before it, max ULP between them) or None."""
+    """Model -> (first changed release, the one before it, max ULP between them) or None.
+
+    `held` gives the release kept fixed on the other axis (default: the matrix's newest;
+    bisecting keras, its backend too, jax by default)."""
     if library == "keras":
-        backend = backend or "jax"
-        fixed = matrix.releases[backend][-1]
+        backend = held.backend if held else "jax"
+        fixed = held.version if held else matrix.releases[backend][-1]
         make = lambda v: Cell(backend, v, fixed)  # noqa: E731
         releases = releases_between("keras", lo, hi)
     elif library in matrix.releases:
-        keras = keras or matrix.keras[-1]
+        keras = held.keras if held else matrix.keras[-1]
         make = lambda v: Cell(library, keras, v)  # noqa: E731
         releases = releases_between(matrix.packages[library], lo, hi)
     else:

@@ -17,17 +17,22 @@ def add_parser(sub) -> None:
         description="Run the default window of the drift matrix (or --full, or one cell such as "
         "`keras=3.14.1 jax=0.9.2`), append the rows to golden/drift/history.csv and rewrite the report.",
     )
-    p.add_argument("cell", nargs="*", help="one cell, e.g. keras=3.14.1 jax=0.9.2 (keras defaults to the newest)")
+    p.add_argument(
+        "cell",
+        nargs="*",
+        help="one cell, e.g. keras=3.14.1 jax=0.9.2 (keras defaults to the newest); with --bisect, "
+        "the release held on the other axis, e.g. keras=3.14.1 or torch=2.13.0+cpu",
+    )
     p.add_argument("--full", action="store_true", help="the whole matrix instead of the newest releases")
     p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
     p.add_argument("--model", action="append", choices=list(REGISTRY), help="only this model (repeatable)")
     p.add_argument(
         "--axis",
+        action="append",
         choices=("keras", "library"),
-        help="walk every release of one axis, the newest release held on the other",
+        help="walk every release of one axis, the newest release held on the other (repeatable)",
     )
     p.add_argument("--bisect", nargs=3, metavar=("LIB", "LO", "HI"), help="first release in LO..HI changing numbers")
-    p.add_argument("--keras", help="with --bisect on a backend library: the keras release to hold (default newest)")
     p.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2: one per core)")
     p.add_argument("--prune", action="store_true", help="remove cached environments of cells outside the matrix")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "drift", help="scratch space for the runs")
@@ -52,8 +57,11 @@ def cmd_drift(args, console) -> int:
             return 0
         if args.bisect:
             lib, lo, hi = args.bisect
-            backend = (args.backend or [None])[0]
-            found = bisect(m, lib, lo, hi, models, args.out, backend=backend, keras=args.keras, log=log)
+            held = None
+            if args.cell:  # the release held on the other axis: `keras=3.15.1` or `torch=2.13.0+cpu`
+                words = args.cell if any(not w.startswith("keras=") for w in args.cell) else [*args.cell, "jax=0.10.2"]
+                held = m.parse_cell(words)
+            found = bisect(m, lib, lo, hi, models, args.out, held=held, log=log)
             for model, hit in found.items():
                 if hit is None:
                     log(f"{model}: the same bits from {lib} {lo} to {hi}")
@@ -64,7 +72,7 @@ def cmd_drift(args, console) -> int:
         cells = (
             [m.parse_cell(args.cell)]
             if args.cell
-            else m.cells(args.backend or BACKENDS, full=args.full, axis=args.axis)
+            else m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
         )
         outcomes = run_cells(m, cells, models, args.out, jobs=args.jobs, log=log)
     except (matrix.MatrixError, history.HistoryError) as exc:

@@ -45,19 +45,20 @@ class Matrix:
     def requirements(self, cell: Cell) -> list[str]:
         return [f"keras=={cell.keras}", f"{self.packages[cell.backend]}=={cell.version}"]
 
-    def cells(self, backends, full: bool = False, axis: str | None = None) -> list[Cell]:
-        """The default window (newest releases), the full matrix, or one axis walked with the
-        newest release held on the other ('keras' or 'library'); oldest first on each axis."""
-        n = None if full or axis else -self.window
-        out = []
+    def cells(self, backends, full: bool = False, axes=()) -> list[Cell]:
+        """The default window (newest releases), the full matrix, or the union of the given axes
+        ('keras', 'library'), each walked with the newest release held on the other; sorted so
+        that every cell comes after its neighbours."""
+        out = set()
         for b in backends:
-            keras = self.keras[n:] if n else self.keras
-            versions = self.releases[b][n:] if n else self.releases[b]
-            if axis == "keras":
-                versions = versions[-1:]
-            elif axis == "library":
-                keras = keras[-1:]
-            out += [Cell(b, k, v) for k in keras for v in versions]
+            if full or not axes:
+                n = None if full else -self.window
+                keras, versions = (self.keras, self.releases[b]) if full else (self.keras[n:], self.releases[b][n:])
+                out |= {Cell(b, k, v) for k in keras for v in versions}
+            if "keras" in axes:
+                out |= {Cell(b, k, self.releases[b][-1]) for k in self.keras}
+            if "library" in axes:
+                out |= {Cell(b, self.keras[-1], v) for v in self.releases[b]}
         return sorted(out, key=self.order)
 
     def order(self, cell: Cell):

@@ -1,8 +1,9 @@
 """The drift report: golden/drift/report.md with one PNG per model, and the change events.
 
-An event is the first release on an axis (keras, or the backend library) at which a cell's
-bits differ from the release before it; it stays at rounding level when both releases are
-within tolerance of the float64 reference, and exceeds tolerance otherwise.
+An event is a release on an axis (keras, or the backend library) at which a model case's
+bits differ from the previous release recorded on that axis, everything else held; it stays
+at rounding level when both releases are within tolerance of the float64 reference, and
+exceeds tolerance otherwise.
 """
 
 from __future__ import annotations
@@ -10,50 +11,80 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+from keras_parity import golden
+from keras_parity.compare import ulp_distance
+from keras_parity.drift.driver import DRIFT, snapshot_path
 from keras_parity.drift.history import HISTORY, read
-from keras_parity.drift.matrix import version_key
+from keras_parity.drift.matrix import Cell, version_key
 
 REPORT = HISTORY.parent / "report.md"
 
 
-def events(rows: list[dict]) -> list[dict]:
-    """One event per (backend, axis, release, model case path) where the bits changed."""
-    by_cell = {
-        (r["platform"], r["backend"], r["keras"], r["library_version"], r["model"], r["case"], r["path"]): r
-        for r in rows
-    }
-    out = []
+def events(rows: list[dict], root: Path = DRIFT) -> list[dict]:
+    """One event per (series, release, model case path) whose bits differ from the previous
+    recorded release of the series, from the snapshots, so the order cells were recorded in
+    does not matter. A series walks one axis with everything else held."""
+    series = defaultdict(dict)
     for r in rows:
-        for axis, prev_col in (("keras", "prev_keras"), ("library", "prev_library")):
-            if r[f"same_bits_prev_{axis}"] != "no":
+        cell = (r["model"], r["case"], r["path"])
+        series[("keras", r["platform"], r["backend"], r["library_version"], cell)][r["keras"]] = r
+        series[("library", r["platform"], r["backend"], r["keras"], cell)][r["library_version"]] = r
+    snapshots: dict[Path, dict] = {}
+
+    def arrays(r: dict) -> dict:
+        path = snapshot_path(Cell(r["backend"], r["keras"], r["library_version"]), r["platform"], root)
+        if path not in snapshots:
+            snapshots[path] = golden.read_npz(path) if path.exists() else {}
+        prefix = f"{r['model']}/{r['case']}/{r['path']}/"
+        return {k: v for k, v in snapshots[path].items() if k.startswith(prefix)}
+
+    out = []
+    for (axis, _, backend, held, cell), releases in series.items():
+        order = sorted(releases, key=version_key)
+        for before_v, after_v in zip(order, order[1:]):
+            before, after = releases[before_v], releases[after_v]
+            a, b = arrays(before), arrays(after)
+            if not a or a.keys() != b.keys() or all(a[k].tobytes() == b[k].tobytes() for k in a):
                 continue
-            prev_key = (
-                r["platform"],
-                r["backend"],
-                r["prev_keras"] if axis == "keras" else r["keras"],
-                r["library_version"] if axis == "keras" else r["prev_library"],
-                r["model"],
-                r["case"],
-                r["path"],
-            )
-            before = by_cell.get(prev_key)
-            within = r["verdict"] == "pass" and (before is None or before["verdict"] == "pass")
+            ulp = max(int(ulp_distance(b[k], a[k]).max(initial=0)) for k in a if a[k].shape == b[k].shape)
+            within = before["verdict"] == "pass" and after["verdict"] == "pass"
             out.append(
                 {
-                    "platform": r["platform"],
-                    "backend": r["backend"],
-                    "axis": "keras" if axis == "keras" else r["backend"],
-                    "release": r["keras"] if axis == "keras" else r["library_version"],
-                    "from": r[prev_col],
-                    "with": f"{r['backend']} {r['library_version']}" if axis == "keras" else f"keras {r['keras']}",
-                    "cell": f"{r['model']}/{r['case']}/{r['path']}",
-                    "max_ulp": int(r[f"max_ulp_prev_{axis}"] or 0),
-                    "rel_l2_before": before["rel_l2"] if before else "",
-                    "rel_l2": r["rel_l2"],
+                    "backend": backend,
+                    "axis": "keras" if axis == "keras" else backend,
+                    "release": after_v,
+                    "from": before_v,
+                    "with": f"{backend} {held}" if axis == "keras" else f"keras {held}",
+                    "cell": "/".join(cell),
+                    "max_ulp": ulp,
+                    "rel_l2_before": before["rel_l2"],
+                    "rel_l2": after["rel_l2"],
                     "level": "rounding" if within else "exceeds tolerance",
                 }
             )
     return out
+
+
+def _series_plot(ax, rows, x_of, line_of, xlabel, title):
+    xs_all = sorted({x_of(r) for r in rows}, key=version_key)
+    for line in sorted({line_of(r) for r in rows}, key=lambda v: version_key(v.split()[-1])):
+        worst = defaultdict(float)  # the worst case/path of the model per release
+        for r in rows:
+            if line_of(r) == line:
+                worst[x_of(r)] = max(worst[x_of(r)], float(r["rel_l2"]))
+        if len(worst) < 2 and len(xs_all) > 1:
+            continue  # a single point belongs to the other axis's plot
+        xs = [i for i, v in enumerate(xs_all) if v in worst]
+        ax.plot(xs, [worst[xs_all[i]] for i in xs], marker="o", label=line)
+    for tol in {float(r["tol_rel_l2"]) for r in rows if r["tol_rel_l2"]}:
+        ax.axhline(tol, color="red", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(xs_all)), xs_all, rotation=30, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel("rel. L2 vs float64", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
 
 
 def _plot(model: str, rows: list[dict], out: Path) -> None:
@@ -63,33 +94,32 @@ def _plot(model: str, rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     backends = sorted({r["backend"] for r in rows})
-    fig, axes = plt.subplots(1, len(backends), figsize=(4.2 * len(backends), 3.4), squeeze=False)
-    for ax, backend in zip(axes[0], backends):
+    fig, axes = plt.subplots(2, len(backends), figsize=(4.2 * len(backends), 6.4), squeeze=False)
+    for col, backend in enumerate(backends):
         mine = [r for r in rows if r["backend"] == backend and r["rel_l2"]]
-        releases = sorted({r["library_version"] for r in mine}, key=version_key)
-        for keras in sorted({r["keras"] for r in mine}, key=version_key):
-            worst = defaultdict(float)  # worst case/path per library release
-            for r in mine:
-                if r["keras"] == keras:
-                    worst[r["library_version"]] = max(worst[r["library_version"]], float(r["rel_l2"]))
-            xs = [i for i, v in enumerate(releases) if v in worst]
-            ax.plot(xs, [worst[releases[i]] for i in xs], marker="o", label=f"keras {keras}")
-        tols = {float(r["tol_rel_l2"]) for r in mine if r["tol_rel_l2"]}
-        for tol in tols:
-            ax.axhline(tol, color="red", linestyle="--", linewidth=1)
-        ax.set_xticks(range(len(releases)), releases, rotation=30)
-        ax.set_yscale("log")
-        ax.set_title(f"{model} on {backend}")
-        ax.set_xlabel(f"{backend} release")
-        ax.set_ylabel("rel. L2 error vs float64 (worst case)")
-        ax.legend(fontsize=7)
+        _series_plot(
+            axes[0][col],
+            mine,
+            lambda r: r["library_version"],
+            lambda r: f"keras {r['keras']}",
+            f"{backend} release",
+            f"{model} on {backend}: by {backend} release",
+        )
+        _series_plot(
+            axes[1][col],
+            mine,
+            lambda r: r["keras"],
+            lambda r: f"{r['backend']} {r['library_version']}",
+            "keras release",
+            f"{model} on {backend}: by keras release",
+        )
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=90, metadata={"Software": None})
     plt.close(fig)
 
 
-def write(path: Path = HISTORY, report: Path = REPORT) -> Path:
+def write(path: Path = HISTORY, report: Path = REPORT, root: Path = DRIFT) -> Path:
     rows = read(path)
     ran = [r for r in rows if r["model"] != "*"]
     n_cells = len({(r["platform"], r["backend"], r["keras"], r["library_version"]) for r in rows})
@@ -104,7 +134,7 @@ def write(path: Path = HISTORY, report: Path = REPORT) -> Path:
         png = report.parent / "plots" / f"{model}.png"
         _plot(model, [r for r in ran if r["model"] == model], png)
         lines += [f"![{model}](plots/{png.name})", ""]
-    evs = events(ran)
+    evs = events(ran, root)
     lines += ["## Numbers changed at", ""]
     if not evs:
         lines += ["No release changed any bits among the cells recorded.", ""]
