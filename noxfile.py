@@ -51,6 +51,12 @@ def images(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def localize(session: nox.Session) -> None:
+    """Every layer's error against float64 and the first layer where it jumps (-- --model M --backend B)."""
+    _keras_parity(session, "localize")
+
+
+@nox.session(python=PYTHON, default=False)
 def drift(session: nox.Session) -> None:
     """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8.0 0.10.2)."""
     _keras_parity(session, "drift")

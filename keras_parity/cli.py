@@ -48,6 +48,11 @@ def cmd_parity(args) -> int:
             backends, models, args.out / "raw", docker=args.docker, device=args.device, log=console.print
         )
         cells = evaluate(runs, models, args.golden_dir)
+    if any(c.status == "fail" for c in cells):
+        from keras_parity.localize import localize_failures
+
+        with console.status("localizing the failing cells layer by layer"):
+            localize_failures(cells, args.out / "layers", docker=args.docker, device=args.device, root=args.golden_dir)
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
@@ -114,6 +119,45 @@ def cmd_images(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_localize(args) -> int:
+    from rich.table import Table
+
+    from keras_parity.localize import case_layers, describe, first_jump, plot, profile
+    from keras_parity.run import run_backends
+
+    backends, spec = _pick("backend", args.backend, BACKENDS), REGISTRY[_pick("model", [args.model], REGISTRY)[0]]
+    cases = [c for c in spec.cases if c.mode != "moving_stats" and (not args.case or c.name in args.case)]
+    if not cases:
+        sys.exit(f"error: no case {args.case} in {args.model}; choose from {', '.join(c.name for c in spec.cases)}")
+    t0 = time.perf_counter()
+    with console.status(f"capturing every layer of {args.model} on {', '.join(backends)}"):
+        runs = run_backends(
+            backends, [args.model], args.out / "raw", layers=True, docker=args.docker, log=console.print
+        )
+    failed = 0
+    for b, run in runs.items():
+        if run.error or args.model not in run.meta.get("models", {}):
+            console.print(
+                f"[red]error[/] {b}: {run.error or run.meta.get('errors', {}).get(args.model)}", soft_wrap=True
+            )
+            failed += 1
+            continue
+        for case in cases:
+            rows = profile(args.model, case.name, case_layers(run, args.model, case.name))
+            hit = first_jump(rows, spec.tolerance(b, run.meta.get("device", "cpu")).rel_l2)
+            t = Table(title=f"{args.model}/{case.name} on {b}: error vs float64, layer by layer")
+            for col in ("layer", "type", "rel L2", "inputs' rel L2", "R", ""):
+                t.add_column(col, justify="left" if col in ("layer", "type", "") else "right")
+            for r in rows:
+                mark = "[red]<- first jump[/]" if r is hit else r.note
+                t.add_row(r.name, r.class_name, f"{r.rel_l2:.2e}", f"{r.inputs_rel_l2:.2e}", f"{r.rate:.3g}", mark)
+            console.print(t)
+            png = plot(rows, hit, f"{args.model}/{case.name} on {b}", args.out / f"{args.model}-{case.name}-{b}.png")
+            console.print(f"{describe(hit)}; plot: {png}", soft_wrap=True)
+    console.print(f"localized in {time.perf_counter() - t0:.1f} s")
+    return 1 if failed else 0
+
+
 def cmd_report(args) -> int:
     from keras_parity.merge import MergeError, merge
 
@@ -154,6 +198,13 @@ def main(argv=None) -> int:
     p.add_argument("--compare", default=UPSTREAM_TF, help="an image in the engine to compare sizes with")
     p.add_argument("--prune", action="store_true", help="remove images and cache volumes no current lock builds")
     p.set_defaults(fn=cmd_images)
+    p = sub.add_parser("localize", help="every layer's error against float64, and the first layer where it jumps")
+    p.add_argument("--model", required=True, help="the model to profile")
+    p.add_argument("--backend", action="append", help="only this backend (repeatable)")
+    p.add_argument("--case", action="append", help="only this case (repeatable)")
+    p.add_argument("--out", type=Path, default=ROOT / "results" / "localize", help="where tables' plots go")
+    p.add_argument("--docker", action="store_true", help="run each backend in its image")
+    p.set_defaults(fn=cmd_localize)
     drift_cli.add_parser(sub)
     p = sub.add_parser("report", help="merge result directories of several machines into one report")
     p.add_argument("dirs", nargs="+", type=Path, help="directories written by `parity --out`")

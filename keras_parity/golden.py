@@ -3,6 +3,7 @@
 Layout, per model:
   golden/<model>/reference.npz            float64 reference, keys '<case>/<output>'
   golden/<model>/reference.json           seed, weight/input checksums, config hash, shapes
+  golden/<model>/graph.json               each builder's Keras config and weight list (for localization)
   golden/<model>/snapshots/<platform>/<backend>.npz   float32 outputs, keys '<case>/<path>/<output>'
   golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device of that snapshot
 A mismatch writes golden/<model>/<backend>.obtained.npz beside them (git-ignored).
@@ -94,6 +95,10 @@ def read_json(path: Path) -> dict:
 
 def reference_path(model: str, root: Path = GOLDEN) -> Path:
     return root / model / "reference.npz"
+
+
+def graph_path(model: str, root: Path = GOLDEN) -> Path:
+    return root / model / "graph.json"
 
 
 def snapshot_path(model: str, platform: str, backend: str, root: Path = GOLDEN) -> Path:

@@ -105,7 +105,10 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         old = golden.read_npz(ref_path) if ref_path.exists() else None
         for line in _describe_change(old, ref):
             log(f"  {model} reference: {line}")
-        writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta)]
+        # The graph and weight list the reference was computed from: localization walks this
+        # float64 graph layer by layer, even after the model's code has changed.
+        graph = {n: {"config": b["config"], "weights": b["weights"]} for n, b in builders.items()}
+        writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, root), graph)]
         for run in ok:
             prefix = f"{model}/"
             arrays = {k[len(prefix) :]: v for k, v in run.arrays.items() if k.startswith(prefix)}

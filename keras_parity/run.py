@@ -19,6 +19,7 @@ class BackendRun:
     backend: str
     meta: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    layers: dict[str, np.ndarray] = field(default_factory=dict)  # '--layers': 'model/case/layer'
     error: str | None = None  # the whole backend failed: no environment, no import, a crash
     wall: float = 0.0
 
@@ -39,6 +40,7 @@ def run_backends(
     repeat: bool = False,
     naive: bool = False,
     configs: bool = False,
+    layers: bool = False,
     docker: bool = False,
     device: str = "cpu",
     python: dict[str, Path] | None = None,
@@ -55,10 +57,11 @@ def run_backends(
         + (["--repeat"] if repeat else [])
         + (["--naive"] if naive else [])
         + (["--configs"] if configs else [])
+        + (["--layers"] if layers else [])
         + ["--device", device]
     )
     for b in backends:
-        for suffix in (".npz", ".json", ".log"):
+        for suffix in (".npz", ".json", ".log", ".layers.npz"):
             (out / f"{b}{suffix}").unlink(missing_ok=True)
         try:
             procs[b] = (
@@ -113,4 +116,6 @@ def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
         )
     else:
         run.arrays = golden.read_npz(out / f"{backend}.npz")
+        if (out / f"{backend}.layers.npz").exists():
+            run.layers = golden.read_npz(out / f"{backend}.layers.npz")
     return run

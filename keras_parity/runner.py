@@ -69,6 +69,25 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict)
     return out
 
 
+def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
+    """Every layer's output for one case, keyed as the float64 reference keys them ('name',
+    'name:1' for a layer's extra outputs), from one eager call of a model exposing them all."""
+    import keras
+
+    names, tensors = [], []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        for j, t in enumerate(keras.tree.flatten(layer.output)):
+            names.append(layer.name if j == 0 else f"{layer.name}:{j}")
+            tensors.append(t)
+    probe = keras.Model(model.inputs, tensors)
+    feed = [inputs[t.name] for t in model.inputs]
+    values = probe(feed if len(feed) > 1 else feed[0], training=case.mode != "infer")
+    values = values if isinstance(values, (list, tuple)) else [values]  # one output comes unwrapped
+    return {n: _to_numpy(v) for n, v in zip(names, values)}
+
+
 def run_model(
     name: str,
     backend: str,
@@ -77,8 +96,10 @@ def run_model(
     naive: bool = False,
     cache: Path | None = None,
     configs: bool = False,
+    layers: dict | None = None,
 ) -> tuple[dict, dict]:
-    """Returns ({'case/path/output': array}, model metadata)."""
+    """Returns ({'case/path/output': array}, model metadata); with `layers`, also fills it with
+    every layer's output per case ('case/layer')."""
     spec = REGISTRY[name]
     module = importlib.import_module(spec.module)
     arrays, meta = {}, {"builders": {}}
@@ -113,6 +134,9 @@ def run_model(
             for out_name, value in _run_case(model, case, inputs, path, repeat, timings).items():
                 arrays[f"{case.name}/{path}/{out_name}"] = value
             meta.setdefault("cell_seconds", {})[f"{case.name}/{path}"] = round(time.perf_counter() - t0, 3)
+        if layers is not None and case.mode != "moving_stats":
+            model.set_weights(weights)
+            layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})
     return arrays, meta
 
 
@@ -126,6 +150,7 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", action="store_true", help="write each model's Keras config (for goldens)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the device asked for")
     ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
+    ap.add_argument("--layers", action="store_true", help="also write every layer's output (<backend>.layers.npz)")
     args = ap.parse_args(argv)
     backend, out = args.backend, args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -157,12 +182,14 @@ def main(argv=None) -> int:
         platform=envinfo.platform_key(device, gpu),
         git_commit=envinfo.git_commit(),
     )
-    arrays = {}
+    arrays, layer_arrays = {}, {}
     for name in args.model or list(REGISTRY):
         try:
+            captured = {} if args.layers else None
             model_arrays, model_meta = run_model(
-                name, backend, args.repeat, timings, args.naive, args.cache_dir, args.configs
+                name, backend, args.repeat, timings, args.naive, args.cache_dir, args.configs, captured
             )
+            layer_arrays.update({f"{name}/{k}": v for k, v in (captured or {}).items()})
         except Exception as exc:
             meta["errors"][name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             traceback.print_exc()
@@ -172,6 +199,8 @@ def main(argv=None) -> int:
     timings["total"] = time.perf_counter() - t_start
     meta["timings"] = timings
     meta["peak_rss_mb"] = _peak_rss_mb()
+    if args.layers:
+        golden.write_npz(out / f"{backend}.layers.npz", layer_arrays)
     golden.write_npz(out / f"{backend}.npz", arrays)
     golden.write_json(out / f"{backend}.json", meta)
     return 0

@@ -1,0 +1,151 @@
+"""Layer-wise localization: the first layer where a backend's numbers part from float64.
+
+Every layer's output on the backend (runner --layers) is compared with the float64
+reference's, walked from the graph the goldens were made from (golden/<model>/graph.json).
+For layer l with error δ_l (relative L2 against the reference) and δ_in, the largest error
+among its inputs, the rate R_l = (δ_l - δ_in) / (δ_in + ε), as the cross-backend testers
+CRADLE and LEMON use it: rounding grows errors by small factors from layer to layer, a
+different computation multiplies them at the layer that computes differently. The first
+layer whose error both exceeds the case's tolerance and jumps (R > R_JUMP) is named.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import golden
+from keras_parity.reference import evaluate as reference_eval
+from keras_parity.reference.graph import _history
+from keras_parity.weights import generate_inputs, generate_weights
+from models.registry import REGISTRY
+
+EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
+R_JUMP = 10.0  # an error ten times its inputs' at one layer is no longer rounding growth
+
+
+@dataclass
+class LayerError:
+    name: str
+    class_name: str
+    rel_l2: float
+    inputs_rel_l2: float
+    rate: float
+    note: str = ""
+
+
+def _rel_l2(got: np.ndarray, want: np.ndarray) -> float:
+    norm = float(np.linalg.norm(want))
+    diff = float(np.linalg.norm(got.astype(np.float64) - want))
+    return diff / norm if norm else diff
+
+
+def profile(model: str, case_name: str, layers: dict[str, np.ndarray], root: Path = golden.GOLDEN) -> list[LayerError]:
+    """Per layer, in graph order: the error of `layers` (name -> backend output) vs float64."""
+    spec = REGISTRY[model]
+    case = next(c for c in spec.cases if c.name == case_name)
+    graph = golden.read_json(golden.graph_path(model, root))[case.builder]
+    specs = [(p, tuple(s)) for p, s in graph["weights"]]
+    weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
+    inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+    ref = reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
+    errors: dict[str, float] = {}
+    rows = []
+    for layer in graph["config"]["layers"]:
+        name, cls = layer["name"], layer["class_name"]
+        if cls == "InputLayer":
+            errors[name] = 0.0
+            continue
+        d_in = max((errors.get(n, 0.0) for n, _ in _history(layer["inbound_nodes"])), default=0.0)
+        got, want, note = layers.get(name), ref.get(name), ""
+        if got is None or want is None:
+            d, note = math.nan, "not captured"
+        elif got.shape != want.shape:
+            d, note = math.inf, f"shape {tuple(got.shape)} vs reference {tuple(want.shape)}"
+        else:
+            d = _rel_l2(got, want)
+        errors[name] = d if not math.isnan(d) else d_in
+        rate = math.inf if math.isinf(d) else (d - d_in) / (d_in + EPS)
+        rows.append(LayerError(name, cls, d, d_in, rate, note))
+    return rows
+
+
+def first_jump(rows: list[LayerError], floor: float) -> LayerError | None:
+    """The first layer whose error exceeds `floor` (the case's tolerance) and jumps."""
+    for r in rows:
+        if (math.isinf(r.rel_l2) or r.rel_l2 > floor) and r.rate > R_JUMP:
+            return r
+    return None
+
+
+def describe(hit: LayerError | None) -> str:
+    if hit is None:
+        return "no layer's error jumps above tolerance"
+    extra = f"; {hit.note}" if hit.note else ""
+    return (
+        f"first divergent layer '{hit.name}' ({hit.class_name}): rel L2 {hit.rel_l2:.2e} "
+        f"from inputs at {hit.inputs_rel_l2:.2e} (R = {hit.rate:.3g}){extra}"
+    )
+
+
+def plot(rows: list[LayerError], hit: LayerError | None, title: str, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ys = [r.rel_l2 if math.isfinite(r.rel_l2) else np.nan for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, len(rows) * 0.05 + 4), 3.4))
+    ax.plot(range(len(rows)), ys, marker="." if len(rows) > 40 else "o", linewidth=1)
+    if hit is not None:
+        i = rows.index(hit)
+        ax.axvline(i, color="red", linestyle="--", linewidth=1)
+        ax.annotate(hit.name, (i, ax.get_ylim()[1]), color="red", fontsize=8, ha="left", va="top")
+    if len(rows) <= 40:
+        ax.set_xticks(range(len(rows)), [r.name for r in rows], rotation=60, fontsize=7, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("rel. L2 vs float64")
+    ax.set_xlabel("layer (graph order)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return out
+
+
+def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
+    prefix = f"{model}/{case}/"
+    return {k[len(prefix) :]: v for k, v in run.layers.items() if k.startswith(prefix)}
+
+
+def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print) -> None:
+    """Name the first divergent layer of every failing cell: one more run of the failing
+    backends and models with every layer's output, appended to each cell's problems."""
+    from keras_parity.run import run_backends
+
+    failing = [c for c in cells if c.status == "fail" and c.case != "*"]
+    if not failing:
+        return
+    backends = sorted({c.backend for c in failing})
+    models = sorted({c.model for c in failing})
+    runs = run_backends(backends, models, out, layers=True, docker=docker, device=device, log=log)
+    seen: dict[tuple, str] = {}
+    for c in failing:
+        key = (c.backend, c.model, c.case)
+        if key not in seen:
+            run = runs[c.backend]
+            if c.case in {x.name for x in REGISTRY[c.model].cases if x.mode == "moving_stats"}:
+                seen[key] = "note: not localized: moving statistics are variables, not layer outputs"
+            elif run.error or not run.layers:
+                seen[key] = f"note: not localized: {run.error or 'no layer outputs were written'}"
+            else:
+                try:
+                    rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root)
+                    seen[key] = "localized: " + describe(first_jump(rows, c.tol.rel_l2 if c.tol else 0.0))
+                except Exception as exc:  # the reference lacks a layer, the graph is missing, ...
+                    seen[key] = f"note: not localized: {type(exc).__name__}: {exc}"
+        c.problems.append(seen[key])

@@ -1,0 +1,91 @@
+"""Layer-wise localization: a planted semantic change in one layer of each model is named, on
+every backend, by a failing parity run without being asked; nothing is named where nothing
+was planted."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_parity import envs
+from keras_parity.spec import BACKENDS
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+RESNET = (
+    '    return keras.applications.ResNet50(weights=None, input_tensor=x, classifier_activation=None, name="resnet50")'
+)
+PLANTS = [  # file, text, planted text: one semantic change per model
+    ("linear.py", 'Dense(10, activation="sigmoid", name="hidden")', 'Dense(10, activation="tanh", name="hidden")'),
+    ("cnn.py", 'Conv1D(4, 3, padding="same", name="conv")', 'Conv1D(4, 3, padding="causal", name="conv")'),
+    ("bn_mlp.py", "epsilon=1e-3", "epsilon=1e-2"),
+    ("lstm.py", 'LSTM(10, name="lstm")', 'LSTM(10, recurrent_activation="hard_sigmoid", name="lstm")'),
+    ("resnet50.py", RESNET, RESNET.replace("    return ", "    m = ")
+     + '\n    m.get_layer("conv3_block2_2_bn").epsilon = 0.1\n    return m'),
+]  # fmt: skip
+NAMED = [  # model, case, the layer that must be named
+    ("linear", "sigmoid_mlp", "hidden"),
+    ("cnn", "conv1d_same", "conv"),
+    ("bn_mlp", "inference", "bn"),
+    ("bn_mlp", "training", "bn"),
+    ("lstm", "lstm", "lstm"),
+    ("resnet50", "logits", "conv3_block2_2_bn"),
+]
+
+
+def cli(*args, cwd):
+    env_vars = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}  # the copy reuses the environments
+    return subprocess.run(
+        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env_vars, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    project = tmp_path_factory.mktemp("planted")
+    for d in ("keras_parity", "models", "golden", "requirements"):
+        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    for name, old, new in PLANTS:
+        src = project / "models" / name
+        text = src.read_text()
+        assert old in text, f"{name} no longer holds {old!r}"
+        src.write_text(text.replace(old, new))
+    proc = cli("parity", "--out", str(project / "out"), cwd=project)
+    cells = json.loads((project / "out" / "parity.json").read_text())["cells"]
+    return proc, cells
+
+
+@pytest.mark.parametrize("model, case, layer", NAMED, ids=[f"{m}-{c}" for m, c, _ in NAMED])
+def test_a_planted_change_is_named_on_every_backend(planted, model, case, layer):
+    proc, cells = planted
+    assert proc.returncode == 1
+    mine = [c for c in cells if c["model"] == model and c["case"] == case]
+    assert {c["backend"] for c in mine} == set(BACKENDS)
+    for c in mine:
+        assert c["status"] == "fail", c
+        named = [p for p in c["problems"] if p.startswith("localized: ")]
+        assert named and named[0].startswith(f"localized: first divergent layer '{layer}' "), c["problems"]
+        assert f"FAIL {model}/{case} ({c['backend']}/cpu/{c['path']}): localized: first divergent layer '{layer}'" in (
+            proc.stdout
+        )
+
+
+def test_nothing_is_named_where_nothing_was_planted(planted):
+    _, cells = planted
+    planted_cases = {(m, c) for m, c, _ in NAMED}
+    clean = [c for c in cells if (c["model"], c["case"]) not in planted_cases]
+    assert clean and all(c["status"] == "pass" for c in clean), [c for c in clean if c["status"] != "pass"]
+    assert not any(p.startswith("localized") for c in clean for p in c["problems"])
+
+
+def test_localize_shows_the_whole_profile_and_a_plot(tmp_path):
+    proc = cli("localize", "--model", "lstm", "--backend", "torch", "--out", str(tmp_path), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "lstm/lstm on torch: error vs float64, layer by layer" in proc.stdout
+    assert "no layer's error jumps above tolerance" in proc.stdout and "localized in" in proc.stdout
+    assert (tmp_path / "lstm-lstm-torch.png").read_bytes()[:4] == b"\x89PNG"
