@@ -53,6 +53,18 @@ def cmd_parity(args) -> int:
 
         with console.status("localizing the failing cells layer by layer"):
             localize_failures(cells, args.out / "layers", docker=args.docker, device=args.device, root=args.golden_dir)
+    if args.float64 or any(c.status == "fail" for c in cells):
+        from keras_parity.rounding import classify
+
+        with console.status("running in float64: rounding or semantic"):
+            classify(
+                cells,
+                args.out / "float64",
+                everything=args.float64,
+                docker=args.docker,
+                device=args.device,
+                root=args.golden_dir,
+            )
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
@@ -190,7 +202,9 @@ def main(argv=None) -> int:
         _common(p)
         p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
         p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
-        p.set_defaults(fn=fn)
+        p.set_defaults(fn=fn, float64=False)
+        if name == "parity":
+            p.add_argument("--float64", action="store_true", help="classify every cell rounding or semantic")
     p = sub.add_parser("images", help="build the backend images (cpu; --cuda adds the CUDA variants)")
     p.add_argument("--backend", action="append", help="build only this backend's image (repeatable)")
     p.add_argument("--cuda", action="store_true", help="also build the CUDA variants")

@@ -39,6 +39,8 @@ class CellResult:
     outputs: dict[str, OutputMetrics] = field(default_factory=dict)
     snapshot: str = "missing"  # identical | changed | missing | other-platform
     tol: Tol | None = None
+    rounding: str | None = None  # rounding | semantic | unclassified, from a float64 run
+    float64_rel_l2: float | None = None
 
     @property
     def name(self) -> str:

@@ -14,9 +14,11 @@ from pathlib import Path
 THREADS = 1
 
 
-def before_import(backend: str, cache_dir: Path | None) -> dict:
+def before_import(backend: str, cache_dir: Path | None, dtype: str = "float32") -> dict:
     """Environment that must be set before the backend library is imported."""
     env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONHASHSEED": "0"}
+    if backend == "jax" and dtype == "float64":
+        env["JAX_ENABLE_X64"] = "1"  # without it JAX silently computes float64 models in float32
     env.update(dict.fromkeys(("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"), str(THREADS)))
     if backend == "tensorflow":
         env["TF_DETERMINISTIC_OPS"] = "1"

@@ -42,6 +42,7 @@ def table(cells: list[CellResult]) -> Table:
         ("tol (rel L2)", "right"),
         ("vs snapshot", "left"),
         ("top-5", "right"),
+        ("float64 run", "left"),
         ("verdict", "left"),
     ):
         t.add_column(col, justify=just, no_wrap=True)
@@ -60,6 +61,7 @@ def table(cells: list[CellResult]) -> Table:
             _fmt(c.tol.rel_l2 if c.tol else None),
             _snapshot_text(c),
             f"{min(top5):.2f}" if top5 else "-",
+            f"{c.rounding} {_fmt(c.float64_rel_l2)}" if c.rounding else "-",
             f"[{_STYLE[c.status]}]{c.status.upper()}[/]",
         )
     return t

@@ -41,6 +41,7 @@ def run_backends(
     naive: bool = False,
     configs: bool = False,
     layers: bool = False,
+    dtype: str = "float32",
     docker: bool = False,
     device: str = "cpu",
     python: dict[str, Path] | None = None,
@@ -58,6 +59,7 @@ def run_backends(
         + (["--naive"] if naive else [])
         + (["--configs"] if configs else [])
         + (["--layers"] if layers else [])
+        + (["--dtype", dtype] if dtype != "float32" else [])
         + ["--device", device]
     )
     for b in backends:

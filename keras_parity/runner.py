@@ -100,9 +100,12 @@ def run_model(
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata); with `layers`, also fills it with
     every layer's output per case ('case/layer')."""
+    import keras
+
     spec = REGISTRY[name]
     module = importlib.import_module(spec.module)
     arrays, meta = {}, {"builders": {}}
+    floatx = keras.config.floatx()
     built = {}
     for case in spec.cases:
         if case.builder not in built:
@@ -124,6 +127,7 @@ def run_model(
         model, weights = built[case.builder]
         inputs = generate_inputs(case.inputs, spec.seed, case.builder)
         meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
+        inputs = {k: v.astype(floatx) for k, v in inputs.items()}  # float32 values, held in floatx
         paths = ("eager",) if naive else PATHS[backend]
         for path in paths if case.mode == "infer" else ("call",):
             t0 = time.perf_counter()
@@ -151,17 +155,20 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the device asked for")
     ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
     ap.add_argument("--layers", action="store_true", help="also write every layer's output (<backend>.layers.npz)")
+    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="keras floatx for the run")
     args = ap.parse_args(argv)
     backend, out = args.backend, args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     jax_cache = args.cache_dir and args.cache_dir / "jax"
-    meta = {"backend": backend, "env": knobs.before_import(backend, jax_cache), "models": {}, "errors": {}}
+    env = knobs.before_import(backend, jax_cache, args.dtype)
+    meta = {"backend": backend, "env": env, "dtype": args.dtype, "models": {}, "errors": {}}
     timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call"), 0.0)
     try:
-        import keras  # noqa: F401  (the backend is imported here, once)
+        import keras  # (the backend is imported here, once)
 
         meta["knobs"] = knobs.after_import(backend)
+        keras.config.set_floatx(args.dtype)
         device, gpu = knobs.device_info(backend)
     except Exception as exc:  # an import that fails is reported, the other backends go on
         meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -73,6 +73,9 @@ def test_a_planted_change_is_named_on_every_backend(planted, model, case, layer)
         assert f"FAIL {model}/{case} ({c['backend']}/cpu/{c['path']}): localized: first divergent layer '{layer}'" in (
             proc.stdout
         )
+        # the backend's own float64 run departs too: different math, not rounding
+        assert c["rounding"] == "semantic", c["problems"]
+        assert any(p.startswith("semantic: the float64 run departs from the reference too") for p in c["problems"])
 
 
 def test_nothing_is_named_where_nothing_was_planted(planted):
@@ -89,3 +92,17 @@ def test_localize_shows_the_whole_profile_and_a_plot(tmp_path):
     assert "lstm/lstm on torch: error vs float64, layer by layer" in proc.stdout
     assert "no layer's error jumps above tolerance" in proc.stdout and "localized in" in proc.stdout
     assert (tmp_path / "lstm-lstm-torch.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_float64_runs_label_every_cell_and_tensorflow_honours_float64(tmp_path):
+    """TensorFlow computes float64 models in float64 throughout: every difference is rounding.
+    The other backends' cells get a label too, naming a layer where float64 is not honoured."""
+    proc = cli("parity", "--float64", "--model", "bn_mlp", "--model", "cnn", "--out", str(tmp_path), cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
+    assert all(c["rounding"] in ("rounding", "semantic", "unclassified") for c in cells)
+    tf = [c for c in cells if c["backend"] == "tensorflow"]
+    assert tf and all(c["rounding"] == "rounding" and c["float64_rel_l2"] <= 1e-12 for c in tf)
+    for c in cells:
+        if c["rounding"] == "unclassified":
+            assert any("float64 is not honoured end to end" in p for p in c["problems"]), c

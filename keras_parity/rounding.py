@@ -1,0 +1,90 @@
+"""Rounding or semantic: the backend run again in float64 decides what a float32 difference is.
+
+If the backend's float64 run meets the float64 reference to FLOAT64_TOL, the model computes
+the same math and the float32 difference is rounding. If the float64 run departs by as much
+as the float32 tolerance, the math differs: semantic, named at the first layer where the
+float64 run departs. In between, float64 was not honoured end to end (an output comes back
+float32, or a layer departs from float64 by far more than float64 rounding, as whole models
+do on JAX without x64); that layer is named and the cell cannot be classified.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import golden
+from keras_parity.localize import case_layers, profile
+
+FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
+
+
+def _rel_l2(got: np.ndarray, want: np.ndarray) -> float:
+    norm = float(np.linalg.norm(want))
+    return float(np.linalg.norm(got.astype(np.float64) - want)) / (norm or 1.0)
+
+
+def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
+    """(kind, float64 rel L2, explanation) for one cell from its backend's float64 run."""
+    obtained = run.cell(cell.model, cell.case, cell.path)
+    if not obtained:
+        return "unclassified", float("nan"), "the float64 run produced no output for this cell"
+    narrow = sorted(k for k, v in obtained.items() if v.dtype != np.float64)
+    rel = max(_rel_l2(v, reference[f"{cell.case}/{k}"]) for k, v in obtained.items())
+    if rel <= FLOAT64_TOL and not narrow:
+        return "rounding", rel, f"the float64 run meets the reference (rel L2 {rel:.1e}): the difference is rounding"
+    layers = case_layers(run, cell.model, cell.case)
+    rows = profile(cell.model, cell.case, layers, root) if layers else []
+    downcast = next((n for n, v in layers.items() if v.dtype != np.float64), None)
+    departs = next((r for r in rows if r.rel_l2 > FLOAT64_TOL), None)
+    tol = cell.tol.rel_l2 if cell.tol else 0.0
+    if rel > tol and not narrow:
+        where = f" from layer '{departs.name}' ({departs.class_name})" if departs else ""
+        return (
+            "semantic",
+            rel,
+            f"the float64 run departs from the reference too (rel L2 {rel:.1e}){where}: different math",
+        )
+    what = (
+        f"outputs {', '.join(narrow)} are not float64"
+        if narrow
+        else f"layer '{downcast}' outputs float32"
+        if downcast
+        else ""
+    )
+    if not what and departs:
+        what = (
+            f"layer '{departs.name}' ({departs.class_name}) departs from the float64 reference by rel L2 "
+            f"{departs.rel_l2:.1e}, far above float64 rounding"
+        )
+    return (
+        "unclassified",
+        rel,
+        f"float64 is not honoured end to end ({what or 'somewhere'}); cannot tell rounding from semantic",
+    )
+
+
+def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print):
+    """Run the backends in float64 (every layer captured) and label cells rounding, semantic or
+    unclassified: the failing ones, or with `everything` all of them."""
+    from keras_parity.run import run_backends
+
+    todo = [c for c in cells if c.case != "*" and (everything or c.status == "fail")]
+    if not todo:
+        return
+    backends = sorted({c.backend for c in todo})
+    models = sorted({c.model for c in todo})
+    runs = run_backends(backends, models, out, layers=True, dtype="float64", docker=docker, device=device, log=log)
+    refs = {m: golden.read_npz(golden.reference_path(m, root)) for m in models}
+    for c in todo:
+        run = runs[c.backend]
+        if run.error or c.model not in run.meta.get("models", {}):
+            c.rounding, note = "unclassified", f"the float64 run failed: {run.error or run.meta['errors'].get(c.model)}"
+        else:
+            try:
+                c.rounding, c.float64_rel_l2, note = verdict(c, run, refs[c.model], root)
+            except Exception as exc:  # a layer the reference lacks, a missing graph
+                c.rounding, note = "unclassified", f"{type(exc).__name__}: {exc}"
+        if c.status == "fail" or c.rounding != "rounding":
+            c.problems.append(f"{'note: ' if c.status == 'pass' else ''}{c.rounding}: {note}")
