@@ -45,9 +45,20 @@ def cmd_parity(args) -> int:
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, models, args.out / "raw", docker=args.docker, device=args.device, log=console.print
+            backends,
+            models,
+            args.out / "raw",
+            twice=args.determinism,
+            docker=args.docker,
+            device=args.device,
+            log=console.print,
         )
         cells = evaluate(runs, models, args.golden_dir)
+        if args.determinism:
+            from keras_parity.determinism import judge
+
+            fresh = run_backends(backends, models, args.out / "again", docker=args.docker, device=args.device)
+            judge(cells, runs, fresh)
     if any(c.status == "fail" for c in cells):
         from keras_parity.localize import localize_failures
 
@@ -202,9 +213,14 @@ def main(argv=None) -> int:
         _common(p)
         p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
         p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
-        p.set_defaults(fn=fn, float64=False)
+        p.set_defaults(fn=fn, float64=False, determinism=False)
         if name == "parity":
             p.add_argument("--float64", action="store_true", help="classify every cell rounding or semantic")
+            p.add_argument(
+                "--determinism",
+                action="store_true",
+                help="run every cell twice in-process and once more in a fresh one",
+            )
     p = sub.add_parser("images", help="build the backend images (cpu; --cuda adds the CUDA variants)")
     p.add_argument("--backend", action="append", help="build only this backend's image (repeatable)")
     p.add_argument("--cuda", action="store_true", help="also build the CUDA variants")

@@ -41,6 +41,7 @@ class CellResult:
     tol: Tol | None = None
     rounding: str | None = None  # rounding | semantic | unclassified, from a float64 run
     float64_rel_l2: float | None = None
+    determinism: str | None = None  # deterministic | how far repeated runs moved
 
     @property
     def name(self) -> str:

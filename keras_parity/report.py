@@ -43,6 +43,7 @@ def table(cells: list[CellResult]) -> Table:
         ("vs snapshot", "left"),
         ("top-5", "right"),
         ("float64 run", "left"),
+        ("run twice", "left"),
         ("verdict", "left"),
     ):
         t.add_column(col, justify=just, no_wrap=True)
@@ -62,6 +63,7 @@ def table(cells: list[CellResult]) -> Table:
             _snapshot_text(c),
             f"{min(top5):.2f}" if top5 else "-",
             f"{c.rounding} {_fmt(c.float64_rel_l2)}" if c.rounding else "-",
+            ("same bits" if c.determinism == "deterministic" else c.determinism) if c.determinism else "-",
             f"[{_STYLE[c.status]}]{c.status.upper()}[/]",
         )
     return t

@@ -42,6 +42,7 @@ def run_backends(
     configs: bool = False,
     layers: bool = False,
     dtype: str = "float32",
+    twice: bool = False,
     docker: bool = False,
     device: str = "cpu",
     python: dict[str, Path] | None = None,
@@ -60,6 +61,7 @@ def run_backends(
         + (["--configs"] if configs else [])
         + (["--layers"] if layers else [])
         + (["--dtype", dtype] if dtype != "float32" else [])
+        + (["--twice"] if twice else [])
         + ["--device", device]
     )
     for b in backends:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import envinfo, golden, knobs
+from keras_parity.compare import ulp_distance
 from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs
 from models.registry import REGISTRY
 
@@ -97,6 +98,7 @@ def run_model(
     cache: Path | None = None,
     configs: bool = False,
     layers: dict | None = None,
+    twice: bool = False,
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata); with `layers`, also fills it with
     every layer's output per case ('case/layer')."""
@@ -135,9 +137,17 @@ def run_model(
             model.set_weights(weights)
             timings["set_weights"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            for out_name, value in _run_case(model, case, inputs, path, repeat, timings).items():
+            first = _run_case(model, case, inputs, path, repeat, timings)
+            for out_name, value in first.items():
                 arrays[f"{case.name}/{path}/{out_name}"] = value
             meta.setdefault("cell_seconds", {})[f"{case.name}/{path}"] = round(time.perf_counter() - t0, 3)
+            if twice:  # the same cell again in this process, from the same weights
+                model.set_weights(weights)
+                again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0))
+                meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max(
+                    int(ulp_distance(a, again[k]).max(initial=0)) if a.tobytes() != again[k].tobytes() else 0
+                    for k, a in first.items()
+                )
         if layers is not None and case.mode != "moving_stats":
             model.set_weights(weights)
             layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})
@@ -155,6 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the device asked for")
     ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
     ap.add_argument("--layers", action="store_true", help="also write every layer's output (<backend>.layers.npz)")
+    ap.add_argument("--twice", action="store_true", help="run every cell a second time and record its bit distance")
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="keras floatx for the run")
     args = ap.parse_args(argv)
     backend, out = args.backend, args.out
@@ -194,7 +205,7 @@ def main(argv=None) -> int:
         try:
             captured = {} if args.layers else None
             model_arrays, model_meta = run_model(
-                name, backend, args.repeat, timings, args.naive, args.cache_dir, args.configs, captured
+                name, backend, args.repeat, timings, args.naive, args.cache_dir, args.configs, captured, args.twice
             )
             layer_arrays.update({f"{name}/{k}": v for k, v in (captured or {}).items()})
         except Exception as exc:

@@ -1,0 +1,49 @@
+"""Determinism: every cell run twice in its process and once more in a fresh process.
+
+Bit-identical both times, or the cell is flagged with the knob that makes its backend
+deterministic. The run's own knobs (keras_parity/knobs.py) set all of these already; a flag
+means one of them did not hold (another library version, a GPU kernel without a
+deterministic variant, threads set from outside).
+"""
+
+from __future__ import annotations
+
+from keras_parity.compare import ulp_distance
+
+KNOBS = {
+    "tensorflow": "TF_DETERMINISTIC_OPS=1 with tf.config.experimental.enable_op_determinism()",
+    "jax": "one intra-op thread (XLA_FLAGS=--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1); "
+    "on GPUs --xla_gpu_deterministic_ops=true",
+    "torch": "torch.use_deterministic_algorithms(True) with one intra-op thread; "
+    "on GPUs CUBLAS_WORKSPACE_CONFIG=:4096:8",
+}
+
+
+def _max_ulp(a: dict, b: dict) -> int | None:
+    if a.keys() != b.keys():
+        return None
+    return max(
+        (int(ulp_distance(v, b[k]).max(initial=0)) for k, v in a.items() if v.tobytes() != b[k].tobytes()), default=0
+    )
+
+
+def judge(cells, first: dict, fresh: dict) -> None:
+    """Label each cell from the same-process repeat (first run's metadata) and the fresh run."""
+    for c in cells:
+        if c.case == "*":
+            continue
+        run, other = first.get(c.backend), fresh.get(c.backend)
+        same = (run.meta.get("models", {}).get(c.model, {}).get("twice_max_ulp", {}) if run else {}).get(
+            f"{c.case}/{c.path}"
+        )
+        again = None
+        if other is not None and not other.error:
+            again = _max_ulp(run.cell(c.model, c.case, c.path), other.cell(c.model, c.case, c.path))
+        if same is None or again is None:
+            c.determinism = "unchecked"
+            c.problems.append("note: determinism unchecked: a run of this cell is missing")
+        elif same == 0 and again == 0:
+            c.determinism = "deterministic"
+        else:
+            c.determinism = f"same process {same} ULP, fresh process {again} ULP"
+            c.fail(f"nondeterministic: {c.determinism}; fix with {KNOBS[c.backend]}")

@@ -1,0 +1,53 @@
+"""Determinism: a cell run twice in its process and once in a fresh one keeps its bits, or is
+flagged with the knob that fixes it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_parity import envs
+from keras_parity.compare import CellResult
+from keras_parity.determinism import judge
+from keras_parity.run import BackendRun
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(backend, value, twice_ulp):
+    run = BackendRun(backend, arrays={"m/c/predict/output": np.float32([value, 2.0])})
+    run.meta = {"models": {"m": {"twice_max_ulp": {"c/predict": twice_ulp}}}}
+    return run
+
+
+def test_moved_bits_are_flagged_with_the_knob_and_kept_bits_are_not():
+    one_ulp = np.nextafter(np.float32(1.0), np.float32(2.0))
+    cells = {b: CellResult("m", "c", b, "cpu", "predict") for b in ("jax", "torch", "tensorflow")}
+    first = {"jax": _run("jax", 1.0, 0), "torch": _run("torch", 1.0, 3), "tensorflow": _run("tensorflow", 1.0, 0)}
+    fresh = {"jax": _run("jax", one_ulp, 0), "torch": _run("torch", 1.0, 0), "tensorflow": _run("tensorflow", 1.0, 0)}
+    judge(list(cells.values()), first, fresh)
+    assert cells["tensorflow"].determinism == "deterministic" and cells["tensorflow"].status == "pass"
+    assert cells["jax"].status == "fail" and "fresh process 1 ULP" in cells["jax"].problems[0]
+    assert "xla_cpu_multi_thread_eigen=false" in cells["jax"].problems[0]
+    assert cells["torch"].status == "fail" and "same process 3 ULP" in cells["torch"].problems[0]
+    assert "torch.use_deterministic_algorithms(True)" in cells["torch"].problems[0]
+
+
+@pytest.mark.slow
+def test_every_cell_keeps_its_bits_in_process_and_across_processes(tmp_path):
+    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_parity", "parity", "--determinism", "--model", "bn_mlp", "--model", "lstm"]
+        + ["--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
+    assert len(cells) == 16 and all(c["determinism"] == "deterministic" for c in cells)
