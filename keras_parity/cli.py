@@ -54,6 +54,11 @@ def cmd_parity(args) -> int:
             log=console.print,
         )
         cells = evaluate(runs, models, args.golden_dir)
+        for policy in args.policy or []:  # the same models under another dtype policy
+            other = run_backends(
+                backends, models, args.out / policy, dtype=policy, docker=args.docker, device=args.device
+            )
+            cells += evaluate(other, models, args.golden_dir, write_obtained=False, policy=policy)
         if args.determinism:
             from keras_parity.determinism import judge
 
@@ -84,7 +89,7 @@ def cmd_parity(args) -> int:
     report.write_json(cells, meta, args.out / "parity.json", seeds={m: REGISTRY[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
     console.print(f"wall time {wall:.1f} s; report in {args.out / 'parity.json'} and {args.out / 'parity.xml'}")
-    bad = [c for c in cells if c.status != "pass"]
+    bad = [c for c in cells if c.status in ("fail", "error")]
     return 1 if bad else 0
 
 
@@ -213,9 +218,15 @@ def main(argv=None) -> int:
         _common(p)
         p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
         p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
-        p.set_defaults(fn=fn, float64=False, determinism=False)
+        p.set_defaults(fn=fn, float64=False, determinism=False, policy=None)
         if name == "parity":
             p.add_argument("--float64", action="store_true", help="classify every cell rounding or semantic")
+            p.add_argument(
+                "--policy",
+                action="append",
+                choices=("mixed_float16", "mixed_bfloat16", "float64"),
+                help="also run every cell under this dtype policy (repeatable)",
+            )
             p.add_argument(
                 "--determinism",
                 action="store_true",

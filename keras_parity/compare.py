@@ -42,6 +42,7 @@ class CellResult:
     rounding: str | None = None  # rounding | semantic | unclassified, from a float64 run
     float64_rel_l2: float | None = None
     determinism: str | None = None  # deterministic | how far repeated runs moved
+    policy: str = "float32"  # the dtype policy the cell ran under
 
     @property
     def name(self) -> str:

@@ -45,8 +45,14 @@ def _check_provenance(model: str, ref_meta: dict, run: BackendRun) -> tuple[list
 
 
 def evaluate(
-    runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, write_obtained: bool = True
+    runs: dict[str, BackendRun],
+    models: list[str],
+    root: Path = golden.GOLDEN,
+    write_obtained: bool = True,
+    policy: str = "float32",
 ) -> list[CellResult]:
+    """Cells of `runs` against the goldens; a run under another dtype policy gets that policy's
+    tolerance, and no snapshot (snapshots are float32)."""
     cells: list[CellResult] = []
     for model in models:
         spec = REGISTRY[model]
@@ -63,15 +69,19 @@ def evaluate(
                 problem = f"model '{model}' was not run"
             if problem:
                 who = "" if run.error or golden_error else f"{backend} failed on {model}: "
-                cells.append(CellResult(model, "*", backend, device, "*", status="error", problems=[who + problem]))
+                cell = CellResult(model, "*", backend, device, "*", status="error", problems=[who + problem])
+                if policy != "float32" and not (run.error or golden_error):  # the policy, not the backend, failed
+                    cell.status, cell.problems = "unsupported", [f"unsupported under {policy}: {problem}"]
+                cell.policy = policy
+                cells.append(cell)
                 continue
             provenance, notes = _check_provenance(model, ref_meta, run)
             try:
-                snapshot, where = _load_snapshot(model, run, root)
+                snapshot, where = _load_snapshot(model, run, root) if policy == "float32" else (None, "missing")
             except golden.GoldenError as exc:
                 snapshot, where = None, "missing"
                 notes.append(str(exc))
-            tol = spec.tolerance(backend, device)
+            tol = spec.tolerance(backend, device, policy)
             failed: dict = {}
             for case in spec.cases:
                 reference = {k.split("/", 1)[1]: v for k, v in ref.items() if k.startswith(case.name + "/")}
@@ -85,7 +95,17 @@ def evaluate(
                             k.split("/", 2)[2]: v for k, v in snapshot.items() if k.startswith(f"{case.name}/{path}/")
                         }
                     )
-                    compare(cell, obtained, reference, tol, snapshot=snap, classifier=case.classifier)
+                    cell.policy = policy
+                    expected = "float64" if policy == "float64" else "float32"
+                    compare(
+                        cell,
+                        obtained,
+                        reference,
+                        tol,
+                        expected_dtype=expected,
+                        snapshot=snap,
+                        classifier=case.classifier,
+                    )
                     if snapshot is not None and where == "other-platform":
                         cell.snapshot = "other-platform"
                     for p in provenance:

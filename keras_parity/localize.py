@@ -127,7 +127,7 @@ def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Pat
     backends and models with every layer's output, appended to each cell's problems."""
     from keras_parity.run import run_backends
 
-    failing = [c for c in cells if c.status == "fail" and c.case != "*"]
+    failing = [c for c in cells if c.status == "fail" and c.case != "*" and c.policy == "float32"]
     if not failing:
         return
     backends = sorted({c.backend for c in failing})

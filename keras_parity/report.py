@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
+from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from keras_parity.compare import CellResult
 
-_STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta"}
+_STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "unsupported": "yellow"}
 
 
 def _fmt(x: float | None) -> str:
@@ -55,7 +55,7 @@ def table(cells: list[CellResult]) -> Table:
             c.name,
             c.backend,
             c.device,
-            c.path,
+            c.path if c.policy == "float32" else f"{c.path} [{c.policy}]",
             _fmt(worst("rel_l2")),
             _fmt(worst("max_abs")),
             _fmt(worst("max_rel")),
@@ -82,7 +82,8 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
                     f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(p)}", highlight=False, soft_wrap=True
                 )
     n = {s: sum(c.status == s for c in cells) for s in _STYLE}
-    console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors")
+    extra = f", {n['unsupported']} unsupported" if n["unsupported"] else ""
+    console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors{extra}")
 
 
 def write_json(cells: list[CellResult], runs_meta: dict, path: Path, seeds: dict | None = None) -> None:
@@ -96,12 +97,15 @@ def write_junit(cells: list[CellResult], path: Path) -> None:
     suites: dict[str, TestSuite] = {}
     for c in cells:
         suite = suites.setdefault(c.backend, TestSuite(f"parity.{c.backend}"))
-        case = TestCase(f"{c.name}[{c.path}]", classname=f"parity.{c.backend}.{c.device}")
+        policy = "" if c.policy == "float32" else f",{c.policy}"
+        case = TestCase(f"{c.name}[{c.path}{policy}]", classname=f"parity.{c.backend}.{c.device}")
         msg = "; ".join(p for p in c.problems if not p.startswith("note:"))
         if c.status == "fail":
             case.result = [Failure(msg)]
         elif c.status == "error":
             case.result = [Error(msg)]
+        elif c.status == "unsupported":
+            case.result = [Skipped(msg)]
         suite.add_testcase(case)
     for suite in suites.values():
         xml.add_testsuite(suite)

@@ -35,7 +35,9 @@ def _peak_rss_mb() -> float:
 def _to_numpy(x):
     import keras
 
-    return np.asarray(keras.ops.convert_to_numpy(x))
+    a = np.asarray(keras.ops.convert_to_numpy(x))
+    # float16/bfloat16 outputs of mixed policies are stored exactly as float32 (npz has no bfloat16)
+    return a.astype(np.float32) if str(a.dtype) in ("float16", "bfloat16") else a
 
 
 def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict) -> dict:
@@ -166,7 +168,12 @@ def main(argv=None) -> int:
     ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
     ap.add_argument("--layers", action="store_true", help="also write every layer's output (<backend>.layers.npz)")
     ap.add_argument("--twice", action="store_true", help="run every cell a second time and record its bit distance")
-    ap.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="keras floatx for the run")
+    ap.add_argument(
+        "--dtype",
+        default="float32",
+        choices=("float32", "float64", "mixed_float16", "mixed_bfloat16"),
+        help="floatx (float32, float64) or a mixed dtype policy for the run",
+    )
     args = ap.parse_args(argv)
     backend, out = args.backend, args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +186,10 @@ def main(argv=None) -> int:
         import keras  # (the backend is imported here, once)
 
         meta["knobs"] = knobs.after_import(backend)
-        keras.config.set_floatx(args.dtype)
+        if args.dtype.startswith("mixed_"):
+            keras.config.set_dtype_policy(args.dtype)
+        else:
+            keras.config.set_floatx(args.dtype)
         device, gpu = knobs.device_info(backend)
     except Exception as exc:  # an import that fails is reported, the other backends go on
         meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]

@@ -1,0 +1,57 @@
+"""Dtype policies: mixed_float16 and mixed_bfloat16 within tolerances derived from their unit
+roundoff, float64 held to float64's, and a policy a model cannot run reported as unsupported."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_parity import envs
+from keras_parity.evaluate import evaluate
+from keras_parity.run import BackendRun
+from keras_parity.spec import POLICIES, POLICY_ULPS
+from models.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_policy_tolerances_follow_the_unit_roundoff():
+    spec = REGISTRY["lstm"]
+    assert spec.tolerance("jax", "cpu") == spec.tol  # float32: the registry's own
+    for policy, u in POLICIES.items():
+        if policy != "float32":
+            tol = spec.tolerance("jax", "cpu", policy)
+            assert tol.rel_l2 == POLICY_ULPS * u and f"{POLICY_ULPS} unit roundoffs of {policy}" in tol.why
+    assert spec.tolerance("jax", "cpu", "mixed_bfloat16").rel_l2 > spec.tolerance("jax", "cpu", "mixed_float16").rel_l2
+
+
+def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
+    run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": "RuntimeError: no half LSTM"}})
+    (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False, policy="mixed_float16")
+    assert cell.status == "unsupported" and cell.policy == "mixed_float16"
+    assert cell.problems == ["unsupported under mixed_float16: RuntimeError: no half LSTM"]
+    (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False)  # under float32 it is an error
+    assert cell.status == "error"
+
+
+@pytest.mark.slow
+def test_mixed_policies_pass_and_tensorflow_float64_meets_float64(tmp_path):
+    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
+    args = ["parity", "--policy", "mixed_float16", "--policy", "mixed_bfloat16", "--policy", "float64"]
+    args += ["--model", "cnn", "--model", "lstm", "--out", str(tmp_path)]
+    subprocess.run([sys.executable, "-m", "keras_parity", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
+    by_policy = {p: [c for c in cells if c["policy"] == p] for p in POLICIES}
+    assert all(len(v) == 20 for v in by_policy.values())  # 4 cases: 2 paths on tensorflow and jax, 1 on torch
+    for policy in ("mixed_float16", "mixed_bfloat16"):
+        assert all(c["status"] == "pass" for c in by_policy[policy]), [
+            c for c in by_policy[policy] if c["status"] != "pass"
+        ]
+    tf64 = [c for c in by_policy["float64"] if c["backend"] == "tensorflow"]
+    assert tf64 and all(c["status"] == "pass" for c in tf64)
+    assert all(o["rel_l2"] <= POLICY_ULPS * POLICIES["float64"] for c in tf64 for o in c["outputs"].values())
+    xml = (tmp_path / "parity.xml").read_text()
+    assert "[predict,mixed_bfloat16]" in xml
