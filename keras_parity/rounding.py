@@ -15,14 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.localize import case_layers, profile
+from keras_parity.localize import _rel_l2, case_layers, profile
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
-
-
-def _rel_l2(got: np.ndarray, want: np.ndarray) -> float:
-    norm = float(np.linalg.norm(want))
-    return float(np.linalg.norm(got.astype(np.float64) - want)) / (norm or 1.0)
 
 
 def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
