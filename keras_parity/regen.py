@@ -81,6 +81,9 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         try:
             builders = _builders_agree(model, ok)
             ref = reference_outputs(model, builders)
+            # The graph and weight list the reference was computed from: localization walks
+            # this float64 graph layer by layer, even after the model's code has changed.
+            graph = {n: {"config": b["config"], "weights": b["weights"]} for n, b in builders.items()}
         except Exception as exc:
             log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
             problems += 1
@@ -105,9 +108,6 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         old = golden.read_npz(ref_path) if ref_path.exists() else None
         for line in _describe_change(old, ref):
             log(f"  {model} reference: {line}")
-        # The graph and weight list the reference was computed from: localization walks this
-        # float64 graph layer by layer, even after the model's code has changed.
-        graph = {n: {"config": b["config"], "weights": b["weights"]} for n, b in builders.items()}
         writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, root), graph)]
         for run in ok:
             prefix = f"{model}/"
