@@ -160,6 +160,9 @@ def prune(backends, devices=("cpu", "cuda"), log=print) -> float:
     the MB of image layers freed (layers shared by images are counted once).
 
     Only what this project labels or names is touched; the current images and their volumes stay.
+    Untagged build stages are left alone: the current images' dependency stages are among them,
+    and they are what makes a rebuild after a source change take seconds (`docker image prune`
+    clears them all).
     """
     client = _client()
     keep_tags = {image_tag(b, d) for b in backends for d in devices if lock_file(b, d).exists()}
@@ -173,7 +176,6 @@ def prune(backends, devices=("cpu", "cuda"), log=print) -> float:
         for tag in image.tags or [image.id]:
             log(f"removing image {tag}")
             client.images.remove(tag, force=True, noprune=False)
-    client.images.prune(filters={"dangling": True})  # untagged build stages of removed images
     for volume in client.volumes.list():
         if volume.name.startswith("keras-parity-cache-") and volume.name not in keep_volumes:
             log(f"removing volume {volume.name}")
