@@ -64,7 +64,7 @@ class ModelSpec:
 
     def tolerance(self, backend: str, device: str, dtype: str = "float32") -> Tol:
         best, best_score = self.tol, -1
-        if dtype != "float32" and not any(t == dtype for _, _, t in self.tol_overrides):
+        if dtype in POLICIES and dtype != "float32" and not any(t == dtype for _, _, t in self.tol_overrides):
             u = POLICIES[dtype]
             why = f"{POLICY_ULPS} unit roundoffs of {dtype}'s compute dtype (u = {u:.2g}, IEEE 754 / bfloat16)"
             return Tol(POLICY_ULPS * u, 8 * POLICY_ULPS * u, 8 * POLICY_ULPS * u, why)
