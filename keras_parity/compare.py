@@ -68,6 +68,12 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(ia - ib)
 
 
+def max_ulp(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys=None) -> int:
+    """The largest ULP distance between same-named arrays of `a` and `b` (over `keys`, default
+    all of `a`'s); 0 when every one is bit-identical."""
+    return max((int(ulp_distance(a[k], b[k]).max(initial=0)) for k in (a if keys is None else keys)), default=0)
+
+
 def _top5(out: np.ndarray, ref: np.ndarray) -> float:
     o = np.argsort(-out.reshape(out.shape[0], -1), axis=1)[:, :5]
     r = np.argsort(-ref.reshape(ref.shape[0], -1), axis=1)[:, :5]

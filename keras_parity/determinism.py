@@ -8,7 +8,7 @@ deterministic variant, threads set from outside).
 
 from __future__ import annotations
 
-from keras_parity.compare import ulp_distance
+from keras_parity.compare import max_ulp
 
 KNOBS = {
     "tensorflow": "TF_DETERMINISTIC_OPS=1 with tf.config.experimental.enable_op_determinism()",
@@ -20,11 +20,7 @@ KNOBS = {
 
 
 def _max_ulp(a: dict, b: dict) -> int | None:
-    if a.keys() != b.keys():
-        return None
-    return max(
-        (int(ulp_distance(v, b[k]).max(initial=0)) for k, v in a.items() if v.tobytes() != b[k].tobytes()), default=0
-    )
+    return max_ulp(a, b) if a.keys() == b.keys() else None
 
 
 def judge(cells, first: dict, fresh: dict) -> None:

@@ -11,6 +11,7 @@ layer whose error both exceeds the case's tolerance and jumps (R > R_JUMP) is na
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,15 +44,21 @@ def _rel_l2(got: np.ndarray, want: np.ndarray) -> float:
     return diff / norm if norm else diff
 
 
-def profile(model: str, case_name: str, layers: dict[str, np.ndarray], root: Path = golden.GOLDEN) -> list[LayerError]:
-    """Per layer, in graph order: the error of `layers` (name -> backend output) vs float64."""
+@functools.lru_cache(maxsize=8)
+def _reference(model: str, case_name: str, root: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(graph, every layer's float64 output) for one case: the same for every backend."""
     spec = REGISTRY[model]
     case = next(c for c in spec.cases if c.name == case_name)
     graph = golden.read_json(golden.graph_path(model, root))[case.builder]
     specs = [(p, tuple(s)) for p, s in graph["weights"]]
     weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
     inputs = generate_inputs(case.inputs, spec.seed, case.builder)
-    ref = reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
+    return graph, reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
+
+
+def profile(model: str, case_name: str, layers: dict[str, np.ndarray], root: Path = golden.GOLDEN) -> list[LayerError]:
+    """Per layer, in graph order: the error of `layers` (name -> backend output) vs float64."""
+    graph, ref = _reference(model, case_name, Path(root))
     errors: dict[str, float] = {}
     rows = []
     for layer in graph["config"]["layers"]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import envinfo, golden, knobs
-from keras_parity.compare import ulp_distance
+from keras_parity.compare import max_ulp
 from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs
 from models.registry import REGISTRY
 
@@ -146,10 +146,7 @@ def run_model(
             if twice:  # the same cell again in this process, from the same weights
                 model.set_weights(weights)
                 again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0))
-                meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max(
-                    int(ulp_distance(a, again[k]).max(initial=0)) if a.tobytes() != again[k].tobytes() else 0
-                    for k, a in first.items()
-                )
+                meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max_ulp(first, again)
         if layers is not None and case.mode != "moving_stats":
             model.set_weights(weights)
             layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})

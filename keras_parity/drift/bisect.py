@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from keras_parity import envinfo, golden
+from keras_parity.compare import max_ulp
 from keras_parity.drift.driver import DRIFT, run_cells, snapshot_path
 from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
 
@@ -87,8 +88,6 @@ def bisect(
             a[k].tobytes() == b[k].tobytes() for k in keys
         )
 
-    from keras_parity.compare import ulp_distance
-
     result = {}
     for model in models:
         candidates = list(releases)
@@ -111,7 +110,7 @@ def bisect(
             else:
                 hi_i = mid
         a, b = outputs(candidates[lo_i]), outputs(candidates[hi_i])
-        ulp = max(int(ulp_distance(b[k], a[k]).max(initial=0)) for k in b if k.startswith(model + "/") and k in a)
+        ulp = max_ulp(b, a, [k for k in b if k.startswith(model + "/") and k in a])
         result[model] = (candidates[hi_i], candidates[lo_i], ulp)
     ran = sum(v is not None for v in cache.values())
     log(f"looked at {len(cache)} of {len(releases)} releases ({ran} ran or were recorded)")

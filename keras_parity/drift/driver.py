@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import envinfo, golden
-from keras_parity.compare import ulp_distance
+from keras_parity.compare import max_ulp
 from keras_parity.drift import cellenv, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
 from keras_parity.evaluate import evaluate
@@ -55,7 +55,7 @@ def _vs(arrays: dict, prev: dict | None, prefix: str) -> tuple[str, str]:
     keys = [k for k in arrays if k.startswith(prefix)]
     if not keys or any(k not in prev or prev[k].shape != arrays[k].shape for k in keys):
         return "", ""
-    ulp = max(int(ulp_distance(arrays[k], prev[k]).max(initial=0)) for k in keys)
+    ulp = max_ulp(arrays, prev, keys)
     return str(ulp), "yes" if all(arrays[k].tobytes() == prev[k].tobytes() for k in keys) else "no"
 
 

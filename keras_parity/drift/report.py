@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.compare import ulp_distance
+from keras_parity.compare import max_ulp
 from keras_parity.drift.driver import DRIFT, snapshot_path
 from keras_parity.drift.history import HISTORY, read
 from keras_parity.drift.matrix import Cell, version_key
@@ -46,7 +46,7 @@ def events(rows: list[dict], root: Path = DRIFT) -> list[dict]:
             a, b = arrays(before), arrays(after)
             if not a or a.keys() != b.keys() or all(a[k].tobytes() == b[k].tobytes() for k in a):
                 continue
-            ulp = max(int(ulp_distance(b[k], a[k]).max(initial=0)) for k in a if a[k].shape == b[k].shape)
+            ulp = max_ulp(b, a, [k for k in a if a[k].shape == b[k].shape])
             within = before["verdict"] == "pass" and after["verdict"] == "pass"
             out.append(
                 {
