@@ -16,7 +16,7 @@ from keras_parity.run import run_backends
 from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
 
-PHASES = ("import", "build", "set_weights", "first_call", "steady_call")
+PHASES = ("import", "build", "set_weights", "first_call", "steady_call", "training")
 
 
 def _timed(fn):
@@ -32,6 +32,8 @@ def bench(args, console) -> int:
     # Warm-up: environments exist and the compilation cache is filled, as for a user's rerun.
     run_backends(backends, models, out / "warm", log=console.print)
     runs, wall = _timed(lambda: run_backends(backends, models, out / "parity", log=console.print))
+    # The same run without the training path, right after: what gradients and steps add.
+    _, forward_wall = _timed(lambda: run_backends(backends, models, out / "forward", training=False, log=console.print))
     steady = run_backends(backends, models, out / "steady", repeat=True, log=console.print)
     naive_wall, naive = 0.0, {}
     for b in backends:
@@ -59,10 +61,13 @@ def bench(args, console) -> int:
     if args.docker:
         _container_overhead(backends, models, out, runs, console)
     ratio = wall / naive_wall if naive_wall else float("nan")
+    added = wall - forward_wall
     console.print(
         f"parity run wall time: {wall:.1f} s (backends side by side, compiled path, caches)\n"
+        f"forward cases only (--no-training): {forward_wall:.1f} s; the training path adds {added:.1f} s, "
+        f"{added / forward_wall:.2f}x the forward run (target <= 1.00)\n"
         f"naive baseline wall time: {naive_wall:.1f} s (backend after backend, eager, no caches)\n"
-        f"ratio: {ratio:.2f} (target <= 0.40); parity under 15 s: {'yes' if wall < 15 else 'no'}; "
+        f"ratio: {ratio:.2f} (target <= 0.40); forward parity under 15 s: {'yes' if forward_wall < 15 else 'no'}; "
         f"peak RSS max {max(r.meta.get('peak_rss_mb', 0) for r in runs.values()):.0f} MB (target < 2048)"
     )
     console.print("steady_call comes from a separate run that calls each compiled case twice.")

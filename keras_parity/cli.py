@@ -49,20 +49,30 @@ def cmd_parity(args) -> int:
             models,
             args.out / "raw",
             twice=args.determinism,
+            training=args.training,
             docker=args.docker,
             device=args.device,
             log=console.print,
         )
-        cells = evaluate(runs, models, args.golden_dir)
+        cells = evaluate(runs, models, args.golden_dir, training=args.training)
         for policy in args.policy or []:  # the same models under another dtype policy
             other = run_backends(
                 backends, models, args.out / policy, dtype=policy, docker=args.docker, device=args.device
             )
             cells += evaluate(other, models, args.golden_dir, write_obtained=False, policy=policy)
+        for variant in [v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on]:
+            from keras_parity.gpu import variant_cells
+
+            base = list(cells)
+            cells += variant_cells(
+                variant, base, runs, backends, models, args.out, golden_dir=args.golden_dir, docker=args.docker
+            )
         if args.determinism:
             from keras_parity.determinism import judge
 
-            fresh = run_backends(backends, models, args.out / "again", docker=args.docker, device=args.device)
+            fresh = run_backends(
+                backends, models, args.out / "again", training=args.training, docker=args.docker, device=args.device
+            )
             judge(cells, runs, fresh)
     if any(c.status == "fail" for c in cells):
         from keras_parity.localize import localize_failures
@@ -218,14 +228,32 @@ def main(argv=None) -> int:
         _common(p)
         p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
         p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
-        p.set_defaults(fn=fn, float64=False, determinism=False, policy=None)
+        p.set_defaults(
+            fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False
+        )
         if name == "parity":
+            p.add_argument(
+                "--no-training",
+                dest="training",
+                action="store_false",
+                help="forward cases only: no gradients or optimizer steps",
+            )
             p.add_argument("--float64", action="store_true", help="classify every cell rounding or semantic")
             p.add_argument(
                 "--policy",
                 action="append",
                 choices=("mixed_float16", "mixed_bfloat16", "float64"),
                 help="also run every cell under this dtype policy (repeatable)",
+            )
+            p.add_argument(
+                "--tf32",
+                action="store_true",
+                help="GPU: also run with TF32 on and report its effect per cell (skipped without a GPU)",
+            )
+            p.add_argument(
+                "--lstm-no-cudnn",
+                action="store_true",
+                help="GPU: also run the LSTM off cuDNN, on the generic kernel (skipped without a GPU)",
             )
             p.add_argument(
                 "--determinism",

@@ -34,7 +34,7 @@ class CellResult:
     backend: str
     device: str
     path: str
-    status: str = "pass"  # pass | fail | error
+    status: str = "pass"  # pass | fail | error | unsupported | skipped
     problems: list[str] = field(default_factory=list)
     outputs: dict[str, OutputMetrics] = field(default_factory=dict)
     snapshot: str = "missing"  # identical | changed | missing | other-platform
@@ -43,6 +43,13 @@ class CellResult:
     float64_rel_l2: float | None = None
     determinism: str | None = None  # deterministic | how far repeated runs moved
     policy: str = "float32"  # the dtype policy the cell ran under
+    variant: str = ""  # a GPU variant of the run (keras_parity/gpu.py): 'tf32', 'lstm-no-cudnn'
+
+    @property
+    def label(self) -> str:
+        """The path, with the policy and variant a cell ran under: 'predict [tf32]'."""
+        extra = [x for x in (self.policy if self.policy != "float32" else "", self.variant) if x]
+        return f"{self.path} [{', '.join(extra)}]" if extra else self.path
 
     @property
     def name(self) -> str:
@@ -97,6 +104,24 @@ def value_metrics(out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
     )
 
 
+def pool(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Training outputs by group ('grad/dense/kernel' -> 'grad'), each group's arrays flattened
+    and joined in key order: one vector per quantity (see keras_parity/training.py)."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(arrays):
+        groups.setdefault(key.split("/", 1)[0], []).append(key)
+    return {g: np.concatenate([np.ravel(arrays[k]) for k in keys]) for g, keys in groups.items()}
+
+
+def _locate(arrays: dict[str, np.ndarray], group: str, flat: int) -> str:
+    """'<key>[i, j]' of position `flat` in group's pooled vector."""
+    for key in sorted(k for k in arrays if k.split("/", 1)[0] == group):
+        if flat < arrays[key].size:
+            return f"{key}{[int(i) for i in np.unravel_index(flat, arrays[key].shape)] if arrays[key].ndim else ''}"
+        flat -= arrays[key].size
+    return group
+
+
 def compare(
     cell: CellResult,
     obtained: dict[str, np.ndarray],
@@ -106,50 +131,92 @@ def compare(
     expected_dtype: str = "float32",
     snapshot: dict[str, np.ndarray] | None = None,
     classifier: bool = False,
+    pooled: bool = False,
 ) -> CellResult:
-    """Fill `cell` from obtained outputs vs the reference (and the snapshot, if any)."""
+    """Fill `cell` from obtained outputs vs the reference (and the snapshot, if any).
+
+    pooled (training cases): after the per-key checks of shape and dtype, values are judged
+    per group, rel L2 over the group and atol in units of the group's reference RMS."""
     cell.tol = tol
     if set(obtained) != set(reference):
         missing, extra = sorted(set(reference) - set(obtained)), sorted(set(obtained) - set(reference))
         cell.fail(f"output keys differ: missing {missing}, unexpected {extra}")
         return cell
-    for key in sorted(reference):
-        out, ref = obtained[key], reference[key]
-        if out.shape != ref.shape:
-            cell.fail(f"{key}: shape {out.shape} != reference {ref.shape}")
-            continue
-        if ref.dtype != np.float64:
-            cell.fail(
-                f"{key}: the reference golden has dtype {ref.dtype}, not float64; regenerate with `nox -s golden`"
+    usable = [key for key in sorted(reference) if _fits(cell, key, obtained[key], reference[key], expected_dtype)]
+    if pooled:
+        if len(usable) < len(reference):  # a group with a bad member cannot be pooled
+            return cell
+        ref_pool, snap_pool = pool(reference), None
+        if snapshot is not None and set(snapshot) == set(reference):
+            snap_pool = pool(snapshot)
+        tol_for = {
+            g: Tol(tol.rel_l2, tol.atol * float(np.sqrt(np.mean(r**2))), tol.rtol, tol.why) for g, r in ref_pool.items()
+        }
+        groups_out = pool(obtained)
+        for g in sorted(ref_pool):
+            _judge(
+                cell,
+                g,
+                groups_out[g],
+                ref_pool[g],
+                tol_for[g],
+                classifier=False,
+                snap=None if snap_pool is None else snap_pool[g],
+                snapshot=snapshot is not None,
+                where=lambda flat, g=g: _locate(reference, g, flat),
             )
-            continue
-        if out.dtype != np.dtype(expected_dtype):
-            cell.fail(f"{key}: dtype {out.dtype} != expected {expected_dtype}")
-            continue
-        m = value_metrics(out, ref)
-        if m.nan or m.inf:
-            cell.fail(f"{key}: {m.nan} NaN and {m.inf} Inf in the output")
-        elif m.rel_l2 > tol.rel_l2:
-            cell.fail(f"{key}: relative L2 error {m.rel_l2:.2e} > {tol.rel_l2:.0e}")
+        _snapshot_verdict(cell, snapshot)
+        return cell
+    for key in usable:
+        out, ref = obtained[key], reference[key]
+        _judge(cell, key, out, ref, tol, classifier, snapshot.get(key) if snapshot else None, snapshot is not None)
+    _snapshot_verdict(cell, snapshot)
+    return cell
+
+
+def _fits(cell, key, out, ref, expected_dtype) -> bool:
+    """Shape, then the reference's dtype, then the obtained dtype; a failure says which."""
+    if out.shape != ref.shape:
+        cell.fail(f"{key}: shape {out.shape} != reference {ref.shape}")
+    elif ref.dtype != np.float64:
+        cell.fail(f"{key}: the reference golden has dtype {ref.dtype}, not float64; regenerate with `nox -s golden`")
+    elif out.dtype != np.dtype(expected_dtype):
+        cell.fail(f"{key}: dtype {out.dtype} != expected {expected_dtype}")
+    else:
+        return True
+    return False
+
+
+def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=None) -> None:
+    """Values of one output (or one pooled group) against the reference, then the snapshot."""
+    m = value_metrics(out, ref)
+    worst = where(int(np.argmax(np.abs(out.astype(np.float64) - ref)))) if where and out.size else m.worst_index
+    if m.nan or m.inf:
+        cell.fail(f"{key}: {m.nan} NaN and {m.inf} Inf in the output")
+    elif m.rel_l2 > tol.rel_l2:
+        cell.fail(
+            f"{key}: relative L2 error {m.rel_l2:.2e} > {tol.rel_l2:.0e}" + (f", worst at {worst}" if where else "")
+        )
+    else:
+        bad = np.abs(out.astype(np.float64) - ref) > tol.atol + tol.rtol * np.abs(ref)
+        if bad.any():
+            cell.fail(
+                f"{key}: {int(bad.sum())} of {bad.size} values outside "
+                f"atol {tol.atol:.0e} + rtol {tol.rtol:.0e}, worst at {worst}"
+            )
+    if classifier:
+        m.top5 = _top5(out, ref)
+    if snapshot:
+        if snap is None or snap.shape != out.shape:
+            m.bit_identical = False
         else:
-            bad = np.abs(out.astype(np.float64) - ref) > tol.atol + tol.rtol * np.abs(ref)
-            if bad.any():
-                cell.fail(
-                    f"{key}: {int(bad.sum())} of {bad.size} values outside "
-                    f"atol {tol.atol:.0e} + rtol {tol.rtol:.0e}, worst at {m.worst_index}"
-                )
-        if classifier:
-            m.top5 = _top5(out, ref)
-        if snapshot is not None:
-            snap = snapshot.get(key)
-            if snap is None or snap.shape != out.shape:
-                m.bit_identical = False
-            else:
-                ulp = ulp_distance(out, snap)
-                m.ulp_max = int(ulp.max()) if ulp.size else 0
-                m.bit_identical = m.ulp_max == 0
-        cell.outputs[key] = m
+            ulp = ulp_distance(out, snap)
+            m.ulp_max = int(ulp.max()) if ulp.size else 0
+            m.bit_identical = m.ulp_max == 0
+    cell.outputs[key] = m
+
+
+def _snapshot_verdict(cell, snapshot) -> None:
     if snapshot is not None and cell.outputs:
         same = all(m.bit_identical for m in cell.outputs.values())
         cell.snapshot = "identical" if same else "changed"
-    return cell

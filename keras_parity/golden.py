@@ -3,7 +3,9 @@
 Layout, per model:
   golden/<model>/reference.npz            float64 reference, keys '<case>/<output>'
   golden/<model>/reference.json           seed, weight/input checksums, config hash, shapes
-  golden/<model>/graph.json               each builder's Keras config and weight list (for localization)
+  golden/<model>/graph.json               each builder's Keras config, weight list and trainable weights
+  Training cases (keras_parity/training.py) add keys '<case>/<group>/<weight path>'; arrays
+  of more than 4096 values keep 1024 fixed positions, under '<key>@sample'.
   golden/<model>/snapshots/<platform>/<backend>.npz   float32 outputs, keys '<case>/<path>/<output>'
   golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device of that snapshot
 A mismatch writes golden/<model>/<backend>.obtained.npz beside them (git-ignored).

@@ -1,7 +1,8 @@
 """Determinism and precision settings of each backend, applied once per process and recorded.
 
 Correctness runs keep float32 matmuls in float32: TF32 off on GPUs (as keras's own
-conftest does), JAX matmul precision 'highest' (its default on some devices is bf16 passes).
+conftest does), JAX matmul precision 'highest' (its default on some devices is bf16 passes);
+the GPU variant run (keras_parity/gpu.py) turns TF32 on to measure what it costs.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def before_import(backend: str, cache_dir: Path | None, dtype: str = "float32") 
     return env
 
 
-def after_import(backend: str) -> dict:
-    """Set the library knobs; return what was set, for the run's metadata."""
+def after_import(backend: str, tf32: bool = False) -> dict:
+    """Set the library knobs; return what was set, for the run's metadata. tf32: TF32 on for
+    matmuls and convolutions (NVIDIA GPUs from Ampere on), for the GPU variant run."""
     if backend == "tensorflow":
         import tensorflow as tf
         from tensorflow.python.framework.config import is_op_determinism_enabled
@@ -40,7 +42,7 @@ def after_import(backend: str) -> dict:
         tf.config.threading.set_intra_op_parallelism_threads(THREADS)
         tf.config.threading.set_inter_op_parallelism_threads(THREADS)
         tf.config.experimental.enable_op_determinism()
-        tf.config.experimental.enable_tensor_float_32_execution(False)
+        tf.config.experimental.enable_tensor_float_32_execution(tf32)
         return {
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "op_determinism": is_op_determinism_enabled(),
@@ -49,7 +51,7 @@ def after_import(backend: str) -> dict:
     if backend == "jax":
         import jax
 
-        jax.config.update("jax_default_matmul_precision", "highest")
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
         # Cache every compiled program, not only slow ones: the eager (op-by-op) cells compile
         # hundreds of small programs, 3x ResNet50's eager call time when compiled afresh.
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -66,10 +68,10 @@ def after_import(backend: str) -> dict:
         torch.set_num_threads(THREADS)
         torch.set_num_interop_threads(THREADS)
         torch.use_deterministic_algorithms(True)
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = False
-        torch.set_float32_matmul_precision("highest")
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
         return {
             "num_threads": torch.get_num_threads(),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden
+from keras_parity import golden, training
 from keras_parity.compare import ulp_distance
 from keras_parity.reference import evaluate as reference_eval
+from keras_parity.reference import training as training_reference
 from keras_parity.run import BackendRun
 from keras_parity.weights import generate_inputs, generate_weights
-from models.registry import REGISTRY
+from models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 
 
 class RegenError(Exception):
@@ -31,6 +32,15 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
         specs = [(p, tuple(s)) for p, s in b["weights"]]
         weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
         inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+        if case.training:
+            shape = (next(iter(inputs.values())).shape[0], *b["output_shape"][1:])
+            tgt = training.target(spec.seed, case.builder, shape, case.classifier)
+            hyper = {**OPTIMIZERS[case.mode], **training.NEUTRAL} if case.mode in OPTIMIZERS else None
+            res = training_reference.reference(
+                case.mode, b["config"], weights, b["trainable"], inputs, tgt, case.classifier, TRAIN_STEPS, hyper
+            )
+            out.update({f"{case.name}/{k}": v for k, v in training.sample(res).items()})
+            continue
         res = reference_eval(b["config"], weights, inputs, training=case.mode != "infer")
         if case.mode == "moving_stats":
             out.update({f"{case.name}/{k}": v for k, v in res.updated.items()})
@@ -42,19 +52,51 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
 def _describe_change(old: dict | None, new: dict) -> list[str]:
     if old is None:
         return ["new"]
+    lines = _describe_keys(old, new)
+    added = {k for k in new if k not in old}
+    removed = {k for k in old if k not in new}
+    # Many keys come and go at once when a case is added (ResNet50's training path: 200+):
+    # one line per case and output group.
+    for what, keys in (("added", added), ("removed", removed)):
+        by_group: dict[str, int] = {}
+        for k in keys:
+            parts = k.split("/")
+            cut = next((i + 1 for i, p in enumerate(parts) if p in training.GROUPS), len(parts))
+            head = "/".join(parts[:cut])
+            by_group[head] = by_group.get(head, 0) + 1
+        lines += [f"{g}: {what}" + (f" ({n} arrays)" if n > 1 else "") for g, n in sorted(by_group.items())]
+    return lines
+
+
+def _describe_keys(old: dict, new: dict) -> list[str]:
     lines = []
     for key in sorted(set(old) | set(new)):
-        if key not in new:
-            lines.append(f"{key}: removed")
-        elif key not in old:
-            lines.append(f"{key}: added")
-        elif old[key].shape != new[key].shape or old[key].dtype != new[key].dtype:
+        if key not in new or key not in old:
+            continue
+        if old[key].shape != new[key].shape or old[key].dtype != new[key].dtype:
             lines.append(f"{key}: {old[key].dtype}{old[key].shape} -> {new[key].dtype}{new[key].shape}")
         elif not np.array_equal(old[key], new[key], equal_nan=True):
             d = np.abs(old[key].astype(np.float64) - new[key])
             extra = f", max {int(ulp_distance(old[key], new[key]).max())} ulp" if new[key].dtype == np.float32 else ""
             lines.append(f"{key}: max abs change {d.max():.2e}{extra}")
     return lines
+
+
+def _training_configs(model: str, runs: list[BackendRun]) -> dict | None:
+    """The optimizer and loss configs Keras reports, which must hold the registry's
+    hyperparameters (as float32, the dtype Keras keeps them in) for the reference to apply."""
+    configs = runs[0].meta["models"][model].get("training")
+    for kind, hyper in OPTIMIZERS.items():
+        if configs is None:
+            break
+        for key, value in {**hyper, **training.NEUTRAL}.items():
+            got = configs[kind].get(key)
+            same = got == value or (
+                isinstance(value, float) and got is not None and np.float32(got) == np.float32(value)
+            )
+            if not same:
+                raise RegenError(f"{model}: Keras reports {kind} {key}={got!r}, the registry asks {value!r}")
+    return configs
 
 
 def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
@@ -80,10 +122,14 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
             continue
         try:
             builders = _builders_agree(model, ok)
+            configs = _training_configs(model, ok)
             ref = reference_outputs(model, builders)
             # The graph and weight list the reference was computed from: localization walks
             # this float64 graph layer by layer, even after the model's code has changed.
-            graph = {n: {"config": b["config"], "weights": b["weights"]} for n, b in builders.items()}
+            graph = {
+                n: {"config": b["config"], "weights": b["weights"], "trainable": b["trainable"]}
+                for n, b in builders.items()
+            }
         except Exception as exc:
             log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
             problems += 1
@@ -105,6 +151,8 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
             "inputs_sha256": ok[0].meta["models"][model]["inputs_sha256"],
             "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
         }
+        if configs:
+            meta["training"] = configs
         old = golden.read_npz(ref_path) if ref_path.exists() else None
         for line in _describe_change(old, ref):
             log(f"  {model} reference: {line}")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from keras_parity.compare import CellResult
 
-_STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "unsupported": "yellow"}
+_STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "unsupported": "yellow", "skipped": "yellow"}
 
 
 def _fmt(x: float | None) -> str:
@@ -55,7 +55,7 @@ def table(cells: list[CellResult]) -> Table:
             c.name,
             c.backend,
             c.device,
-            c.path if c.policy == "float32" else f"{c.path} [{c.policy}]",
+            c.label,
             _fmt(worst("rel_l2")),
             _fmt(worst("max_abs")),
             _fmt(worst("max_rel")),
@@ -73,7 +73,7 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
     console = console or Console()
     console.print(table(cells))
     for c in cells:
-        where = escape(f"{c.name} ({c.backend}/{c.device}/{c.path})")
+        where = escape(f"{c.name} ({c.backend}/{c.device}/{c.label})")
         for p in c.problems:
             if p.startswith("note: "):
                 console.print(f"[dim]note[/] {where}: {escape(p[6:])}", highlight=False, soft_wrap=True)
@@ -82,7 +82,7 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
                     f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(p)}", highlight=False, soft_wrap=True
                 )
     n = {s: sum(c.status == s for c in cells) for s in _STYLE}
-    extra = f", {n['unsupported']} unsupported" if n["unsupported"] else ""
+    extra = "".join(f", {n[s]} {s}" for s in ("unsupported", "skipped") if n[s])
     console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors{extra}")
 
 
@@ -97,14 +97,14 @@ def write_junit(cells: list[CellResult], path: Path) -> None:
     suites: dict[str, TestSuite] = {}
     for c in cells:
         suite = suites.setdefault(c.backend, TestSuite(f"parity.{c.backend}"))
-        policy = "" if c.policy == "float32" else f",{c.policy}"
-        case = TestCase(f"{c.name}[{c.path}{policy}]", classname=f"parity.{c.backend}.{c.device}")
+        extra = "".join(f",{x}" for x in (c.policy if c.policy != "float32" else "", c.variant) if x)
+        case = TestCase(f"{c.name}[{c.path}{extra}]", classname=f"parity.{c.backend}.{c.device}")
         msg = "; ".join(p for p in c.problems if not p.startswith("note:"))
         if c.status == "fail":
             case.result = [Failure(msg)]
         elif c.status == "error":
             case.result = [Error(msg)]
-        elif c.status == "unsupported":
+        elif c.status in ("unsupported", "skipped"):
             case.result = [Skipped(msg)]
         suite.add_testcase(case)
     for suite in suites.values():

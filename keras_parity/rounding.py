@@ -15,7 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.compare import pool
+from keras_parity.evaluate import KERAS_CASTS
 from keras_parity.localize import _rel_l2, case_layers, profile
+from models.registry import REGISTRY
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
 
@@ -26,11 +29,16 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
     if not obtained:
         return "unclassified", float("nan"), "the float64 run produced no output for this cell"
     narrow = sorted(k for k, v in obtained.items() if v.dtype != np.float64)
-    rel = max(_rel_l2(v, reference[f"{cell.case}/{k}"]) for k, v in obtained.items())
+    ref = {k: reference[f"{cell.case}/{k}"] for k in obtained}
+    if REGISTRY[cell.model].case(cell.case).training:  # judged per group, as compare() does
+        obtained, ref = pool(obtained), pool(ref)
+    rel = max(_rel_l2(v, ref[k]) for k, v in obtained.items())
     if rel <= FLOAT64_TOL and not narrow:
         return "rounding", rel, f"the float64 run meets the reference (rel L2 {rel:.1e}): the difference is rounding"
     layers = case_layers(run, cell.model, cell.case)
-    rows = profile(cell.model, cell.case, layers, root) if layers else []
+    # a training cell's layers are its forward pass: they cannot say where a gradient departs
+    training = REGISTRY[cell.model].case(cell.case).training
+    rows = profile(cell.model, cell.case, layers, root) if layers and not training else []
     downcast = next((n for n, v in layers.items() if v.dtype != np.float64), None)
     departs = next((r for r in rows if r.rel_l2 > FLOAT64_TOL), None)
     tol = cell.tol.rel_l2 if cell.tol else 0.0
@@ -53,6 +61,8 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
             f"layer '{departs.name}' ({departs.class_name}) departs from the float64 reference by rel L2 "
             f"{departs.rel_l2:.1e}, far above float64 rounding"
         )
+    if not what and REGISTRY[cell.model].case(cell.case).mode in ("sgd", "adam"):
+        what = KERAS_CASTS
     return (
         "unclassified",
         rel,
@@ -70,7 +80,10 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
         return
     backends = sorted({c.backend for c in todo})
     models = sorted({c.model for c in todo})
-    runs = run_backends(backends, models, out, layers=True, dtype="float64", docker=docker, device=device, log=log)
+    training = any(REGISTRY[c.model].case(c.case).training for c in todo)
+    runs = run_backends(
+        backends, models, out, layers=True, dtype="float64", training=training, docker=docker, device=device, log=log
+    )
     refs = {m: golden.read_npz(golden.reference_path(m, root)) for m in models}
     for c in todo:
         run = runs[c.backend]

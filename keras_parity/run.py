@@ -43,6 +43,9 @@ def run_backends(
     layers: bool = False,
     dtype: str = "float32",
     twice: bool = False,
+    training: bool = True,
+    tf32: bool = False,
+    lstm_cudnn: bool = True,
     docker: bool = False,
     device: str = "cpu",
     python: dict[str, Path] | None = None,
@@ -62,6 +65,9 @@ def run_backends(
         + (["--layers"] if layers else [])
         + (["--dtype", dtype] if dtype != "float32" else [])
         + (["--twice"] if twice else [])
+        + ([] if training else ["--no-training"])
+        + (["--tf32"] if tf32 else [])
+        + ([] if lstm_cudnn else ["--lstm-no-cudnn"])
         + ["--device", device]
     )
     for b in backends:

@@ -21,7 +21,7 @@ import numpy as np
 from keras_parity import envinfo, golden, knobs
 from keras_parity.compare import max_ulp
 from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs
-from models.registry import REGISTRY
+from models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 
 # Cells per backend: 'predict' is the compiled path users run; 'eager' is model(x) where it
 # is a different program (torch's predict is already the eager call).
@@ -40,9 +40,33 @@ def _to_numpy(x):
     return a.astype(np.float32) if str(a.dtype) in ("float16", "bfloat16") else a
 
 
-def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict) -> dict:
+def case_paths(case, backend: str, naive: bool = False) -> tuple[str, ...]:
+    if case.mode == "grad":
+        return ("eager",)
+    if case.training:
+        return ("fit",)
+    if case.mode != "infer":
+        return ("call",)
+    return ("eager",) if naive else PATHS[backend]
+
+
+def _run_training(model, case, inputs: dict, seed: int, timings: dict) -> dict:
+    from keras_parity import train_step, training
+
+    xs = [inputs[t.name] for t in model.inputs]
+    shape = (xs[0].shape[0], *model.output.shape[1:])
+    tgt = training.target(seed, case.builder, shape, case.classifier)
+    t0 = time.perf_counter()
+    out = train_step.run(model, case, xs, tgt, OPTIMIZERS, TRAIN_STEPS)
+    timings["training"] += time.perf_counter() - t0
+    return out
+
+
+def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict, seed: int = 0) -> dict:
     import keras
 
+    if case.training:
+        return _run_training(model, case, inputs, seed, timings)
     # The structure the functional model declares: one array, or a list in input order.
     names = [t.name for t in model.inputs]
     inputs = [inputs[n] for n in names] if isinstance(model.input, (list, tuple)) else inputs[names[0]]
@@ -101,6 +125,9 @@ def run_model(
     configs: bool = False,
     layers: dict | None = None,
     twice: bool = False,
+    dtype: str = "float32",
+    training: bool = True,
+    lstm_cudnn: bool = True,
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata); with `layers`, also fills it with
     every layer's output per case ('case/layer')."""
@@ -111,11 +138,14 @@ def run_model(
     arrays, meta = {}, {"builders": {}}
     floatx = keras.config.floatx()
     built = {}
-    for case in spec.cases:
+    for case in spec.cases_for(dtype, training):
         if case.builder not in built:
             t0 = time.perf_counter()
             model = getattr(module, case.builder)()
             timings["build"] += time.perf_counter() - t0
+            for layer in model.layers if not lstm_cudnn else ():
+                if isinstance(layer, keras.layers.LSTM):
+                    layer.use_cudnn = False  # read at call time: the generic kernel, on any device
             specs = [(v.path, tuple(v.shape)) for v in model.weights]
             weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
             built[case.builder] = (model, weights)
@@ -125,6 +155,8 @@ def run_model(
                 "weights": [[p, list(s)] for p, s in specs],
                 "weights_sha256": checksum(weights),
                 "jit_compile": bool(model.jit_compile),
+                "trainable": [v.path for v in model.trainable_variables],
+                "output_shape": list(model.outputs[0].shape),
             }
             if configs:  # the float64 reference walks this graph; parity needs only the hash
                 meta["builders"][case.builder]["config"] = config
@@ -132,22 +164,26 @@ def run_model(
         inputs = generate_inputs(case.inputs, spec.seed, case.builder)
         meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
         inputs = {k: v.astype(floatx) for k, v in inputs.items()}  # float32 values, held in floatx
-        paths = ("eager",) if naive else PATHS[backend]
-        for path in paths if case.mode == "infer" else ("call",):
+        if case.training and "training" not in meta:
+            from keras_parity import train_step
+
+            # Every optimizer's full config, defaults included: a default a release changes shows.
+            meta["training"] = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
+        for path in case_paths(case, backend, naive):
             t0 = time.perf_counter()
             # Fresh weights for every cell: a training-mode call moves BN statistics.
             model.set_weights(weights)
             timings["set_weights"] += time.perf_counter() - t0
             t0 = time.perf_counter()
-            first = _run_case(model, case, inputs, path, repeat, timings)
+            first = _run_case(model, case, inputs, path, repeat, timings, spec.seed)
             for out_name, value in first.items():
                 arrays[f"{case.name}/{path}/{out_name}"] = value
             meta.setdefault("cell_seconds", {})[f"{case.name}/{path}"] = round(time.perf_counter() - t0, 3)
             if twice:  # the same cell again in this process, from the same weights
                 model.set_weights(weights)
-                again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0))
+                again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), spec.seed)
                 meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max_ulp(first, again)
-        if layers is not None and case.mode != "moving_stats":
+        if layers is not None and case.mode != "moving_stats":  # training cases: their forward pass
             model.set_weights(weights)
             layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})
     return arrays, meta
@@ -165,6 +201,9 @@ def main(argv=None) -> int:
     ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
     ap.add_argument("--layers", action="store_true", help="also write every layer's output (<backend>.layers.npz)")
     ap.add_argument("--twice", action="store_true", help="run every cell a second time and record its bit distance")
+    ap.add_argument("--no-training", dest="training", action="store_false", help="skip the training-path cases")
+    ap.add_argument("--tf32", action="store_true", help="TF32 on (GPUs; the default keeps it off)")
+    ap.add_argument("--lstm-no-cudnn", action="store_true", help="LSTM layers on the generic kernel, never cuDNN")
     ap.add_argument(
         "--dtype",
         default="float32",
@@ -178,11 +217,12 @@ def main(argv=None) -> int:
     jax_cache = args.cache_dir and args.cache_dir / "jax"
     env = knobs.before_import(backend, jax_cache, args.dtype)
     meta = {"backend": backend, "env": env, "dtype": args.dtype, "models": {}, "errors": {}}
-    timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call"), 0.0)
+    timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call", "training"), 0.0)
     try:
         import keras  # (the backend is imported here, once)
 
-        meta["knobs"] = knobs.after_import(backend)
+        meta["knobs"] = knobs.after_import(backend, tf32=args.tf32)
+        meta["knobs"]["lstm_use_cudnn"] = "off" if args.lstm_no_cudnn else "auto"
         if args.dtype.startswith("mixed_"):
             keras.config.set_dtype_policy(args.dtype)
         else:
@@ -212,7 +252,18 @@ def main(argv=None) -> int:
         try:
             captured = {} if args.layers else None
             model_arrays, model_meta = run_model(
-                name, backend, args.repeat, timings, args.naive, args.cache_dir, args.configs, captured, args.twice
+                name,
+                backend,
+                args.repeat,
+                timings,
+                args.naive,
+                args.cache_dir,
+                args.configs,
+                captured,
+                args.twice,
+                args.dtype,
+                args.training,
+                not args.lstm_no_cudnn,
             )
             layer_arrays.update({f"{name}/{k}": v for k, v in (captured or {}).items()})
         except Exception as exc:

@@ -12,7 +12,16 @@ BACKENDS = ("tensorflow", "jax", "torch")
 # tolerances are not scaled: their margins (hundreds of u) would admit anything in 16 bits.
 POLICY_ULPS = 32
 POLICIES = {"float32": 2.0**-24, "float64": 2.0**-53, "mixed_float16": 2.0**-11, "mixed_bfloat16": 2.0**-8}
-MODES = ("infer", "train", "moving_stats")
+# TF32 (NVIDIA Ampere and later) rounds matmul and convolution inputs to 10 explicit
+# mantissa bits, as binary16 does: the same unit roundoff, the same rule.
+PRECISIONS = {**POLICIES, "tf32": 2.0**-11}
+SOURCES = {
+    "float64": "IEEE 754 binary64",
+    "mixed_float16": "IEEE 754 binary16",
+    "mixed_bfloat16": "bfloat16, 8 significand bits",
+    "tf32": "NVIDIA TF32, 10 explicit mantissa bits",
+}
+MODES = ("infer", "train", "moving_stats", "grad", "sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,10 @@ class Inp:
 
 @dataclass(frozen=True)
 class Tol:
-    """Pass when rel_l2 <= rel_l2 and |out - ref| <= atol + rtol * |ref| everywhere."""
+    """Pass when rel_l2 <= rel_l2 and |out - ref| <= atol + rtol * |ref| everywhere.
+
+    Training cases compare each output group pooled (keras_parity/training.py): rel L2 over
+    the group, and atol in units of the group's RMS."""
 
     rel_l2: float
     atol: float
@@ -41,7 +53,10 @@ class Case:
 
     mode: 'infer' runs predict (and the eager call where it differs); 'train' calls the
     model with training=True; 'moving_stats' reports BatchNormalization moving statistics
-    after one training-mode call.
+    after one training-mode call. The training path (keras_parity/training.py): 'grad' gives
+    the gradients of the loss (eagerly, as a custom training loop takes them); 'sgd' and
+    'adam' take that optimizer's steps through compile + train_on_batch, the step model.fit
+    runs. `tol` overrides the model's.
     """
 
     name: str
@@ -49,6 +64,11 @@ class Case:
     inputs: dict[str, Inp]
     mode: str = "infer"
     classifier: bool = False
+    tol: Tol | None = None
+
+    @property
+    def training(self) -> bool:
+        return self.mode in ("grad", "sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -62,11 +82,13 @@ class ModelSpec:
     # fnmatch pattern on variable paths -> factor applied after drawing (see weights.py).
     weight_scale: dict[str, float] = field(default_factory=dict)
 
-    def tolerance(self, backend: str, device: str, dtype: str = "float32") -> Tol:
+    def tolerance(self, backend: str, device: str, dtype: str = "float32", case: Case | None = None) -> Tol:
+        if case is not None and case.tol is not None and dtype == "float32":
+            return case.tol
         best, best_score = self.tol, -1
-        if dtype in POLICIES and dtype != "float32" and not any(t == dtype for _, _, t in self.tol_overrides):
-            u = POLICIES[dtype]
-            why = f"{POLICY_ULPS} unit roundoffs of {dtype}'s compute dtype (u = {u:.2g}, IEEE 754 / bfloat16)"
+        if dtype in PRECISIONS and dtype != "float32" and not any(t == dtype for _, _, t in self.tol_overrides):
+            u = PRECISIONS[dtype]
+            why = f"{POLICY_ULPS} unit roundoffs of {dtype}'s compute dtype (u = {u:.2g}, {SOURCES[dtype]})"
             return Tol(POLICY_ULPS * u, 8 * POLICY_ULPS * u, 8 * POLICY_ULPS * u, why)
         for (b, d, t), tol in self.tol_overrides.items():
             if all(k in ("*", v) for k, v in zip((b, d, t), (backend, device, dtype))):
@@ -74,6 +96,12 @@ class ModelSpec:
                 if score > best_score:
                     best, best_score = tol, score
         return best
+
+    def cases_for(self, dtype: str, training: bool = True) -> tuple[Case, ...]:
+        """The cases a run under `dtype` has: no training path when not asked for, nor under
+        mixed precision, where Keras adds dynamic loss scaling that skips steps by design."""
+        skip = not training or dtype.startswith("mixed_")
+        return tuple(c for c in self.cases if not (c.training and skip))
 
     def case(self, name: str) -> Case:
         for c in self.cases:

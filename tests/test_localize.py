@@ -28,14 +28,21 @@ PLANTS = [  # file, text, planted text: one semantic change per model
     ("resnet50.py", RESNET, RESNET.replace("    return ", "    m = ")
      + '\n    m.get_layer("conv3_block2_2_bn").epsilon = 0.1\n    return m'),
 ]  # fmt: skip
+TRAINING = ("train_grad", "train_sgd", "train_adam")  # the training path of the planted builders
 NAMED = [  # model, case, the layer that must be named
     ("linear", "sigmoid_mlp", "hidden"),
+    *(("linear", case, "hidden") for case in TRAINING),
     ("cnn", "conv1d_same", "conv"),
     ("bn_mlp", "inference", "bn"),
     ("bn_mlp", "training", "bn"),
+    *(("bn_mlp", case, "bn") for case in TRAINING),
     ("lstm", "lstm", "lstm"),
+    *(("lstm", case, "lstm") for case in TRAINING),
     ("resnet50", "logits", "conv3_block2_2_bn"),
 ]
+# ResNet50's gradient tolerance (3e-2, float32 backprop through its BatchNormalizations) may
+# or may not see an epsilon of 0.1 in one of 53 layers: if it fails, it names that layer.
+MAYBE = [("resnet50", "train_grad", "conv3_block2_2_bn")]
 
 
 def cli(*args, cwd):
@@ -73,14 +80,25 @@ def test_a_planted_change_is_named_on_every_backend(planted, model, case, layer)
         assert f"FAIL {model}/{case} ({c['backend']}/cpu/{c['path']}): localized: first divergent layer '{layer}'" in (
             proc.stdout
         )
-        # the backend's own float64 run departs too: different math, not rounding
+        # the backend's own float64 run departs too: different math, not rounding (torch's
+        # float64 training runs return a float32 loss, which leaves them unclassified)
+        if case in TRAINING and c["backend"] == "torch":
+            assert c["rounding"] in ("semantic", "unclassified"), c["problems"]
+            continue
         assert c["rounding"] == "semantic", c["problems"]
         assert any(p.startswith("semantic: the float64 run departs from the reference too") for p in c["problems"])
 
 
+def test_a_planted_change_the_gradient_tolerance_sees_is_named(planted):
+    _, cells = planted
+    for model, case, layer in MAYBE:
+        for c in (c for c in cells if c["model"] == model and c["case"] == case and c["status"] != "pass"):
+            assert any(p.startswith(f"localized: first divergent layer '{layer}' ") for p in c["problems"]), c
+
+
 def test_nothing_is_named_where_nothing_was_planted(planted):
     _, cells = planted
-    planted_cases = {(m, c) for m, c, _ in NAMED}
+    planted_cases = {(m, c) for m, c, _ in NAMED + MAYBE}
     clean = [c for c in cells if (c["model"], c["case"]) not in planted_cases]
     assert clean and all(c["status"] == "pass" for c in clean), [c for c in clean if c["status"] != "pass"]
     assert not any(p.startswith("localized") for c in clean for p in c["problems"])
@@ -101,8 +119,12 @@ def test_float64_runs_label_every_cell_and_tensorflow_honours_float64(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:]
     cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
     assert all(c["rounding"] in ("rounding", "semantic", "unclassified") for c in cells)
-    tf = [c for c in cells if c["backend"] == "tensorflow"]
+    tf = [c for c in cells if c["backend"] == "tensorflow" and c["case"] not in ("train_sgd", "train_adam")]
     assert tf and all(c["rounding"] == "rounding" and c["float64_rel_l2"] <= 1e-12 for c in tf)
+    # the optimizer steps are not float64 in Keras itself: unclassified, and why
+    steps = [c for c in cells if c["backend"] == "tensorflow" and c not in tf]
+    assert len(steps) == 4 and all(c["rounding"] == "unclassified" for c in steps)
+    assert all(any("casts momentum and Adam's betas through float32" in p for p in c["problems"]) for c in steps)
     for c in cells:
         if c["rounding"] == "unclassified":
             assert any("float64 is not honoured end to end" in p for p in c["problems"]), c

@@ -45,13 +45,20 @@ def test_mixed_policies_pass_and_tensorflow_float64_meets_float64(tmp_path):
     subprocess.run([sys.executable, "-m", "keras_parity", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
     by_policy = {p: [c for c in cells if c["policy"] == p] for p in POLICIES}
-    assert all(len(v) == 20 for v in by_policy.values())  # 4 cases: 2 paths on tensorflow and jax, 1 on torch
+    # 4 forward cases: 2 paths on tensorflow and jax, 1 on torch; 3 training cases each on
+    # every backend, except under mixed precision
+    assert [len(by_policy[p]) for p in POLICIES] == [38, 38, 20, 20]
     for policy in ("mixed_float16", "mixed_bfloat16"):
         assert all(c["status"] == "pass" for c in by_policy[policy]), [
             c for c in by_policy[policy] if c["status"] != "pass"
         ]
     tf64 = [c for c in by_policy["float64"] if c["backend"] == "tensorflow"]
-    assert tf64 and all(c["status"] == "pass" for c in tf64)
-    assert all(o["rel_l2"] <= POLICY_ULPS * POLICIES["float64"] for c in tf64 for o in c["outputs"].values())
+    exact = [c for c in tf64 if c["case"] not in ("train_sgd", "train_adam")]
+    assert exact and all(c["status"] == "pass" for c in exact)
+    assert all(o["rel_l2"] <= POLICY_ULPS * POLICIES["float64"] for c in exact for o in c["outputs"].values())
+    # Keras's optimizer steps are not float64 throughout: the cells fail and say why
+    steps = [c for c in tf64 if c["case"] in ("train_sgd", "train_adam")]
+    assert len(steps) == 4 and all(c["status"] == "fail" for c in steps)
+    assert all(any("casts momentum and Adam's betas through float32" in p for p in c["problems"]) for c in steps)
     xml = (tmp_path / "parity.xml").read_text()
     assert "[predict,mixed_bfloat16]" in xml

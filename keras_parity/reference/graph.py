@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
+from autograd.tracer import isbox
 
 from keras_parity.reference.layers import LAYERS, UnsupportedLayer
 
@@ -113,6 +114,11 @@ def _call_kwargs(kwargs, name):
         raise UnsupportedLayer(f"float64 reference does not implement call argument {key}={value!r} (layer '{name}')")
 
 
+def _f64(x):
+    # Values autograd traces (training.py's gradients) are float64 already and stay boxed.
+    return x if isbox(x) else np.asarray(x, dtype=np.float64)
+
+
 def _check_dtype_policy(layer):
     policy = layer["config"].get("dtype")
     if isinstance(policy, dict) and "Quantized" in str(policy.get("class_name")):
@@ -125,7 +131,7 @@ def _check_dtype_policy(layer):
 def _feed(config, inputs):
     """Input arrays keyed by input layer name, as float64, checked against batch_shape."""
     names = [name for name, _, _ in _triples(config["input_layers"])]
-    if isinstance(inputs, np.ndarray):
+    if isinstance(inputs, np.ndarray) or isbox(inputs):
         inputs = [inputs]
     if not isinstance(inputs, dict):
         if len(inputs) != len(names):
@@ -136,7 +142,7 @@ def _feed(config, inputs):
     layers = {layer["name"]: layer for layer in config["layers"]}
     fed = {}
     for name in names:
-        x = np.asarray(inputs[name], dtype=np.float64)
+        x = _f64(inputs[name])
         _check_shape(x, layers[name]["config"].get("batch_shape"), f"input '{name}'")
         fed[name] = x
     return fed
@@ -150,7 +156,7 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
     """
     if "layers" not in config:
         raise UnsupportedLayer("float64 reference evaluates functional models only (config has no 'layers')")
-    state = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    state = {k: _f64(v) for k, v in weights.items()}
     used, updated, captured = set(), {}, {}
     values = {(name, 0): [x] for name, x in _feed(config, inputs).items()}
     unfed = [
@@ -215,4 +221,4 @@ def _call(layer, node, values, state, used, updated, training):
             raise
         raise type(e)(f"{e} (layer '{name}', {class_name})") from e
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    return [np.asarray(o, dtype=np.float64) for o in outs]
+    return [_f64(o) for o in outs]

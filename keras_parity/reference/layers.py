@@ -8,9 +8,12 @@ than being ignored: a reference that quietly computes something else is worse th
 
 from __future__ import annotations
 
+import functools
 import itertools
 
-import numpy as np
+# autograd's NumPy: plain float64 NumPy on arrays, and differentiable when the training path
+# asks for gradients (keras_parity/training.py); hence no in-place writes below.
+import autograd.numpy as np
 
 
 class UnsupportedLayer(ValueError):
@@ -72,7 +75,7 @@ def same_padding(size, k, stride):
 
 def pad_spatial(x, pads, value=0.0):
     """pads: one (before, after) pair per spatial axis of a (batch, *spatial, channels) x."""
-    return np.pad(x, [(0, 0), *pads, (0, 0)], constant_values=value)
+    return np.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=value)
 
 
 def _padded(x, ksize, strides, padding, value):
@@ -99,17 +102,14 @@ def _windows(x, ksize, strides):
 def conv(x, kernel, bias=None, strides=None, padding="valid"):
     """N-d channels_last convolution (cross-correlation, as Keras), kernel (*k, in, out).
 
-    im2col into one preallocated matrix, then one big matmul: BLAS does the float64 work,
-    which is what makes ResNet50 run in seconds."""
+    im2col into one matrix, then one big matmul: BLAS does the float64 work, which is what
+    makes ResNet50 run in seconds."""
     ksize = kernel.shape[:-2]
     strides = tuple(strides or (1,) * len(ksize))
     if x.shape[-1] != kernel.shape[-2] or x.ndim != kernel.ndim:
         raise ValueError(f"conv: kernel {kernel.shape} does not fit input {x.shape}")
     x = _padded(x, ksize, strides, padding, 0.0)
-    wins = list(_windows(x, ksize, strides))
-    cols = np.empty((*wins[0].shape[:-1], len(wins), x.shape[-1]))
-    for i, w in enumerate(wins):
-        cols[..., i, :] = w
+    cols = np.stack(list(_windows(x, ksize, strides)), axis=-2)
     y = cols.reshape(-1, cols.shape[-2] * cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
     y = y.reshape(*cols.shape[:-2], kernel.shape[-1])
     return y if bias is None else y + bias
@@ -119,11 +119,7 @@ def max_pool(x, pool_size, strides=None, padding="valid"):
     strides = tuple(strides or pool_size)
     # -inf padding can never win a max, so 'same' windows only see real pixels.
     x = _padded(x, pool_size, strides, padding, -np.inf)
-    wins = _windows(x, pool_size, strides)
-    out = next(wins).copy()
-    for w in wins:
-        np.maximum(out, w, out=out)
-    return out
+    return functools.reduce(np.maximum, _windows(x, pool_size, strides))
 
 
 # -------------------------------------------------------------------------- normalization

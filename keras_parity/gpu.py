@@ -1,0 +1,92 @@
+"""Variants of a run for GPUs: TF32 on, and the LSTM off its cuDNN kernel, each next to the main run.
+
+The main run keeps TF32 off (knobs.py), as Keras's own tests do. `--tf32` runs the forward
+cells again with TF32 on and reports, per cell, its error against the TF32-off one, judged
+with TF32's precision (spec.PRECISIONS). TF32 exists on NVIDIA GPUs only: on any other device
+its cells are reported as skipped, with the reason, and the run goes on.
+
+`--lstm-no-cudnn` runs the models holding an LSTM with use_cudnn=False: Keras's generic cell
+loop instead of the backend's own LSTM function, which Keras calls by default and which is
+cuDNN's kernel on a GPU (on a CPU, TensorFlow and JAX fall back to the generic loop anyway,
+torch to a fused loop of its own). It runs on any device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from keras_parity.compare import CellResult
+from keras_parity.evaluate import evaluate
+from keras_parity.run import run_backends
+
+VARIANTS = {
+    "tf32": "TF32 matmuls and convolutions",
+    "lstm-no-cudnn": "the LSTM on Keras's generic loop (use_cudnn=False)",
+}
+LSTM_MODELS = ("lstm",)  # models whose graph holds an LSTM layer
+
+
+def _models(variant: str, models: list[str]) -> list[str]:
+    return [m for m in models if variant != "lstm-no-cudnn" or m in LSTM_MODELS]
+
+
+def _skipped(variant, backends, models, device) -> list[CellResult]:
+    why = (
+        f"skipped: {VARIANTS[variant]} exist on NVIDIA GPUs only and this run is on {device}; "
+        "rerun with --device cuda on a GPU host"
+    )
+    return [
+        CellResult(m, "*", b, device, "*", status="skipped", problems=[why], variant=variant)
+        for m in _models(variant, models)
+        for b in backends
+    ]
+
+
+def variant_cells(
+    variant: str,
+    base: list[CellResult],
+    runs: dict,
+    backends,
+    models,
+    out: Path,
+    *,
+    golden_dir,
+    docker=False,
+    log=print,
+) -> list[CellResult]:
+    """Cells of one variant, each with a note comparing it with the same cell of the main run."""
+    gpu = [b for b in backends if runs[b].meta.get("device") == "gpu"]
+    device = next((runs[b].meta.get("device") for b in backends if runs[b].meta.get("device")), "cpu")
+    chosen = _models(variant, models)
+    todo = [b for b in backends if not runs[b].error and (b in gpu or variant != "tf32")]
+    cells = _skipped(variant, [b for b in backends if b not in gpu], models, device) if variant == "tf32" else []
+    if not todo or not chosen:
+        return cells
+    other = run_backends(
+        todo,
+        chosen,
+        out / variant,
+        tf32=variant == "tf32",
+        lstm_cudnn=variant != "lstm-no-cudnn",
+        training=False,
+        docker=docker,
+        device="cuda" if gpu else "cpu",
+        log=log,
+    )
+    precision = "tf32" if variant == "tf32" else "float32"
+    found = evaluate(other, chosen, golden_dir, write_obtained=False, precision=precision, training=False)
+    main = {(c.model, c.case, c.backend, c.path): c for c in base if c.policy == "float32" and not c.variant}
+    for c in found:
+        c.variant = variant
+        twin = main.get((c.model, c.case, c.backend, c.path))
+        if twin is not None and c.outputs and twin.outputs:
+            now = max(m.rel_l2 for m in c.outputs.values())
+            before = max(m.rel_l2 for m in twin.outputs.values())
+            ratio = f", {now / before:.3g}x" if before else ""
+            main_kernel = ""
+            if variant == "lstm-no-cudnn":
+                main_kernel = " (cuDNN)" if c.backend in gpu else " (the backend's LSTM function, no cuDNN on a CPU)"
+            c.problems.append(
+                f"note: {VARIANTS[variant]}: rel L2 {now:.2e}; the main run{main_kernel}: {before:.2e}{ratio}"
+            )
+    return cells + found

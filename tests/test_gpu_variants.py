@@ -1,0 +1,63 @@
+"""Variants for GPUs: TF32 is skipped with the reason where no GPU is, and on a CPU its knobs are
+set, recorded and change no bit; the LSTM off cuDNN (Keras's generic loop) runs anywhere."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import envs
+from keras_parity.run import run_backends
+from keras_parity.spec import BACKENDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_without_a_gpu_the_variants_are_skipped_not_failed(tmp_path):
+    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
+    args = ["parity", "--model", "lstm", "--model", "linear", "--no-training", "--tf32", "--lstm-no-cudnn"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "keras_parity", *args, "--out", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
+    skipped = [c for c in cells if c["variant"] == "tf32"]
+    assert {c["model"] for c in skipped} == {"lstm", "linear"} and len(skipped) == 2 * len(BACKENDS)
+    assert all(c["status"] == "skipped" and c["backend"] in BACKENDS for c in skipped)
+    assert all("exist on NVIDIA GPUs only and this run is on cpu" in c["problems"][0] for c in skipped)
+    assert f"{len(skipped)} skipped" in proc.stdout
+    xml = (tmp_path / "parity.xml").read_text()
+    assert xml.count("<skipped") == len(skipped) and "lstm/*[*,tf32]" in xml
+    # the generic LSTM loop runs on a CPU too, only for the model that has an LSTM, every path
+    generic = [c for c in cells if c["variant"] == "lstm-no-cudnn"]
+    assert {c["model"] for c in generic} == {"lstm"} and len(generic) == 5
+    for c in generic:
+        assert c["status"] == "pass", c["problems"]
+        assert any(
+            p.startswith("note: the LSTM on Keras's generic loop (use_cudnn=False): rel L2") for p in c["problems"]
+        )
+
+
+def test_tf32_knobs_are_recorded_and_change_nothing_on_a_cpu(tmp_path):
+    plain = run_backends(list(BACKENDS), ["lstm", "cnn"], tmp_path / "plain", training=False)
+    varied = run_backends(list(BACKENDS), ["lstm", "cnn"], tmp_path / "tf32", training=False, tf32=True)
+    for b in BACKENDS:
+        assert not plain[b].error and not varied[b].error, (plain[b].error, varied[b].error)
+        knobs = varied[b].meta["knobs"]
+        assert knobs["lstm_use_cudnn"] == plain[b].meta["knobs"]["lstm_use_cudnn"] == "auto"
+        tf32 = {
+            "tensorflow": knobs.get("tensor_float_32"),
+            "jax": knobs.get("default_matmul_precision") == "tensorfloat32",
+            "torch": knobs.get("cuda_matmul_allow_tf32"),
+        }[b]
+        assert tf32 is True, knobs
+        assert plain[b].arrays.keys() == varied[b].arrays.keys()
+        for k, v in plain[b].arrays.items():
+            assert np.array_equal(v, varied[b].arrays[k]), (b, k)
