@@ -57,10 +57,6 @@ def sample(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def group(key: str) -> str:
-    return key.split("/", 1)[0]
-
-
 def target(seed: int, builder: str, shape: tuple[int, ...], classifier: bool) -> np.ndarray:
     """The fixed target of the loss: one-hot labels for a classifier, else U(-1, 1)."""
     rng = np.random.default_rng([seed, _seed(builder, "target")])

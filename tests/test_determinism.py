@@ -2,15 +2,12 @@
 flagged with the knob that fixes it."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli
 
-from keras_parity import envs
 from keras_parity.compare import CellResult
 from keras_parity.determinism import judge
 from keras_parity.run import BackendRun
@@ -39,15 +36,7 @@ def test_moved_bits_are_flagged_with_the_knob_and_kept_bits_are_not():
 
 @pytest.mark.slow
 def test_every_cell_keeps_its_bits_in_process_and_across_processes(tmp_path):
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
-    proc = subprocess.run(
-        [sys.executable, "-m", "keras_parity", "parity", "--determinism", "--model", "bn_mlp", "--model", "lstm"]
-        + ["--out", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = cli("parity", "--determinism", "--model", "bn_mlp", "--model", "lstm", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:]
     cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
     # forward: 8 cases on 2 paths (tensorflow, jax) or 1 (torch); training: 5 cases x 3 backends

@@ -2,14 +2,11 @@
 set, recorded and change no bit; the LSTM off cuDNN (Keras's generic loop) runs anywhere."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from helpers import cli
 
-from keras_parity import envs
 from keras_parity.run import run_backends
 from keras_parity.spec import BACKENDS
 
@@ -17,15 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_without_a_gpu_the_variants_are_skipped_not_failed(tmp_path):
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
     args = ["parity", "--model", "lstm", "--model", "linear", "--no-training", "--tf32", "--lstm-no-cudnn"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "keras_parity", *args, "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = cli(*args, "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-3000:]
     cells = json.loads((tmp_path / "parity.json").read_text())["cells"]
     skipped = [c for c in cells if c["variant"] == "tf32"]

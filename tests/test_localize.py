@@ -3,15 +3,12 @@ every backend, by a failing parity run without being asked; nothing is named whe
 was planted."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli
 
-from keras_parity import envs
 from keras_parity.spec import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,13 +40,6 @@ NAMED = [  # model, case, the layer that must be named
 # ResNet50's gradient tolerance (3e-2, float32 backprop through its BatchNormalizations) may
 # or may not see an epsilon of 0.1 in one of 53 layers: if it fails, it names that layer.
 MAYBE = [("resnet50", "train_grad", "conv3_block2_2_bn")]
-
-
-def cli(*args, cwd):
-    env_vars = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}  # the copy reuses the environments
-    return subprocess.run(
-        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env_vars, capture_output=True, text=True
-    )
 
 
 @pytest.fixture(scope="module")

@@ -5,15 +5,14 @@ then damages a copy of the goldens or of the outputs and checks the verdict and 
 """
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli
 
 from keras_parity import envs, golden
 from keras_parity.evaluate import evaluate
@@ -25,13 +24,6 @@ from models.registry import REGISTRY
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = list(REGISTRY)
 pytestmark = pytest.mark.slow
-
-
-def cli(*args, cwd=ROOT):
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}  # a project copy reuses the envs
-    return subprocess.run(
-        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli
 
 from keras_parity import envs, golden, training
 from keras_parity.compare import CellResult, compare, pool
@@ -23,13 +23,6 @@ from models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINED = [(m, c) for m, spec in REGISTRY.items() for c in spec.cases if c.mode == "grad"]
-
-
-def cli(*args, cwd=ROOT):
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
-    return subprocess.run(
-        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True
-    )
 
 
 def _problem(model, case):
