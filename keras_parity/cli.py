@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from keras_parity import golden, report
+from keras_parity import golden, report, usermodel
 from keras_parity.drift import cli as drift_cli
-from keras_parity.envinfo import ROOT
+from keras_parity.envinfo import RESULTS
 from keras_parity.pins import pinned_version
 from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
@@ -26,22 +26,59 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 def _pick(kind: str, asked: list[str] | None, known) -> list[str]:
     for name in asked or []:
         if name not in known:
-            sys.exit(f"error: unknown {kind} '{name}'; choose from: {', '.join(known)}")
+            also = " or package.module:function (your own)" if kind == "model" else ""
+            sys.exit(f"error: unknown {kind} '{name}'; choose from: {', '.join(known)}{also}")
     return list(dict.fromkeys(asked)) if asked else list(known)
 
 
 def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")
-    ap.add_argument("--model", action="append", help="run only this model (repeatable)")
-    ap.add_argument("--out", type=Path, default=ROOT / "results", help="where results are written")
-    ap.add_argument("--golden-dir", type=Path, default=golden.GOLDEN, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--model",
+        action="append",
+        help="run only this model (repeatable): a built-in one, or your builder as package.module:function",
+    )
+    ap.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
+    ap.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
+    ap.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
+    ap.add_argument(
+        "--golden-dir", type=Path, help="your model's golden folder (default: golden/ beside the model file; ./golden)"
+    )
+    ap.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+
+
+def _models(args) -> list[str]:
+    """The models a command runs: built-in names, then the user's models, each registered."""
+    asked = args.model or []
+    builtin = [m for m in asked if ":" not in m]
+    try:
+        users = [
+            usermodel.from_file(f, args.inputs, args.custom_objects, args.golden_dir, args.rel_l2)
+            for f in args.model_file or []
+        ]
+        users += [
+            usermodel.from_builder(
+                t, args.inputs, args.custom_objects, args.golden_dir or Path.cwd() / "golden", args.rel_l2
+            )
+            for t in asked
+            if ":" in t
+        ]
+        if args.inputs and len(users) != 1:
+            raise usermodel.UserModelError("--inputs belongs to one model; pass exactly one --model-file or builder")
+        names = [usermodel.register(u, REGISTRY) for u in users]
+    except usermodel.UserModelError as exc:
+        sys.exit(f"error: {exc}")
+    known = [m for m in REGISTRY if REGISTRY[m].source is None]
+    args.golden_dir = args.golden_dir if args.golden_dir and not users else golden.GOLDEN
+    return (_pick("model", builtin, known) if builtin or not users else []) + names
 
 
 def cmd_parity(args) -> int:
     from keras_parity.evaluate import evaluate
     from keras_parity.run import run_backends
 
-    backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
+    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
@@ -107,7 +144,7 @@ def cmd_golden(args) -> int:
     from keras_parity.regen import regenerate
     from keras_parity.run import run_backends
 
-    backends, models = _pick("backend", args.backend, BACKENDS), _pick("model", args.model, REGISTRY)
+    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
             backends, models, args.out / "raw", configs=True, docker=args.docker, device=args.device, log=console.print
@@ -271,13 +308,13 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True, help="the model to profile")
     p.add_argument("--backend", action="append", help="only this backend (repeatable)")
     p.add_argument("--case", action="append", help="only this case (repeatable)")
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "localize", help="where tables' plots go")
+    p.add_argument("--out", type=Path, default=RESULTS / "localize", help="where tables' plots go")
     p.add_argument("--docker", action="store_true", help="run each backend in its image")
     p.set_defaults(fn=cmd_localize)
     drift_cli.add_parser(sub)
     p = sub.add_parser("report", help="merge result directories of several machines into one report")
     p.add_argument("dirs", nargs="+", type=Path, help="directories written by `parity --out`")
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "merged", help="where the merged report goes")
+    p.add_argument("--out", type=Path, default=RESULTS / "merged", help="where the merged report goes")
     p.set_defaults(fn=cmd_report)
     args = ap.parse_args(argv)
     return args.fn(args, console) if args.fn is drift_cli.cmd_drift else args.fn(args)

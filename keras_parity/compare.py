@@ -44,11 +44,13 @@ class CellResult:
     determinism: str | None = None  # deterministic | how far repeated runs moved
     policy: str = "float32"  # the dtype policy the cell ran under
     variant: str = ""  # a GPU variant of the run (keras_parity/gpu.py): 'tf32', 'lstm-no-cudnn'
+    reference: str = "float64"  # or 'cross-backend': a user model the reference lacks layers for
 
     @property
     def label(self) -> str:
         """The path, with the policy and variant a cell ran under: 'predict [tf32]'."""
         extra = [x for x in (self.policy if self.policy != "float32" else "", self.variant) if x]
+        extra += ["cross-backend"] if self.reference != "float64" else []
         return f"{self.path} [{', '.join(extra)}]" if extra else self.path
 
     @property

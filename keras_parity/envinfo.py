@@ -10,6 +10,29 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# A source checkout (nox sessions) keeps everything under ROOT. An installed package (pip
+# install keras-parity) has its locks inside the package, and puts the backend environments
+# and caches under KERAS_PARITY_HOME, results under the current folder.
+CHECKOUT = (ROOT / "requirements" / "pins.toml").exists()
+LOCKS = ROOT / "requirements" if CHECKOUT else Path(__file__).resolve().parent / "requirements"
+HOME = ROOT if CHECKOUT else Path(os.environ.get("KERAS_PARITY_HOME", Path.home() / ".cache" / "keras-parity"))
+RESULTS = ROOT / "results" if CHECKOUT else Path("results")
+
+
+def source_path() -> Path:
+    """A folder holding only the keras_parity and models packages, for the backend
+    environments' PYTHONPATH (the installed package's site-packages holds much more)."""
+    if CHECKOUT:
+        return ROOT
+    src = HOME / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    for pkg in ("keras_parity", "models"):
+        link = src / pkg
+        if not (link.is_symlink() and link.resolve() == (ROOT / pkg).resolve()):
+            link.unlink(missing_ok=True)
+            link.symlink_to(ROOT / pkg)
+    return src
+
 
 # Packages whose versions a result depends on; absent ones are omitted.
 _PACKAGES = ("keras", "numpy", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch", "ml-dtypes")

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_parity.envinfo import ROOT
+from keras_parity.envinfo import HOME, LOCKS, ROOT
 
-LOCKS = ROOT / "requirements"
 # Local wheel folders (e.g. a CPU build of torch) searched before the index; pip's
 # configured find-links are honoured the same way.
 FIND_LINKS_ENV = "KERAS_PARITY_FIND_LINKS"
@@ -31,7 +30,7 @@ def lock_file(backend: str, device: str = "cpu") -> Path:
 
 
 def env_root() -> Path:
-    return Path(os.environ.get("KERAS_PARITY_ENVS", ROOT / ".venvs"))
+    return Path(os.environ.get("KERAS_PARITY_ENVS", HOME / ".venvs"))
 
 
 def env_python(backend: str, device: str = "cpu") -> Path:
@@ -65,7 +64,7 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     python = env_python(backend, device)
     if python.exists() and is_synced(env, lock):
         return python
-    log(f"syncing environment {env} from {lock.relative_to(ROOT)}")
+    log(f"syncing environment {env} from {lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock}")
     uv = _uv()
     steps = [
         [*uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)],

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_parity import golden
+from keras_parity import golden, usermodel
 from keras_parity.compare import CellResult, compare
+from keras_parity.crossref import cross_compare
 from keras_parity.run import BackendRun
 from models.registry import REGISTRY
 
@@ -79,22 +80,29 @@ def evaluate(
     tolerance, and no snapshot (snapshots are float32)."""
     cells: list[CellResult] = []
     for model in models:
-        spec = REGISTRY[model]
+        spec, mroot = REGISTRY[model], usermodel.root_of(REGISTRY[model], root)
         try:
-            ref = golden.read_npz(golden.reference_path(model, root))
-            ref_meta = golden.read_json(golden.reference_path(model, root).with_suffix(".json"))
+            ref = golden.read_npz(golden.reference_path(model, mroot))
+            ref_meta = golden.read_json(golden.reference_path(model, mroot).with_suffix(".json"))
             golden_error = None
         except golden.GoldenError as exc:
             golden_error = str(exc)
+            if spec.source and not golden.reference_path(model, mroot).exists():
+                golden_error = (
+                    f"no goldens for {model} in {mroot}; create them with "
+                    f"`nox -s golden -- {usermodel.command_args(spec.source)}`"
+                )
+        gaps = None if golden_error else ref_meta.get("reference", {}).get("missing")
         for backend, run in runs.items():
             device = run.meta.get("device", "?")
-            problem = run.error or golden_error or run.meta.get("errors", {}).get(model)
+            model_error = None if run.error else run.meta.get("errors", {}).get(model)
+            problem = run.error or model_error or golden_error
             if problem is None and model not in run.meta.get("models", {}):
                 problem = f"model '{model}' was not run"
             if problem:
-                who = "" if run.error or golden_error else f"{backend} failed on {model}: "
+                who = f"{backend} failed on {model}: " if model_error else ""
                 cell = CellResult(model, "*", backend, device, "*", status="error", problems=[who + problem])
-                if policy != "float32" and not (run.error or golden_error):  # the policy, not the backend, failed
+                if policy != "float32" and model_error:  # the policy, not the backend, failed
                     cell.status, cell.problems = "unsupported", [f"unsupported under {policy}: {problem}"]
                 cell.policy = policy
                 cells.append(cell)
@@ -102,7 +110,7 @@ def evaluate(
             provenance, notes = _check_provenance(model, ref_meta, run)
             try:
                 plain = policy == precision == "float32"
-                snapshot, where = _load_snapshot(model, run, root) if plain else (None, "missing")
+                snapshot, where = _load_snapshot(model, run, mroot) if plain else (None, "missing")
             except golden.GoldenError as exc:
                 snapshot, where = None, "missing"
                 notes.append(str(exc))
@@ -123,16 +131,24 @@ def evaluate(
                     )
                     cell.policy = policy
                     expected = "float64" if policy == "float64" else "float32"
-                    compare(
-                        cell,
-                        obtained,
-                        reference,
-                        tol,
-                        expected_dtype=expected,
-                        snapshot=snap,
-                        classifier=case.classifier,
-                        pooled=case.training,
-                    )
+                    if gaps:
+                        others = {
+                            o: r.cell(model, case.name, (r.paths(model, case.name) or ["?"])[0])
+                            for o, r in runs.items()
+                            if o != backend
+                        }
+                        cross_compare(cell, obtained, others, snap, tol, gaps)
+                    else:
+                        compare(
+                            cell,
+                            obtained,
+                            reference,
+                            tol,
+                            expected_dtype=expected,
+                            snapshot=snap,
+                            classifier=case.classifier,
+                            pooled=case.training,
+                        )
                     if snapshot is not None and where == "other-platform":
                         cell.snapshot = "other-platform"
                     for p in provenance:
@@ -145,7 +161,7 @@ def evaluate(
                     if cell.status != "pass":
                         failed.update({f"{case.name}/{path}/{k}": v for k, v in obtained.items()})
                     cells.append(cell)
-            obtained_file = golden.obtained_path(model, backend, root)
+            obtained_file = golden.obtained_path(model, backend, mroot)
             if failed and write_obtained:
                 golden.write_npz(obtained_file, failed)
             elif not failed:

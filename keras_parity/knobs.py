@@ -32,15 +32,18 @@ def before_import(backend: str, cache_dir: Path | None, dtype: str = "float32") 
     return env
 
 
-def after_import(backend: str, tf32: bool = False) -> dict:
+def after_import(backend: str, tf32: bool = False, threads: bool = True) -> dict:
     """Set the library knobs; return what was set, for the run's metadata. tf32: TF32 on for
-    matmuls and convolutions (NVIDIA GPUs from Ampere on), for the GPU variant run."""
+    matmuls and convolutions (NVIDIA GPUs from Ampere on), for the GPU variant run. threads:
+    also pin the thread pools, which the libraries allow only before their first op (the
+    pytest fixture runs inside a user's process, after it)."""
     if backend == "tensorflow":
         import tensorflow as tf
         from tensorflow.python.framework.config import is_op_determinism_enabled
 
-        tf.config.threading.set_intra_op_parallelism_threads(THREADS)
-        tf.config.threading.set_inter_op_parallelism_threads(THREADS)
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(THREADS)
+            tf.config.threading.set_inter_op_parallelism_threads(THREADS)
         tf.config.experimental.enable_op_determinism()
         tf.config.experimental.enable_tensor_float_32_execution(tf32)
         return {
@@ -65,8 +68,9 @@ def after_import(backend: str, tf32: bool = False) -> dict:
     if backend == "torch":
         import torch
 
-        torch.set_num_threads(THREADS)
-        torch.set_num_interop_threads(THREADS)
+        if threads:
+            torch.set_num_threads(THREADS)
+            torch.set_num_interop_threads(THREADS)
         torch.use_deterministic_algorithms(True)
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden
+from keras_parity import golden, usermodel
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.graph import _history
 from keras_parity.weights import generate_inputs, generate_weights
@@ -56,9 +56,25 @@ def _reference(model: str, case_name: str, root: Path) -> tuple[dict, dict[str, 
     return graph, reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
 
 
-def profile(model: str, case_name: str, layers: dict[str, np.ndarray], root: Path = golden.GOLDEN) -> list[LayerError]:
-    """Per layer, in graph order: the error of `layers` (name -> backend output) vs float64."""
-    graph, ref = _reference(model, case_name, Path(root))
+def _user_reference(model: str, case_name: str, root: Path, feeds: dict) -> tuple[dict, dict[str, np.ndarray]]:
+    """A user model's: its weights and inputs are the ones the runner wrote (`feeds`)."""
+    graph = golden.read_json(golden.graph_path(model, root))[model]
+    weights = usermodel.feed_part(feeds, model, "weights")
+    inputs = usermodel.feed_part(feeds, model, f"inputs/{case_name}")
+    return graph, reference_eval(graph["config"], weights, inputs, capture=True).layers
+
+
+def profile(
+    model: str, case_name: str, layers: dict[str, np.ndarray], root: Path = golden.GOLDEN, feeds: dict | None = None
+) -> list[LayerError]:
+    """Per layer, in graph order: the error of `layers` (name -> backend output) vs float64.
+    A user model's weights and inputs come from the run (`feeds`)."""
+    spec = REGISTRY[model]
+    root = usermodel.root_of(spec, root)
+    if spec.source:
+        graph, ref = _user_reference(model, case_name, root, feeds or {})
+    else:
+        graph, ref = _reference(model, case_name, Path(root))
     errors: dict[str, float] = {}
     rows = []
     for layer in graph["config"]["layers"]:
@@ -148,11 +164,13 @@ def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Pat
             run = runs[c.backend]
             if c.case in {x.name for x in REGISTRY[c.model].cases if x.mode == "moving_stats"}:
                 seen[key] = "note: not localized: moving statistics are variables, not layer outputs"
+            elif c.reference != "float64":
+                seen[key] = "note: not localized: the model has no float64 reference to walk layer by layer"
             elif run.error or not run.layers:
                 seen[key] = f"note: not localized: {run.error or 'no layer outputs were written'}"
             else:
                 try:
-                    rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root)
+                    rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root, run.feeds)
                     training = REGISTRY[c.model].case(c.case).training
                     # A training cell's tolerance is for gradients; its forward has the model's.
                     floor = REGISTRY[c.model].tolerance(c.backend, c.device) if training else c.tol

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tomllib
 
-from keras_parity.envinfo import ROOT
+from keras_parity.envinfo import LOCKS
 
-PINS = ROOT / "requirements" / "pins.toml"
+PINS = LOCKS / "pins.toml"
 
 
 class PinsError(Exception):

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden, training
+from keras_parity import golden, training, usermodel
 from keras_parity.compare import ulp_distance
+from keras_parity.reference import UnsupportedLayer, reference_gaps
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference import training as training_reference
 from keras_parity.run import BackendRun
@@ -47,6 +48,28 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
         else:
             out[f"{case.name}/output"] = res.outputs[0]
     return out
+
+
+def user_reference(model: str, builders: dict, feeds: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """A user model's float64 reference from the weights and inputs its runner used, or, for a
+    model with layers the reference lacks, none: ({}, the cross-backend fallback's record)."""
+    (b,) = builders.values()
+    gaps = reference_gaps(b["config"])
+    weights = usermodel.feed_part(feeds, model, "weights")
+    out = {}
+    for case in REGISTRY[model].cases:
+        if gaps:
+            break
+        inputs = usermodel.feed_part(feeds, model, f"inputs/{case.name}")
+        try:
+            res = reference_eval(b["config"], weights, inputs, training=False)
+        except UnsupportedLayer as exc:
+            gaps = [str(exc)]
+            break
+        out.update({f"{case.name}/{'output' if i == 0 else f'output:{i}'}": o for i, o in enumerate(res.outputs)})
+    if gaps:
+        return {}, {"kind": "cross-backend", "missing": gaps}
+    return out, {"kind": "float64"}
 
 
 def _describe_change(old: dict | None, new: dict) -> list[str]:
@@ -107,6 +130,8 @@ def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
         for name, b in first.items():
             if other[name]["weights"] != b["weights"]:
                 raise RegenError(f"{model}/{name}: {run.backend} lists different weights than {runs[0].backend}")
+            if other[name]["weights_sha256"] != b["weights_sha256"]:  # a saved file loaded differently
+                raise RegenError(f"{model}/{name}: {run.backend} loaded other weight values than {runs[0].backend}")
     return first
 
 
@@ -116,14 +141,22 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
     problems = 0
     for model in models:
         ok = [r for r in runs.values() if not r.error and model in r.meta.get("models", {})]
+        for r in runs.values():
+            if not r.error and model in r.meta.get("errors", {}):
+                log(f"[red]{r.backend} failed on {model}: {r.meta['errors'][model]}; its snapshot is left as it was[/]")
+                problems += 1
         if not ok:
             log(f"[red]{model}: no backend produced it; its goldens are left as they were[/]")
             problems += 1
             continue
+        spec, mroot = REGISTRY[model], usermodel.root_of(REGISTRY[model], root)
         try:
             builders = _builders_agree(model, ok)
             configs = _training_configs(model, ok)
-            ref = reference_outputs(model, builders)
+            if spec.source:
+                ref, kind = user_reference(model, builders, ok[0].feeds)
+            else:
+                ref, kind = reference_outputs(model, builders), {"kind": "float64"}
             # The graph and weight list the reference was computed from: localization walks
             # this float64 graph layer by layer, even after the model's code has changed.
             graph = {
@@ -134,12 +167,12 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
             log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
             problems += 1
             continue
-        spec = REGISTRY[model]
-        ref_path = golden.reference_path(model, root)
+        ref_path = golden.reference_path(model, mroot)
         meta = {
             "model": model,
             "seed": spec.seed,
-            "module": spec.module,
+            "module": spec.module if not spec.source else usermodel.describe(spec.source),
+            "reference": kind,
             "builders": {
                 n: {
                     "weights_sha256": b["weights_sha256"],
@@ -156,11 +189,13 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         old = golden.read_npz(ref_path) if ref_path.exists() else None
         for line in _describe_change(old, ref):
             log(f"  {model} reference: {line}")
-        writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, root), graph)]
+        if kind["kind"] != "float64":
+            log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
+        writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
         for run in ok:
             prefix = f"{model}/"
             arrays = {k[len(prefix) :]: v for k, v in run.arrays.items() if k.startswith(prefix)}
-            path = golden.snapshot_path(model, run.meta["platform"], run.backend, root)
+            path = golden.snapshot_path(model, run.meta["platform"], run.backend, mroot)
             old = golden.read_npz(path) if path.exists() else None
             for line in _describe_change(old, arrays):
                 log(f"  {model} {run.backend} snapshot ({run.meta['platform']}): {line}")
@@ -170,7 +205,8 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
             writes += [(path, arrays), (path.with_suffix(".json"), snap_meta)]
     for path, content in writes:
         if path.suffix == ".json" and golden.write_json(path, content):
-            log(f"  {path.relative_to(root)}: metadata changed (versions, knobs, checksums or shapes)")
+            shown = path.relative_to(root) if path.is_relative_to(root) else path
+            log(f"  {shown}: metadata changed (versions, knobs, checksums or shapes)")
         elif path.suffix == ".npz":
             golden.write_npz(path, content)
     for run in runs.values():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden
+from keras_parity import golden, usermodel
 from keras_parity.compare import pool
 from keras_parity.evaluate import KERAS_CASTS
 from keras_parity.localize import _rel_l2, case_layers, profile
@@ -38,7 +38,7 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
     layers = case_layers(run, cell.model, cell.case)
     # a training cell's layers are its forward pass: they cannot say where a gradient departs
     training = REGISTRY[cell.model].case(cell.case).training
-    rows = profile(cell.model, cell.case, layers, root) if layers and not training else []
+    rows = profile(cell.model, cell.case, layers, root, run.feeds) if layers and not training else []
     downcast = next((n for n, v in layers.items() if v.dtype != np.float64), None)
     departs = next((r for r in rows if r.rel_l2 > FLOAT64_TOL), None)
     tol = cell.tol.rel_l2 if cell.tol else 0.0
@@ -76,6 +76,10 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
     from keras_parity.run import run_backends
 
     todo = [c for c in cells if c.case != "*" and c.policy == "float32" and (everything or c.status == "fail")]
+    for c in [c for c in todo if c.reference != "float64"]:
+        c.rounding = "unclassified"
+        c.problems.append("note: unclassified: the model has no float64 reference to classify against")
+    todo = [c for c in todo if c.reference == "float64"]
     if not todo:
         return
     backends = sorted({c.backend for c in todo})
@@ -84,7 +88,7 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
     runs = run_backends(
         backends, models, out, layers=True, dtype="float64", training=training, docker=docker, device=device, log=log
     )
-    refs = {m: golden.read_npz(golden.reference_path(m, root)) for m in models}
+    refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(REGISTRY[m], root))) for m in models}
     for c in todo:
         run = runs[c.backend]
         if run.error or c.model not in run.meta.get("models", {}):

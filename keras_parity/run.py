@@ -20,6 +20,7 @@ class BackendRun:
     meta: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     layers: dict[str, np.ndarray] = field(default_factory=dict)  # '--layers': 'model/case/layer'
+    feeds: dict[str, np.ndarray] = field(default_factory=dict)  # '--configs', user models' weights and inputs
     error: str | None = None  # the whole backend failed: no environment, no import, a crash
     wall: float = 0.0
 
@@ -56,9 +57,9 @@ def run_backends(
     out.mkdir(parents=True, exist_ok=True)
     runs, procs = {b: BackendRun(b) for b in backends}, {}
     # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
-    cache = Path(os.environ.get("KERAS_PARITY_CACHE", ROOT / ".cache"))
+    cache = Path(os.environ.get("KERAS_PARITY_CACHE", envinfo.HOME / ".cache"))
     args = (
-        [a for m in models for a in ("--model", m)]
+        [a for m in models for a in _model_args(m)]
         + (["--repeat"] if repeat else [])
         + (["--naive"] if naive else [])
         + (["--configs"] if configs else [])
@@ -71,7 +72,7 @@ def run_backends(
         + ["--device", device]
     )
     for b in backends:
-        for suffix in (".npz", ".json", ".log", ".layers.npz"):
+        for suffix in (".npz", ".json", ".log", ".layers.npz", ".feeds.npz"):
             (out / f"{b}{suffix}").unlink(missing_ok=True)
         try:
             procs[b] = (
@@ -92,11 +93,18 @@ def run_backends(
     return runs
 
 
+def _model_args(name: str) -> tuple[str, str]:
+    from models.registry import REGISTRY
+
+    source = REGISTRY[name].source
+    return ("--user-model", source.to_json()) if source else ("--model", name)
+
+
 def _start_local(b, out, args, cache, naive, python, log, device):
     exe = (python or {}).get(b) or envs.ensure(b, log=log, device=device)
     cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out), *args]
     cmd += [] if naive else ["--cache-dir", str(cache)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(envinfo.source_path())}
     with open(out / f"{b}.log", "w") as log_file:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -128,4 +136,6 @@ def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
         run.arrays = golden.read_npz(out / f"{backend}.npz")
         if (out / f"{backend}.layers.npz").exists():
             run.layers = golden.read_npz(out / f"{backend}.layers.npz")
+        if (out / f"{backend}.feeds.npz").exists():
+            run.feeds = golden.read_npz(out / f"{backend}.feeds.npz")
     return run

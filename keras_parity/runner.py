@@ -18,26 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import envinfo, golden, knobs
+from keras_parity import envinfo, golden, knobs, usermodel
 from keras_parity.compare import max_ulp
-from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs
+from keras_parity.modelio import PATHS, input_names, output_dict, to_numpy
+from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
 from models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
-
-# Cells per backend: 'predict' is the compiled path users run; 'eager' is model(x) where it
-# is a different program (torch's predict is already the eager call).
-PATHS = {"tensorflow": ("predict", "eager"), "jax": ("predict", "eager"), "torch": ("predict",)}
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _to_numpy(x):
-    import keras
-
-    a = np.asarray(keras.ops.convert_to_numpy(x))
-    # float16/bfloat16 outputs of mixed policies are stored exactly as float32 (npz has no bfloat16)
-    return a.astype(np.float32) if str(a.dtype) in ("float16", "bfloat16") else a
 
 
 def case_paths(case, backend: str, naive: bool = False) -> tuple[str, ...]:
@@ -53,7 +42,7 @@ def case_paths(case, backend: str, naive: bool = False) -> tuple[str, ...]:
 def _run_training(model, case, inputs: dict, seed: int, timings: dict) -> dict:
     from keras_parity import train_step, training
 
-    xs = [inputs[t.name] for t in model.inputs]
+    xs = [inputs[n] for n in input_names(model)]
     shape = (xs[0].shape[0], *model.output.shape[1:])
     tgt = training.target(seed, case.builder, shape, case.classifier)
     t0 = time.perf_counter()
@@ -68,7 +57,7 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
     if case.training:
         return _run_training(model, case, inputs, seed, timings)
     # The structure the functional model declares: one array, or a list in input order.
-    names = [t.name for t in model.inputs]
+    names = input_names(model)
     inputs = [inputs[n] for n in names] if isinstance(model.input, (list, tuple)) else inputs[names[0]]
     if case.mode == "infer" and path == "predict":
         # The compiled step predict() runs (tf.function / jax.jit / torch eager), on the one
@@ -81,13 +70,13 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
     out = call()
     if case.mode == "moving_stats":
         out = {
-            v.path: _to_numpy(v)
+            v.path: to_numpy(v)
             for layer in model.layers
             if isinstance(layer, keras.layers.BatchNormalization)
             for v in (layer.moving_mean, layer.moving_variance)
         }
     else:
-        out = {"output": _to_numpy(out)}
+        out = output_dict(out)
     timings["first_call"] += time.perf_counter() - t0
     if repeat and case.mode == "infer":
         t0 = time.perf_counter()
@@ -109,10 +98,10 @@ def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
             names.append(layer.name if j == 0 else f"{layer.name}:{j}")
             tensors.append(t)
     probe = keras.Model(model.inputs, tensors)
-    feed = [inputs[t.name] for t in model.inputs]
+    feed = [inputs[n] for n in input_names(model)]
     values = probe(feed if len(feed) > 1 else feed[0], training=case.mode != "infer")
     values = values if isinstance(values, (list, tuple)) else [values]  # one output comes unwrapped
-    return {n: _to_numpy(v) for n, v in zip(names, values)}
+    return {n: to_numpy(v) for n, v in zip(names, values)}
 
 
 def run_model(
@@ -128,26 +117,34 @@ def run_model(
     dtype: str = "float32",
     training: bool = True,
     lstm_cudnn: bool = True,
+    feeds: dict | None = None,
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata); with `layers`, also fills it with
-    every layer's output per case ('case/layer')."""
+    every layer's output per case ('case/layer'); with `feeds`, a user model's weights and
+    inputs ('weights/<path>', 'inputs/<case>/<name>'), which its float64 reference needs."""
     import keras
 
     spec = REGISTRY[name]
-    module = importlib.import_module(spec.module)
+    user = spec.source
+    module = None if user else importlib.import_module(spec.module)
     arrays, meta = {}, {"builders": {}}
     floatx = keras.config.floatx()
     built = {}
     for case in spec.cases_for(dtype, training):
         if case.builder not in built:
             t0 = time.perf_counter()
-            model = getattr(module, case.builder)()
+            model = usermodel.load(user) if user else getattr(module, case.builder)()
             timings["build"] += time.perf_counter() - t0
             for layer in model.layers if not lstm_cudnn else ():
                 if isinstance(layer, keras.layers.LSTM):
                     layer.use_cudnn = False  # read at call time: the generic kernel, on any device
             specs = [(v.path, tuple(v.shape)) for v in model.weights]
-            weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
+            if user and user.kind == "file":  # its trained weights, as loaded
+                weights = [np.asarray(w) for w in model.get_weights()]
+            elif user:  # a builder's: each backend would initialise it with numbers of its own
+                weights = generate_weights(specs, spec.seed, case.builder, generic=True)
+            else:
+                weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
             built[case.builder] = (model, weights)
             config = model.get_config()
             meta["builders"][case.builder] = {
@@ -160,10 +157,15 @@ def run_model(
             }
             if configs:  # the float64 reference walks this graph; parity needs only the hash
                 meta["builders"][case.builder]["config"] = config
+            if feeds is not None and user:
+                feeds.update({f"weights/{p}": w for (p, _), w in zip(specs, weights)})
         model, weights = built[case.builder]
-        inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+        inputs = usermodel.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
+        if feeds is not None and user:
+            feeds.update({f"inputs/{case.name}/{k}": v for k, v in inputs.items()})
         meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
-        inputs = {k: v.astype(floatx) for k, v in inputs.items()}  # float32 values, held in floatx
+        # float32 values, held in floatx; integer inputs (token ids) stay as they are
+        inputs = {k: v.astype(floatx) if v.dtype.kind == "f" else v for k, v in inputs.items()}
         if case.training and "training" not in meta:
             from keras_parity import train_step
 
@@ -193,6 +195,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", required=True, choices=sorted(PATHS))
     ap.add_argument("--model", action="append", choices=sorted(REGISTRY))
+    ap.add_argument("--user-model", action="append", default=[], help="a user model's usermodel.Source, as JSON")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cache-dir", type=Path)
     ap.add_argument("--repeat", action="store_true", help="time a second (steady) call")
@@ -247,10 +250,12 @@ def main(argv=None) -> int:
         platform=envinfo.platform_key(device, gpu),
         git_commit=envinfo.git_commit(),
     )
-    arrays, layer_arrays = {}, {}
-    for name in args.model or list(REGISTRY):
+    arrays, layer_arrays, feed_arrays = {}, {}, {}
+    users = [usermodel.register(usermodel.Source.from_json(j), REGISTRY) for j in args.user_model]
+    for name in (args.model or ([] if users else list(REGISTRY))) + users:
         try:
             captured = {} if args.layers else None
+            feeds = {} if (args.configs or args.layers) and REGISTRY[name].source else None
             model_arrays, model_meta = run_model(
                 name,
                 backend,
@@ -264,10 +269,18 @@ def main(argv=None) -> int:
                 args.dtype,
                 args.training,
                 not args.lstm_no_cudnn,
+                feeds,
             )
             layer_arrays.update({f"{name}/{k}": v for k, v in (captured or {}).items()})
+            feed_arrays.update({f"{name}/{k}": v for k, v in (feeds or {}).items()})
+        except usermodel.UserModelError as exc:  # already one line with its fix
+            meta["errors"][name] = str(exc)
+            print(f"{backend}: {exc}", file=sys.stderr)
+            continue
         except Exception as exc:
             meta["errors"][name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            if REGISTRY[name].source:  # the user's own code: say where to look
+                meta["errors"][name] += f" (raised by the model's own code on {backend}; fix it there)"
             traceback.print_exc()
             continue
         arrays.update({f"{name}/{k}": v for k, v in model_arrays.items()})
@@ -277,6 +290,8 @@ def main(argv=None) -> int:
     meta["peak_rss_mb"] = _peak_rss_mb()
     if args.layers:
         golden.write_npz(out / f"{backend}.layers.npz", layer_arrays)
+    if feed_arrays:
+        golden.write_npz(out / f"{backend}.feeds.npz", feed_arrays)
     golden.write_npz(out / f"{backend}.npz", arrays)
     golden.write_json(out / f"{backend}.json", meta)
     return 0

@@ -81,6 +81,8 @@ class ModelSpec:
     tol_overrides: dict[tuple[str, str, str], Tol] = field(default_factory=dict)
     # fnmatch pattern on variable paths -> factor applied after drawing (see weights.py).
     weight_scale: dict[str, float] = field(default_factory=dict)
+    # A user's model (keras_parity/usermodel.py): a .keras file or a builder by import path.
+    source: object | None = None
 
     def tolerance(self, backend: str, device: str, dtype: str = "float32", case: Case | None = None) -> Tol:
         if case is not None and case.tol is not None and dtype == "float32":

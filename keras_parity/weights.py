@@ -37,7 +37,7 @@ def _rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
 
 
-def draw_weight(path: str, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+def draw_weight(path: str, shape: tuple[int, ...], rng: np.random.Generator, generic: bool = False) -> np.ndarray:
     leaf = path.rsplit("/", 1)[-1]
     if leaf in _UNIFORM:
         low, high = _UNIFORM[leaf]
@@ -46,11 +46,19 @@ def draw_weight(path: str, shape: tuple[int, ...], rng: np.random.Generator) -> 
         fan_in = int(np.prod(shape[:-1]))
         gain = 2.0 if len(shape) > 2 else 1.0
         return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(gain / fan_in))
+    if generic:  # a user's builder: any other variable, by rank
+        if len(shape) >= 2:
+            return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(1.0 / np.prod(shape[:-1])))
+        return np.float32(-0.1) + rng.random(size=shape, dtype=np.float32) * np.float32(0.2)
     raise ValueError(f"no weight rule for variable '{path}'; add one for '{leaf}' in keras_parity/weights.py")
 
 
 def generate_weights(
-    specs: list[tuple[str, tuple[int, ...]]], seed: int, builder: str, scale: dict[str, float] | None = None
+    specs: list[tuple[str, tuple[int, ...]]],
+    seed: int,
+    builder: str,
+    scale: dict[str, float] | None = None,
+    generic: bool = False,
 ) -> list[np.ndarray]:
     """One float32 array per (path, shape), in order, drawn from (seed, builder, path).
 
@@ -58,7 +66,7 @@ def generate_weights(
     """
     out = []
     for path, shape in specs:
-        w = draw_weight(path, tuple(shape), _rng(seed, builder, path)).astype(np.float32, copy=False)
+        w = draw_weight(path, tuple(shape), _rng(seed, builder, path), generic).astype(np.float32, copy=False)
         for pattern, factor in (scale or {}).items():
             if fnmatch.fnmatchcase(path, pattern):
                 w = w * np.float32(factor)

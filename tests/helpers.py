@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cli(*args, cwd=ROOT):
     """`python -m keras_parity ARGS` in `cwd` (a project copy reuses the backend environments)."""
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root())}
+    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root()), "PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from keras_parity.envinfo import ROOT
+from keras_parity.envinfo import RESULTS, ROOT
 from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
 
@@ -35,7 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--bisect", nargs=3, metavar=("LIB", "LO", "HI"), help="first release in LO..HI changing numbers")
     p.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2: one per core)")
     p.add_argument("--prune", action="store_true", help="remove cached environments of cells outside the matrix")
-    p.add_argument("--out", type=Path, default=ROOT / "results" / "drift", help="scratch space for the runs")
+    p.add_argument("--out", type=Path, default=RESULTS / "drift", help="scratch space for the runs")
     p.set_defaults(fn=cmd_drift)
 
 

@@ -5,7 +5,7 @@ variable-path-keyed weights and returns a Result (outputs, updated, layers). Lay
 options it does not implement raise UnsupportedLayer instead of computing something else.
 """
 
-from keras_parity.reference.graph import Result, evaluate
+from keras_parity.reference.graph import Result, evaluate, reference_gaps
 from keras_parity.reference.layers import UnsupportedLayer
 
-__all__ = ["Result", "UnsupportedLayer", "evaluate"]
+__all__ = ["Result", "UnsupportedLayer", "evaluate", "reference_gaps"]

@@ -203,9 +203,25 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
     return Result(outputs=[values[(n, k)][j] for n, k, j in outputs], updated=updated, layers=captured)
 
 
+def _implemented(layer) -> bool:
+    # A class registered outside this project is a user's own, whatever its name: its math is
+    # unknown here even when the name matches one of ours.
+    registered = layer.get("registered_name")
+    own = registered is None or registered.startswith("keras_parity>")
+    return layer["class_name"] == "InputLayer" or (layer["class_name"] in LAYERS and own)
+
+
+def reference_gaps(config) -> list[str]:
+    """The layer types of a model config the float64 reference does not implement."""
+    if "layers" not in config:
+        return [config.get("class_name", "a model without a layer graph")]
+    missing = [layer for layer in config["layers"] if not _implemented(layer)]
+    return sorted({layer.get("registered_name") or layer["class_name"] for layer in missing})
+
+
 def _call(layer, node, values, state, used, updated, training):
     name, class_name = layer["name"], layer["class_name"]
-    fn = LAYERS.get(class_name)
+    fn = LAYERS.get(class_name) if _implemented(layer) else None
     if fn is None:
         raise UnsupportedLayer(
             f"float64 reference has no implementation of layer type '{class_name}' "

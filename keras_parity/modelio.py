@@ -1,0 +1,36 @@
+"""How the suite calls a Keras model: the paths per backend, inputs by name, outputs by key.
+
+Shared by the backend runner and the pytest fixture; it imports nothing of the suite's own
+models, so the fixture works in any project.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Cells per backend: 'predict' is the compiled path users run; 'eager' is model(x) where it
+# is a different program (torch's predict is already the eager call).
+PATHS = {"tensorflow": ("predict", "eager"), "jax": ("predict", "eager"), "torch": ("predict",)}
+
+
+def to_numpy(x):
+    import keras
+
+    a = np.asarray(keras.ops.convert_to_numpy(x))
+    # float16/bfloat16 outputs of mixed policies are stored exactly as float32 (npz has no bfloat16)
+    return a.astype(np.float32) if str(a.dtype) in ("float16", "bfloat16") else a
+
+
+def input_names(model) -> list[str]:
+    """The model's inputs by their InputLayer's name (a Sequential's tensors have only
+    generated names), in the order the model takes them."""
+    return [t._keras_history.operation.name for t in model.inputs]
+
+
+def output_dict(out) -> dict[str, np.ndarray]:
+    """A model's outputs by key: 'output', then 'output:1', ... for a model of several (in
+    keras.tree.flatten order, as the float64 reference lists them)."""
+    import keras
+
+    flat = keras.tree.flatten(out)
+    return {("output" if i == 0 else f"output:{i}"): to_numpy(v) for i, v in enumerate(flat)}

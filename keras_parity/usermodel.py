@@ -1,0 +1,290 @@
+"""Your own models: a saved .keras file or a builder by import path, run like a built-in model.
+
+The harness side (no Keras) checks the files and registers a ModelSpec under the model's
+name; each backend's runner loads the model, its weights and its inputs (`load`, `feed`).
+A .keras file keeps its trained weights; a builder's model gets seeded weights, because
+every backend would initialise it with numbers of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity.spec import Case, ModelSpec, Tol
+
+# Any model of a few layers stays within ~1e-6 in float32; a user's model may be deeper, with
+# trained weights whose products reach further into float32 rounding, so the margin is wider
+# than the built-in models'. A one-value weight change, a layer option or a kernel that
+# differs between backends lands well above (README, "Your own models").
+USER_TOL = Tol(1e-4, 1e-5, 1e-3, "a model of unknown depth in float32; override with --rel-l2")
+USER_SEED = 7001
+DRAWN_BATCH = 4
+
+
+class UserModelError(Exception):
+    """A user model, its inputs or its custom objects cannot be used; the message says the fix."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a user model comes from; serialised as JSON onto the runner's command line."""
+
+    name: str
+    kind: str  # "file" | "builder"
+    target: str  # an absolute .keras path, or "package.module:function"
+    golden: str  # the golden folder (the goldens' root; the model's files sit under <name>/)
+    inputs: str | None = None  # an absolute .npz path; None: drawn from the input specs
+    custom_objects: str | None = None  # a module whose import registers custom classes
+    cwd: str = "."  # where the user's own modules import from
+    rel_l2: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Source:
+        return cls(**json.loads(text))
+
+
+def from_file(path: Path, inputs: Path | None, custom_objects: str | None, golden: Path | None, rel_l2=None) -> Source:
+    path = Path(path).absolute()
+    check_model_file(path)
+    if inputs is not None:
+        check_inputs_file(Path(inputs))
+    root = Path(golden) if golden else path.parent / "golden"
+    return Source(
+        path.stem, "file", str(path), str(root.absolute()), _abs(inputs), custom_objects, str(Path.cwd()), rel_l2
+    )
+
+
+def from_builder(target: str, inputs: Path | None, custom_objects: str | None, golden: Path, rel_l2=None) -> Source:
+    if not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", target):
+        raise UserModelError(f"model '{target}' is neither a built-in model nor 'package.module:function'")
+    if inputs is not None:
+        check_inputs_file(Path(inputs))
+    name, root = target.replace(":", "."), str(Path(golden).absolute())
+    return Source(name, "builder", target, root, _abs(inputs), custom_objects, str(Path.cwd()), rel_l2)
+
+
+def _abs(p) -> str | None:
+    return None if p is None else str(Path(p).absolute())
+
+
+def spec(source: Source) -> ModelSpec:
+    tol = USER_TOL if source.rel_l2 is None else Tol(source.rel_l2, USER_TOL.atol, USER_TOL.rtol, "--rel-l2")
+    return ModelSpec(module="", seed=USER_SEED, cases=(Case("inference", source.name, {}),), tol=tol, source=source)
+
+
+def register(source: Source, registry: dict) -> str:
+    if source.name in registry and registry[source.name].source != source:
+        raise UserModelError(
+            f"model name '{source.name}' is already taken by "
+            f"{'a built-in model' if registry[source.name].source is None else registry[source.name].source.target}; "
+            "rename the file or the function"
+        )
+    registry[source.name] = spec(source)
+    return source.name
+
+
+def check_model_file(path: Path) -> None:
+    """What can be told without Keras: a Keras 2 file, a missing or damaged archive."""
+    if path.is_dir():
+        if (path / "saved_model.pb").exists():
+            raise UserModelError(
+                f"{path} is a TensorFlow SavedModel (Keras 2 / tf.keras), which Keras 3 cannot load as a model; "
+                "rebuild it in Keras 3 and save it with model.save('model.keras')"
+            )
+        raise UserModelError(f"{path} is a directory, not a .keras file; pass the path of a file saved by model.save()")
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        raise UserModelError(
+            f"{path} is a Keras 2 HDF5 file; load it with keras.saving.load_model() under Keras 3 and save it "
+            "again with model.save('model.keras')"
+        )
+    if not path.exists():
+        raise UserModelError(f"model file {path} does not exist; pass the path of a .keras file")
+    if path.suffix.lower() != ".keras":
+        raise UserModelError(f"{path} is not a .keras file; save the model with model.save('model.keras')")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserModelError(f"{path} is not a readable .keras archive ({exc}); save the model again") from None
+    if bad is not None or "config.json" not in names:
+        what = f"member {bad} is damaged" if bad else "it has no config.json"
+        raise UserModelError(f"{path} is a damaged .keras archive ({what}); save the model again")
+
+
+def check_inputs_file(path: Path) -> None:
+    if not path.exists():
+        raise UserModelError(f"inputs file {path} does not exist; save the inputs with numpy.savez(path, name=array)")
+    if not zipfile.is_zipfile(path):
+        raise UserModelError(f"inputs file {path} is not an .npz archive; save it with numpy.savez(path, name=array)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not z.files:
+                raise ValueError("no arrays")
+            for k in z.files:
+                z[k]
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserModelError(
+            f"inputs file {path} is not a readable .npz of arrays ({exc}); save it with numpy.savez(path, name=array)"
+        ) from None
+
+
+# --- runner side: these import Keras, under the backend the runner chose -----------------
+
+
+def _import_custom(source: Source) -> None:
+    if source.cwd not in sys.path:
+        sys.path.insert(0, source.cwd)
+    if source.custom_objects:
+        try:
+            importlib.import_module(source.custom_objects)
+        except Exception as exc:
+            raise UserModelError(
+                f"custom objects module '{source.custom_objects}' does not import ({type(exc).__name__}: {exc}); "
+                f"run from the folder that holds it or add that folder to PYTHONPATH"
+            ) from None
+
+
+def load(source: Source):
+    """The Keras model of `source`; a Sequential model comes back as its functional graph, the
+    form the float64 reference walks (same layers, same variables)."""
+    import keras
+
+    _import_custom(source)
+    if source.kind == "file":
+        try:
+            model = keras.saving.load_model(source.target, compile=False)
+        except TypeError as exc:
+            missing = re.search(r"[Cc]ould not (?:locate|deserialize) class '([^']+)'", str(exc))
+            if missing:
+                raise UserModelError(
+                    f"{Path(source.target).name} uses class '{missing.group(1)}', which is not registered; pass "
+                    "--custom-objects MODULE, a module that defines it with "
+                    "@keras.saving.register_keras_serializable()"
+                ) from None
+            raise
+    else:
+        module_name, fn = source.target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UserModelError(
+                f"cannot import '{module_name}' for model {source.target} ({exc}); run from the folder that holds "
+                "it or add that folder to PYTHONPATH"
+            ) from None
+        if not callable(getattr(module, fn, None)):
+            raise UserModelError(f"'{module_name}' has no function '{fn}'; name a function that returns a model")
+        model = getattr(module, fn)()
+        if not isinstance(model, keras.Model):
+            raise UserModelError(f"{source.target} returned {type(model).__name__}, not a keras.Model")
+    return graph_model(model, source.name)
+
+
+def graph_model(model, name: str):
+    """`model` as a functional graph: a Sequential model's own (same layers, same variables)."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        if not model.built or not model.inputs:
+            raise UserModelError(
+                f"{name}: a Sequential model without an Input has no graph; start it with keras.Input(shape)"
+            )
+        model = keras.Model(model.inputs, model.outputs, name=model.name)
+    if not hasattr(model, "_nodes_by_depth") or not model.inputs:
+        raise UserModelError(
+            f"{name} is a subclassed model with no graph; build it with the functional API or Sequential"
+        )
+    return model
+
+
+def input_specs(model) -> list[tuple[str, tuple, str]]:
+    from keras_parity.modelio import input_names
+
+    return [(n, tuple(t.shape), str(t.dtype)) for n, t in zip(input_names(model), model.inputs)]
+
+
+def feed(source: Source, model) -> dict[str, np.ndarray]:
+    """The model's inputs by name: the user's .npz, checked against the model, or drawn from a
+    fixed NumPy seed (floats U(-1, 1)) with a batch of DRAWN_BATCH."""
+    specs = input_specs(model)
+    if source.inputs is None:
+        rng = np.random.default_rng(USER_SEED)
+        out = {}
+        for name, shape, dtype in specs:
+            if not dtype.startswith(("float", "bfloat")) or any(s is None for s in shape[1:]):
+                why = "is not floating point" if not dtype.startswith(("float", "bfloat")) else "has unknown dims"
+                raise UserModelError(
+                    f"input '{name}' of {source.name} {why} ({dtype}{shape}), so it cannot be drawn; pass --inputs"
+                )
+            out[name] = rng.uniform(-1.0, 1.0, size=(DRAWN_BATCH, *shape[1:])).astype(np.float32)
+        return out
+    with np.load(source.inputs, allow_pickle=False) as z:
+        given = {k: z[k] for k in z.files}
+    return check_feed(given, specs, Path(source.inputs).name, source.name)
+
+
+def check_feed(given: dict[str, np.ndarray], specs, where: str, model: str) -> dict[str, np.ndarray]:
+    """`given` by the model's input names, or a UserModelError saying what does not match."""
+    names = [n for n, _, _ in specs]
+    if set(given) == {f"arr_{i}" for i in range(len(specs))}:  # numpy.savez(path, *arrays): input order
+        given = {n: given[f"arr_{i}"] for i, n in enumerate(names)}
+    if set(given) != set(names):
+        raise UserModelError(
+            f"{where} holds {sorted(given)} but {model} takes inputs {names}; save one array per input "
+            "under those names"
+        )
+    batch = None
+    for name, shape, dtype in specs:
+        a = given[name]
+        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+            raise UserModelError(
+                f"{where}: '{name}' has shape {a.shape} but {model} takes {shape} (None: any size); "
+                "save inputs of the model's shape"
+            )
+        if str(a.dtype) != dtype:
+            raise UserModelError(
+                f"{where}: '{name}' is {a.dtype} but {model} takes {dtype}; save it with .astype('{dtype}')"
+            )
+        if batch is not None and a.shape[0] != batch:
+            raise UserModelError(f"{where}: '{name}' has batch {a.shape[0]}, the other inputs {batch}; use one batch")
+        batch = a.shape[0]
+    return given
+
+
+# --- shared by regen, evaluate and localize -------------------------------------------------
+
+
+def root_of(spec: ModelSpec, default: Path) -> Path:
+    """The goldens' root of a model: a user model's own folder, else the suite's."""
+    return Path(spec.source.golden) if spec.source else Path(default)
+
+
+def describe(source: Source) -> str:
+    """What the goldens record of a source: no absolute paths, which differ between clones."""
+    return f"{source.kind}:{Path(source.target).name if source.kind == 'file' else source.target}"
+
+
+def command_args(source: Source) -> str:
+    """The options that name this model on the command line (for a fix in a message)."""
+    what = f"--model-file {source.target}" if source.kind == "file" else f"--model {source.target}"
+    extra = (f" --inputs {source.inputs}" if source.inputs else "") + (
+        f" --custom-objects {source.custom_objects}" if source.custom_objects else ""
+    )
+    return what + extra + f" --golden-dir {source.golden}"
+
+
+def feed_part(feeds: dict[str, np.ndarray], model: str, part: str) -> dict[str, np.ndarray]:
+    """One part of a runner's feeds ('weights', 'inputs/<case>') by its own keys."""
+    prefix = f"{model}/{part}/"
+    return {k[len(prefix) :]: v for k, v in feeds.items() if k.startswith(prefix)}

@@ -1,0 +1,224 @@
+"""Your own models end to end: saved .keras files no code here defines, builders by import
+path, custom layers, and every bad input of the issue, through the real command line and
+real backend processes."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, cli
+
+from keras_parity import envs
+
+EXAMPLE = ROOT / "examples" / "shapes"
+pytestmark = pytest.mark.slow
+
+
+def _backend_python(backend: str) -> str:
+    return str(envs.ensure(backend))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A user's folder: models saved by Keras itself (tests/data/user_project.py), a custom
+    layer module, builders and inputs."""
+    out = tmp_path_factory.mktemp("user")
+    env = {"KERAS_BACKEND": "tensorflow", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run(
+        [_backend_python("tensorflow"), str(ROOT / "tests/data/user_project.py"), str(out)], env=env, check=True
+    )
+    return out
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    """Every golden file's sha256 (obtained files, written beside on a mismatch, excluded)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.endswith(".obtained.npz")
+    }
+
+
+def _cells(out: Path) -> list[dict]:
+    return json.loads((out / "parity.json").read_text())["cells"]
+
+
+def test_example_model_passes_on_all_backends_and_leaves_its_goldens_alone(tmp_path):
+    before = _tree_digest(EXAMPLE / "golden")
+    out = tmp_path / "out"
+    proc = cli(
+        "parity",
+        "--model-file",
+        str(EXAMPLE / "shapes.keras"),
+        "--inputs",
+        str(EXAMPLE / "inputs.npz"),
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = _cells(out)
+    assert {c["backend"] for c in cells} == {"tensorflow", "jax", "torch"}
+    assert all(c["status"] == "pass" and c["model"] == "shapes" and c["reference"] == "float64" for c in cells)
+    assert _tree_digest(EXAMPLE / "golden") == before
+
+
+def test_one_changed_weight_fails_naming_the_model(project, tmp_path):
+    """The example's file with one weight moved by 0.25 (a bias of the last layer), checked
+    against its goldens."""
+    planted = tmp_path / "shapes.keras"
+    code = (
+        "import keras, sys; m = keras.saving.load_model(sys.argv[1]); b = m.get_layer('logits').bias; "
+        "v = keras.ops.convert_to_numpy(b).copy(); v[1] += 0.25; b.assign(v); m.save(sys.argv[2])"
+    )
+    env = {"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        [_backend_python("jax"), "-c", code, str(EXAMPLE / "shapes.keras"), str(planted)], env=env, check=True
+    )
+    goldens = tmp_path / "golden"
+    shutil.copytree(EXAMPLE / "golden", goldens)
+    before = _tree_digest(goldens)
+    out = tmp_path / "out"
+    proc = cli(
+        "parity",
+        "--model-file",
+        str(planted),
+        "--inputs",
+        str(EXAMPLE / "inputs.npz"),
+        "--golden-dir",
+        str(goldens),
+        "--out",
+        str(out),
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    cells = _cells(out)
+    assert {c["backend"] for c in cells} == {"tensorflow", "jax", "torch"}
+    assert all(c["status"] == "fail" and c["model"] == "shapes" for c in cells)
+    assert all(any("weights of 'shapes' are not the ones" in p for p in c["problems"]) for c in cells)
+    assert all(any("relative L2 error" in p for p in c["problems"]) for c in cells)  # the numbers moved too
+    assert "FAIL shapes/inference" in proc.stdout
+    assert _tree_digest(goldens) == before  # nothing overwritten without `golden`
+    assert sorted(p.name for p in (goldens / "shapes").glob("*.obtained.npz")) == [
+        "jax.obtained.npz",
+        "tensorflow.obtained.npz",
+        "torch.obtained.npz",
+    ]
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--model-file", "missing.keras"], "does not exist; pass the path of a .keras file"),
+        (["--model-file", "broken.keras"], "is not a readable .keras archive"),
+        (["--model-file", "legacy.h5"], "is a Keras 2 HDF5 file; load it with keras.saving.load_model()"),
+        (["--model-file", "saved_model"], "is a TensorFlow SavedModel (Keras 2 / tf.keras)"),
+        (["--model-file", "seq.keras", "--inputs", "mylayers.py"], "is not an .npz archive"),
+        (["--model-file", "seq.keras", "--inputs", "none.npz"], "inputs file none.npz does not exist"),
+        (["--model", "no_such_model"], "unknown model 'no_such_model'"),
+    ],
+    ids=["missing", "corrupt", "keras2-h5", "savedmodel", "inputs-not-npz", "inputs-missing", "unknown-model"],
+)
+def test_bad_files_stop_before_any_backend_runs(project, tmp_path, args, says):
+    proc = cli("parity", *args, "--out", str(tmp_path / "out"), cwd=project)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith("error: ") and says in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert not (tmp_path / "out").exists()
+    assert not (project / "golden").exists()
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--inputs", "seq_wrong_name.npz"], "holds ['features'] but seq takes inputs ['input_layer']"),
+        (["--inputs", "seq_wrong_shape.npz"], "'input_layer' has shape (5, 7) but seq takes (None, 6)"),
+        (["--inputs", "seq_wrong_dtype.npz"], "'input_layer' is float64 but seq takes float32; save it with"),
+    ],
+    ids=["name", "shape", "dtype"],
+)
+def test_inputs_that_do_not_match_the_model(project, tmp_path, args, says):
+    out = tmp_path / "out"
+    proc = cli("parity", "--model-file", "seq.keras", *args, "--backend", "jax", "--out", str(out), cwd=project)
+    assert proc.returncode == 1
+    (cell,) = _cells(out)
+    assert cell["status"] == "error" and says in cell["problems"][0], cell
+    assert f"ERROR seq/* (jax/cpu/*): jax failed on seq: {Path(args[1]).name}" in proc.stdout
+
+
+def test_custom_layer_not_found_names_it_and_the_flag(project, tmp_path):
+    out = tmp_path / "out"
+    proc = cli("parity", "--model-file", "custom.keras", "--backend", "torch", "--out", str(out), cwd=project)
+    assert proc.returncode == 1
+    (cell,) = _cells(out)
+    assert "uses class 'Doubler', which is not registered; pass --custom-objects MODULE" in cell["problems"][0]
+
+
+def test_layers_without_a_reference_fall_back_to_cross_backend_and_still_catch_a_change(project, tmp_path):
+    goldens, common = tmp_path / "golden", ["--custom-objects", "mylayers", "--golden-dir", str(tmp_path / "golden")]
+    made = cli("golden", "--model-file", "custom.keras", *common, "--out", str(tmp_path / "g"), cwd=project)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "no float64 reference (LayerNormalization, user>Doubler): judged across backends" in made.stdout
+    meta = json.loads((goldens / "custom" / "reference.json").read_text())
+    assert meta["reference"] == {"kind": "cross-backend", "missing": ["LayerNormalization", "user>Doubler"]}
+
+    out = tmp_path / "out"
+    proc = cli("parity", "--model-file", "custom.keras", *common, "--out", str(out), cwd=project)
+    assert proc.returncode == 0, proc.stdout
+    cells = _cells(out)
+    assert len(cells) == 5 and all(c["status"] == "pass" and c["reference"] == "cross-backend" for c in cells)
+    assert all(c["snapshot"] == "identical" for c in cells)
+    note = "note: cross-backend fallback: no float64 reference for LayerNormalization, user>Doubler; judged against"
+    assert all(any(p.startswith(note) for p in c["problems"]) for c in cells)
+    assert "[cross-backend]" in proc.stdout
+
+    # One value of the custom layer's offset moved (a uniform shift would vanish in
+    # LayerNormalization), on every backend alike: the backends still agree, the snapshots do not.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[3]); import keras, mylayers; "
+        "m = keras.saving.load_model(sys.argv[1]); o = m.get_layer('doubler').offset; "
+        "v = keras.ops.convert_to_numpy(o).copy(); v[0] += 0.5; o.assign(v); m.save(sys.argv[2])"
+    )
+    moved = project / "moved" / "custom.keras"
+    moved.parent.mkdir(exist_ok=True)
+    env = {"KERAS_BACKEND": "jax", "PATH": "/usr/bin:/bin"}
+    subprocess.run(
+        [_backend_python("jax"), "-c", code, "custom.keras", str(moved), str(project)], env=env, check=True, cwd=project
+    )
+    out = tmp_path / "out2"
+    proc = cli("parity", "--model-file", str(moved), *common, "--out", str(out), cwd=project)
+    assert proc.returncode == 1
+    for c in _cells(out):
+        fails = [p for p in c["problems"] if not p.startswith("note:")]
+        assert c["status"] == "fail" and any(p.startswith("vs its snapshot: output: relative L2") for p in fails), c
+        assert not any(p.startswith(("vs tensorflow", "vs jax", "vs torch")) for p in fails), c
+
+
+def test_builder_that_fails_on_one_backend_leaves_the_others_running(project, tmp_path):
+    goldens = ["--golden-dir", str(tmp_path / "golden")]
+    made = cli("golden", "--model", "mybuilders:fails_on_torch", *goldens, "--out", str(tmp_path / "g"), cwd=project)
+    assert made.returncode == 1
+    assert "torch failed on mybuilders.fails_on_torch: NotImplementedError" in made.stdout
+    assert (tmp_path / "golden" / "mybuilders.fails_on_torch" / "reference.npz").exists()
+    out = tmp_path / "out"
+    proc = cli("parity", "--model", "mybuilders:fails_on_torch", *goldens, "--out", str(out), cwd=project)
+    assert proc.returncode == 1
+    by_backend = {}
+    for c in _cells(out):
+        by_backend.setdefault(c["backend"], set()).add(c["status"])
+    assert by_backend == {"tensorflow": {"pass"}, "jax": {"pass"}, "torch": {"error"}}
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR"))
+    assert "this model does not build on torch (raised by the model's own code on torch; fix it there)" in line
+
+
+def test_sequential_model_with_inputs_gets_the_float64_reference(project, tmp_path):
+    goldens = ["--golden-dir", str(tmp_path / "golden"), "--inputs", "seq_inputs.npz", "--backend", "jax"]
+    assert (
+        cli("golden", "--model-file", "seq.keras", *goldens, "--out", str(tmp_path / "g"), cwd=project).returncode == 0
+    )
+    out = tmp_path / "out"
+    proc = cli("parity", "--model-file", "seq.keras", *goldens, "--out", str(out), cwd=project)
+    assert proc.returncode == 0, proc.stdout
+    cells = _cells(out)
+    assert {c["reference"] for c in cells} == {"float64"} and all(c["status"] == "pass" for c in cells)
+    assert max(m["rel_l2"] for c in cells for m in c["outputs"].values()) < 1e-6
