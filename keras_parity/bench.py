@@ -6,12 +6,16 @@ eager call, no JAX compilation cache. Both sides include process start and impor
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 from rich.table import Table
 
+from keras_parity import envs
 from keras_parity.run import run_backends
 from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
@@ -95,3 +99,83 @@ def _container_overhead(backends, models, out, local, console) -> None:
         )
     console.print(t)
     console.print(f"parity run in containers: {wall:.1f} s")
+
+
+# What a user's own script does with a saved model: import, load, the same calls as the
+# suite's cells (predict; the eager call where it is another program), nothing else.
+PLAIN = """
+import json, sys, time
+t0 = time.perf_counter()
+import keras, numpy as np
+t1 = time.perf_counter()
+model = keras.saving.load_model(sys.argv[1], compile=False)
+t2 = time.perf_counter()
+with np.load(sys.argv[2]) as z:
+    x = {k: z[k] for k in z.files}
+x = x if len(x) > 1 else next(iter(x.values()))
+model.predict_on_batch(x)
+if keras.backend.backend() != "torch":
+    model(x, training=False)
+t3 = time.perf_counter()
+print(json.dumps({"import": t1 - t0, "load": t2 - t1, "compute": t3 - t2}), flush=True)
+if sys.argv[3] == "skip-teardown":  # as the suite's runner does: results are out, exit at once
+    import os
+
+    os._exit(0)
+"""
+
+
+def _plain(backend: str, source, console, teardown: bool = True) -> tuple[dict, float]:
+    """(in-process phases, process wall) of PLAIN in the backend's environment, warmed once."""
+    how = "teardown" if teardown else "skip-teardown"
+    cmd = [str(envs.ensure(backend, log=console.print)), "-c", PLAIN, source.target, source.inputs, how]
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    run = lambda: subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)  # noqa: E731
+    run()  # warm: page cache, compiled bytecode
+    proc, wall = _timed(run)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def bench_user(args, models: list[str], console) -> int:
+    """A user model (--model-file with --inputs) through the suite's runner against the same
+    load and calls in a plain script, backend by backend, each warmed once."""
+    from keras_parity.evaluate import evaluate
+
+    source = REGISTRY[models[-1]].source
+    if source.kind != "file" or not source.inputs:
+        console.print("[red]error[/]: the overhead benchmark takes --model-file with --inputs")
+        return 2
+    out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-user-"))
+    t = Table(title=f"{source.name}: the suite's runner vs a plain script (seconds; one process each)")
+    cols = ("plain wall", "no teardown", "plain load + compute", "runner wall", "runner load + calls", "overhead")
+    for col in ("backend", *cols):
+        t.add_column(col, justify="left" if col == "backend" else "right")
+    runs, failed = {}, 0
+    for b in args.backend or list(BACKENDS):
+        phases, plain_wall = _plain(b, source, console)
+        _, quick_wall = _plain(b, source, console, teardown=False)
+        run_backends([b], [source.name], out / "warm", log=console.print)
+        r = run_backends([b], [source.name], out / b, log=console.print)[b]
+        if r.error or source.name in r.meta.get("errors", {}):
+            console.print(f"[red]{b}: {r.error or r.meta['errors'][source.name]}[/]")
+            failed += 1
+            continue
+        runs[b], tm = r, r.meta["timings"]
+        own = phases["load"] + phases["compute"]
+        t.add_row(
+            b,
+            f"{plain_wall:.2f}",
+            f"{quick_wall:.2f}",
+            f"{own:.2f}",
+            f"{r.wall:.2f}",
+            f"{tm['build'] + tm['first_call']:.2f}",
+            f"{r.wall - quick_wall:+.2f} ({(r.wall - quick_wall) / own:+.2f}x of load + compute)",
+        )
+    console.print(t)
+    console.print(
+        "overhead: the runner's wall minus the plain script's without interpreter teardown (which the "
+        "runner skips too); the runner keeps JAX's compiled programs in a persistent cache"
+    )
+    _, judge = _timed(lambda: evaluate(runs, [source.name], args.golden_dir, write_obtained=False))
+    console.print(f"judging the cells against the goldens: {judge:.3f} s (harness side, once per run)")
+    return 1 if failed else 0

@@ -248,13 +248,25 @@ def cmd_report(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from keras_parity.bench import bench
+    from keras_parity.bench import bench, bench_user
 
+    if args.model_file or any(":" in m for m in args.model or []):
+        return bench_user(args, _models(args), console)
     return bench(args, console)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="keras-parity", description="Numerical parity of Keras 3 models across backends.")
+    ap = argparse.ArgumentParser(
+        prog="keras-parity",
+        description="Numerical parity of Keras 3 models across backends.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Each action is the nox session of the same name in a checkout (`nox -s parity -- ARGS`\n"
+            "runs `keras-parity parity ARGS`); a checkout also has `nox -s tests`, `nox -s lint`\n"
+            "and `nox -s lock` for its own development. Your own models: parity --model-file\n"
+            "model.keras --inputs inputs.npz; in pytest, the keras_parity fixture."
+        ),
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, fn, help_ in (
         ("parity", cmd_parity, "run every model on every backend and compare with the goldens"),

@@ -188,12 +188,13 @@ class ContainerRun:
     directory as the only host mount, and a Docker volume of this image's own for the caches
     a local run keeps in .cache/ (naive runs get none)."""
 
-    def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str], device: str = "cpu"):
+    def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str], device: str = "cpu", mounts=()):
         import docker
 
         client, image = require(backend, device)
         out.chmod(0o777)  # the image's user (uid 10001) writes its results here
         volumes = {str(out.resolve()): {"bind": "/results", "mode": "rw"}}
+        volumes.update({m: {"bind": m, "mode": "ro"} for m in mounts})  # a user model's folders
         if "--naive" not in args:
             # One volume per lock: cache entries are keyed by content (JAX) or by generator
             # (weights), so an image rebuilt for an edited source reuses them safely.

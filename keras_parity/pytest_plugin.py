@@ -57,8 +57,10 @@ class ParityCheck:
     def seed_weights(self, model, seed: int = 0) -> None:
         """Set every weight from NumPy with a fixed seed: a model built in code starts from
         each backend's own initializer numbers otherwise, and could never match across backends."""
-        specs = [(v.path, tuple(v.shape)) for v in model.weights]
-        model.set_weights(generate_weights(specs, seed, model.name, generic=True))
+        # By position and kind ('kernel', 'gamma', ...), not by path: auto-generated layer
+        # names depend on what else the process has built.
+        specs = [(f"{i}/{v.path.rsplit('/', 1)[-1]}", tuple(v.shape)) for i, v in enumerate(model.weights)]
+        model.set_weights(generate_weights(specs, seed, "seed_weights", generic=True))
 
     def check(self, model, inputs, *, name: str | None = None, rel_l2=None, atol=None, rtol=None) -> None:
         """Fail the test, with what differs by how much and where, unless `model` on `inputs`
@@ -124,8 +126,8 @@ class ParityCheck:
         meta = {
             "model": key,
             "reference": kind,
-            "builders": {key: {"weights_sha256": checksum(weights), "config_sha256": config_hash(config)}},
-            "inputs_sha256": {CASE: checksum(feed)},
+            "builders": {key: {"weights_sha256": _digest(weights), "config_sha256": config_hash(config)}},
+            "inputs_sha256": {CASE: _digest(feed)},
         }
         golden.write_npz(golden.reference_path(key, self.root), ref)
         golden.write_json(golden.reference_path(key, self.root).with_suffix(".json"), meta)
@@ -175,8 +177,8 @@ def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:
         given = dict(zip(names, inputs)) if len(inputs) == len(names) else {f"#{i}": x for i, x in enumerate(inputs)}
     else:
         given = {names[0]: inputs} if len(names) == 1 else {"#0": inputs}
-    given = {k: np.asarray(v) for k, v in given.items()}
-    return usermodel.check_feed(given, specs, "inputs", key)
+    checked = usermodel.check_feed({k: np.asarray(v) for k, v in given.items()}, specs, "inputs", key)
+    return {n: checked[n] for n in names}
 
 
 def _outputs(graph, feed: dict, backend: str) -> dict[str, dict[str, np.ndarray]]:
@@ -189,14 +191,20 @@ def _outputs(graph, feed: dict, backend: str) -> dict[str, dict[str, np.ndarray]
     return {path: output_dict(calls[path]()) for path in PATHS[backend]}
 
 
+def _digest(arrays: dict) -> str:
+    """Of the values in model order: names may be auto-generated ('dense_3'), which depend on
+    what else the process built before."""
+    return checksum(list(arrays.values()))
+
+
 def _provenance(key: str, meta: dict, weights: dict, feed: dict) -> list[str]:
     problems = []
-    if meta.get("builders", {}).get(key, {}).get("weights_sha256") != checksum(weights):
+    if meta.get("builders", {}).get(key, {}).get("weights_sha256") != _digest(weights):
         problems.append(
             f"weights of '{key}' are not the ones the goldens were made from; if the change is intended, "
             "rerun with --parity-regen (a model built in code: keras_parity.seed_weights(model) first)"
         )
-    if meta.get("inputs_sha256", {}).get(CASE) != checksum(feed):
+    if meta.get("inputs_sha256", {}).get(CASE) != _digest(feed):
         problems.append(f"inputs of '{key}' changed since the goldens were made; rerun with --parity-regen")
     return problems
 

@@ -76,7 +76,7 @@ def run_backends(
             (out / f"{b}{suffix}").unlink(missing_ok=True)
         try:
             procs[b] = (
-                _start_container(b, out, args, device)
+                _start_container(b, out, args, device, _user_folders(models))
                 if docker
                 else _start_local(b, out, args, cache, naive, python, log, device),
                 time.perf_counter(),
@@ -109,10 +109,24 @@ def _start_local(b, out, args, cache, naive, python, log, device):
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def _start_container(b, out, args, device):
+def _user_folders(models: list[str]) -> list[str]:
+    """The host folders a container needs to see a user model: its file's, its inputs' and
+    the folder its modules import from (mounted read-only at the same paths)."""
+    from models.registry import REGISTRY
+
+    folders = set()
+    for m in models:
+        s = REGISTRY[m].source
+        if s:
+            files = [s.target] if s.kind == "file" else []
+            folders |= {s.cwd, *(str(Path(f).parent) for f in [*files, s.inputs] if f)}
+    return sorted(folders)
+
+
+def _start_container(b, out, args, device, mounts):
     from keras_parity.images import ContainerRun
 
-    return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}, device)
+    return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}, device, mounts)
 
 
 def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:

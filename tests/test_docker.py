@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +17,8 @@ from keras_parity.evaluate import evaluate
 from keras_parity.run import load_run, run_backends
 from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
@@ -52,6 +55,26 @@ def test_container_outputs_are_bit_identical_to_the_local_run(tmp_path):
         assert boxed[b].meta["versions"] == local[b].meta["versions"] | {"python": boxed[b].meta["versions"]["python"]}
         assert boxed[b].meta["git_commit"] == local[b].meta["git_commit"]
     assert all(c.status == "pass" for c in evaluate(boxed, models))
+
+
+@docker_only
+def test_user_model_file_runs_in_the_containers_with_the_local_bits(tmp_path):
+    """A user's .keras file and inputs, seen read-only at their own paths inside each container."""
+    from keras_parity import usermodel
+
+    example = ROOT / "examples" / "shapes"
+    source = usermodel.from_file(example / "shapes.keras", example / "inputs.npz", None, None)
+    name = usermodel.register(source, REGISTRY)
+    try:
+        local = run_backends(list(BACKENDS), [name], tmp_path / "local", log=lambda *a: None)
+        boxed = run_backends(list(BACKENDS), [name], tmp_path / "docker", docker=True, log=lambda *a: None)
+    finally:
+        del REGISTRY[name]
+    for b in BACKENDS:
+        assert boxed[b].error is None and not boxed[b].meta["errors"], boxed[b].meta.get("errors")
+        assert local[b].arrays.keys() == boxed[b].arrays.keys() and local[b].arrays
+        for key, value in local[b].arrays.items():
+            assert value.tobytes() == boxed[b].arrays[key].tobytes(), f"{b} {key}"
 
 
 @docker_only

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from keras_parity.reference import evaluate  # noqa: E402
+from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
 from models import bn_mlp, cnn, linear, lstm, resnet50  # noqa: E402
 
 BACKEND = keras.backend.backend()
@@ -240,3 +240,26 @@ def test_layer_options_mix():
         want = keras_call(model, inputs, training)[0]
         got = evaluate(model.get_config(), weights, inputs, training=training).outputs[0]
         assert_close(got, want, tolerance(model), f"training={training}")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"axis": [1, 2], "epsilon": 0.1}, {"center": False}, {"scale": False, "axis": 1}, {"rms_scaling": True}],
+    ids=["default", "axes-1-2", "no-center", "no-scale-axis-1", "rms"],
+)
+def test_layer_normalization_and_dropout(options):
+    """Layers users' models have that the registry models do not: LayerNormalization with its
+    options, and Dropout (the identity at inference; in training the reference refuses)."""
+    layers = keras.layers
+    x = keras.Input((3, 4, 5), name="x")
+    h = layers.LayerNormalization(name="ln", **options)(x)
+    h = layers.Dropout(0.5, name="drop")(layers.Dense(6, name="d")(h))
+    model = keras.Model(x, h)
+    weights = set_random_weights(model)
+    weights = {k: v * 3.0 if k.endswith("gamma") else v for k, v in weights.items()}  # not near 1
+    model.set_weights(list(weights.values()))
+    inputs = {k: v * 4.0 + 1.0 for k, v in random_inputs(model, batch=2).items()}  # mean and scale to remove
+    want = keras_call(model, inputs, False)[0]
+    assert_close(evaluate(model.get_config(), weights, inputs).outputs[0], want, tolerance(model), str(options))
+    with pytest.raises(UnsupportedLayer, match="random mask of 'drop'"):
+        evaluate(model.get_config(), weights, inputs, training=True)

@@ -267,6 +267,32 @@ def _global_avg_pool(cfg, p, args, training):
     return x.mean(axis=(1, 2), keepdims=bool(cfg.get("keepdims", False)))
 
 
+@_register("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
+def _dropout(cfg, p, args, training):
+    if training:
+        raise UnsupportedLayer(f"float64 reference cannot draw the random mask of '{cfg.get('name')}' in training")
+    return _one(args)  # the identity at inference
+
+
+@_register("LayerNormalization")
+def _layer_norm(cfg, p, args, training):
+    x = _one(args)
+    axes = cfg.get("axis", -1)
+    axes = sorted(a % x.ndim for a in (axes if isinstance(axes, (list, tuple)) else [axes]))
+    shape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
+    mean = x.mean(axis=tuple(axes), keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=tuple(axes), keepdims=True)  # biased, as ops.moments
+    eps = cfg.get("epsilon", 1e-3)
+    rms = cfg.get("rms_scaling", False)
+    # Keras's rms_scaling divides by the variance's root (not the mean square's): as it does.
+    y = x / np.sqrt(var + eps) if rms else (x - mean) / np.sqrt(var + eps)
+    if cfg.get("scale", True) or rms:
+        y = y * p("gamma").reshape(shape)
+    if cfg.get("center", True) and not rms:
+        y = y + p("beta").reshape(shape)
+    return y
+
+
 @_register("BatchNormalization")
 def _batch_norm(cfg, p, args, training):
     x = _one(args)
