@@ -75,6 +75,14 @@ def bench(args, console) -> int:
         f"peak RSS max {max(r.meta.get('peak_rss_mb', 0) for r in runs.values()):.0f} MB (target < 2048)"
     )
     console.print("steady_call comes from a separate run that calls each compiled case twice.")
+    if args.twins is not None:  # the same run with the native twins beside the backends, right after
+        _, twins_wall = _timed(
+            lambda: run_backends(backends, models, out / "twins", twins=args.twins, log=console.print)
+        )
+        console.print(
+            f"with the native twins (--twins): {twins_wall:.1f} s against {wall:.1f} s, "
+            f"+{(twins_wall / wall - 1) * 100:.0f}% (target <= 30%)"
+        )
     return 1 if failed else 0
 
 

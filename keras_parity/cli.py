@@ -14,6 +14,7 @@ from keras_parity.drift import cli as drift_cli
 from keras_parity.envinfo import RESULTS
 from keras_parity.pins import pinned_version
 from keras_parity.spec import BACKENDS
+from keras_parity.twins import MODULES as TWINS
 from models.registry import REGISTRY
 
 # The published TensorFlow CPU image of the pinned release: what the images' sizes are held against.
@@ -89,6 +90,8 @@ def cmd_parity(args) -> int:
             training=args.training,
             docker=args.docker,
             device=args.device,
+            twins=args.twins,
+            golden_dir=args.golden_dir,
             log=console.print,
         )
         cells = evaluate(runs, models, args.golden_dir, training=args.training)
@@ -147,7 +150,14 @@ def cmd_golden(args) -> int:
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, models, args.out / "raw", configs=True, docker=args.docker, device=args.device, log=console.print
+            backends,
+            models,
+            args.out / "raw",
+            configs=True,
+            docker=args.docker,
+            device=args.device,
+            twins=args.twins,
+            log=console.print,
         )
     console.print("regenerating goldens (unchanged files are not touched):")
     problems = regenerate(runs, models, args.golden_dir, log=console.print)
@@ -277,6 +287,12 @@ def main(argv=None) -> int:
         _common(p)
         p.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
         p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
+        p.add_argument(
+            "--twins",
+            nargs="*",
+            choices=sorted(TWINS),
+            help="also run the native twins (all, or those named): plain PyTorch, plain JAX, tf_keras",
+        )
         p.set_defaults(
             fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False
         )

@@ -99,6 +99,15 @@ def evaluate(
             problem = run.error or model_error or golden_error
             if problem is None and model not in run.meta.get("models", {}):
                 problem = f"model '{model}' was not run"
+            twin = run.meta.get("twin", False)
+            if twin and spec.source:
+                why = f"{backend}: twins exist for the built-in models only; {model} is your own"
+                cells.append(CellResult(model, "*", backend, device, "native", status="skipped", problems=[why]))
+                continue
+            if twin and not golden_error and ("import_error" in run.meta or model in run.meta.get("no_twin", {})):
+                why = run.error or run.meta["no_twin"][model]
+                cells.append(CellResult(model, "*", backend, device, "native", status="skipped", problems=[why]))
+                continue
             if problem:
                 who = f"{backend} failed on {model}: " if model_error else ""
                 cell = CellResult(model, "*", backend, device, "*", status="error", problems=[who + problem])
@@ -116,6 +125,8 @@ def evaluate(
                 notes.append(str(exc))
             failed: dict = {}
             for case in spec.cases_for(policy, training):
+                if twin and case.name not in run.meta["models"][model]["cases"]:
+                    continue  # twins run the forward cases
                 # a GPU variant (TF32) is judged by its precision; snapshots are float32 runs
                 tol = spec.tolerance(backend, device, precision if precision != "float32" else policy, case)
                 reference = {k.split("/", 1)[1]: v for k, v in ref.items() if k.startswith(case.name + "/")}

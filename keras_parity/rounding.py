@@ -18,6 +18,7 @@ from keras_parity import golden, usermodel
 from keras_parity.compare import pool
 from keras_parity.evaluate import KERAS_CASTS
 from keras_parity.localize import _rel_l2, case_layers, profile
+from keras_parity.spec import BACKENDS
 from models.registry import REGISTRY
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
@@ -75,7 +76,11 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
     unclassified: the failing ones, or with `everything` all of them."""
     from keras_parity.run import run_backends
 
-    todo = [c for c in cells if c.case != "*" and c.policy == "float32" and (everything or c.status == "fail")]
+    todo = [
+        c
+        for c in cells
+        if c.case != "*" and c.policy == "float32" and (everything or c.status == "fail") and c.backend in BACKENDS
+    ]
     for c in [c for c in todo if c.reference != "float64"]:
         c.rounding = "unclassified"
         c.problems.append("note: unclassified: the model has no float64 reference to classify against")

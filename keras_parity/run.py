@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_parity import envinfo, envs, golden
 from keras_parity.envinfo import ROOT
+from keras_parity.twins import ENV
 
 
 @dataclass
@@ -50,6 +51,8 @@ def run_backends(
     docker: bool = False,
     device: str = "cpu",
     python: dict[str, Path] | None = None,
+    twins: list[str] | None = None,
+    golden_dir: Path | None = None,
     log=print,
 ) -> dict[str, BackendRun]:
     """Start one runner per backend at once (imports overlap on the cores): a local process in
@@ -83,14 +86,39 @@ def run_backends(
             )
         except envs.EnvError as exc:
             runs[b].error = str(exc)
+    # Native twins beside the backends (keras_parity/twins): [] means all of them.
+    for twin in (twins or _TWINS) if twins is not None else ():
+        builtin = [m for m in models if not _model_args(m)[0] == "--user-model"]
+        runs[twin] = BackendRun(twin, meta={"twin": True})
+        for suffix in (".npz", ".json", ".log"):
+            (out / f"{twin}{suffix}").unlink(missing_ok=True)
+        if docker:
+            runs[twin].error = "twins run in the local environments only; run without --docker"
+            continue
+        try:
+            procs[twin] = (_start_twin(twin, out, builtin, cache, golden_dir, log), time.perf_counter())
+        except envs.EnvError as exc:
+            runs[twin].error = str(exc)
     while procs:  # collect each runner as it ends, so each one's wall time is its own
         for b, (proc, t0) in list(procs.items()):
             if proc.poll() is not None:
-                runs[b] = load_run(out, b, proc.returncode)
+                runs[b] = load_run(out, b, proc.returncode, twin=b in ENV)
                 runs[b].wall = time.perf_counter() - t0
                 del procs[b]
         time.sleep(0.02)
     return runs
+
+
+_TWINS = tuple(ENV)
+
+
+def _start_twin(twin, out, models, cache, golden_dir, log):
+    exe = envs.ensure(ENV[twin][0], log=log)
+    cmd = [str(exe), "-m", "keras_parity.twins.runner", "--twin", twin, "--out", str(out), "--cache-dir", str(cache)]
+    cmd += [a for m in models for a in ("--model", m)] + (["--golden-dir", str(golden_dir)] if golden_dir else [])
+    env = {**os.environ, "PYTHONPATH": str(envinfo.source_path())}
+    with open(out / f"{twin}.log", "w") as log_file:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
 def _model_args(name: str) -> tuple[str, str]:
@@ -129,9 +157,9 @@ def _start_container(b, out, args, device, mounts):
     return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}, device, mounts)
 
 
-def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
+def load_run(out: Path, backend: str, returncode: int = 0, twin: bool = False) -> BackendRun:
     """Read back what one runner process wrote to `out`."""
-    run = BackendRun(backend)
+    run = BackendRun(backend, meta={"twin": True} if twin else {})
     try:
         run.meta = golden.read_json(out / f"{backend}.json")
     except golden.GoldenError:
@@ -141,6 +169,8 @@ def load_run(out: Path, backend: str, returncode: int = 0) -> BackendRun:
         return run
     if "device_error" in run.meta:
         run.error = f"{run.meta['device_error']}; run it on a GPU host or with --device cpu"
+    elif "import_error" in run.meta and run.meta.get("twin"):
+        run.error = f"{backend} skipped: {run.meta['import_error']}; its library is not in this environment"
     elif "import_error" in run.meta:
         run.error = (
             f"import failed: {run.meta['import_error']}; recreate its environment with "

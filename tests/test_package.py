@@ -59,6 +59,7 @@ def test_wheel_holds_the_package_its_locks_and_the_plugin(wheel):
     for lock in ("pins.toml", "jax.txt", "tensorflow.txt", "torch.txt"):
         assert f"keras_parity/requirements/{lock}" in names
     assert "keras_parity/pytest_plugin.py" in names and "models/registry.py" in names
+    assert "keras_parity/twins/port.py" in names and "keras_parity/twins/runner.py" in names
     entry_points = zipfile.ZipFile(wheel).read(f"keras_parity-{__version__}.dist-info/entry_points.txt").decode()
     assert "keras-parity = keras_parity.cli:main" in entry_points
     assert "keras_parity = keras_parity.pytest_plugin" in entry_points

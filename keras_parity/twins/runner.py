@@ -1,0 +1,104 @@
+"""One twin process: python -m keras_parity.twins.runner --twin torch-native --out DIR [--model M ...]
+
+Runs in the environment of the twin's library, without importing Keras: the weights are
+the seeded Keras weights of the goldens' weight list (golden/<model>/graph.json), ported
+(keras_parity/twins/port.py). Writes DIR/<twin>.npz and .json as the backend runner does,
+each cell on the path 'native'.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from keras_parity import envinfo, golden, knobs
+from keras_parity.twins import ENV, MODULES
+from keras_parity.weights import cached_weights, checksum, generate_inputs
+from models.registry import REGISTRY
+
+
+def run_model(name: str, twin, root: Path, cache: Path | None, label: str) -> tuple[dict, dict]:
+    spec = REGISTRY[name]
+    graph = golden.read_json(golden.graph_path(name, root))
+    ref_meta = golden.read_json(golden.reference_path(name, root).with_suffix(".json"))
+    missing = sorted({c.builder for c in spec.cases if c.builder not in twin.TWINS})
+    if missing:
+        raise LookupError(f"{label} has no twin of {name} ({', '.join(missing)}); that column is skipped")
+    arrays, meta = {}, {"builders": {}, "cases": []}
+    for case in spec.cases_for("float32", training=False):
+        specs = [(p, tuple(s)) for p, s in graph[case.builder]["weights"]]
+        weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
+        meta["builders"][case.builder] = {
+            "weights_sha256": checksum(weights),
+            "config_sha256": ref_meta["builders"][case.builder]["config_sha256"],  # the graph it twins
+        }
+        inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+        meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
+        model = twin.build(case.builder, dict(zip((p for p, _ in specs), weights)))  # fresh statistics per case
+        bn = [p for p, _ in specs if p.endswith(("/moving_mean", "/moving_variance"))]
+        t0 = time.perf_counter()
+        for out, value in twin.run(model, case.mode, inputs, bn).items():
+            arrays[f"{case.name}/native/{out}"] = value
+        meta.setdefault("cell_seconds", {})[f"{case.name}/native"] = round(time.perf_counter() - t0, 3)
+        meta["cases"].append(case.name)
+    return arrays, meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--twin", required=True, choices=sorted(MODULES))
+    ap.add_argument("--model", action="append", choices=sorted(REGISTRY))
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--golden-dir", type=Path, default=golden.GOLDEN)
+    ap.add_argument("--cache-dir", type=Path)
+    args = ap.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t_start, lib = time.perf_counter(), ENV[args.twin][1]
+    env = knobs.before_import(lib, args.cache_dir and args.cache_dir / "jax", "float32")
+    meta = {"backend": args.twin, "twin": True, "env": env, "models": {}, "errors": {}}
+    try:
+        twin = importlib.import_module(MODULES[args.twin])
+        meta["knobs"] = knobs.after_import(lib)
+    except ImportError as exc:  # the library is not in this environment: the column is skipped
+        meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        golden.write_json(args.out / f"{args.twin}.json", meta)
+        print(f"{args.twin}: {meta['import_error']}", file=sys.stderr)
+        return 2
+    device, gpu = "cpu", None
+    meta.update(
+        versions=envinfo.versions(),
+        device=device,
+        gpu_model=gpu,
+        cpu_model=envinfo.cpu_model(),
+        platform=envinfo.platform_key(device, gpu),
+        git_commit=envinfo.git_commit(),
+    )
+    arrays = {}
+    for name in args.model or list(REGISTRY):
+        try:
+            model_arrays, model_meta = run_model(name, twin, args.golden_dir, args.cache_dir, args.twin)
+        except LookupError as exc:  # a model without a twin: a one-line note, not a failure
+            meta.setdefault("no_twin", {})[name] = str(exc)
+            continue
+        except Exception as exc:  # on one line: torch's load_state_dict puts the key names on the next
+            meta["errors"][name] = " ".join(f"{type(exc).__name__}: {exc}".split())
+            traceback.print_exc()
+            continue
+        arrays.update({f"{name}/{k}": v for k, v in model_arrays.items()})
+        meta["models"][name] = model_meta
+    meta["timings"] = {"total": time.perf_counter() - t_start}
+    golden.write_npz(args.out / f"{args.twin}.npz", arrays)
+    golden.write_json(args.out / f"{args.twin}.json", meta)
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
