@@ -103,3 +103,15 @@ def git_commit() -> str:
     if out.returncode != 0:
         return "unknown"
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(device: str, gpu: str | None) -> dict:
+    """What a runner records of where it ran, beside its results."""
+    return {
+        "versions": versions(),
+        "device": device,
+        "gpu_model": gpu,
+        "cpu_model": cpu_model(),
+        "platform": platform_key(device, gpu),
+        "git_commit": git_commit(),
+    }

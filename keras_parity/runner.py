@@ -242,14 +242,7 @@ def main(argv=None) -> int:
         print(f"{backend}: {meta['device_error']}", file=sys.stderr)
         return 2
     timings["import"] = time.perf_counter() - t_start
-    meta.update(
-        versions=envinfo.versions(),
-        device=device,
-        gpu_model=gpu,
-        cpu_model=envinfo.cpu_model(),
-        platform=envinfo.platform_key(device, gpu),
-        git_commit=envinfo.git_commit(),
-    )
+    meta.update(envinfo.provenance(device, gpu))
     arrays, layer_arrays, feed_arrays = {}, {}, {}
     users = [usermodel.register(usermodel.Source.from_json(j), REGISTRY) for j in args.user_model]
     for name in (args.model or ([] if users else list(REGISTRY))) + users:

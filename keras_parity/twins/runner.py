@@ -69,15 +69,7 @@ def main(argv=None) -> int:
         golden.write_json(args.out / f"{args.twin}.json", meta)
         print(f"{args.twin}: {meta['import_error']}", file=sys.stderr)
         return 2
-    device, gpu = "cpu", None
-    meta.update(
-        versions=envinfo.versions(),
-        device=device,
-        gpu_model=gpu,
-        cpu_model=envinfo.cpu_model(),
-        platform=envinfo.platform_key(device, gpu),
-        git_commit=envinfo.git_commit(),
-    )
+    meta.update(envinfo.provenance("cpu", None))
     arrays = {}
     for name in args.model or list(REGISTRY):
         try:
