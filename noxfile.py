@@ -1,23 +1,33 @@
-"""Sessions of keras-parity. Pins live in requirements/pins.toml, locked to requirements/*.txt."""
+"""Sessions of keras-parity. Pins live in requirements/pins.toml, locked to requirements/<platform>/*.txt."""
 
+import platform
 from pathlib import Path
 
 import nox
 
-from keras_parity.envinfo import ROOT
-from keras_parity.envs import find_links_args
-from keras_parity.pins import lock_inputs
-
-nox.options.default_venv_backend = "uv"
+nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["parity", "tests", "lint"]
 
 PYTHON = "3.11"
-BACKENDS = ("tensorflow", "jax", "torch")
+# This machine's lock folder (the same table as keras_parity/machine.py's LOCK_PLATFORMS;
+# the noxfile imports nothing of the project, so that any nox can load it).
+_MACHINE = platform.machine().lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
+LOCK_PLATFORM = {
+    ("linux", "x86_64"): "linux-x86_64",
+    ("linux", "aarch64"): "linux-aarch64",
+    ("darwin", "aarch64"): "macos-arm64",
+}.get((platform.system().lower(), _MACHINE))
 
 
 def _harness(session: nox.Session, lock: str = "harness") -> None:
-    session.install("--require-hashes", *find_links_args(), "-r", f"requirements/{lock}.txt")
+    if LOCK_PLATFORM is None:
+        session.error(
+            f"no locks for {platform.system()} {platform.machine()}: requirements/ holds linux-x86_64, "
+            "linux-aarch64 and macos-arm64; add yours under [platforms] in requirements/pins.toml and run "
+            "`nox -s lock`"
+        )
+    session.install("--require-hashes", "-r", str(Path("requirements") / LOCK_PLATFORM / f"{lock}.txt"))
 
 
 def _keras_parity(session: nox.Session, action: str) -> None:
@@ -87,31 +97,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def lock(session: nox.Session) -> None:
-    """Compile each lock of requirements/pins.toml into a hashed requirements/<name>.txt (-- NAME ...)."""
-    _harness(session)
-    inputs = lock_inputs()
-    for name in session.posargs or inputs:
-        if name not in inputs:
-            session.error(f"no lock {name!r} in requirements/pins.toml; choose from {', '.join(inputs)}")
-        # Compiled from a scratch folder so the lock's "via" lines name `<lock>.in`, not a path.
-        scratch = Path(session.create_tmp())
-        (scratch / f"{name}.in").write_text("\n".join(inputs[name]) + "\n")
-        with session.chdir(scratch):
-            session.run(
-                "uv",
-                "pip",
-                "compile",
-                "--quiet",
-                "--generate-hashes",
-                "--custom-compile-command",
-                f"nox -s lock -- {name}",
-                "--python-version",
-                PYTHON,
-                "--python-platform",
-                "x86_64-manylinux_2_28",
-                "--no-emit-find-links",
-                *find_links_args(),
-                f"{name}.in",
-                "-o",
-                str(ROOT / "requirements" / f"{name}.txt"),
-            )
+    """Compile the locks of requirements/pins.toml for every platform (-- NAME ... --platform P)."""
+    if LOCK_PLATFORM is None:  # no harness lock here yet: uv alone compiles the locks
+        session.install("uv==0.13.9")
+    else:
+        _harness(session)
+    session.run("python", "-m", "keras_parity.lockfiles", *session.posargs)

@@ -16,9 +16,9 @@ from pathlib import Path
 from rich.table import Table
 
 from keras_parity import envs
+from keras_parity.models.registry import REGISTRY
 from keras_parity.run import run_backends
 from keras_parity.spec import BACKENDS
-from models.registry import REGISTRY
 
 PHASES = ("import", "build", "set_weights", "first_call", "steady_call", "training")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -11,11 +13,12 @@ from rich.console import Console
 
 from keras_parity import golden, report, usermodel
 from keras_parity.drift import cli as drift_cli
-from keras_parity.envinfo import RESULTS
+from keras_parity.envinfo import CHECKOUT, ISA_CAP_ENV, RESULTS
+from keras_parity.machine import ISA_CAPS
+from keras_parity.models.registry import REGISTRY
 from keras_parity.pins import pinned_version
 from keras_parity.spec import BACKENDS
 from keras_parity.twins import MODULES as TWINS
-from models.registry import REGISTRY
 
 # The published TensorFlow CPU image of the pinned release: what the images' sizes are held against.
 UPSTREAM_TF = f"tensorflow/tensorflow:{pinned_version('tensorflow-cpu')}"
@@ -72,7 +75,13 @@ def _models(args) -> list[str]:
         sys.exit(f"error: {exc}")
     known = [m for m in REGISTRY if REGISTRY[m].source is None]
     args.golden_dir = args.golden_dir if args.golden_dir and not users else golden.GOLDEN
-    return (_pick("model", builtin, known) if builtin or not users else []) + names
+    picked = _pick("model", builtin, known) if builtin or not users else []
+    if picked and not CHECKOUT:  # the wheel carries the models, not their goldens
+        sys.exit(
+            "error: the built-in models' goldens live in a checkout of keras-parity; run `nox -s parity` there, "
+            "or pass your own model with --model-file or --model package.module:function"
+        )
+    return picked + names
 
 
 def cmd_parity(args) -> int:
@@ -160,7 +169,7 @@ def cmd_golden(args) -> int:
             log=console.print,
         )
     console.print("regenerating goldens (unchanged files are not touched):")
-    problems = regenerate(runs, models, args.golden_dir, log=console.print)
+    problems = regenerate(runs, models, args.golden_dir, log=console.print, snapshots_only=args.snapshots_only)
     return 1 if problems else 0
 
 
@@ -293,9 +302,20 @@ def main(argv=None) -> int:
             choices=sorted(TWINS),
             help="also run the native twins (all, or those named): plain PyTorch, plain JAX, tf_keras",
         )
+        p.add_argument(
+            "--isa-cap",
+            choices=sorted(ISA_CAPS),
+            help="cap every backend's CPU kernels at this instruction set (x86; snapshots keyed by the cap)",
+        )
         p.set_defaults(
             fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False
         )
+        if name == "golden":
+            p.add_argument(
+                "--snapshots-only",
+                action="store_true",
+                help="record this platform's snapshots only; the float64 references and graphs stay as they are",
+            )
         if name == "parity":
             p.add_argument(
                 "--no-training",
@@ -345,6 +365,10 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "merged", help="where the merged report goes")
     p.set_defaults(fn=cmd_report)
     args = ap.parse_args(argv)
+    if getattr(args, "isa_cap", None):
+        if platform.machine().lower() not in ("x86_64", "amd64"):
+            sys.exit(f"error: --isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")
+        os.environ[ISA_CAP_ENV] = args.isa_cap  # the runners (local or in containers) apply it
     return args.fn(args, console) if args.fn is drift_cli.cmd_drift else args.fn(args)
 
 

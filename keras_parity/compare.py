@@ -21,7 +21,8 @@ class OutputMetrics:
     rel_l2: float
     nan: int
     inf: int
-    ulp_max: int | None = None  # vs the snapshot; None when there is none to compare
+    ulp_max: int | None = None  # vs the snapshot, per element (raw); None when there is none
+    ulp_scaled: float | None = None  # vs the snapshot, in ULPs of the array's largest magnitude
     bit_identical: bool | None = None
     top5: float | None = None  # mean top-5 overlap with the reference, classifiers only
     worst_index: list[int] | None = None
@@ -38,6 +39,7 @@ class CellResult:
     problems: list[str] = field(default_factory=list)
     outputs: dict[str, OutputMetrics] = field(default_factory=dict)
     snapshot: str = "missing"  # identical | changed | missing | other-platform
+    snapshot_platform: str | None = None  # the other platform's key, when compared with one
     tol: Tol | None = None
     rounding: str | None = None  # rounding | semantic | unclassified, from a float64 run
     float64_rel_l2: float | None = None
@@ -75,6 +77,29 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ia = np.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
     ib = np.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
     return np.abs(ia - ib)
+
+
+def scaled_ulp(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference between `a` and its snapshot `b`, in units in the last place of
+    the largest magnitude in either: 1.0 is one rounding step of the array's biggest value.
+
+    Per-element ULPs blow up near zero (a gradient of 1e-30 against 0 is a billion ULPs apart
+    though both are nothing at the array's scale); this figure reads the same whatever the
+    array holds. 0.0 exactly when every finite value is bit-equal; inf when NaN/Inf differ."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    if not np.array_equal(fa, fb) or not np.array_equal(a[~fa], b[~fb], equal_nan=True):
+        return float("inf")
+    diff = np.abs(a[fa].astype(np.float64) - b[fb].astype(np.float64))
+    if not diff.size or not diff.max():
+        return 0.0
+    scale = max(float(np.abs(a[fa]).max()), float(np.abs(b[fb]).max()))
+    return float(diff.max() / np.spacing(np.float32(scale)))
 
 
 def max_ulp(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys=None) -> int:
@@ -214,6 +239,7 @@ def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=Non
         else:
             ulp = ulp_distance(out, snap)
             m.ulp_max = int(ulp.max()) if ulp.size else 0
+            m.ulp_scaled = scaled_ulp(out, snap)
             m.bit_identical = m.ulp_max == 0
     cell.outputs[key] = m
 

@@ -53,7 +53,8 @@ def cross_compare(
         cell.snapshot = mine.snapshot
         for key, m in mine.outputs.items():  # the ULP distance to the snapshot, whichever is worst
             if key in cell.outputs:
-                cell.outputs[key].ulp_max, cell.outputs[key].bit_identical = m.ulp_max, m.bit_identical
+                out = cell.outputs[key]
+                out.ulp_max, out.ulp_scaled, out.bit_identical = m.ulp_max, m.ulp_scaled, m.bit_identical
     for what, sub in results.items():
         for p in sub.problems:
             cell.fail(f"vs {what}: {p}")

@@ -1,13 +1,14 @@
-"""Where a run happened: library versions, device, CPU/GPU model, platform key, git commit."""
+"""Where a run happened: library versions, device, the machine and its platform key, git commit."""
 
 from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
+
+from keras_parity import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 # A source checkout (nox sessions) keeps everything under ROOT. An installed package (pip
@@ -17,20 +18,22 @@ CHECKOUT = (ROOT / "requirements" / "pins.toml").exists()
 LOCKS = ROOT / "requirements" if CHECKOUT else Path(__file__).resolve().parent / "requirements"
 HOME = ROOT if CHECKOUT else Path(os.environ.get("KERAS_PARITY_HOME", Path.home() / ".cache" / "keras-parity"))
 RESULTS = ROOT / "results" if CHECKOUT else Path("results")
+# The ISA cap of a run (keras_parity/knobs.py), handed from the launcher to every runner.
+ISA_CAP_ENV = "KERAS_PARITY_ISA_CAP"
 
 
 def source_path() -> Path:
-    """A folder holding only the keras_parity and models packages, for the backend
-    environments' PYTHONPATH (the installed package's site-packages holds much more)."""
+    """A folder holding only the keras_parity package (its built-in models included), for the
+    backend environments' PYTHONPATH (the installed package's site-packages holds much more)."""
     if CHECKOUT:
         return ROOT
     src = HOME / "src"
     src.mkdir(parents=True, exist_ok=True)
-    for pkg in ("keras_parity", "models"):
-        link = src / pkg
-        if not (link.is_symlink() and link.resolve() == (ROOT / pkg).resolve()):
-            link.unlink(missing_ok=True)
-            link.symlink_to(ROOT / pkg)
+    (src / "models").unlink(missing_ok=True)  # left by a release that installed a top-level `models`
+    link, pkg = src / "keras_parity", Path(__file__).resolve().parent
+    if not (link.is_symlink() and link.resolve() == pkg):
+        link.unlink(missing_ok=True)
+        link.symlink_to(pkg)
     return src
 
 
@@ -46,40 +49,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def isa_family() -> str:
-    """The widest SIMD family the CPU offers: the one float32 kernels get dispatched to."""
-    machine = platform.machine()
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return machine
-    for flag, name in (("avx512f", "avx512"), ("avx2", "avx2"), ("avx", "avx"), ("sve", "sve"), ("asimd", "neon")):
-        if flag in flags:
-            return f"{machine}-{name}"
-    return machine
-
-
-def platform_key(device: str, gpu_model: str | None) -> str:
-    """Snapshots are bit-comparable only within one platform key."""
-    if device == "gpu" and gpu_model:
-        return "gpu-" + re.sub(r"[^a-z0-9]+", "-", gpu_model.lower()).strip("-")
-    return "cpu-" + isa_family()
 
 
 def git_commit() -> str:
@@ -105,13 +74,23 @@ def git_commit() -> str:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def provenance(device: str, gpu: str | None) -> dict:
-    """What a runner records of where it ran, beside its results."""
+def isa_cap() -> str | None:
+    """The ISA cap this process runs under (`--isa-cap`, passed to runners in the environment)."""
+    return os.environ.get(ISA_CAP_ENV) or None
+
+
+def provenance(device: str, gpu: dict | None) -> dict:
+    """What a runner records of where it ran, beside its results: the readable machine facts
+    and the platform key made from them (keras_parity/machine.py)."""
+    cpu = machine.cpu_identity()
     return {
         "versions": versions(),
         "device": device,
-        "gpu_model": gpu,
-        "cpu_model": cpu_model(),
-        "platform": platform_key(device, gpu),
+        "gpu_model": gpu.get("model") if gpu else None,
+        "gpu": gpu,
+        "cpu_model": cpu["model_name"],
+        "cpu": cpu,
+        "isa_cap": isa_cap(),
+        "platform": machine.platform_key(device, gpu, isa_cap()),
         "git_commit": git_commit(),
     }

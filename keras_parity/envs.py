@@ -6,27 +6,49 @@ a re-sync, an unchanged one installs nothing.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from keras_parity.envinfo import HOME, LOCKS, ROOT
+from keras_parity.machine import LOCK_PLATFORMS, lock_platform
 
 # Local wheel folders (e.g. a CPU build of torch) searched before the index; pip's
 # configured find-links are honoured the same way.
 FIND_LINKS_ENV = "KERAS_PARITY_FIND_LINKS"
+# Where the CPU builds of torch (`torch==X+cpu`) are published, as in Keras's own
+# requirements files; PyPI's Linux torch is a CUDA build of several GB.
+PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 class EnvError(Exception):
     pass
 
 
-def lock_file(backend: str, device: str = "cpu") -> Path:
-    """requirements/<backend>.txt (CPU builds) or requirements/<backend>-cuda.txt."""
-    return LOCKS / (f"{backend}.txt" if device == "cpu" else f"{backend}-{device}.txt")
+def host_platform() -> str:
+    """This machine's lock platform, or one line saying there is none and what to do."""
+    plat = lock_platform()
+    if plat is None:
+        import platform
+
+        raise EnvError(
+            f"no locks for {platform.system()} {platform.machine()}: requirements/ holds "
+            f"{', '.join(LOCK_PLATFORMS.values())}; add yours under [platforms] in requirements/pins.toml "
+            "and run `nox -s lock`, or run the backends in their Linux images with --docker"
+        )
+    return plat
+
+
+def lock_file(backend: str, device: str = "cpu", platform: str | None = None) -> Path:
+    """requirements/<platform>/<backend>.txt (CPU builds) or .../<backend>-cuda.txt, for this
+    machine's platform unless another is named (the images take the engine's)."""
+    name = f"{backend}.txt" if device == "cpu" else f"{backend}-{device}.txt"
+    return LOCKS / (platform or host_platform()) / name
 
 
 def env_root() -> Path:
@@ -37,11 +59,65 @@ def env_python(backend: str, device: str = "cpu") -> Path:
     return env_root() / lock_file(backend, device).stem / "bin" / "python"
 
 
+def _pip_config_find_links() -> str:
+    """find-links from pip's own configuration files (global, user, PIP_CONFIG_FILE)."""
+    files = [
+        "/etc/xdg/pip/pip.conf",
+        "/etc/pip.conf",
+        Path.home() / ".config" / "pip" / "pip.conf",
+        Path.home() / ".pip" / "pip.conf",
+        Path.home() / "Library" / "Application Support" / "pip" / "pip.conf",
+        os.environ.get("PIP_CONFIG_FILE", ""),
+    ]
+    config = configparser.ConfigParser(interpolation=None)
+    try:
+        config.read([str(f) for f in files if f])
+    except configparser.Error:
+        return ""
+    for section in ("install", "download", "global"):
+        if config.has_option(section, "find-links"):
+            return config.get(section, "find-links")
+    return ""
+
+
+def find_links() -> list[str]:
+    """The local wheel folders: KERAS_PARITY_FIND_LINKS, else pip's (PIP_FIND_LINKS or its
+    configuration files)."""
+    dirs = os.environ.get(FIND_LINKS_ENV) or os.environ.get("PIP_FIND_LINKS") or _pip_config_find_links()
+    return dirs.split()
+
+
 def find_links_args() -> list[str]:
-    dirs = os.environ.get(FIND_LINKS_ENV) or os.environ.get("PIP_FIND_LINKS") or ""
-    if not dirs and Path("/opt/wheels").is_dir():
-        dirs = "/opt/wheels"
-    return [a for d in dirs.split() for a in ("--find-links", d)]
+    return [a for d in find_links() for a in ("--find-links", d)]
+
+
+def _cpu_builds(requirements: str) -> list[tuple[str, str]]:
+    """(name, version) of every `name==version+cpu` pin: the PyTorch CPU index's builds."""
+    return re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+\+cpu)\b", requirements, flags=re.M)
+
+
+def _in_folders(name: str, version: str, folders: list[str]) -> bool:
+    stem = f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}-"
+    for folder in folders:
+        path = Path(folder.removeprefix("file://"))
+        if path.is_dir() and any(p.name.lower().startswith(stem) for p in path.glob("*.whl")):
+            return True
+    return False
+
+
+def index_args(requirements: str, tool: str = "uv") -> list[str]:
+    """Where the wheels of `requirements` (a lock's or pins' text) come from, besides PyPI.
+
+    The local wheel folders when configured; the PyTorch CPU index only for `+cpu` builds
+    none of those folders holds, so a machine with its wheels on disk never waits on an
+    index it may not reach. uv takes a version from whichever index has it (pip does so
+    by default); the lock's hashes decide which file is acceptable."""
+    folders = find_links()
+    args = [a for d in folders for a in ("--find-links", d)]
+    if any(not _in_folders(n, v, folders) for n, v in _cpu_builds(requirements)):
+        args += ["--extra-index-url", PYTORCH_CPU_INDEX]
+        args += ["--index-strategy", "unsafe-best-match"] if tool == "uv" else []
+    return args
 
 
 def _uv() -> list[str]:
@@ -59,22 +135,26 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     """Return the backend environment's python, creating or re-syncing it only if needed."""
     lock = lock_file(backend, device)
     if not lock.exists():
-        raise EnvError(f"no lock file {lock}; create it with `nox -s lock`")
+        raise EnvError(f"no lock {lock.relative_to(LOCKS.parent)} for this platform; create it with `nox -s lock`")
     env = env_root() / lock.stem
     python = env_python(backend, device)
     if python.exists() and is_synced(env, lock):
         return python
     log(f"syncing environment {env} from {lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock}")
-    uv = _uv()
-    steps = [
-        [*uv, "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)],
-        # Bytecode compiled now, not at every import: imports dominate a parity run.
-        [*uv, "pip", "sync", "--quiet", "--compile-bytecode", "--python", str(python), *find_links_args(), str(lock)],
-    ]
-    for cmd in steps:
+    venv = [*_uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
+    for cmd in (venv, sync_command(lock, python)):
         run_or_fail(cmd, f"creating the {backend} environment")
     mark_synced(env, lock)
     return python
+
+
+def sync_command(lock: Path, python: Path) -> list[str]:
+    """The install of one environment from its lock: exactly its pinned, hashed wheels."""
+    # Bytecode compiled now, not at every import: imports dominate a parity run.
+    return [
+        *_uv(), "pip", "sync", "--quiet", "--compile-bytecode", "--require-hashes", "--python", str(python),
+        *index_args(lock.read_text()), str(lock),
+    ]  # fmt: skip
 
 
 def _stamp(directory: Path) -> Path:

@@ -7,20 +7,17 @@ from pathlib import Path
 from keras_parity import golden, usermodel
 from keras_parity.compare import CellResult, compare
 from keras_parity.crossref import cross_compare
+from keras_parity.models.registry import REGISTRY
 from keras_parity.run import BackendRun
-from models.registry import REGISTRY
 
 
 def _load_snapshot(model: str, run: BackendRun, root: Path):
-    """(arrays, 'same'|'other-platform') for this backend, or (None, 'missing')."""
+    """(arrays, 'same'|'other-platform', platform) for this backend, or (None, 'missing', None)."""
     platform = run.meta.get("platform", "")
-    path = golden.snapshot_path(model, platform, run.backend, root)
-    if path.exists():
-        return golden.read_npz(path), "same"
-    others = sorted((root / model / "snapshots").glob(f"*/{run.backend}.npz"))
-    if others:
-        return golden.read_npz(others[0]), "other-platform"
-    return None, "missing"
+    path, where = golden.find_snapshot(model, platform, run.backend, golden.snapshot_identity(run.meta), root)
+    if path is None:
+        return None, where, None
+    return golden.read_npz(path), where, path.parent.name
 
 
 def _check_provenance(model: str, ref_meta: dict, run: BackendRun) -> tuple[list[str], list[str]]:
@@ -119,9 +116,9 @@ def evaluate(
             provenance, notes = _check_provenance(model, ref_meta, run)
             try:
                 plain = policy == precision == "float32"
-                snapshot, where = _load_snapshot(model, run, mroot) if plain else (None, "missing")
+                snapshot, where, snap_platform = _load_snapshot(model, run, mroot) if plain else (None, "missing", None)
             except golden.GoldenError as exc:
-                snapshot, where = None, "missing"
+                snapshot, where, snap_platform = None, "missing", None
                 notes.append(str(exc))
             failed: dict = {}
             for case in spec.cases_for(policy, training):
@@ -161,7 +158,7 @@ def evaluate(
                             pooled=case.training,
                         )
                     if snapshot is not None and where == "other-platform":
-                        cell.snapshot = "other-platform"
+                        cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
                     for p in provenance:
                         cell.fail(p)
                     cell.problems += [f"note: {n}" for n in notes]

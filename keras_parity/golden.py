@@ -7,7 +7,9 @@ Layout, per model:
   Training cases (keras_parity/training.py) add keys '<case>/<group>/<weight path>'; arrays
   of more than 4096 values keep 1024 fixed positions, under '<key>@sample'.
   golden/<model>/snapshots/<platform>/<backend>.npz   float32 outputs, keys '<case>/<path>/<output>'
-  golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device of that snapshot
+  golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device, and the machine
+      facts the platform key is a digest of (keras_parity/machine.py); bits are expected to
+      match only within one key, and `parity` compares with another key's only to report it
 A mismatch writes golden/<model>/<backend>.obtained.npz beside them (git-ignored).
 """
 
@@ -21,6 +23,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from keras_parity import machine
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same numbers, same bytes
@@ -105,6 +109,36 @@ def graph_path(model: str, root: Path = GOLDEN) -> Path:
 
 def snapshot_path(model: str, platform: str, backend: str, root: Path = GOLDEN) -> Path:
     return root / model / "snapshots" / platform / f"{backend}.npz"
+
+
+def snapshot_identity(meta: dict) -> dict:
+    """The machine facts a snapshot's platform key was made from (keras_parity/machine.py),
+    from its JSON or a run's metadata: the CPU identity with the ISA cap, or the GPU's."""
+    if meta.get("device") == "gpu" and meta.get("gpu"):
+        return {"arch": "gpu", **meta["gpu"]}
+    return {**(meta.get("cpu") or {}), "isa_cap": meta.get("isa_cap")}
+
+
+def find_snapshot(model: str, platform: str, backend: str, identity: dict, root: Path = GOLDEN):
+    """(path, 'same') for this platform's own snapshot; else (path, 'other-platform') for the
+    nearest other platform's (same architecture, vendor, model, most shared ISA extensions),
+    whose bits are not expected to match; else (None, 'missing')."""
+    own = snapshot_path(model, platform, backend, root)
+    if own.exists():
+        return own, "same"
+    others = sorted((root / model / "snapshots").glob(f"*/{backend}.npz"))
+    if not others:
+        return None, "missing"
+
+    def closeness(path: Path):
+        meta_file = path.with_suffix(".json")
+        try:
+            theirs = snapshot_identity(json.loads(meta_file.read_text())) if meta_file.exists() else {}
+        except (ValueError, OSError):
+            theirs = {}
+        return machine.similarity(identity, theirs), path.parent.name
+
+    return max(others, key=closeness), "other-platform"
 
 
 def obtained_path(model: str, backend: str, root: Path = GOLDEN) -> Path:

@@ -10,20 +10,50 @@ those wheels and the sources, and the build runs with no network.
 from __future__ import annotations
 
 import hashlib
+import platform
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from keras_parity.envinfo import ROOT
-from keras_parity.envs import EnvError, find_links_args, is_synced, lock_file, mark_synced, run_or_fail
+from keras_parity import envs
+from keras_parity.envinfo import CHECKOUT, ROOT
+from keras_parity.envs import EnvError, index_args, is_synced, mark_synced, run_or_fail
+from keras_parity.machine import lock_platform
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 WHEELHOUSE = ROOT / ".wheelhouse"
 CONTEXTS = ROOT / ".cache" / "docker-context"
 
 
+# The images are Linux of the host's architecture (Docker Desktop on an arm64 Mac runs
+# linux/arm64), built from that platform's locks; Debian bookworm has glibc 2.36.
+IMAGE_PLATFORM = lock_platform("linux", platform.machine()) or "linux-x86_64"
+_GLIBC = 36
+
+
+def lock_file(backend: str, device: str = "cpu") -> Path:
+    """The lock an image of this host's architecture installs."""
+    return envs.lock_file(backend, device, IMAGE_PLATFORM)
+
+
+def _wheel_platforms() -> list[str]:
+    """pip download's --platform values for the image: every manylinux tag its glibc runs."""
+    arch = IMAGE_PLATFORM.removeprefix("linux-")
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(_GLIBC, 16, -1)] + [f"manylinux2014_{arch}"]
+    return [a for t in tags for a in ("--platform", t)]
+
+
+def _checkout() -> None:
+    """The images build from a checkout's docker/ folder (an installed package has none)."""
+    if not CHECKOUT:
+        raise EnvError(
+            "the images build from a checkout of keras-parity (its docker/ folder); clone it and run `nox -s images`"
+        )
+
+
 def _client():
+    _checkout()
     try:
         import docker
     except ImportError:
@@ -41,7 +71,9 @@ def _client():
 def lock_key(backend: str, device: str = "cpu") -> str:
     """'<device>-<hash of lock and Dockerfile>': what the dependency layers are built from."""
     if not lock_file(backend, device).exists():
-        raise EnvError(f"no lock requirements/{lock_file(backend, device).name}; create it with `nox -s lock`")
+        raise EnvError(
+            f"no lock requirements/{IMAGE_PLATFORM}/{lock_file(backend, device).name}; create it with `nox -s lock`"
+        )
     digest = hashlib.sha256(lock_file(backend, device).read_bytes() + DOCKERFILE.read_bytes()).hexdigest()[:12]
     return f"{device}-{digest}"
 
@@ -66,24 +98,20 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
         return dest
     log(f"downloading the wheels of {lock_file(backend, device).name} into {dest}")
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--require-hashes",
-        "--only-binary=:all:",
-        *find_links_args(),
-        "-r",
-        str(lock_file(backend, device)),
-        "-d",
-        str(dest),
-    ]
+    cmd = download_command(backend, device, dest)
     run_or_fail(cmd, f"downloading the wheels for {backend}-{device}")
     mark_synced(dest, lock_file(backend, device))
     return dest
+
+
+def download_command(backend: str, device: str, dest: Path) -> list[str]:
+    """pip download of every wheel of the image's lock, for Linux of the image's architecture
+    (whatever the host), from the same sources as a local environment (envs.index_args)."""
+    lock = lock_file(backend, device)
+    return [
+        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary=:all:",
+        *_wheel_platforms(), *index_args(lock.read_text(), tool="pip"), "-r", str(lock), "-d", str(dest),
+    ]  # fmt: skip
 
 
 def context(backend: str, device: str, wheels: Path) -> Path:
@@ -94,8 +122,8 @@ def context(backend: str, device: str, wheels: Path) -> Path:
     shutil.copy2(DOCKERFILE, ctx / "Dockerfile")
     shutil.copy2(lock_file(backend, device), ctx / "lock.txt")
     shutil.copytree(wheels, ctx / "wheels", copy_function=_link, ignore=shutil.ignore_patterns(".*"))
-    for src in ("keras_parity", "models"):
-        shutil.copytree(ROOT / src, ctx / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # keras_parity/models links to the top-level models/: copied as the folder it names.
+    shutil.copytree(ROOT / "keras_parity", ctx / "keras_parity", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return ctx
 
 

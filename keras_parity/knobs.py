@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from keras_parity.envinfo import ISA_CAP_ENV
+
 # One compute thread per backend process: a reduction split across threads can round
 # differently with the core count, and the backends run side by side on the cores instead.
 THREADS = 1
@@ -28,8 +30,35 @@ def before_import(backend: str, cache_dir: Path | None, dtype: str = "float32") 
         env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
     if backend == "jax" and cache_dir is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = str(cache_dir)
+    cap = os.environ.get(ISA_CAP_ENV)
+    if cap:
+        env.update(isa_cap_env(cap, env.get("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))))
     os.environ.update(env)
     return env
+
+
+# Each library's own switch for the widest instruction set its kernels may use: oneDNN
+# (TensorFlow's and torch's convolutions and matmuls), XLA's CPU code generation (JAX),
+# ATen's vectorised kernels (torch), and MKL's conditional numerical reproducibility
+# (torch's BLAS on x86), which also fixes MKL's code path on CPUs of other vendors.
+_CAP_NAMES = {
+    "avx2": {"onednn": "AVX2", "xla": "AVX2", "aten": "avx2", "mkl": "AVX2"},
+    "avx512_core": {"onednn": "AVX512_CORE", "xla": "AVX512", "aten": "avx512", "mkl": "AVX512"},
+}
+
+
+def isa_cap_env(cap: str, xla_flags: str = "") -> dict:
+    """The environment that caps every backend's kernels at `cap` (see machine.ISA_CAPS)."""
+    names = _CAP_NAMES[cap]
+    return {
+        "ONEDNN_MAX_CPU_ISA": names["onednn"],
+        "DNNL_MAX_CPU_ISA": names["onednn"],
+        "ATEN_CPU_CAPABILITY": names["aten"],
+        "MKL_CBWR": f"{names['mkl']},STRICT",
+        "MKL_ENABLE_INSTRUCTIONS": names["mkl"],
+        "XLA_FLAGS": f"{xla_flags} --xla_cpu_max_isa={names['xla']}".strip(),
+        ISA_CAP_ENV: cap,
+    }
 
 
 def after_import(backend: str, tf32: bool = False, threads: bool = True) -> dict:
@@ -86,24 +115,50 @@ def after_import(backend: str, tf32: bool = False, threads: bool = True) -> dict
     raise ValueError(f"unknown backend '{backend}'")
 
 
-def device_info(backend: str) -> tuple[str, str | None]:
-    """('gpu', model) when the backend computes on a GPU, else ('cpu', None)."""
+def device_info(backend: str) -> tuple[str, dict | None]:
+    """('gpu', facts) when the backend computes on a GPU, else ('cpu', None). The facts are
+    what its kernels are chosen by: model, compute capability, driver, CUDA and cuDNN."""
+    gpu = None
     if backend == "tensorflow":
         import tensorflow as tf
 
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             details = tf.config.experimental.get_device_details(gpus[0])
-            return "gpu", details.get("device_name", "gpu")
+            build = tf.sysconfig.get_build_info()
+            gpu = {
+                "model": details.get("device_name", "gpu"),
+                "compute_capability": ".".join(map(str, details.get("compute_capability", ()))),
+                "cuda": build.get("cuda_version"),
+                "cudnn": build.get("cudnn_version"),
+            }
     elif backend == "jax":
         import jax
 
         dev = jax.devices()[0]
-        if dev.platform == "gpu" or dev.platform == "cuda":
-            return "gpu", dev.device_kind
+        if dev.platform in ("gpu", "cuda"):
+            gpu = {"model": dev.device_kind, "compute_capability": getattr(dev, "compute_capability", None)}
     elif backend == "torch":
         import torch
 
         if torch.cuda.is_available():
-            return "gpu", torch.cuda.get_device_name(0)
-    return "cpu", None
+            gpu = {
+                "model": torch.cuda.get_device_name(0),
+                "compute_capability": ".".join(map(str, torch.cuda.get_device_capability(0))),
+                "cuda": torch.version.cuda,
+                "cudnn": str(torch.backends.cudnn.version()),
+            }
+    if gpu is None:
+        return "cpu", None
+    gpu["driver"] = _nvidia_driver()
+    return "gpu", gpu
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA kernel driver's version (Linux), which ships the PTX JIT compiler."""
+    try:
+        first = Path("/proc/driver/nvidia/version").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    words = [w for w in first.split() if w[:1].isdigit() and "." in w]
+    return words[0] if words else first.strip()

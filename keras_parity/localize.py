@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden, usermodel
+from keras_parity.models.registry import REGISTRY
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.graph import _history
 from keras_parity.spec import BACKENDS
 from keras_parity.weights import generate_inputs, generate_weights
-from models.registry import REGISTRY
 
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
 R_JUMP = 10.0  # an error ten times its inputs' at one layer is no longer rounding growth

@@ -32,6 +32,6 @@ def lock_inputs(path=PINS) -> dict[str, list[str]]:
 
 
 def pinned_version(group: str, path=PINS) -> str:
-    """The version of a one-requirement [pins] group, e.g. '2.21.0' for tensorflow-cpu."""
+    """The version of a [pins] group's first requirement, e.g. '2.21.0' for tensorflow-cpu."""
     req = tomllib.loads(path.read_text())["pins"][group][0]
-    return req.split("==", 1)[1]
+    return req.split(";", 1)[0].split("==", 1)[1].strip()

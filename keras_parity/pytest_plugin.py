@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_parity import envinfo, golden, knobs, usermodel
+from keras_parity import envinfo, golden, knobs, machine, usermodel
 from keras_parity.compare import CellResult, compare
 from keras_parity.crossref import cross_compare
 from keras_parity.spec import Tol
@@ -71,7 +71,7 @@ class ParityCheck:
         backend = keras.backend.backend()
         knobs.after_import(backend, threads=False)  # TF32 off and deterministic kernels, as the goldens were made
         device, gpu = knobs.device_info(backend)
-        platform = envinfo.platform_key(device, gpu)
+        platform = machine.platform_key(device, gpu, envinfo.isa_cap())
         key = name or (self.name if self.calls == 0 else f"{self.name}-{self.calls}")
         self.calls += 1
         try:

@@ -12,12 +12,12 @@ import numpy as np
 
 from keras_parity import golden, training, usermodel
 from keras_parity.compare import ulp_distance
+from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer, reference_gaps
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference import training as training_reference
 from keras_parity.run import BackendRun
 from keras_parity.weights import generate_inputs, generate_weights
-from models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 
 
 class RegenError(Exception):
@@ -135,8 +135,45 @@ def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
     return first
 
 
-def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, log=print) -> int:
-    """Returns the number of problems (0 = all written)."""
+# What a snapshot's JSON keeps of its run: the versions and knobs, and the machine facts its
+# platform key is a digest of (keras_parity/machine.py).
+_SNAPSHOT_META = (
+    "backend", "device", "gpu_model", "gpu", "cpu_model", "cpu", "isa_cap", "platform", "versions", "knobs",
+)  # fmt: skip
+
+
+def _snapshot_writes(model: str, runs: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
+    writes: list[tuple[Path, object]] = []
+    for run in runs:
+        prefix = f"{model}/"
+        arrays = {k[len(prefix) :]: v for k, v in run.arrays.items() if k.startswith(prefix)}
+        path = golden.snapshot_path(model, run.meta["platform"], run.backend, mroot)
+        old = golden.read_npz(path) if path.exists() else None
+        for line in _describe_change(old, arrays):
+            log(f"  {model} {run.backend} snapshot ({run.meta['platform']}): {line}")
+        snap_meta = {k: run.meta.get(k) for k in _SNAPSHOT_META}
+        writes += [(path, arrays), (path.with_suffix(".json"), snap_meta)]
+    return writes
+
+
+def _not_the_goldens(model: str, ref_json: Path, runs: list[BackendRun]) -> str | None:
+    """Why these runs cannot give snapshots of the goldens' model (None when they can)."""
+    if not ref_json.exists():
+        return f"no goldens yet in {ref_json.parent}; make them with `nox -s golden` first"
+    meta, run = golden.read_json(ref_json), runs[0]
+    for name, b in _builders_agree(model, runs).items():
+        if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
+            return f"the weights of '{name}' are not the goldens' ones; regenerate everything with `nox -s golden`"
+    if meta.get("inputs_sha256") != run.meta["models"][model]["inputs_sha256"]:
+        return "the inputs are not the goldens' ones; regenerate everything with `nox -s golden`"
+    return None
+
+
+def regenerate(
+    runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, log=print, snapshots_only=False
+) -> int:
+    """Returns the number of problems (0 = all written). snapshots_only: write this platform's
+    snapshots only, from runs whose weights and inputs are the goldens' own."""
     writes: list[tuple[Path, object]] = []
     problems = 0
     for model in models:
@@ -152,6 +189,17 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
             problems += 1
             continue
         spec, mroot = REGISTRY[model], usermodel.root_of(REGISTRY[model], root)
+        if snapshots_only:  # the references stay; only runs of the goldens' own model may add snapshots
+            try:
+                stale = _not_the_goldens(model, golden.reference_path(model, mroot).with_suffix(".json"), ok)
+            except (RegenError, golden.GoldenError) as exc:
+                stale = str(exc)
+            if stale:
+                log(f"[red]{model}: {stale}; its snapshots are left as they were[/]")
+                problems += 1
+            else:
+                writes += _snapshot_writes(model, done, mroot, log)
+            continue
         try:
             builders = _builders_agree(model, ok)
             configs = _training_configs(model, ok)
@@ -194,17 +242,7 @@ def regenerate(runs: dict[str, BackendRun], models: list[str], root: Path = gold
         if kind["kind"] != "float64":
             log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
         writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
-        for run in done:
-            prefix = f"{model}/"
-            arrays = {k[len(prefix) :]: v for k, v in run.arrays.items() if k.startswith(prefix)}
-            path = golden.snapshot_path(model, run.meta["platform"], run.backend, mroot)
-            old = golden.read_npz(path) if path.exists() else None
-            for line in _describe_change(old, arrays):
-                log(f"  {model} {run.backend} snapshot ({run.meta['platform']}): {line}")
-            snap_meta = {
-                k: run.meta[k] for k in ("backend", "device", "gpu_model", "cpu_model", "platform", "versions", "knobs")
-            }
-            writes += [(path, arrays), (path.with_suffix(".json"), snap_meta)]
+        writes += _snapshot_writes(model, done, mroot, log)
     for path, content in writes:
         if path.suffix == ".json" and golden.write_json(path, content):
             shown = path.relative_to(root) if path.is_relative_to(root) else path

@@ -19,13 +19,22 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.1e}"
 
 
+def _ulps(x: float) -> str:
+    return "inf" if x == float("inf") else f"{x:.3g}"
+
+
 def _snapshot_text(cell: CellResult) -> str:
-    ulps = [m.ulp_max for m in cell.outputs.values() if m.ulp_max is not None]
+    """Against the snapshot of this platform key: bit-identical, or how far the bits moved in
+    ULPs of each array's largest magnitude. Against another platform's: labelled as such,
+    since that machine's kernels may round differently (not a change of this one)."""
+    ulps = [m.ulp_scaled for m in cell.outputs.values() if m.ulp_scaled is not None]
+    same = all(m.bit_identical for m in cell.outputs.values()) if cell.outputs else False
     if cell.snapshot == "identical":
         return "bit-identical"
-    if cell.snapshot in ("changed", "other-platform") and ulps:
-        where = " (other platform)" if cell.snapshot == "other-platform" else ""
-        return f"{max(ulps)} ulp{where}"
+    if cell.snapshot == "other-platform":
+        return f"other-platform: {'bit-identical' if same else _ulps(max(ulps, default=0.0)) + ' ulp@max'}"
+    if cell.snapshot == "changed" and ulps:
+        return f"{_ulps(max(ulps))} ulp@max"
     return cell.snapshot
 
 
@@ -81,6 +90,14 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
                 console.print(
                     f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(p)}", highlight=False, soft_wrap=True
                 )
+    elsewhere = sorted({c.snapshot_platform for c in cells if c.snapshot == "other-platform" and c.snapshot_platform})
+    if elsewhere:
+        console.print(
+            f"[dim]snapshots[/]: none recorded on this machine's platform; compared with {', '.join(elsewhere)} "
+            "for information only (another CPU's kernels may round differently); record this one's with "
+            "`nox -s golden -- --snapshots-only`",
+            soft_wrap=True,
+        )
     n = {s: sum(c.status == s for c in cells) for s in _STYLE}
     extra = "".join(f", {n[s]} {s}" for s in ("unsupported", "skipped") if n[s])
     console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors{extra}")

@@ -18,8 +18,8 @@ from keras_parity import golden, usermodel
 from keras_parity.compare import pool
 from keras_parity.evaluate import KERAS_CASTS
 from keras_parity.localize import _rel_l2, case_layers, profile
+from keras_parity.models.registry import REGISTRY
 from keras_parity.spec import BACKENDS
-from models.registry import REGISTRY
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
 

@@ -122,7 +122,7 @@ def _start_twin(twin, out, models, cache, golden_dir, log):
 
 
 def _model_args(name: str) -> tuple[str, str]:
-    from models.registry import REGISTRY
+    from keras_parity.models.registry import REGISTRY
 
     source = REGISTRY[name].source
     return ("--user-model", source.to_json()) if source else ("--model", name)
@@ -140,7 +140,7 @@ def _start_local(b, out, args, cache, naive, python, log, device):
 def _user_folders(models: list[str]) -> list[str]:
     """The host folders a container needs to see a user model: its file's, its inputs' and
     the folder its modules import from (mounted read-only at the same paths)."""
-    from models.registry import REGISTRY
+    from keras_parity.models.registry import REGISTRY
 
     folders = set()
     for m in models:
@@ -154,7 +154,10 @@ def _user_folders(models: list[str]) -> list[str]:
 def _start_container(b, out, args, device, mounts):
     from keras_parity.images import ContainerRun
 
-    return ContainerRun(b, out, args, {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}, device, mounts)
+    env = {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}
+    if envinfo.isa_cap():  # the runner sets each library's cap from it (keras_parity/knobs.py)
+        env[envinfo.ISA_CAP_ENV] = envinfo.isa_cap()
+    return ContainerRun(b, out, args, env, device, mounts)
 
 
 def load_run(out: Path, backend: str, returncode: int = 0, twin: bool = False) -> BackendRun:

@@ -37,7 +37,7 @@ TRAIN_TOL = {"grad": _GRAD, "sgd": _STEP, "adam": _STEP}
 
 REGISTRY: dict[str, ModelSpec] = {
     "linear": ModelSpec(
-        module="models.linear",
+        module="keras_parity.models.linear",
         seed=1001,
         cases=(
             Case("dense_nobias", "dense_nobias", {"x": X((4, 5))}),
@@ -50,7 +50,7 @@ REGISTRY: dict[str, ModelSpec] = {
         tol=Tol(1e-5, 1e-6, 1e-5, "a few float32 roundings (eps 1.2e-7); sigmoid_mlp's small outputs inflate rel L2"),
     ),
     "cnn": ModelSpec(
-        module="models.cnn",
+        module="keras_parity.models.cnn",
         seed=1002,
         cases=(
             Case("conv2d", "conv2d", {"x": X((2, 8, 8, 3))}),
@@ -61,7 +61,7 @@ REGISTRY: dict[str, ModelSpec] = {
         tol=Tol(1e-5, 1e-5, 1e-4, "sums of up to 384 float32 products, in backend-chosen order"),
     ),
     "bn_mlp": ModelSpec(
-        module="models.bn_mlp",
+        module="keras_parity.models.bn_mlp",
         seed=1003,
         cases=(
             Case("inference", "bn_mlp", {"x": X((6, 8))}),
@@ -79,13 +79,13 @@ REGISTRY: dict[str, ModelSpec] = {
         tol=Tol(1e-5, 1e-5, 1e-4, "rsqrt and batch moments in float32; epsilon 1e-3 vs 1e-2 moves outputs ~1e-2"),
     ),
     "lstm": ModelSpec(
-        module="models.lstm",
+        module="keras_parity.models.lstm",
         seed=1004,
         cases=(Case("lstm", "lstm", {"x": X((4, 10, 1))}), *training_cases("lstm", {"x": X((4, 10, 1))})),
         tol=Tol(1e-5, 1e-5, 1e-4, "10 recurrent steps of float32 sigmoid/tanh, error compounds"),
     ),
     "resnet50": ModelSpec(
-        module="models.resnet50",
+        module="keras_parity.models.resnet50",
         seed=1005,
         cases=(
             Case("logits", "resnet50", {"x": X((2, 224, 224, 3), 0.0, 1.0)}, classifier=True),

@@ -14,9 +14,9 @@ import pytest
 from keras_parity import images
 from keras_parity.envs import EnvError
 from keras_parity.evaluate import evaluate
+from keras_parity.models.registry import REGISTRY
 from keras_parity.run import load_run, run_backends
 from keras_parity.spec import BACKENDS
-from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,24 +126,27 @@ def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch,
 
 def test_image_tag_follows_the_lock_and_the_baked_sources(monkeypatch, tmp_path):
     for d in ("keras_parity", "models"):
-        shutil.copytree(images.ROOT / d, tmp_path / d, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(images.ROOT / d, tmp_path / d, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(images, "ROOT", tmp_path)
     before = images.image_tag("torch")
     assert before.startswith("keras-parity-torch:cpu-") and "-src" in before
     (tmp_path / "models" / "bn_mlp.py").write_text((tmp_path / "models" / "bn_mlp.py").read_text() + "\n# edited\n")
     after = images.image_tag("torch")
     assert after != before and after.split("-src")[0] == before.split("-src")[0]
-    with pytest.raises(EnvError, match=r"no lock requirements/torch-rocm.txt; create it with `nox -s lock`"):
+    with pytest.raises(EnvError, match=rf"no lock requirements/{images.IMAGE_PLATFORM}/torch-rocm.txt; create it with"):
         images.image_tag("torch", "rocm")
 
 
 def _buildkit_cli() -> list[str] | None:
     """A docker client that builds with BuildKit: `docker buildx build`, or Debian's 20.10
     client, whose `DOCKER_BUILDKIT=1 docker build` uses the engine's own BuildKit."""
-    for cli in dict.fromkeys(filter(None, [shutil.which("docker"), "/usr/bin/docker"])):
-        if subprocess.run([cli, "buildx", "version"], capture_output=True).returncode == 0:
-            return [cli, "buildx", "build", "--load"]
-        version = subprocess.run([cli, "--version"], capture_output=True, text=True).stdout
+    for cli in dict.fromkeys(c for c in (shutil.which("docker"), "/usr/bin/docker") if c and os.access(c, os.X_OK)):
+        try:
+            if subprocess.run([cli, "buildx", "version"], capture_output=True, timeout=30).returncode == 0:
+                return [cli, "buildx", "build", "--load"]
+            version = subprocess.run([cli, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
         if version.startswith("Docker version 20.10"):
             return [cli, "build"]
     return None

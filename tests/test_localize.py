@@ -3,11 +3,10 @@ every backend, by a failing parity run without being asked; nothing is named whe
 was planted."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from helpers import cli
+from helpers import cli, copy_project
 
 from keras_parity.spec import BACKENDS
 
@@ -45,8 +44,7 @@ MAYBE = [("resnet50", "train_grad", "conv3_block2_2_bn")]
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory):
     project = tmp_path_factory.mktemp("planted")
-    for d in ("keras_parity", "models", "golden", "requirements"):
-        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    copy_project(project)
     for name, old, new in PLANTS:
         src = project / "models" / name
         text = src.read_text()

@@ -56,9 +56,13 @@ def wheel(tmp_path_factory) -> Path:
 def test_wheel_holds_the_package_its_locks_and_the_plugin(wheel):
     assert wheel.name == f"keras_parity-{__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
-    for lock in ("pins.toml", "jax.txt", "tensorflow.txt", "torch.txt"):
-        assert f"keras_parity/requirements/{lock}" in names
-    assert "keras_parity/pytest_plugin.py" in names and "models/registry.py" in names
+    assert "keras_parity/requirements/pins.toml" in names
+    for plat in ("linux-x86_64", "linux-aarch64", "macos-arm64"):
+        for lock in ("harness.txt", "jax.txt", "tensorflow.txt", "torch.txt"):
+            assert f"keras_parity/requirements/{plat}/{lock}" in names
+    assert "keras_parity/pytest_plugin.py" in names and "keras_parity/models/registry.py" in names
+    # No top-level name but its own: a user's `models` package stays theirs.
+    assert {n.split("/", 1)[0] for n in names} == {"keras_parity", f"keras_parity-{__version__}.dist-info"}
     assert "keras_parity/twins/port.py" in names and "keras_parity/twins/runner.py" in names
     entry_points = zipfile.ZipFile(wheel).read(f"keras_parity-{__version__}.dist-info/entry_points.txt").decode()
     assert "keras-parity = keras_parity.cli:main" in entry_points

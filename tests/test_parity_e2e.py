@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli
+from helpers import cli, copy_project
 
 from keras_parity import envs, golden
 from keras_parity.evaluate import evaluate
+from keras_parity.models.registry import REGISTRY
 from keras_parity.regen import regenerate
 from keras_parity.run import load_run, run_backends
 from keras_parity.spec import BACKENDS
-from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = list(REGISTRY)
@@ -192,8 +192,7 @@ def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_cop
 
 def test_planted_batchnorm_epsilon_change_fails_bn_mlp_on_every_backend(tmp_path):
     project = tmp_path / "project"
-    for d in ("keras_parity", "models", "golden", "requirements"):
-        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    copy_project(project)
     src = project / "models" / "bn_mlp.py"
     text = src.read_text()
     assert "epsilon=1e-3" in text
@@ -211,8 +210,7 @@ def test_planted_batchnorm_epsilon_change_fails_bn_mlp_on_every_backend(tmp_path
 def test_adding_a_model_as_the_readme_says(tmp_path):
     """The README's two snippets (one file, one registry entry) give a model that runs."""
     project = tmp_path / "project"
-    for d in ("keras_parity", "models", "golden", "requirements"):
-        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    copy_project(project)
     blocks = [b.split("```", 1)[0] for b in (ROOT / "README.md").read_text().split("```python\n")[1:]]
     model_src = next(b for b in blocks if b.lstrip().startswith("# models/tanh_mlp.py"))
     entry = next(b for b in blocks if b.lstrip().startswith('"tanh_mlp": ModelSpec('))

@@ -11,9 +11,9 @@ import pytest
 
 from keras_parity import envs
 from keras_parity.evaluate import evaluate
+from keras_parity.models.registry import REGISTRY
 from keras_parity.run import BackendRun
 from keras_parity.spec import POLICIES, POLICY_ULPS
-from models.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from keras_parity.models import bn_mlp, cnn, linear, lstm, resnet50  # noqa: E402
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
-from models import bn_mlp, cnn, linear, lstm, resnet50  # noqa: E402
 
 BACKEND = keras.backend.backend()
 TOL = 1e-10  # max |keras - ref| / max |keras|, with Keras truly in float64

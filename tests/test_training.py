@@ -10,16 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli
+from helpers import cli, copy_project
 
 from keras_parity import envs, golden, training
 from keras_parity.compare import CellResult, compare, pool
+from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.training import check_optimizer, loss_value, reference
 from keras_parity.spec import BACKENDS, Tol
 from keras_parity.weights import generate_inputs, generate_weights
-from models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINED = [(m, c) for m, spec in REGISTRY.items() for c in spec.cases if c.mode == "grad"]
@@ -126,8 +126,7 @@ def test_planted_batchnorm_momentum_fails_only_what_training_moves(tmp_path):
     alone and moves the moving statistics: the steps' 'moving' group fails on every backend,
     named, and localization says the forward pass is not where it starts."""
     project = tmp_path / "project"
-    for d in ("keras_parity", "models", "golden", "requirements"):
-        shutil.copytree(ROOT / d, project / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    copy_project(project)
     src = project / "models" / "bn_mlp.py"
     src.write_text(src.read_text().replace("momentum=0.99", "momentum=0.9"))
     proc = cli("parity", "--model", "bn_mlp", "--out", str(tmp_path / "out"), cwd=project)

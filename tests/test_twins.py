@@ -2,12 +2,12 @@
 port mistakes planted one at a time in a copy of the project: each fails its twin, named."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-from helpers import ROOT, cli
+from helpers import cli, copy_project
 
+from keras_parity import golden, machine
 from keras_parity import run as run_module
 from keras_parity.evaluate import evaluate
 from keras_parity.run import run_backends
@@ -123,14 +123,18 @@ def test_every_twin_fills_every_forward_cell_and_passes(tmp_path):
         mine = {(c["model"], c["case"]) for c in cells if c["backend"] == twin}
         assert mine == forward, twin
     assert all(c["status"] == "pass" for c in cells)
-    assert all(c["snapshot"] == "identical" for c in cells if c["backend"] in TWINS)
+    # Bits are asserted against this machine's own snapshots only: another CPU's kernels may
+    # round differently (a platform without snapshots of its own reads 'other-platform').
+    here = machine.platform_key("cpu", None)
+    for c in (c for c in cells if c["backend"] in TWINS):
+        own = golden.snapshot_path(c["model"], here, c["backend"]).exists()
+        assert c["snapshot"] == ("identical" if own else "other-platform"), c
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     dst = tmp_path_factory.mktemp("twins")
-    for d in ("keras_parity", "models", "golden", "requirements"):
-        shutil.copytree(ROOT / d, dst / d, ignore=shutil.ignore_patterns("__pycache__", "*.obtained.npz"))
+    copy_project(dst)
     return dst
 
 

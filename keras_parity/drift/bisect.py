@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_parity import envinfo, golden
+from keras_parity import envinfo, golden, machine
 from keras_parity.compare import max_ulp
 from keras_parity.drift.driver import DRIFT, run_cells, snapshot_path
 from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
@@ -69,7 +69,7 @@ def bisect(
     else:
         raise MatrixError(f"cannot bisect {library!r}; use keras or one of {', '.join(matrix.releases)}")
     log(f"bisecting {len(releases)} releases of {library}: {', '.join(releases)}")
-    platform = envinfo.platform_key("cpu", None)
+    platform = machine.platform_key("cpu", None, envinfo.isa_cap())
     cache: dict[str, dict | None] = {}
     extra = {"history_path": history_path} if history_path else {}
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from keras_parity.drift.matrix import Cell, Matrix
-from keras_parity.envs import _uv, env_root, find_links_args, last_line
+from keras_parity.envs import _uv, env_root, index_args, last_line
 
 MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 STAMP = ".drift-env.json"
@@ -62,7 +62,7 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
         str(python),
         "--exclude-newer",
         matrix.resolved_at,
-        *find_links_args(),
+        *index_args("\n".join(matrix.requirements(cell))),
         *matrix.requirements(cell),
     ]
     _run(install, cell)

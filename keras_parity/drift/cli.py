@@ -6,8 +6,8 @@ import time
 from pathlib import Path
 
 from keras_parity.envinfo import RESULTS, ROOT
+from keras_parity.models.registry import REGISTRY
 from keras_parity.spec import BACKENDS
-from models.registry import REGISTRY
 
 
 def add_parser(sub) -> None:

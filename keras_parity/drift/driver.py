@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_parity import envinfo, golden
+from keras_parity import envinfo, golden, machine
 from keras_parity.compare import max_ulp
 from keras_parity.drift import cellenv, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
@@ -63,7 +63,7 @@ def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT) -> list[di
     cell, run = outcome.cell, outcome.run
     base = {
         "recorded": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-        "platform": (run.meta.get("platform") if run else None) or envinfo.platform_key("cpu", None),
+        "platform": (run.meta.get("platform") if run else None) or machine.platform_key("cpu", None, envinfo.isa_cap()),
         "device": "cpu",
         "backend": cell.backend,
         "keras": cell.keras,
@@ -136,7 +136,7 @@ def run_cells(
 ) -> list[Outcome]:
     """Run the cells not yet in the history; append each one's rows as soon as it and every
     cell before it are done. Returns the outcomes of the cells that ran."""
-    platform = envinfo.platform_key("cpu", None)
+    platform = machine.platform_key("cpu", None, envinfo.isa_cap())
     done = history.recorded(history.read(history_path))
     todo = []
     for c in sorted(cells, key=matrix.order):
