@@ -365,6 +365,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "merged", help="where the merged report goes")
     p.set_defaults(fn=cmd_report)
     args = ap.parse_args(argv)
+    # The wheel carries the harness and the models, not the built-in goldens, the drift
+    # history or the docker/ folder the images build from.
+    if not CHECKOUT and (args.cmd in ("localize", "drift", "images") or getattr(args, "docker", False)):
+        what = "--docker" if getattr(args, "docker", False) else f"`keras-parity {args.cmd}`"
+        sys.exit(f"error: {what} runs from a checkout of keras-parity (clone it and use its nox sessions)")
     if getattr(args, "isa_cap", None):
         if platform.machine().lower() not in ("x86_64", "amd64"):
             sys.exit(f"error: --isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")

@@ -86,7 +86,7 @@ def _macos_cpu(arch: str) -> dict:
         "arch": arch,
         "vendor": "apple",
         "model_name": info.get("machdep.cpu.brand_string", "unknown"),
-        "flags": sorted(k.rsplit(".", 1)[1].lower() for k, v in feats.items() if v == "1"),
+        "flags": sorted(k.rsplit(".", 1)[1].lower().removeprefix("feat_") for k, v in feats.items() if v == "1"),
         "caches": {k: info[f"hw.perflevel0.{k.lower()}cachesize"] for k in ("L1d", "L2")
                    if f"hw.perflevel0.{k.lower()}cachesize" in info},
     }  # fmt: skip

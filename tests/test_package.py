@@ -81,6 +81,13 @@ def test_console_script_lists_the_nox_actions(wheel, tmp_path):
     assert listed == actions, help_text
     for dev in ("tests", "lint", "lock"):
         assert f"nox -s {dev}" in help_text  # named as what a checkout has
+    # What needs a checkout says so in one line, wherever it is run from.
+    for args, what in ((["images"], "`keras-parity images`"), (["parity", "--model", "linear"], "built-in models")):
+        proc = subprocess.run(
+            [str(tmp_path / "venv/bin/keras-parity"), *args], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode != 0 and what in proc.stderr and "checkout of keras-parity" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def _readme_noxfile(wheel: Path) -> str:
