@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from keras_parity import golden
 from keras_parity.spec import Tol
 
 
@@ -136,13 +137,13 @@ def pool(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     and joined in key order: one vector per quantity (see keras_parity/training.py)."""
     groups: dict[str, list[str]] = {}
     for key in sorted(arrays):
-        groups.setdefault(key.split("/", 1)[0], []).append(key)
+        groups.setdefault(golden.head(key), []).append(key)
     return {g: np.concatenate([np.ravel(arrays[k]) for k in keys]) for g, keys in groups.items()}
 
 
 def _locate(arrays: dict[str, np.ndarray], group: str, flat: int) -> str:
     """'<key>[i, j]' of position `flat` in group's pooled vector."""
-    for key in sorted(k for k in arrays if k.split("/", 1)[0] == group):
+    for key in sorted(k for k in arrays if golden.head(k) == group):
         if flat < arrays[key].size:
             return f"{key}{[int(i) for i in np.unravel_index(flat, arrays[key].shape)] if arrays[key].ndim else ''}"
         flat -= arrays[key].size

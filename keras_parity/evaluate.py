@@ -126,17 +126,11 @@ def evaluate(
                     continue  # twins run the forward cases
                 # a GPU variant (TF32) is judged by its precision; snapshots are float32 runs
                 tol = spec.tolerance(backend, device, precision if precision != "float32" else policy, case)
-                reference = {k.split("/", 1)[1]: v for k, v in ref.items() if k.startswith(case.name + "/")}
+                reference = golden.part(ref, case.name)
                 for path in run.paths(model, case.name) or ["?"]:
                     cell = CellResult(model, case.name, backend, device, path)
                     obtained = run.cell(model, case.name, path)
-                    snap = (
-                        None
-                        if snapshot is None
-                        else {
-                            k.split("/", 2)[2]: v for k, v in snapshot.items() if k.startswith(f"{case.name}/{path}/")
-                        }
-                    )
+                    snap = None if snapshot is None else golden.part(snapshot, case.name, path)
                     cell.policy = policy
                     expected = "float64" if policy == "float64" else "float32"
                     if gaps:

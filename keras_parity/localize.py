@@ -142,8 +142,7 @@ def plot(rows: list[LayerError], hit: LayerError | None, title: str, out: Path) 
 
 
 def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
-    prefix = f"{model}/{case}/"
-    return {k[len(prefix) :]: v for k, v in run.layers.items() if k.startswith(prefix)}
+    return golden.part(run.layers, model, case)
 
 
 def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print) -> None:

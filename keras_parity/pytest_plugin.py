@@ -140,16 +140,16 @@ class ParityCheck:
         cells = []
         for path, outs in obtained.items():
             cell = CellResult(key, CASE, backend, device, path)
-            snap = None if mine is None else _cell(mine, path)
+            snap = None if mine is None else golden.part(mine, CASE, path)
             if gaps:
                 others = {}
                 for other in ("tensorflow", "jax", "torch"):
                     theirs = _snapshot(self.root, key, platform, other) if other != backend else None
                     if theirs:
-                        others[other] = _cell(theirs, sorted({k.split("/")[1] for k in theirs})[-1])
+                        others[other] = golden.part(theirs, CASE, golden.children(theirs, CASE)[-1])
                 cross_compare(cell, outs, others, snap, tol, gaps)
             else:
-                reference = {k.split("/", 1)[1]: v for k, v in ref.items() if k.startswith(f"{CASE}/")}
+                reference = golden.part(ref, CASE)
                 compare(cell, outs, reference, tol, snapshot=snap)
             cells.append(cell)
         return cells
@@ -161,11 +161,6 @@ def _snapshot(root: Path, key: str, platform: str, backend: str) -> dict | None:
     if path.exists():
         return golden.read_npz(path)
     return golden.read_npz(others[0]) if others else None
-
-
-def _cell(snapshot: dict, path: str) -> dict:
-    prefix = f"{CASE}/{path}/"
-    return {k[len(prefix) :]: v for k, v in snapshot.items() if k.startswith(prefix)}
 
 
 def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:

@@ -145,8 +145,7 @@ _SNAPSHOT_META = (
 def _snapshot_writes(model: str, runs: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
     writes: list[tuple[Path, object]] = []
     for run in runs:
-        prefix = f"{model}/"
-        arrays = {k[len(prefix) :]: v for k, v in run.arrays.items() if k.startswith(prefix)}
+        arrays = golden.part(run.arrays, model)
         path = golden.snapshot_path(model, run.meta["platform"], run.backend, mroot)
         old = golden.read_npz(path) if path.exists() else None
         for line in _describe_change(old, arrays):

@@ -26,12 +26,10 @@ class BackendRun:
     wall: float = 0.0
 
     def cell(self, model: str, case: str, path: str) -> dict[str, np.ndarray]:
-        prefix = f"{model}/{case}/{path}/"
-        return {k[len(prefix) :]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+        return golden.part(self.arrays, model, case, path)
 
     def paths(self, model: str, case: str) -> list[str]:
-        prefix = f"{model}/{case}/"
-        return sorted({k[len(prefix) :].split("/", 1)[0] for k in self.arrays if k.startswith(prefix)})
+        return golden.children(self.arrays, model, case)
 
 
 def run_backends(

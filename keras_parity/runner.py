@@ -158,11 +158,11 @@ def run_model(
             if configs:  # the float64 reference walks this graph; parity needs only the hash
                 meta["builders"][case.builder]["config"] = config
             if feeds is not None and user:
-                feeds.update({f"weights/{p}": w for (p, _), w in zip(specs, weights)})
+                feeds.update({golden.key("weights", p): w for (p, _), w in zip(specs, weights)})
         model, weights = built[case.builder]
         inputs = usermodel.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
         if feeds is not None and user:
-            feeds.update({f"inputs/{case.name}/{k}": v for k, v in inputs.items()})
+            feeds.update({golden.key("inputs", case.name, k): v for k, v in inputs.items()})
         meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
         # float32 values, held in floatx; integer inputs (token ids) stay as they are
         inputs = {k: v.astype(floatx) if v.dtype.kind == "f" else v for k, v in inputs.items()}

@@ -22,6 +22,8 @@ import zlib
 
 import numpy as np
 
+from keras_parity import golden
+
 TRAINING_MODES = ("grad", "sgd", "adam")
 GROUPS = ("loss", "grad", "grad_input", "delta", "moving")
 SAMPLE_ABOVE, SAMPLE = 4096, 1024
@@ -51,7 +53,7 @@ def sample(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         a = np.atleast_1d(a)  # a scalar loss is stored as shape (1,) on every side, as .npz keeps it
         if a.size > SAMPLE_ABOVE:
             idx = np.sort(np.random.default_rng(_seed(key)).choice(a.size, SAMPLE, replace=False))
-            out[f"{key}@sample"] = np.ascontiguousarray(a.reshape(-1)[idx])
+            out[golden.sampled(key)] = np.ascontiguousarray(a.reshape(-1)[idx])
         else:
             out[key] = a
     return out

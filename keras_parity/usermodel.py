@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_parity import golden
 from keras_parity.spec import Case, ModelSpec, Tol
 
 # Any model of a few layers stays within ~1e-6 in float32; a user's model may be deeper, with
@@ -286,5 +287,4 @@ def command_args(source: Source) -> str:
 
 def feed_part(feeds: dict[str, np.ndarray], model: str, part: str) -> dict[str, np.ndarray]:
     """One part of a runner's feeds ('weights', 'inputs/<case>') by its own keys."""
-    prefix = f"{model}/{part}/"
-    return {k[len(prefix) :]: v for k, v in feeds.items() if k.startswith(prefix)}
+    return golden.part(feeds, model, *part.split(golden.SEP))

@@ -77,16 +77,14 @@ def bisect(
         if v not in cache:
             path = snapshot_path(make(v), platform, root)
             have = golden.read_npz(path) if path.exists() else {}
-            if not all(any(k.startswith(m + "/") for k in have) for m in models):
+            if not all(golden.part(have, m) for m in models):
                 run_cells(matrix, [make(v)], models, scratch, jobs=1, root=root, log=log, **extra)
             cache[v] = golden.read_npz(path) if path.exists() else None
         return cache[v]
 
     def same(a: dict, b: dict, model: str) -> bool:
-        keys = sorted(k for k in a if k.startswith(model + "/"))
-        return keys == sorted(k for k in b if k.startswith(model + "/")) and all(
-            a[k].tobytes() == b[k].tobytes() for k in keys
-        )
+        mine, theirs = golden.part(a, model), golden.part(b, model)
+        return mine.keys() == theirs.keys() and all(mine[k].tobytes() == theirs[k].tobytes() for k in mine)
 
     result = {}
     for model in models:
@@ -110,7 +108,8 @@ def bisect(
             else:
                 hi_i = mid
         a, b = outputs(candidates[lo_i]), outputs(candidates[hi_i])
-        ulp = max_ulp(b, a, [k for k in b if k.startswith(model + "/") and k in a])
+        mine, theirs = golden.part(b, model), golden.part(a, model)
+        ulp = max_ulp(mine, theirs, [k for k in mine if k in theirs])
         result[model] = (candidates[hi_i], candidates[lo_i], ulp)
     ran = sum(v is not None for v in cache.values())
     log(f"looked at {len(cache)} of {len(releases)} releases ({ran} ran or were recorded)")

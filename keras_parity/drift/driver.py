@@ -82,7 +82,7 @@ def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT) -> list[di
     golden.write_json(snap.with_suffix(".json"), {k: v for k, v in run.meta.items() if k != "models"})
     rows = []
     for result in evaluate({cell.backend: run}, models, write_obtained=False):
-        prefix = f"{result.model}/{result.case}/{result.path}/"
+        prefix = golden.key(result.model, result.case, result.path) + golden.SEP
         ulp_k, same_k = _vs(run.arrays, prev["keras"], prefix)
         ulp_l, same_l = _vs(run.arrays, prev["library"], prefix)
         rel = max((m.rel_l2 for m in result.outputs.values()), default=float("nan"))

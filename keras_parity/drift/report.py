@@ -35,7 +35,7 @@ def events(rows: list[dict], root: Path = DRIFT) -> list[dict]:
         path = snapshot_path(Cell(r["backend"], r["keras"], r["library_version"]), r["platform"], root)
         if path not in snapshots:
             snapshots[path] = golden.read_npz(path) if path.exists() else {}
-        prefix = f"{r['model']}/{r['case']}/{r['path']}/"
+        prefix = golden.key(r["model"], r["case"], r["path"]) + golden.SEP
         return {k: v for k, v in snapshots[path].items() if k.startswith(prefix)}
 
     out = []
