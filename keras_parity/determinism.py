@@ -8,7 +8,7 @@ deterministic variant, threads set from outside).
 
 from __future__ import annotations
 
-from keras_parity.compare import max_ulp
+from keras_parity.numerics import max_ulp
 
 KNOBS = {
     "tensorflow": "TF_DETERMINISTIC_OPS=1 with tf.config.experimental.enable_op_determinism()",

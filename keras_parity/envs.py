@@ -120,7 +120,7 @@ def index_args(requirements: str, tool: str = "uv") -> list[str]:
     return args
 
 
-def _uv() -> list[str]:
+def uv() -> list[str]:
     exe = shutil.which("uv")
     if exe:
         return [exe]
@@ -141,7 +141,7 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     if python.exists() and is_synced(env, lock):
         return python
     log(f"syncing environment {env} from {lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock}")
-    venv = [*_uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
+    venv = [*uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
     for cmd in (venv, sync_command(lock, python)):
         run_or_fail(cmd, f"creating the {backend} environment")
     mark_synced(env, lock)
@@ -152,7 +152,7 @@ def sync_command(lock: Path, python: Path) -> list[str]:
     """The install of one environment from its lock: exactly its pinned, hashed wheels."""
     # Bytecode compiled now, not at every import: imports dominate a parity run.
     return [
-        *_uv(), "pip", "sync", "--quiet", "--compile-bytecode", "--require-hashes", "--python", str(python),
+        *uv(), "pip", "sync", "--quiet", "--compile-bytecode", "--require-hashes", "--python", str(python),
         *index_args(lock.read_text()), str(lock),
     ]  # fmt: skip
 

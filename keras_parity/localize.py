@@ -20,8 +20,9 @@ import numpy as np
 
 from keras_parity import golden, usermodel
 from keras_parity.models.registry import REGISTRY
+from keras_parity.numerics import rel_l2
 from keras_parity.reference import evaluate as reference_eval
-from keras_parity.reference.graph import _history
+from keras_parity.reference.graph import node_inputs
 from keras_parity.spec import BACKENDS
 from keras_parity.weights import generate_inputs, generate_weights
 
@@ -37,12 +38,6 @@ class LayerError:
     inputs_rel_l2: float
     rate: float
     note: str = ""
-
-
-def _rel_l2(got: np.ndarray, want: np.ndarray) -> float:
-    norm = float(np.linalg.norm(want))
-    diff = float(np.linalg.norm(got.astype(np.float64) - want))
-    return diff / norm if norm else diff
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,14 +78,14 @@ def profile(
         if cls == "InputLayer":
             errors[name] = 0.0
             continue
-        d_in = max((errors.get(n, 0.0) for n, _ in _history(layer["inbound_nodes"])), default=0.0)
+        d_in = max((errors.get(n, 0.0) for n, _ in node_inputs(layer["inbound_nodes"])), default=0.0)
         got, want, note = layers.get(name), ref.get(name), ""
         if got is None or want is None:
             d, note = math.nan, "not captured"
         elif got.shape != want.shape:
             d, note = math.inf, f"shape {tuple(got.shape)} vs reference {tuple(want.shape)}"
         else:
-            d = _rel_l2(got, want)
+            d = rel_l2(got, want)
         errors[name] = d if not math.isnan(d) else d_in
         rate = math.inf if math.isinf(d) else (d - d_in) / (d_in + EPS)
         rows.append(LayerError(name, cls, d, d_in, rate, note))

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden, training, usermodel
-from keras_parity.compare import ulp_distance
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
+from keras_parity.numerics import ulp_distance
 from keras_parity.reference import UnsupportedLayer, reference_gaps
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference import training as training_reference

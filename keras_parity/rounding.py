@@ -17,8 +17,9 @@ import numpy as np
 from keras_parity import golden, usermodel
 from keras_parity.compare import pool
 from keras_parity.evaluate import KERAS_CASTS
-from keras_parity.localize import _rel_l2, case_layers, profile
+from keras_parity.localize import case_layers, profile
 from keras_parity.models.registry import REGISTRY
+from keras_parity.numerics import rel_l2
 from keras_parity.spec import BACKENDS
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
@@ -33,7 +34,7 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
     ref = {k: reference[f"{cell.case}/{k}"] for k in obtained}
     if REGISTRY[cell.model].case(cell.case).training:  # judged per group, as compare() does
         obtained, ref = pool(obtained), pool(ref)
-    rel = max(_rel_l2(v, ref[k]) for k, v in obtained.items())
+    rel = max(rel_l2(v, ref[k]) for k, v in obtained.items())
     if rel <= FLOAT64_TOL and not narrow:
         return "rounding", rel, f"the float64 run meets the reference (rel L2 {rel:.1e}): the difference is rounding"
     layers = case_layers(run, cell.model, cell.case)

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import envinfo, golden, knobs, usermodel
-from keras_parity.compare import max_ulp
 from keras_parity.modelio import PATHS, input_names, output_dict, to_numpy
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
+from keras_parity.numerics import max_ulp
 from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
 
 

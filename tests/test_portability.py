@@ -15,8 +15,8 @@ import pytest
 from helpers import ROOT, cli
 
 from keras_parity import envs, golden, images, machine
-from keras_parity.compare import scaled_ulp, ulp_distance
 from keras_parity.envs import PYTORCH_CPU_INDEX, EnvError
+from keras_parity.numerics import scaled_ulp, ulp_distance
 
 INTEL = {
     "arch": "x86_64",

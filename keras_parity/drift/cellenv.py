@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from keras_parity.drift.matrix import Cell, Matrix
-from keras_parity.envs import _uv, env_root, index_args, last_line
+from keras_parity.envs import env_root, index_args, last_line
+from keras_parity.envs import uv as envs_uv
 
 MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 STAMP = ".drift-env.json"
@@ -50,7 +51,7 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
         return python
     shutil.rmtree(env, ignore_errors=True)  # a half-made environment from an interrupted run
     log(f"{cell.label}: installing {' '.join(matrix.requirements(cell))}")
-    uv = _uv()
+    uv = envs_uv()
     _run([*uv, "venv", "--quiet", "--python", sys.executable, str(env)], cell)
     install = [
         *uv,

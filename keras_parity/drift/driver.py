@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import envinfo, golden, machine
-from keras_parity.compare import max_ulp
 from keras_parity.drift import cellenv, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
 from keras_parity.evaluate import evaluate
+from keras_parity.numerics import max_ulp
 from keras_parity.run import BackendRun, run_backends
 
 DRIFT = golden.GOLDEN / "drift"

@@ -12,10 +12,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.compare import max_ulp
 from keras_parity.drift.driver import DRIFT, snapshot_path
 from keras_parity.drift.history import HISTORY, read
 from keras_parity.drift.matrix import Cell, version_key
+from keras_parity.numerics import max_ulp
 
 REPORT = HISTORY.parent / "report.md"
 

@@ -70,15 +70,15 @@ def _is_tensor(obj):
     return isinstance(obj, dict) and obj.get("class_name") == "__keras_tensor__"
 
 
-def _history(obj):
+def node_inputs(obj):
     """All (layer, node) pairs a serialized args/kwargs structure refers to."""
     if _is_tensor(obj):
         name, node, _ = obj["config"]["keras_history"]
         return [(name, node)]
     if isinstance(obj, (list, tuple)):
-        return [h for o in obj for h in _history(o)]
+        return [h for o in obj for h in node_inputs(o)]
     if isinstance(obj, dict):
-        return [h for o in obj.values() for h in _history(o)]
+        return [h for o in obj.values() for h in node_inputs(o)]
     return []
 
 
@@ -167,7 +167,7 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
     outputs = _triples(config["output_layers"])
     # Consumers left per (layer, node): without capture, a value is freed after its last
     # read, which keeps ResNet50 at a few live activations instead of all of them.
-    readers = Counter(key for layer in config["layers"] for node in layer["inbound_nodes"] for key in _history(node))
+    readers = Counter(key for layer in config["layers"] for node in layer["inbound_nodes"] for key in node_inputs(node))
     out_keys = {(name, node) for name, node, _ in outputs}
     pending = [(layer, i) for layer in config["layers"] for i in range(len(layer["inbound_nodes"]))]
     while pending:
@@ -176,7 +176,7 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
         waiting = []
         for layer, i in pending:
             node = layer["inbound_nodes"][i]
-            history = _history(node)
+            history = node_inputs(node)
             if any(key not in values for key in history):
                 waiting.append((layer, i))
                 continue

@@ -1,0 +1,52 @@
+"""The numbers every stage compares by, in one place: relative L2 error against a reference,
+and bit distances between float32 arrays (per element, and scaled to the array)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
+    """||got - want|| / ||want|| in float64 (the absolute norm when `want` is all zeros)."""
+    norm = float(np.linalg.norm(want))
+    diff = float(np.linalg.norm(got.astype(np.float64) - want))
+    return diff / norm if norm else diff
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Units in the last place between float32 arrays (0 for bit-equal, incl. NaN==NaN)."""
+    ia = np.ascontiguousarray(a, dtype=np.float32).view(np.int32).astype(np.int64)
+    ib = np.ascontiguousarray(b, dtype=np.float32).view(np.int32).astype(np.int64)
+    # Map sign-magnitude to a monotonic integer line so adjacent floats differ by 1.
+    ia = np.where(ia < 0, -(ia & 0x7FFFFFFF), ia)
+    ib = np.where(ib < 0, -(ib & 0x7FFFFFFF), ib)
+    return np.abs(ia - ib)
+
+
+def scaled_ulp(a: np.ndarray, b: np.ndarray) -> float:
+    """The largest difference between `a` and its snapshot `b`, in units in the last place of
+    the largest magnitude in either: 1.0 is one rounding step of the array's biggest value.
+
+    Per-element ULPs blow up near zero (a gradient of 1e-30 against 0 is a billion ULPs apart
+    though both are nothing at the array's scale); this figure reads the same whatever the
+    array holds. 0.0 exactly when every finite value is bit-equal; inf when NaN/Inf differ."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    if a.shape != b.shape:
+        return float("inf")
+    if a.size == 0:
+        return 0.0
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    if not np.array_equal(fa, fb) or not np.array_equal(a[~fa], b[~fb], equal_nan=True):
+        return float("inf")
+    diff = np.abs(a[fa].astype(np.float64) - b[fb].astype(np.float64))
+    if not diff.size or not diff.max():
+        return 0.0
+    scale = max(float(np.abs(a[fa]).max()), float(np.abs(b[fb]).max()))
+    return float(diff.max() / np.spacing(np.float32(scale)))
+
+
+def max_ulp(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys=None) -> int:
+    """The largest ULP distance between same-named arrays of `a` and `b` (over `keys`, default
+    all of `a`'s); 0 when every one is bit-identical."""
+    return max((int(ulp_distance(a[k], b[k]).max(initial=0)) for k in (a if keys is None else keys)), default=0)
