@@ -10,7 +10,7 @@ nox.options.reuse_venv = "yes"
 nox.options.sessions = ["parity", "tests", "lint"]
 
 PYTHON = "3.11"
-# This machine's lock folder (the same table as keras_parity/machine.py's LOCK_PLATFORMS;
+# This machine's lock folder (the same table as keras_parity/run/machine.py's LOCK_PLATFORMS;
 # the noxfile imports nothing of the project, so that any nox can load it).
 _MACHINE = platform.machine().lower().replace("amd64", "x86_64").replace("arm64", "aarch64")
 LOCK_PLATFORM = {

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from rich.table import Table
 
-from keras_parity import envs
 from keras_parity.models.registry import REGISTRY
-from keras_parity.run import run_backends
-from keras_parity.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run import envs
+from keras_parity.run.launch import run_backends
 
 PHASES = ("import", "build", "set_weights", "first_call", "steady_call", "training")
 
@@ -147,7 +147,7 @@ def _plain(backend: str, source, console, teardown: bool = True) -> tuple[dict, 
 def bench_user(args, models: list[str], console) -> int:
     """A user model (--model-file with --inputs) through the suite's runner against the same
     load and calls in a plain script, backend by backend, each warmed once."""
-    from keras_parity.evaluate import evaluate
+    from keras_parity.judge.evaluate import evaluate
 
     source = REGISTRY[models[-1]].source
     if source.kind != "file" or not source.inputs:

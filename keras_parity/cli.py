@@ -11,13 +11,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from keras_parity import golden, report, usermodel
+from keras_parity import golden, report
 from keras_parity.drift import cli as drift_cli
-from keras_parity.envinfo import CHECKOUT, ISA_CAP_ENV, RESULTS
-from keras_parity.machine import ISA_CAPS
 from keras_parity.models.registry import REGISTRY
 from keras_parity.pins import pinned_version
-from keras_parity.spec import BACKENDS
+from keras_parity.registry import usermodel
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.envinfo import CHECKOUT, ISA_CAP_ENV, RESULTS
+from keras_parity.run.machine import ISA_CAPS
 from keras_parity.twins import MODULES as TWINS
 
 # The published TensorFlow CPU image of the pinned release: what the images' sizes are held against.
@@ -85,8 +86,8 @@ def _models(args) -> list[str]:
 
 
 def cmd_parity(args) -> int:
-    from keras_parity.evaluate import evaluate
-    from keras_parity.run import run_backends
+    from keras_parity.judge.evaluate import evaluate
+    from keras_parity.run.launch import run_backends
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
     t0 = time.perf_counter()
@@ -110,26 +111,26 @@ def cmd_parity(args) -> int:
             )
             cells += evaluate(other, models, args.golden_dir, write_obtained=False, policy=policy)
         for variant in [v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on]:
-            from keras_parity.gpu import variant_cells
+            from keras_parity.diagnose.gpu import variant_cells
 
             base = list(cells)
             cells += variant_cells(
                 variant, base, runs, backends, models, args.out, golden_dir=args.golden_dir, docker=args.docker
             )
         if args.determinism:
-            from keras_parity.determinism import judge
+            from keras_parity.diagnose.determinism import judge
 
             fresh = run_backends(
                 backends, models, args.out / "again", training=args.training, docker=args.docker, device=args.device
             )
             judge(cells, runs, fresh)
     if any(c.status == "fail" for c in cells):
-        from keras_parity.localize import localize_failures
+        from keras_parity.diagnose.localize import localize_failures
 
         with console.status("localizing the failing cells layer by layer"):
             localize_failures(cells, args.out / "layers", docker=args.docker, device=args.device, root=args.golden_dir)
     if args.float64 or any(c.status == "fail" for c in cells):
-        from keras_parity.rounding import classify
+        from keras_parity.diagnose.rounding import classify
 
         with console.status("running in float64: rounding or semantic"):
             classify(
@@ -153,8 +154,8 @@ def cmd_parity(args) -> int:
 
 
 def cmd_golden(args) -> int:
-    from keras_parity.regen import regenerate
-    from keras_parity.run import run_backends
+    from keras_parity.golden.regen import regenerate
+    from keras_parity.run.launch import run_backends
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
@@ -176,8 +177,8 @@ def cmd_golden(args) -> int:
 def cmd_images(args) -> int:
     from rich.table import Table
 
-    from keras_parity.envs import EnvError
-    from keras_parity.images import build, prune, upstream_size_mb
+    from keras_parity.run.envs import EnvError
+    from keras_parity.run.images import build, prune, upstream_size_mb
 
     backends = _pick("backend", args.backend, BACKENDS)
     if args.prune:
@@ -216,8 +217,8 @@ def cmd_images(args) -> int:
 def cmd_localize(args) -> int:
     from rich.table import Table
 
-    from keras_parity.localize import case_layers, describe, first_jump, plot, profile
-    from keras_parity.run import run_backends
+    from keras_parity.diagnose.localize import case_layers, describe, first_jump, plot, profile
+    from keras_parity.run.launch import run_backends
 
     backends, spec = _pick("backend", args.backend, BACKENDS), REGISTRY[_pick("model", [args.model], REGISTRY)[0]]
     cases = [c for c in spec.cases if c.mode != "moving_stats" and (not args.case or c.name in args.case)]
@@ -253,7 +254,7 @@ def cmd_localize(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from keras_parity.merge import MergeError, merge
+    from keras_parity.report.merge import MergeError, merge
 
     try:
         cells, runs = merge(args.dirs)

@@ -18,9 +18,9 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from keras_parity.envinfo import LOCKS
-from keras_parity.envs import index_args
 from keras_parity.pins import PINS, PinsError, lock_inputs
+from keras_parity.run.envinfo import LOCKS
+from keras_parity.run.envs import index_args
 
 PYTHON = "3.11"
 # The oldest macOS the macOS locks' wheels must run on: torch's arm64 wheels need 14.

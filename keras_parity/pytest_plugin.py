@@ -6,7 +6,7 @@
 
 check() runs the model under the test process's KERAS_BACKEND (predict, and the eager call
 where that is a different program) and compares it with the goldens in
-<test folder>/<test module>/<test name>/, the suite's own format (keras_parity/golden.py):
+<test folder>/<test module>/<test name>/, the suite's own format (keras_parity/golden/):
 a float64 reference computed by the suite's NumPy layers when they cover the model, else the
 other backends' snapshots (labelled cross-backend), and this backend's own snapshot.
 Missing goldens are created and the test fails once, as pytest-regressions does;
@@ -21,11 +21,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from keras_parity import envinfo, golden, knobs, machine, usermodel
-from keras_parity.compare import CellResult, compare
-from keras_parity.crossref import cross_compare
-from keras_parity.spec import Tol
-from keras_parity.weights import checksum, config_hash, generate_weights
+from keras_parity import golden
+from keras_parity.judge.compare import CellResult, compare
+from keras_parity.judge.crossref import cross_compare
+from keras_parity.registry import usermodel
+from keras_parity.registry.spec import Tol
+from keras_parity.run import envinfo, knobs, machine
+from keras_parity.run.weights import checksum, config_hash, generate_weights
 
 CASE = "inference"
 
@@ -178,7 +180,7 @@ def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:
 
 def _outputs(graph, feed: dict, backend: str) -> dict[str, dict[str, np.ndarray]]:
     """{path: {output: array}} for the paths the suite's runner has on this backend."""
-    from keras_parity.modelio import PATHS, input_names, output_dict
+    from keras_parity.run.modelio import PATHS, input_names, output_dict
 
     xs = [feed[n] for n in input_names(graph)]
     x = xs if isinstance(graph.input, (list, tuple)) else xs[0]

@@ -5,11 +5,11 @@ measured float32 errors (README, "What the numbers mean") sit 25-200x below them
 semantic change (a BatchNormalization epsilon, a padding, a gate) lands far above.
 """
 
-from keras_parity.spec import Case, Inp, ModelSpec, Tol
+from keras_parity.registry.spec import Case, Inp, ModelSpec, Tol
 
 X = Inp  # short alias for the literal table below
 
-# The training path (keras_parity/training.py): TRAIN_STEPS steps of each optimizer, every
+# The training path (keras_parity/run/training.py): TRAIN_STEPS steps of each optimizer, every
 # hyperparameter given here; the options every optimizer shares are training.NEUTRAL.
 TRAIN_STEPS = 3
 OPTIMIZERS = {

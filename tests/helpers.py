@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_parity import envs
+from keras_parity.run import envs
 
 ROOT = Path(__file__).resolve().parent.parent
 

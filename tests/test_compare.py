@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from keras_parity.compare import CellResult, compare
-from keras_parity.numerics import ulp_distance
-from keras_parity.spec import Tol
+from keras_parity.judge.compare import CellResult, compare
+from keras_parity.judge.numerics import ulp_distance
+from keras_parity.registry.spec import Tol
 
 TOL = Tol(rel_l2=1e-6, atol=1e-6, rtol=1e-5, why="test")
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from helpers import cli
 
-from keras_parity.compare import CellResult
-from keras_parity.determinism import judge
-from keras_parity.run import BackendRun
+from keras_parity.diagnose.determinism import judge
+from keras_parity.judge.compare import CellResult
+from keras_parity.run.launch import BackendRun
 
 ROOT = Path(__file__).resolve().parent.parent
 

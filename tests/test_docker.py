@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from keras_parity import images
-from keras_parity.envs import EnvError
-from keras_parity.evaluate import evaluate
+from keras_parity.judge.evaluate import evaluate
 from keras_parity.models.registry import REGISTRY
-from keras_parity.run import load_run, run_backends
-from keras_parity.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run import images
+from keras_parity.run.envs import EnvError
+from keras_parity.run.launch import load_run, run_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def test_container_outputs_are_bit_identical_to_the_local_run(tmp_path):
 @docker_only
 def test_user_model_file_runs_in_the_containers_with_the_local_bits(tmp_path):
     """A user's .keras file and inputs, seen read-only at their own paths inside each container."""
-    from keras_parity import usermodel
+    from keras_parity.registry import usermodel
 
     example = ROOT / "examples" / "shapes"
     source = usermodel.from_file(example / "shapes.keras", example / "inputs.npz", None, None)

@@ -52,7 +52,7 @@ def test_failed_write_leaves_previous_file(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(golden.os, "replace", boom)
+    monkeypatch.setattr(golden.files.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         golden.write_npz(p, {"x": np.ones(3)})
     assert p.read_bytes() == before

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from helpers import cli
 
-from keras_parity.run import run_backends
-from keras_parity.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.launch import run_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 

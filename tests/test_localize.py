@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import cli, copy_project
 
-from keras_parity.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

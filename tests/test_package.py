@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-from keras_parity import __version__, envs
+from keras_parity import __version__
+from keras_parity.run import envs
 
 pytestmark = pytest.mark.slow
 README = (ROOT / "README.md").read_text()
@@ -47,7 +48,10 @@ def _uv(*args, **kw):
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     src = tmp_path_factory.mktemp("src") / "keras-parity"  # a clean copy: no build/ left in the checkout
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".*", "results", "golden", "examples", "tests", "build"))
+    top = {"results", "golden", "examples", "tests", "build"}  # the checkout's folders, not keras_parity/golden
+    shutil.copytree(
+        ROOT, src, ignore=lambda d, names: [n for n in names if n.startswith(".") or (d == str(ROOT) and n in top)]
+    )
     _uv("build", "--wheel", "--out-dir", str(out), str(src))
     (whl,) = out.glob("*.whl")
     return whl

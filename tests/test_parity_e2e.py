@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from helpers import cli, copy_project
 
-from keras_parity import envs, golden
-from keras_parity.evaluate import evaluate
+from keras_parity import golden
+from keras_parity.golden.regen import regenerate
+from keras_parity.judge.evaluate import evaluate
 from keras_parity.models.registry import REGISTRY
-from keras_parity.regen import regenerate
-from keras_parity.run import load_run, run_backends
-from keras_parity.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run import envs
+from keras_parity.run.launch import load_run, run_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = list(REGISTRY)
@@ -184,7 +185,7 @@ def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_cop
             raise KeyboardInterrupt
         return {}
 
-    monkeypatch.setattr("keras_parity.regen.reference_outputs", interrupt)
+    monkeypatch.setattr("keras_parity.golden.regen.reference_outputs", interrupt)
     with pytest.raises(KeyboardInterrupt):
         regenerate(runs, MODELS, golden_copy, log=lambda *a: None)
     assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == before

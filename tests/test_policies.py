@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from keras_parity import envs
-from keras_parity.evaluate import evaluate
+from keras_parity.judge.evaluate import evaluate
 from keras_parity.models.registry import REGISTRY
-from keras_parity.run import BackendRun
-from keras_parity.spec import POLICIES, POLICY_ULPS
+from keras_parity.registry.spec import POLICIES, POLICY_ULPS
+from keras_parity.run import envs
+from keras_parity.run.launch import BackendRun
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from helpers import ROOT, cli
 
-from keras_parity import envs, golden, images, machine
-from keras_parity.envs import PYTORCH_CPU_INDEX, EnvError
-from keras_parity.numerics import scaled_ulp, ulp_distance
+from keras_parity import golden
+from keras_parity.judge.numerics import scaled_ulp, ulp_distance
+from keras_parity.run import envs, images, machine
+from keras_parity.run.envs import PYTORCH_CPU_INDEX, EnvError
 
 INTEL = {
     "arch": "x86_64",

@@ -19,8 +19,8 @@ from pathlib import Path
 from rich.console import Console
 
 from keras_parity import report
-from keras_parity.evaluate import evaluate
-from keras_parity.run import load_run
+from keras_parity.judge.evaluate import evaluate
+from keras_parity.run.launch import load_run
 
 MASTER = Path(__file__).parent / "data" / "master"
 MODELS = ["linear", "bn_mlp", "lstm"]

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 from helpers import cli, copy_project
 
-from keras_parity import envs, golden, training
-from keras_parity.compare import CellResult, compare, pool
+from keras_parity import golden
+from keras_parity.judge.compare import CellResult, compare, pool
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.training import check_optimizer, loss_value, reference
-from keras_parity.spec import BACKENDS, Tol
-from keras_parity.weights import generate_inputs, generate_weights
+from keras_parity.registry.spec import BACKENDS, Tol
+from keras_parity.run import envs, training
+from keras_parity.run.weights import generate_inputs, generate_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINED = [(m, c) for m, spec in REGISTRY.items() for c in spec.cases if c.mode == "grad"]
@@ -71,7 +72,7 @@ def test_tensorflow_float64_training_meets_the_reference(tmp_path):
     python = envs.ensure("tensorflow")
     args = ["--backend", "tensorflow", "--out", str(tmp_path), "--dtype", "float64", "--configs"]
     proc = subprocess.run(
-        [str(python), "-m", "keras_parity.runner", *args, *(a for m in models for a in ("--model", m))],
+        [str(python), "-m", "keras_parity.run.runner", *args, *(a for m in models for a in ("--model", m))],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         capture_output=True,

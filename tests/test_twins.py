@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from helpers import cli, copy_project
 
-from keras_parity import golden, machine
-from keras_parity import run as run_module
-from keras_parity.evaluate import evaluate
-from keras_parity.run import run_backends
+from keras_parity import golden
+from keras_parity.judge.evaluate import evaluate
+from keras_parity.run import launch as run_module
+from keras_parity.run import machine
+from keras_parity.run.launch import run_backends
 from keras_parity.twins import port
 
 pytestmark = pytest.mark.slow

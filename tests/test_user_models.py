@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, cli
 
-from keras_parity import envs
+from keras_parity.run import envs
 
 EXAMPLE = ROOT / "examples" / "shapes"
 pytestmark = pytest.mark.slow

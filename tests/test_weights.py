@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from keras_parity.spec import Inp
-from keras_parity.weights import checksum, generate_inputs, generate_weights
+from keras_parity.registry.spec import Inp
+from keras_parity.run.weights import checksum, generate_inputs, generate_weights
 
 SPECS = [("d/kernel", (64, 32)), ("d/bias", (32,)), ("bn/moving_variance", (32,)), ("c/kernel", (3, 3, 16, 8))]
 
@@ -27,7 +27,7 @@ def test_scales_keep_activations_sane():
 
 
 def test_unknown_variable_gets_a_clear_error():
-    with pytest.raises(ValueError, match="no weight rule for variable 'x/alpha'.*keras_parity/weights.py"):
+    with pytest.raises(ValueError, match="no weight rule for variable 'x/alpha'.*keras_parity/run/weights.py"):
         generate_weights([("x/alpha", (3,))], 1, "m")
 
 
@@ -43,7 +43,7 @@ def test_inputs_and_checksums():
 
 
 def test_tolerance_overrides_pick_the_most_specific_match():
-    from keras_parity.spec import ModelSpec, Tol
+    from keras_parity.registry.spec import ModelSpec, Tol
 
     base, gpu, jax_gpu = Tol(1, 1, 1, "base"), Tol(2, 2, 2, "gpu"), Tol(3, 3, 3, "jax gpu")
     spec = ModelSpec("m", 1, (), base, tol_overrides={("*", "gpu", "*"): gpu, ("jax", "gpu", "float32"): jax_gpu})

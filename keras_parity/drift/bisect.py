@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_parity import envinfo, golden, machine
+from keras_parity import golden
 from keras_parity.drift.driver import DRIFT, run_cells, snapshot_path
 from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
-from keras_parity.numerics import max_ulp
+from keras_parity.judge.numerics import max_ulp
+from keras_parity.run import envinfo, machine
 
 
 def releases_between(package: str, lo: str, hi: str) -> list[str]:

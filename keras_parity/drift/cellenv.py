@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from keras_parity.drift.matrix import Cell, Matrix
-from keras_parity.envs import env_root, index_args, last_line
-from keras_parity.envs import uv as envs_uv
+from keras_parity.run.envs import env_root, index_args, last_line
+from keras_parity.run.envs import uv as envs_uv
 
 MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 STAMP = ".drift-env.json"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from keras_parity.envinfo import RESULTS, ROOT
 from keras_parity.models.registry import REGISTRY
-from keras_parity.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.envinfo import RESULTS, ROOT
 
 
 def add_parser(sub) -> None:

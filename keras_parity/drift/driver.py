@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_parity import envinfo, golden, machine
+from keras_parity import golden
 from keras_parity.drift import cellenv, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
-from keras_parity.evaluate import evaluate
-from keras_parity.numerics import max_ulp
-from keras_parity.run import BackendRun, run_backends
+from keras_parity.judge.evaluate import evaluate
+from keras_parity.judge.numerics import max_ulp
+from keras_parity.run import envinfo, machine
+from keras_parity.run.launch import BackendRun, run_backends
 
 DRIFT = golden.GOLDEN / "drift"
 

@@ -15,7 +15,7 @@ from keras_parity import golden
 from keras_parity.drift.driver import DRIFT, snapshot_path
 from keras_parity.drift.history import HISTORY, read
 from keras_parity.drift.matrix import Cell, version_key
-from keras_parity.numerics import max_ulp
+from keras_parity.judge.numerics import max_ulp
 
 REPORT = HISTORY.parent / "report.md"
 

@@ -12,7 +12,7 @@ import functools
 import itertools
 
 # autograd's NumPy: plain float64 NumPy on arrays, and differentiable when the training path
-# asks for gradients (keras_parity/training.py); hence no in-place writes below.
+# asks for gradients (keras_parity/run/training.py); hence no in-place writes below.
 import autograd.numpy as np
 
 

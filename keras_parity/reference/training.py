@@ -1,7 +1,7 @@
 """Float64 reference of the training path: the loss, its gradients by autograd's reverse mode
 through the float64 layers, and Keras's SGD and Adam update rules.
 
-Outputs are keyed as keras_parity/training.py describes (before sampling).
+Outputs are keyed as keras_parity/run/training.py describes (before sampling).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from autograd.tracer import getval
 
 from keras_parity.reference.graph import evaluate as reference_eval
 from keras_parity.reference.layers import UnsupportedLayer
-from keras_parity.training import NEUTRAL
+from keras_parity.run.training import NEUTRAL
 
 
 def loss_value(y, t, classifier: bool):

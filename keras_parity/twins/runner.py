@@ -16,10 +16,11 @@ import time
 import traceback
 from pathlib import Path
 
-from keras_parity import envinfo, golden, knobs
+from keras_parity import golden
 from keras_parity.models.registry import REGISTRY
+from keras_parity.run import envinfo, knobs
+from keras_parity.run.weights import cached_weights, checksum, generate_inputs
 from keras_parity.twins import ENV, MODULES
-from keras_parity.weights import cached_weights, checksum, generate_inputs
 
 
 def run_model(name: str, twin, root: Path, cache: Path | None, label: str) -> tuple[dict, dict]:

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from keras_parity.envinfo import HOME, LOCKS, ROOT
-from keras_parity.machine import LOCK_PLATFORMS, lock_platform
+from keras_parity.run.envinfo import HOME, LOCKS, ROOT
+from keras_parity.run.machine import LOCK_PLATFORMS, lock_platform
 
 # Local wheel folders (e.g. a CPU build of torch) searched before the index; pip's
 # configured find-links are honoured the same way.

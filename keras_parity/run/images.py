@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from keras_parity import envs
-from keras_parity.envinfo import CHECKOUT, ROOT
-from keras_parity.envs import EnvError, index_args, is_synced, mark_synced, run_or_fail
-from keras_parity.machine import lock_platform
+from keras_parity.run import envs
+from keras_parity.run.envinfo import CHECKOUT, ROOT
+from keras_parity.run.envs import EnvError, index_args, is_synced, mark_synced, run_or_fail
+from keras_parity.run.machine import lock_platform
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 WHEELHOUSE = ROOT / ".wheelhouse"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity.spec import Inp
+from keras_parity.registry.spec import Inp
 
 # Scale rules by the last component of a variable path. Kernels get a fan-in scaled normal
 # (He for convolutions, which feed ReLUs; LeCun for Dense) so activations stay O(1);
@@ -50,7 +50,7 @@ def draw_weight(path: str, shape: tuple[int, ...], rng: np.random.Generator, gen
         if len(shape) >= 2:
             return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(1.0 / np.prod(shape[:-1])))
         return np.float32(-0.1) + rng.random(size=shape, dtype=np.float32) * np.float32(0.2)
-    raise ValueError(f"no weight rule for variable '{path}'; add one for '{leaf}' in keras_parity/weights.py")
+    raise ValueError(f"no weight rule for variable '{path}'; add one for '{leaf}' in keras_parity/run/weights.py")
 
 
 def generate_weights(

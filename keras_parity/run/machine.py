@@ -30,7 +30,7 @@ _ARM_DISPATCH = (
     "asimd", "asimdhp", "asimddp", "fphp", "asimdfhm", "i8mm", "bf16", "sve", "sve2", "svebf16", "svei8mm",
     "sme", "sme2",
 )  # fmt: skip
-# Extensions an ISA cap leaves usable (keras_parity/knobs.py: --isa-cap), the cap's own
+# Extensions an ISA cap leaves usable (keras_parity/run/knobs.py: --isa-cap), the cap's own
 # name last: a capped run's kernels cannot depend on anything above it.
 ISA_CAPS = {
     "avx2": ("sse4_1", "sse4_2", "avx", "f16c", "fma", "avx2"),

@@ -1,6 +1,6 @@
 """One backend process: build every requested model, set seeded weights, run each case.
 
-Usage: python -m keras_parity.runner --backend jax --out DIR [--model M ...] [--repeat]
+Usage: python -m keras_parity.run.runner --backend jax --out DIR [--model M ...] [--repeat]
 KERAS_BACKEND is set here, before keras is imported, and never changes in the process.
 Writes DIR/<backend>.npz (cell outputs) and DIR/<backend>.json (metadata, timings, errors).
 """
@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import envinfo, golden, knobs, usermodel
-from keras_parity.modelio import PATHS, input_names, output_dict, to_numpy
+from keras_parity import golden
+from keras_parity.judge.numerics import max_ulp
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
-from keras_parity.numerics import max_ulp
-from keras_parity.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
+from keras_parity.registry import usermodel
+from keras_parity.run import envinfo, knobs
+from keras_parity.run.modelio import PATHS, input_names, output_dict, to_numpy
+from keras_parity.run.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
 
 
 def _peak_rss_mb() -> float:
@@ -40,7 +42,7 @@ def case_paths(case, backend: str, naive: bool = False) -> tuple[str, ...]:
 
 
 def _run_training(model, case, inputs: dict, seed: int, timings: dict) -> dict:
-    from keras_parity import train_step, training
+    from keras_parity.run import train_step, training
 
     xs = [inputs[n] for n in input_names(model)]
     shape = (xs[0].shape[0], *model.output.shape[1:])
@@ -167,7 +169,7 @@ def run_model(
         # float32 values, held in floatx; integer inputs (token ids) stay as they are
         inputs = {k: v.astype(floatx) if v.dtype.kind == "f" else v for k, v in inputs.items()}
         if case.training and "training" not in meta:
-            from keras_parity import train_step
+            from keras_parity.run import train_step
 
             # Every optimizer's full config, defaults included: a default a release changes shows.
             meta["training"] = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}

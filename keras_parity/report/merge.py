@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keras_parity.compare import CellResult, OutputMetrics
-from keras_parity.spec import Tol
+from keras_parity.judge.compare import CellResult, OutputMetrics
+from keras_parity.registry.spec import Tol
 
 
 class MergeError(Exception):

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_parity.compare import CellResult
-from keras_parity.evaluate import evaluate
-from keras_parity.run import run_backends
+from keras_parity.judge.compare import CellResult
+from keras_parity.judge.evaluate import evaluate
+from keras_parity.run.launch import run_backends
 
 VARIANTS = {
     "tf32": "TF32 matmuls and convolutions",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_parity import golden, usermodel
-from keras_parity.compare import CellResult, compare
-from keras_parity.crossref import cross_compare
+from keras_parity import golden
+from keras_parity.judge.compare import CellResult, compare
+from keras_parity.judge.crossref import cross_compare
 from keras_parity.models.registry import REGISTRY
-from keras_parity.run import BackendRun
+from keras_parity.registry import usermodel
+from keras_parity.run.launch import BackendRun
 
 
 def _load_snapshot(model: str, run: BackendRun, root: Path):

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.spec import Case, ModelSpec, Tol
+from keras_parity.registry.spec import Case, ModelSpec, Tol
 
 # Any model of a few layers stays within ~1e-6 in float32; a user's model may be deeper, with
 # trained weights whose products reach further into float32 rounding, so the margin is wider
@@ -210,7 +210,7 @@ def graph_model(model, name: str):
 
 
 def input_specs(model) -> list[tuple[str, tuple, str]]:
-    from keras_parity.modelio import input_names
+    from keras_parity.run.modelio import input_names
 
     return [(n, tuple(t.shape), str(t.dtype)) for n, t in zip(input_names(model), model.inputs)]
 

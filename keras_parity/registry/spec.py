@@ -38,7 +38,7 @@ class Inp:
 class Tol:
     """Pass when rel_l2 <= rel_l2 and |out - ref| <= atol + rtol * |ref| everywhere.
 
-    Training cases compare each output group pooled (keras_parity/training.py): rel L2 over
+    Training cases compare each output group pooled (keras_parity/run/training.py): rel L2 over
     the group, and atol in units of the group's RMS."""
 
     rel_l2: float
@@ -53,7 +53,7 @@ class Case:
 
     mode: 'infer' runs predict (and the eager call where it differs); 'train' calls the
     model with training=True; 'moving_stats' reports BatchNormalization moving statistics
-    after one training-mode call. The training path (keras_parity/training.py): 'grad' gives
+    after one training-mode call. The training path (keras_parity/run/training.py): 'grad' gives
     the gradients of the loss (eagerly, as a custom training loop takes them); 'sgd' and
     'adam' take that optimizer's steps through compile + train_on_batch, the step model.fit
     runs. `tol` overrides the model's.
@@ -81,7 +81,7 @@ class ModelSpec:
     tol_overrides: dict[tuple[str, str, str], Tol] = field(default_factory=dict)
     # fnmatch pattern on variable paths -> factor applied after drawing (see weights.py).
     weight_scale: dict[str, float] = field(default_factory=dict)
-    # A user's model (keras_parity/usermodel.py): a .keras file or a builder by import path.
+    # A user's model (keras_parity/registry/usermodel.py): a .keras file or a builder by import path.
     source: object | None = None
 
     def tolerance(self, backend: str, device: str, dtype: str = "float32", case: Case | None = None) -> Tol:

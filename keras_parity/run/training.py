@@ -12,7 +12,7 @@ fixed positions on every side, under '<key>@sample'. Outputs are compared per gr
 part before the first '/'), pooled: a bias whose exact gradient is zero (a bias before a
 BatchNormalization) has only rounding noise of its own, which means nothing on its own scale.
 
-The backend side is keras_parity/train_step.py, the float64 reference of the same outputs
+The backend side is keras_parity/run/train_step.py, the float64 reference of the same outputs
 keras_parity/reference/training.py; this module, NumPy only, is what both share.
 """
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import envinfo, envs, golden
-from keras_parity.envinfo import ROOT
+from keras_parity import golden
+from keras_parity.run import envinfo, envs
+from keras_parity.run.envinfo import ROOT
 from keras_parity.twins import ENV
 
 
@@ -128,7 +129,7 @@ def _model_args(name: str) -> tuple[str, str]:
 
 def _start_local(b, out, args, cache, naive, python, log, device):
     exe = (python or {}).get(b) or envs.ensure(b, log=log, device=device)
-    cmd = [str(exe), "-m", "keras_parity.runner", "--backend", b, "--out", str(out), *args]
+    cmd = [str(exe), "-m", "keras_parity.run.runner", "--backend", b, "--out", str(out), *args]
     cmd += [] if naive else ["--cache-dir", str(cache)]
     env = {**os.environ, "PYTHONPATH": str(envinfo.source_path())}
     with open(out / f"{b}.log", "w") as log_file:  # the child keeps its own descriptor
@@ -150,10 +151,10 @@ def _user_folders(models: list[str]) -> list[str]:
 
 
 def _start_container(b, out, args, device, mounts):
-    from keras_parity.images import ContainerRun
+    from keras_parity.run.images import ContainerRun
 
     env = {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}
-    if envinfo.isa_cap():  # the runner sets each library's cap from it (keras_parity/knobs.py)
+    if envinfo.isa_cap():  # the runner sets each library's cap from it (keras_parity/run/knobs.py)
         env[envinfo.ISA_CAP_ENV] = envinfo.isa_cap()
     return ContainerRun(b, out, args, env, device, mounts)
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.numerics import scaled_ulp, ulp_distance
-from keras_parity.spec import Tol
+from keras_parity.judge.numerics import scaled_ulp, ulp_distance
+from keras_parity.registry.spec import Tol
 
 
 @dataclass
@@ -47,7 +47,7 @@ class CellResult:
     float64_rel_l2: float | None = None
     determinism: str | None = None  # deterministic | how far repeated runs moved
     policy: str = "float32"  # the dtype policy the cell ran under
-    variant: str = ""  # a GPU variant of the run (keras_parity/gpu.py): 'tf32', 'lstm-no-cudnn'
+    variant: str = ""  # a GPU variant of the run (keras_parity/diagnose/gpu.py): 'tf32', 'lstm-no-cudnn'
     reference: str = "float64"  # or 'cross-backend': a user model the reference lacks layers for
 
     @property
@@ -96,7 +96,7 @@ def value_metrics(out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
 
 def pool(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Training outputs by group ('grad/dense/kernel' -> 'grad'), each group's arrays flattened
-    and joined in key order: one vector per quantity (see keras_parity/training.py)."""
+    and joined in key order: one vector per quantity (see keras_parity/run/training.py)."""
     groups: dict[str, list[str]] = {}
     for key in sorted(arrays):
         groups.setdefault(golden.head(key), []).append(key)

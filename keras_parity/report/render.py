@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from keras_parity.compare import CellResult
+from keras_parity.judge.compare import CellResult
 
 _STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "unsupported": "yellow", "skipped": "yellow"}
 

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden, usermodel
+from keras_parity import golden
+from keras_parity.judge.numerics import rel_l2
 from keras_parity.models.registry import REGISTRY
-from keras_parity.numerics import rel_l2
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.graph import node_inputs
-from keras_parity.spec import BACKENDS
-from keras_parity.weights import generate_inputs, generate_weights
+from keras_parity.registry import usermodel
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.weights import generate_inputs, generate_weights
 
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
 R_JUMP = 10.0  # an error ten times its inputs' at one layer is no longer rounding growth
@@ -143,7 +144,7 @@ def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
 def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print) -> None:
     """Name the first divergent layer of every failing cell: one more run of the failing
     backends and models with every layer's output, appended to each cell's problems."""
-    from keras_parity.run import run_backends
+    from keras_parity.run.launch import run_backends
 
     failing = [c for c in cells if c.status == "fail" and c.case != "*" and c.policy == "float32"]
     for c in [c for c in failing if c.backend not in BACKENDS]:

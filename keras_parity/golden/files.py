@@ -4,11 +4,11 @@ Layout, per model:
   golden/<model>/reference.npz            float64 reference, keys '<case>/<output>'
   golden/<model>/reference.json           seed, weight/input checksums, config hash, shapes
   golden/<model>/graph.json               each builder's Keras config, weight list and trainable weights
-  Training cases (keras_parity/training.py) add keys '<case>/<group>/<weight path>'; arrays
+  Training cases (keras_parity/run/training.py) add keys '<case>/<group>/<weight path>'; arrays
   of more than 4096 values keep 1024 fixed positions, under '<key>@sample'.
   golden/<model>/snapshots/<platform>/<backend>.npz   float32 outputs, keys '<case>/<path>/<output>'
   golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device, and the machine
-      facts the platform key is a digest of (keras_parity/machine.py); bits are expected to
+      facts the platform key is a digest of (keras_parity/run/machine.py); bits are expected to
       match only within one key, and `parity` compares with another key's only to report it
 A mismatch writes golden/<model>/<backend>.obtained.npz beside them (git-ignored).
 """
@@ -24,45 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import machine
+from keras_parity.run import machine
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-
-
-# --- The key grammar of the arrays -----------------------------------------------------
-# A run's outputs: '<model>/<case>/<path>/<output>'; a snapshot drops the model, a reference
-# also the path ('<case>/<output>'). Training outputs put a group first in <output>
-# ('grad/dense/kernel'); an array kept as fixed positions ends in '@sample'. A runner's
-# feeds: '<model>/weights/<weight path>' and '<model>/inputs/<case>/<input name>'.
-SEP = "/"
-SAMPLE = "@sample"
-
-
-def key(*parts: str) -> str:
-    """The key of the given parts: key('m', 'c', 'predict', 'output') == 'm/c/predict/output'."""
-    return SEP.join(parts)
-
-
-def part(arrays: dict, *parts: str) -> dict:
-    """The arrays under `parts`, keyed by the rest: part(run, 'm', 'c', 'predict') maps
-    'output' to the array at 'm/c/predict/output'."""
-    prefix = key(*parts) + SEP
-    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-
-def children(arrays: dict, *parts: str) -> list[str]:
-    """The distinct next parts under `parts`, sorted: children(run, 'm', 'c') == ['eager', 'predict']."""
-    return sorted({k.split(SEP, 1)[0] for k in part(arrays, *parts)})
-
-
-def head(k: str) -> str:
-    """The first part of a key: a training output's group ('grad/dense/kernel' -> 'grad')."""
-    return k.split(SEP, 1)[0]
-
-
-def sampled(k: str) -> str:
-    """The key of an array kept as fixed positions."""
-    return k + SAMPLE
+GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same numbers, same bytes
@@ -150,7 +114,7 @@ def snapshot_path(model: str, platform: str, backend: str, root: Path = GOLDEN) 
 
 
 def snapshot_identity(meta: dict) -> dict:
-    """The machine facts a snapshot's platform key was made from (keras_parity/machine.py),
+    """The machine facts a snapshot's platform key was made from (keras_parity/run/machine.py),
     from its JSON or a run's metadata: the CPU identity with the ISA cap, or the GPU's."""
     if meta.get("device") == "gpu" and meta.get("gpu"):
         return {"arch": "gpu", **meta["gpu"]}

@@ -8,17 +8,17 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-from keras_parity import machine
+from keras_parity.run import machine
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # A source checkout (nox sessions) keeps everything under ROOT. An installed package (pip
 # install keras-parity) has its locks inside the package, and puts the backend environments
 # and caches under KERAS_PARITY_HOME, results under the current folder.
 CHECKOUT = (ROOT / "requirements" / "pins.toml").exists()
-LOCKS = ROOT / "requirements" if CHECKOUT else Path(__file__).resolve().parent / "requirements"
+LOCKS = ROOT / "requirements" if CHECKOUT else Path(__file__).resolve().parents[1] / "requirements"
 HOME = ROOT if CHECKOUT else Path(os.environ.get("KERAS_PARITY_HOME", Path.home() / ".cache" / "keras-parity"))
 RESULTS = ROOT / "results" if CHECKOUT else Path("results")
-# The ISA cap of a run (keras_parity/knobs.py), handed from the launcher to every runner.
+# The ISA cap of a run (keras_parity/run/knobs.py), handed from the launcher to every runner.
 ISA_CAP_ENV = "KERAS_PARITY_ISA_CAP"
 
 
@@ -30,7 +30,7 @@ def source_path() -> Path:
     src = HOME / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "models").unlink(missing_ok=True)  # left by a release that installed a top-level `models`
-    link, pkg = src / "keras_parity", Path(__file__).resolve().parent
+    link, pkg = src / "keras_parity", Path(__file__).resolve().parents[1]
     if not (link.is_symlink() and link.resolve() == pkg):
         link.unlink(missing_ok=True)
         link.symlink_to(pkg)
@@ -81,7 +81,7 @@ def isa_cap() -> str | None:
 
 def provenance(device: str, gpu: dict | None) -> dict:
     """What a runner records of where it ran, beside its results: the readable machine facts
-    and the platform key made from them (keras_parity/machine.py)."""
+    and the platform key made from them (keras_parity/run/machine.py)."""
     cpu = machine.cpu_identity()
     return {
         "versions": versions(),

@@ -2,7 +2,7 @@
 
 Correctness runs keep float32 matmuls in float32: TF32 off on GPUs (as keras's own
 conftest does), JAX matmul precision 'highest' (its default on some devices is bf16 passes);
-the GPU variant run (keras_parity/gpu.py) turns TF32 on to measure what it costs.
+the GPU variant run (keras_parity/diagnose/gpu.py) turns TF32 on to measure what it costs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keras_parity.envinfo import ISA_CAP_ENV
+from keras_parity.run.envinfo import ISA_CAP_ENV
 
 # One compute thread per backend process: a reduction split across threads can round
 # differently with the core count, and the backends run side by side on the cores instead.

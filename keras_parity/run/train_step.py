@@ -4,7 +4,7 @@ Paths of a training case:
   'eager'  gradients: the loss under the backend's autodiff (tf.GradientTape, a jitted
            jax.value_and_grad over stateless_call, torch autograd), as a custom loop takes them.
   'fit'    optimizer steps: model.compile + train_on_batch, the compiled step model.fit runs.
-The float64 reference of the same quantities is keras_parity/training.py.
+The float64 reference of the same quantities is keras_parity/run/training.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_parity import training
+from keras_parity.run import training
 
 
 def make_loss(classifier: bool):

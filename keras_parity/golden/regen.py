@@ -10,14 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden, training, usermodel
+from keras_parity import golden
+from keras_parity.judge.numerics import ulp_distance
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
-from keras_parity.numerics import ulp_distance
 from keras_parity.reference import UnsupportedLayer, reference_gaps
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference import training as training_reference
-from keras_parity.run import BackendRun
-from keras_parity.weights import generate_inputs, generate_weights
+from keras_parity.registry import usermodel
+from keras_parity.run import training
+from keras_parity.run.launch import BackendRun
+from keras_parity.run.weights import generate_inputs, generate_weights
 
 
 class RegenError(Exception):
@@ -136,7 +138,7 @@ def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
 
 
 # What a snapshot's JSON keeps of its run: the versions and knobs, and the machine facts its
-# platform key is a digest of (keras_parity/machine.py).
+# platform key is a digest of (keras_parity/run/machine.py).
 _SNAPSHOT_META = (
     "backend", "device", "gpu_model", "gpu", "cpu_model", "cpu", "isa_cap", "platform", "versions", "knobs",
 )  # fmt: skip

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_parity.compare import CellResult, compare
-from keras_parity.spec import Tol
+from keras_parity.judge.compare import CellResult, compare
+from keras_parity.registry.spec import Tol
 
 
 def _as64(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

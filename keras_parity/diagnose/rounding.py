@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden, usermodel
-from keras_parity.compare import pool
-from keras_parity.evaluate import KERAS_CASTS
-from keras_parity.localize import case_layers, profile
+from keras_parity import golden
+from keras_parity.diagnose.localize import case_layers, profile
+from keras_parity.judge.compare import pool
+from keras_parity.judge.evaluate import KERAS_CASTS
+from keras_parity.judge.numerics import rel_l2
 from keras_parity.models.registry import REGISTRY
-from keras_parity.numerics import rel_l2
-from keras_parity.spec import BACKENDS
+from keras_parity.registry import usermodel
+from keras_parity.registry.spec import BACKENDS
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
 
@@ -75,7 +76,7 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
 def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print):
     """Run the backends in float64 (every layer captured) and label cells rounding, semantic or
     unclassified: the failing ones, or with `everything` all of them."""
-    from keras_parity.run import run_backends
+    from keras_parity.run.launch import run_backends
 
     todo = [
         c

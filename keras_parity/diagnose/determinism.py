@@ -1,14 +1,14 @@
 """Determinism: every cell run twice in its process and once more in a fresh process.
 
 Bit-identical both times, or the cell is flagged with the knob that makes its backend
-deterministic. The run's own knobs (keras_parity/knobs.py) set all of these already; a flag
+deterministic. The run's own knobs (keras_parity/run/knobs.py) set all of these already; a flag
 means one of them did not hold (another library version, a GPU kernel without a
 deterministic variant, threads set from outside).
 """
 
 from __future__ import annotations
 
-from keras_parity.numerics import max_ulp
+from keras_parity.judge.numerics import max_ulp
 
 KNOBS = {
     "tensorflow": "TF_DETERMINISTIC_OPS=1 with tf.config.experimental.enable_op_determinism()",

@@ -1,0 +1,19 @@
+"""The goldens: the file format and layout (files.py), the key grammar of the arrays
+(keys.py), and writing them from runs (regen.py, `nox -s golden`)."""
+
+from keras_parity.golden.files import (  # noqa: F401
+    GOLDEN,
+    GoldenError,
+    find_snapshot,
+    graph_path,
+    npz_bytes,
+    obtained_path,
+    read_json,
+    read_npz,
+    reference_path,
+    snapshot_identity,
+    snapshot_path,
+    write_json,
+    write_npz,
+)
+from keras_parity.golden.keys import SAMPLE, SEP, children, head, key, part, sampled  # noqa: F401
