@@ -4,7 +4,8 @@ tests/data/master/ holds the raw output of one real parity run (linear, bn_mlp a
 the three backends and the torch-native twin, recorded with `nox -s parity -- --model linear
 --model bn_mlp --model lstm --twins torch-native`) with two changes planted (jax's bn_mlp
 inference output scaled by 1.001; torch's one linear/dense_nobias output removed), and a copy
-of those models' goldens whose lstm snapshots are filed under another CPU's key. Judging it
+of those models' goldens whose lstm snapshots are filed under another CPU's key, whose lstm
+config hash and bn_mlp Adam epsilon differ from the run's (two kinds of notes). Judging it
 must give the same cells, the same table and the same JUnit XML whatever the machine, and
 whatever the modules look like inside: a change to the harness that alters them either is a
 behaviour change (regenerate with KERAS_PARITY_REGEN_MASTER=1 and say why) or a bug.
@@ -63,3 +64,6 @@ def test_the_fixed_run_covers_what_the_report_shows():
     assert {c["snapshot"] for c in cells} >= {"identical", "changed", "other-platform"}
     assert any(c["backend"] == "torch-native" for c in cells)
     assert any(c["case"].startswith("train_") for c in cells)
+    notes = [p for c in cells for p in c["problems"] if p.startswith("note: ")]
+    assert any("config differs from the goldens'" in n for n in notes)
+    assert any("model definition of" in n for n in notes)

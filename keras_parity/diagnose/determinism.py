@@ -37,9 +37,9 @@ def judge(cells, first: dict, fresh: dict) -> None:
             again = _max_ulp(run.cell(c.model, c.case, c.path), other.cell(c.model, c.case, c.path))
         if same is None or again is None:
             c.determinism = "unchecked"
-            c.problems.append("note: determinism unchecked: a run of this cell is missing")
+            c.note("determinism unchecked: a run of this cell is missing", "determinism")
         elif same == 0 and again == 0:
             c.determinism = "deterministic"
         else:
             c.determinism = f"same process {same} ULP, fresh process {again} ULP"
-            c.fail(f"nondeterministic: {c.determinism}; fix with {KNOBS[c.backend]}")
+            c.fail(f"nondeterministic: {c.determinism}; fix with {KNOBS[c.backend]}", "determinism")

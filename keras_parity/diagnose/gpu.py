@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_parity.judge.compare import CellResult
+from keras_parity.judge.compare import CellResult, Finding
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.run.launch import run_backends
 
@@ -36,7 +36,7 @@ def _skipped(variant, backends, models, device) -> list[CellResult]:
         "rerun with --device cuda on a GPU host"
     )
     return [
-        CellResult(m, "*", b, device, "*", status="skipped", problems=[why], variant=variant)
+        CellResult(m, "*", b, device, "*", "skipped", [Finding("variant", why)], variant=variant)
         for m in _models(variant, models)
         for b in backends
     ]
@@ -86,7 +86,5 @@ def variant_cells(
             main_kernel = ""
             if variant == "lstm-no-cudnn":
                 main_kernel = " (cuDNN)" if c.backend in gpu else " (the backend's LSTM function, no cuDNN on a CPU)"
-            c.problems.append(
-                f"note: {VARIANTS[variant]}: rel L2 {now:.2e}; the main run{main_kernel}: {before:.2e}{ratio}"
-            )
+            c.note(f"{VARIANTS[variant]}: rel L2 {now:.2e}; the main run{main_kernel}: {before:.2e}{ratio}", "variant")
     return cells + found

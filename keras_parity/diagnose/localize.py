@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.judge.compare import Finding
 from keras_parity.judge.numerics import rel_l2
 from keras_parity.models.registry import REGISTRY
 from keras_parity.reference import evaluate as reference_eval
@@ -148,7 +149,7 @@ def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Pat
 
     failing = [c for c in cells if c.status == "fail" and c.case != "*" and c.policy == "float32"]
     for c in [c for c in failing if c.backend not in BACKENDS]:
-        c.problems.append("note: not localized: a native twin exposes no layer outputs; its port is named above")
+        c.note("not localized: a native twin exposes no layer outputs; its port is named above", "localize")
     failing = [c for c in failing if c.backend in BACKENDS]
     if not failing:
         return
@@ -156,17 +157,17 @@ def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Pat
     models = sorted({c.model for c in failing})
     training = any(REGISTRY[c.model].case(c.case).training for c in failing)
     runs = run_backends(backends, models, out, layers=True, training=training, docker=docker, device=device, log=log)
-    seen: dict[tuple, str] = {}
+    seen: dict[tuple, Finding] = {}
     for c in failing:
         key = (c.backend, c.model, c.case)
         if key not in seen:
             run = runs[c.backend]
             if c.case in {x.name for x in REGISTRY[c.model].cases if x.mode == "moving_stats"}:
-                seen[key] = "note: not localized: moving statistics are variables, not layer outputs"
+                seen[key] = _not_localized("moving statistics are variables, not layer outputs")
             elif c.reference != "float64":
-                seen[key] = "note: not localized: the model has no float64 reference to walk layer by layer"
+                seen[key] = _not_localized("the model has no float64 reference to walk layer by layer")
             elif run.error or not run.layers:
-                seen[key] = f"note: not localized: {run.error or 'no layer outputs were written'}"
+                seen[key] = _not_localized(run.error or "no layer outputs were written")
             else:
                 try:
                     rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root, run.feeds)
@@ -175,13 +176,18 @@ def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Pat
                     floor = REGISTRY[c.model].tolerance(c.backend, c.device) if training else c.tol
                     hit = first_jump(rows, floor.rel_l2 if floor else 0.0)
                     if hit is None and training:
-                        seen[key] = (
+                        seen[key] = Finding(
+                            "localize",
                             "localized: the training-mode forward pass is within tolerance at every layer: the "
                             "difference is in what training adds (gradients, optimizer steps, moving statistics; "
-                            "worst weight above)"
+                            "worst weight above)",
                         )
                     else:
-                        seen[key] = "localized: " + describe(hit)
+                        seen[key] = Finding("localize", "localized: " + describe(hit))
                 except Exception as exc:  # the reference lacks a layer, the graph is missing, ...
-                    seen[key] = f"note: not localized: {type(exc).__name__}: {exc}"
-        c.problems.append(seen[key])
+                    seen[key] = _not_localized(f"{type(exc).__name__}: {exc}")
+        c.findings.append(seen[key])
+
+
+def _not_localized(why: str) -> Finding:
+    return Finding("localize", f"not localized: {why}", note=True)

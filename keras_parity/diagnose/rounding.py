@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_parity import golden
 from keras_parity.diagnose.localize import case_layers, profile
-from keras_parity.judge.compare import pool
+from keras_parity.judge.compare import Finding, pool
 from keras_parity.judge.evaluate import KERAS_CASTS
 from keras_parity.judge.numerics import rel_l2
 from keras_parity.models.registry import REGISTRY
@@ -85,7 +85,7 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
     ]
     for c in [c for c in todo if c.reference != "float64"]:
         c.rounding = "unclassified"
-        c.problems.append("note: unclassified: the model has no float64 reference to classify against")
+        c.note("unclassified: the model has no float64 reference to classify against", "rounding")
     todo = [c for c in todo if c.reference == "float64"]
     if not todo:
         return
@@ -106,4 +106,4 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
             except Exception as exc:  # a layer the reference lacks, a missing graph
                 c.rounding, note = "unclassified", f"{type(exc).__name__}: {exc}"
         if c.status == "fail" or c.rounding != "rounding":
-            c.problems.append(f"{'note: ' if c.status == 'pass' else ''}{c.rounding}: {note}")
+            c.findings.append(Finding("rounding", f"{c.rounding}: {note}", note=c.status == "pass"))

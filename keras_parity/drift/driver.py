@@ -88,7 +88,7 @@ def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT) -> list[di
         ulp_l, same_l = _vs(run.arrays, prev["library"], prefix)
         rel = max((m.rel_l2 for m in result.outputs.values()), default=float("nan"))
         # failures, and an optimizer or loss config that moved since the goldens (a changed default)
-        problems = [p for p in result.problems if not p.startswith("note:") or "config differs from" in p]
+        problems = [f.text() for f in result.findings if not f.note or f.kind == "config"]
         rows.append(
             base
             | {

@@ -30,6 +30,27 @@ class OutputMetrics:
     worst_index: list[int] | None = None
 
 
+@dataclass(frozen=True)
+class Finding:
+    """One thing a stage found about a cell. A problem (note=False) is why the cell does not
+    pass, the cell's status saying how (fail, error, unsupported, skipped); a note is reported
+    beside the cell and changes nothing. `kind` names the stage or check that found it."""
+
+    kind: str  # compare, provenance, config, policy, backend, twin, cross-backend, localize, rounding, ...
+    message: str
+    note: bool = False
+
+    def text(self) -> str:
+        """The line the report, JSON and JUnit show ('note: ' before a note)."""
+        return f"note: {self.message}" if self.note else self.message
+
+    @classmethod
+    def from_text(cls, text: str) -> Finding:
+        """Back from a report's line (results merged from JSON written earlier)."""
+        note = text.startswith("note: ")
+        return cls("report", text[6:] if note else text, note)
+
+
 @dataclass
 class CellResult:
     model: str
@@ -38,7 +59,7 @@ class CellResult:
     device: str
     path: str
     status: str = "pass"  # pass | fail | error | unsupported | skipped
-    problems: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     outputs: dict[str, OutputMetrics] = field(default_factory=dict)
     snapshot: str = "missing"  # identical | changed | missing | other-platform
     snapshot_platform: str | None = None  # the other platform's key, when compared with one
@@ -61,14 +82,32 @@ class CellResult:
     def name(self) -> str:
         return f"{self.model}/{self.case}"
 
-    def fail(self, msg: str) -> None:
+    @property
+    def problems(self) -> list[str]:
+        """Every finding as the report's line, in the order found."""
+        return [f.text() for f in self.findings]
+
+    def fail(self, msg: str, kind: str = "compare") -> None:
+        """A problem that fails the cell (an error stays an error)."""
         self.status = "fail" if self.status != "error" else "error"
-        self.problems.append(msg)
+        self.findings.append(Finding(kind, msg))
+
+    def note(self, msg: str, kind: str) -> None:
+        self.findings.append(Finding(kind, msg, note=True))
 
     def as_dict(self) -> dict:
         d = asdict(self)
+        d.pop("findings")
+        d["problems"] = self.problems
         d["name"] = self.name
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CellResult:
+        """A cell read back from parity.json."""
+        d = {k: v for k, v in d.items() if k != "name"}
+        findings = [Finding.from_text(p) for p in d.pop("problems", [])]
+        return cls(**d, findings=findings)
 
 
 def _top5(out: np.ndarray, ref: np.ndarray) -> float:

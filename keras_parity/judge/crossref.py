@@ -38,7 +38,8 @@ def cross_compare(
     if not against:
         cell.fail(
             "no float64 reference and nothing to compare with (no other backend in this run, no snapshot); "
-            "run all backends or create the snapshots with `nox -s golden`"
+            "run all backends or create the snapshots with `nox -s golden`",
+            "cross-backend",
         )
         return cell
     results = {}
@@ -56,9 +57,10 @@ def cross_compare(
                 out = cell.outputs[key]
                 out.ulp_max, out.ulp_scaled, out.bit_identical = m.ulp_max, m.ulp_scaled, m.bit_identical
     for what, sub in results.items():
-        for p in sub.problems:
-            cell.fail(f"vs {what}: {p}")
-    cell.problems.append(
-        f"note: cross-backend fallback: no float64 reference for {', '.join(gaps)}; judged against {', '.join(against)}"
+        for f in sub.findings:
+            cell.fail(f"vs {what}: {f.message}", "cross-backend")
+    cell.note(
+        f"cross-backend fallback: no float64 reference for {', '.join(gaps)}; judged against {', '.join(against)}",
+        "cross-backend",
     )
     return cell

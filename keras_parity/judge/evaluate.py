@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, compare
+from keras_parity.judge.compare import CellResult, Finding, compare
 from keras_parity.judge.crossref import cross_compare
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
@@ -100,17 +100,20 @@ def evaluate(
             twin = run.meta.get("twin", False)
             if twin and spec.source:
                 why = f"{backend}: twins exist for the built-in models only; {model} is your own"
-                cells.append(CellResult(model, "*", backend, device, "native", status="skipped", problems=[why]))
+                cells.append(CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)]))
                 continue
             if twin and not golden_error and ("import_error" in run.meta or model in run.meta.get("no_twin", {})):
                 why = run.error or run.meta["no_twin"][model]
-                cells.append(CellResult(model, "*", backend, device, "native", status="skipped", problems=[why]))
+                cells.append(CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)]))
                 continue
             if problem:
                 who = f"{backend} failed on {model}: " if model_error else ""
-                cell = CellResult(model, "*", backend, device, "*", status="error", problems=[who + problem])
+                cell = CellResult(model, "*", backend, device, "*", "error", [Finding("backend", who + problem)])
                 if policy != "float32" and model_error:  # the policy, not the backend, failed
-                    cell.status, cell.problems = "unsupported", [f"unsupported under {policy}: {problem}"]
+                    cell.status, cell.findings = (
+                        "unsupported",
+                        [Finding("policy", f"unsupported under {policy}: {problem}")],
+                    )
                 cell.policy = policy
                 cells.append(cell)
                 continue
@@ -155,12 +158,14 @@ def evaluate(
                     if snapshot is not None and where == "other-platform":
                         cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
                     for p in provenance:
-                        cell.fail(p)
-                    cell.problems += [f"note: {n}" for n in notes]
+                        cell.fail(p, "provenance")
+                    for n in notes:
+                        cell.note(n, "provenance")
                     if case.training:
-                        cell.problems += [f"note: {n}" for n in _config_drift(model, case.mode, ref_meta, run)]
+                        for n in _config_drift(model, case.mode, ref_meta, run):
+                            cell.note(n, "config")
                     if case.mode in ("sgd", "adam") and policy == "float64" and cell.status == "fail":
-                        cell.problems.append(f"note: {KERAS_CASTS}")
+                        cell.note(KERAS_CASTS, "keras-casts")
                     if cell.status != "pass":
                         failed.update({f"{case.name}/{path}/{k}": v for k, v in obtained.items()})
                     cells.append(cell)

@@ -28,7 +28,7 @@ def load_cells(results_dir: Path) -> tuple[list[CellResult], dict]:
         d = {k: v for k, v in d.items() if k != "name"}
         d["outputs"] = {k: OutputMetrics(**m) for k, m in d["outputs"].items()}
         d["tol"] = Tol(**d["tol"]) if d.get("tol") else None
-        cells.append(CellResult(**d))
+        cells.append(CellResult.from_dict(d))
     return cells, doc.get("runs", {})
 
 

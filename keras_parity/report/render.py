@@ -83,12 +83,14 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
     console.print(table(cells))
     for c in cells:
         where = escape(f"{c.name} ({c.backend}/{c.device}/{c.label})")
-        for p in c.problems:
-            if p.startswith("note: "):
-                console.print(f"[dim]note[/] {where}: {escape(p[6:])}", highlight=False, soft_wrap=True)
+        for f in c.findings:
+            if f.note:
+                console.print(f"[dim]note[/] {where}: {escape(f.message)}", highlight=False, soft_wrap=True)
             else:
                 console.print(
-                    f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(p)}", highlight=False, soft_wrap=True
+                    f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(f.message)}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
     elsewhere = sorted({c.snapshot_platform for c in cells if c.snapshot == "other-platform" and c.snapshot_platform})
     if elsewhere:
@@ -116,7 +118,7 @@ def write_junit(cells: list[CellResult], path: Path) -> None:
         suite = suites.setdefault(c.backend, TestSuite(f"parity.{c.backend}"))
         extra = "".join(f",{x}" for x in (c.policy if c.policy != "float32" else "", c.variant) if x)
         case = TestCase(f"{c.name}[{c.path}{extra}]", classname=f"parity.{c.backend}.{c.device}")
-        msg = "; ".join(p for p in c.problems if not p.startswith("note:"))
+        msg = "; ".join(f.message for f in c.findings if not f.note)
         if c.status == "fail":
             case.result = [Failure(msg)]
         elif c.status == "error":
