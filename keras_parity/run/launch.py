@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.run import envinfo, envs
+from keras_parity.run import envinfo, envs, flags
 from keras_parity.run.envinfo import ROOT
+from keras_parity.run.flags import RunFlags
 from keras_parity.twins import ENV
 
 
@@ -60,19 +61,11 @@ def run_backends(
     runs, procs = {b: BackendRun(b) for b in backends}, {}
     # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
     cache = Path(os.environ.get("KERAS_PARITY_CACHE", envinfo.HOME / ".cache"))
-    args = (
-        [a for m in models for a in _model_args(m)]
-        + (["--repeat"] if repeat else [])
-        + (["--naive"] if naive else [])
-        + (["--configs"] if configs else [])
-        + (["--layers"] if layers else [])
-        + (["--dtype", dtype] if dtype != "float32" else [])
-        + (["--twice"] if twice else [])
-        + ([] if training else ["--no-training"])
-        + (["--tf32"] if tf32 else [])
-        + ([] if lstm_cudnn else ["--lstm-no-cudnn"])
-        + ["--device", device]
-    )
+    asked = RunFlags(
+        device=device, dtype=dtype, training=training, layers=layers, configs=configs, twice=twice,
+        repeat=repeat, naive=naive, tf32=tf32, lstm_cudnn=lstm_cudnn,
+    )  # fmt: skip
+    args = [a for m in models for a in _model_args(m)] + flags.to_argv(asked)
     for b in backends:
         for suffix in (".npz", ".json", ".log", ".layers.npz", ".feeds.npz"):
             (out / f"{b}{suffix}").unlink(missing_ok=True)

@@ -22,7 +22,7 @@ from keras_parity import golden
 from keras_parity.judge.numerics import max_ulp
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.registry import usermodel
-from keras_parity.run import envinfo, knobs
+from keras_parity.run import envinfo, flags, knobs
 from keras_parity.run.modelio import PATHS, input_names, output_dict, to_numpy
 from keras_parity.run.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
 
@@ -200,21 +200,7 @@ def main(argv=None) -> int:
     ap.add_argument("--user-model", action="append", default=[], help="a user model's usermodel.Source, as JSON")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cache-dir", type=Path)
-    ap.add_argument("--repeat", action="store_true", help="time a second (steady) call")
-    ap.add_argument("--configs", action="store_true", help="write each model's Keras config (for goldens)")
-    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="the device asked for")
-    ap.add_argument("--naive", action="store_true", help="benchmark baseline: eager call only")
-    ap.add_argument("--layers", action="store_true", help="also write every layer's output (<backend>.layers.npz)")
-    ap.add_argument("--twice", action="store_true", help="run every cell a second time and record its bit distance")
-    ap.add_argument("--no-training", dest="training", action="store_false", help="skip the training-path cases")
-    ap.add_argument("--tf32", action="store_true", help="TF32 on (GPUs; the default keeps it off)")
-    ap.add_argument("--lstm-no-cudnn", action="store_true", help="LSTM layers on the generic kernel, never cuDNN")
-    ap.add_argument(
-        "--dtype",
-        default="float32",
-        choices=("float32", "float64", "mixed_float16", "mixed_bfloat16"),
-        help="floatx (float32, float64) or a mixed dtype policy for the run",
-    )
+    flags.add_arguments(ap)  # what the launcher asks for (keras_parity/run/flags.py)
     args = ap.parse_args(argv)
     backend, out = args.backend, args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -227,7 +213,7 @@ def main(argv=None) -> int:
         import keras  # (the backend is imported here, once)
 
         meta["knobs"] = knobs.after_import(backend, tf32=args.tf32)
-        meta["knobs"]["lstm_use_cudnn"] = "off" if args.lstm_no_cudnn else "auto"
+        meta["knobs"]["lstm_use_cudnn"] = "auto" if args.lstm_cudnn else "off"
         if args.dtype.startswith("mixed_"):
             keras.config.set_dtype_policy(args.dtype)
         else:
@@ -263,7 +249,7 @@ def main(argv=None) -> int:
                 args.twice,
                 args.dtype,
                 args.training,
-                not args.lstm_no_cudnn,
+                args.lstm_cudnn,
                 feeds,
             )
             layer_arrays.update({f"{name}/{k}": v for k, v in (captured or {}).items()})
