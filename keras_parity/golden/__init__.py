@@ -15,5 +15,6 @@ from keras_parity.golden.files import (  # noqa: F401
     snapshot_path,
     write_json,
     write_npz,
+    write_run,
 )
 from keras_parity.golden.keys import SAMPLE, SEP, children, head, key, part, sampled  # noqa: F401

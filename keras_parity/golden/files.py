@@ -113,6 +113,13 @@ def snapshot_path(model: str, platform: str, backend: str, root: Path = GOLDEN) 
     return root / model / "snapshots" / platform / f"{backend}.npz"
 
 
+def write_run(out: Path, name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """What a backend or twin process leaves for the launcher: <name>.npz, then <name>.json
+    (the launcher reads a run as finished once its JSON exists)."""
+    write_npz(Path(out) / f"{name}.npz", arrays)
+    write_json(Path(out) / f"{name}.json", meta)
+
+
 def snapshot_identity(meta: dict) -> dict:
     """The machine facts a snapshot's platform key was made from (keras_parity/run/machine.py),
     from its JSON or a run's metadata: the CPU identity with the ISA cap, or the GPU's."""

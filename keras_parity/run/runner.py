@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import resource
 import sys
 import time
@@ -273,14 +272,9 @@ def main(argv=None) -> int:
         golden.write_npz(out / f"{backend}.layers.npz", layer_arrays)
     if feed_arrays:
         golden.write_npz(out / f"{backend}.feeds.npz", feed_arrays)
-    golden.write_npz(out / f"{backend}.npz", arrays)
-    golden.write_json(out / f"{backend}.json", meta)
+    golden.write_run(out, backend, arrays, meta)
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Results are on disk; skip interpreter teardown, which costs TensorFlow about a second.
-    os._exit(code)
+    envinfo.exit_fast(main())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import time
 import traceback
@@ -85,13 +84,9 @@ def main(argv=None) -> int:
         arrays.update({f"{name}/{k}": v for k, v in model_arrays.items()})
         meta["models"][name] = model_meta
     meta["timings"] = {"total": time.perf_counter() - t_start}
-    golden.write_npz(args.out / f"{args.twin}.npz", arrays)
-    golden.write_json(args.out / f"{args.twin}.json", meta)
+    golden.write_run(args.out, args.twin, arrays, meta)
     return 0
 
 
 if __name__ == "__main__":
-    code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    envinfo.exit_fast(main())
