@@ -62,61 +62,17 @@ def _models(args) -> list[str]:
 
 
 def cmd_parity(args) -> int:
-    from keras_parity.judge.evaluate import evaluate
-    from keras_parity.run.launch import run_backends
+    from keras_parity.pipeline import DIAGNOSES, Plan, run_and_judge
 
-    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
+    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
+    plan = Plan.from_args(args, backends, models)
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs = run_backends(
-            backends,
-            models,
-            args.out / "raw",
-            twice=args.determinism,
-            training=args.training,
-            docker=args.docker,
-            device=args.device,
-            twins=args.twins,
-            golden_dir=args.golden_dir,
-            log=console.print,
-        )
-        cells = evaluate(runs, models, args.golden_dir, training=args.training)
-        for policy in args.policy or []:  # the same models under another dtype policy
-            other = run_backends(
-                backends, models, args.out / policy, dtype=policy, docker=args.docker, device=args.device
-            )
-            cells += evaluate(other, models, args.golden_dir, write_obtained=False, policy=policy)
-        for variant in [v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on]:
-            from keras_parity.diagnose.gpu import variant_cells
-
-            base = list(cells)
-            cells += variant_cells(
-                variant, base, runs, backends, models, args.out, golden_dir=args.golden_dir, docker=args.docker
-            )
-        if args.determinism:
-            from keras_parity.diagnose.determinism import judge
-
-            fresh = run_backends(
-                backends, models, args.out / "again", training=args.training, docker=args.docker, device=args.device
-            )
-            judge(cells, runs, fresh)
-    if any(c.status == "fail" for c in cells):
-        from keras_parity.diagnose.localize import localize_failures
-
-        with console.status("localizing the failing cells layer by layer"):
-            localize_failures(cells, args.out / "layers", docker=args.docker, device=args.device, root=args.golden_dir)
-    if args.float64 or any(c.status == "fail" for c in cells):
-        from keras_parity.diagnose.rounding import classify
-
-        with console.status("running in float64: rounding or semantic"):
-            classify(
-                cells,
-                args.out / "float64",
-                everything=args.float64,
-                docker=args.docker,
-                device=args.device,
-                root=args.golden_dir,
-            )
+        runs, cells = run_and_judge(plan, log=console.print)
+    for diagnosis in DIAGNOSES:
+        if diagnosis.wanted(plan, cells):
+            with console.status(diagnosis.status):
+                diagnosis.apply(plan, cells, runs)
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}

@@ -35,7 +35,8 @@ def _common(ap: argparse.ArgumentParser) -> None:
 
 def parser(commands: dict) -> argparse.ArgumentParser:
     """The command line of every action, declared in one place; `commands` maps each action to
-    the function that runs it (keras_parity/cli.py)."""
+    the function that runs it (keras_parity/cli.py). Long because it is a declaration: one
+    add_argument per option, nothing else."""
     ap = argparse.ArgumentParser(
         prog="keras-parity",
         description="Numerical parity of Keras 3 models across backends.",

@@ -1,0 +1,128 @@
+"""`parity` as one pipeline: plan → run → judge → diagnose → report.
+
+The plan is built once from the options. The run and judge steps produce the cells: the main
+run, then each dtype policy's and each GPU variant's. Diagnoses come after, each one a step
+that says when it is wanted and what more it runs; adding one means adding it to DIAGNOSES.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_parity.judge.compare import CellResult
+from keras_parity.run.launch import BackendRun
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one `parity` invocation runs and asks, from its options."""
+
+    backends: list[str]
+    models: list[str]
+    out: Path
+    golden_dir: Path
+    docker: bool = False
+    device: str = "cpu"
+    training: bool = True
+    twins: list[str] | None = None
+    policies: tuple[str, ...] = ()
+    variants: tuple[str, ...] = ()  # GPU variants: 'tf32', 'lstm-no-cudnn'
+    float64: bool = False  # classify every cell, not only the failing ones
+    determinism: bool = False
+
+    @classmethod
+    def from_args(cls, args, backends: list[str], models: list[str]) -> Plan:
+        variants = tuple(v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on)
+        return cls(
+            backends, models, args.out, args.golden_dir, args.docker, args.device, args.training, args.twins,
+            tuple(args.policy or ()), variants, args.float64, args.determinism,
+        )  # fmt: skip
+
+
+def run_and_judge(plan: Plan, log=print) -> tuple[dict[str, BackendRun], list[CellResult]]:
+    """The main run and its cells, then each policy's and each GPU variant's cells."""
+    from keras_parity.diagnose.gpu import variant_cells
+    from keras_parity.judge.evaluate import evaluate
+    from keras_parity.run.launch import run_backends
+
+    where = {"docker": plan.docker, "device": plan.device}
+    runs = run_backends(
+        plan.backends, plan.models, plan.out / "raw", twice=plan.determinism, training=plan.training,
+        twins=plan.twins, golden_dir=plan.golden_dir, log=log, **where,
+    )  # fmt: skip
+    cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.training)
+    for policy in plan.policies:  # the same models under another dtype policy
+        other = run_backends(plan.backends, plan.models, plan.out / policy, dtype=policy, **where)
+        cells += evaluate(other, plan.models, plan.golden_dir, write_obtained=False, policy=policy)
+    for variant in plan.variants:
+        base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
+        cells += variant_cells(
+            variant, base, runs, plan.backends, plan.models, plan.out, golden_dir=plan.golden_dir, docker=plan.docker
+        )
+    return runs, cells
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """One question asked of the judged cells, with the runs it needs."""
+
+    status: str  # what the console says while it runs
+
+    def wanted(self, plan: Plan, cells: list[CellResult]) -> bool:
+        raise NotImplementedError
+
+    def apply(self, plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun]) -> None:
+        raise NotImplementedError
+
+
+class Determinism(Diagnosis):
+    """Bits across a repeat in the same process and a fresh one (--determinism)."""
+
+    def wanted(self, plan, cells):
+        return plan.determinism
+
+    def apply(self, plan, cells, runs):
+        from keras_parity.diagnose.determinism import judge
+        from keras_parity.run.launch import run_backends
+
+        fresh = run_backends(
+            plan.backends, plan.models, plan.out / "again", training=plan.training, docker=plan.docker,
+            device=plan.device,
+        )  # fmt: skip
+        judge(cells, runs, fresh)
+
+
+class Localization(Diagnosis):
+    """The first divergent layer of every failing cell."""
+
+    def wanted(self, plan, cells):
+        return any(c.status == "fail" for c in cells)
+
+    def apply(self, plan, cells, runs):
+        from keras_parity.diagnose.localize import localize_failures
+
+        localize_failures(cells, plan.out / "layers", docker=plan.docker, device=plan.device, root=plan.golden_dir)
+
+
+class Rounding(Diagnosis):
+    """Rounding or semantic, from a float64 run: the failing cells, or every cell with --float64."""
+
+    def wanted(self, plan, cells):
+        return plan.float64 or any(c.status == "fail" for c in cells)
+
+    def apply(self, plan, cells, runs):
+        from keras_parity.diagnose.rounding import classify
+
+        classify(
+            cells, plan.out / "float64", everything=plan.float64, docker=plan.docker, device=plan.device,
+            root=plan.golden_dir,
+        )  # fmt: skip
+
+
+# In this order: localization and rounding read the verdicts determinism may have changed.
+DIAGNOSES: tuple[Diagnosis, ...] = (
+    Determinism("running every cell again in a fresh process"),
+    Localization("localizing the failing cells layer by layer"),
+    Rounding("running in float64: rounding or semantic"),
+)
