@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import golden
@@ -65,6 +66,37 @@ def _config_drift(model: str, mode: str, ref_meta: dict, run: BackendRun) -> lis
     return notes
 
 
+@dataclass
+class _Goldens:
+    """One model's goldens as the judge reads them, or why they cannot be read."""
+
+    model: str
+    spec: object
+    root: Path
+    ref: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def gaps(self) -> list[str] | None:
+        """Layers the float64 reference lacks (a user model judged across backends)."""
+        return None if self.error else self.meta.get("reference", {}).get("missing")
+
+
+def _read_goldens(model: str, root: Path) -> _Goldens:
+    spec = REGISTRY[model]
+    g = _Goldens(model, spec, usermodel.root_of(spec, root))
+    path = golden.reference_path(model, g.root)
+    try:
+        g.ref, g.meta = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
+    except golden.GoldenError as exc:
+        g.error = str(exc)
+        if spec.source and not path.exists():
+            how = f"`nox -s golden -- {usermodel.command_args(spec.source)}`"
+            g.error = f"no goldens for {model} in {g.root}; create them with {how}"
+    return g
+
+
 def evaluate(
     runs: dict[str, BackendRun],
     models: list[str],
@@ -78,100 +110,107 @@ def evaluate(
     tolerance, and no snapshot (snapshots are float32)."""
     cells: list[CellResult] = []
     for model in models:
-        spec, mroot = REGISTRY[model], usermodel.root_of(REGISTRY[model], root)
-        try:
-            ref = golden.read_npz(golden.reference_path(model, mroot))
-            ref_meta = golden.read_json(golden.reference_path(model, mroot).with_suffix(".json"))
-            golden_error = None
-        except golden.GoldenError as exc:
-            golden_error = str(exc)
-            if spec.source and not golden.reference_path(model, mroot).exists():
-                golden_error = (
-                    f"no goldens for {model} in {mroot}; create them with "
-                    f"`nox -s golden -- {usermodel.command_args(spec.source)}`"
-                )
-        gaps = None if golden_error else ref_meta.get("reference", {}).get("missing")
+        g = _read_goldens(model, root)
         for backend, run in runs.items():
-            device = run.meta.get("device", "?")
-            model_error = None if run.error else run.meta.get("errors", {}).get(model)
-            problem = run.error or model_error or golden_error
-            if problem is None and model not in run.meta.get("models", {}):
-                problem = f"model '{model}' was not run"
-            twin = run.meta.get("twin", False)
-            if twin and spec.source:
-                why = f"{backend}: twins exist for the built-in models only; {model} is your own"
-                cells.append(CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)]))
+            whole = _whole_run_cell(g, backend, run, policy)
+            if whole is not None:
+                cells.append(whole)
                 continue
-            if twin and not golden_error and ("import_error" in run.meta or model in run.meta.get("no_twin", {})):
-                why = run.error or run.meta["no_twin"][model]
-                cells.append(CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)]))
-                continue
-            if problem:
-                who = f"{backend} failed on {model}: " if model_error else ""
-                cell = CellResult(model, "*", backend, device, "*", "error", [Finding("backend", who + problem)])
-                if policy != "float32" and model_error:  # the policy, not the backend, failed
-                    cell.status, cell.findings = (
-                        "unsupported",
-                        [Finding("policy", f"unsupported under {policy}: {problem}")],
-                    )
-                cell.policy = policy
-                cells.append(cell)
-                continue
-            provenance, notes = _check_provenance(model, ref_meta, run)
-            try:
-                plain = policy == precision == "float32"
-                snapshot, where, snap_platform = _load_snapshot(model, run, mroot) if plain else (None, "missing", None)
-            except golden.GoldenError as exc:
-                snapshot, where, snap_platform = None, "missing", None
-                notes.append(str(exc))
-            failed: dict = {}
-            for case in spec.cases_for(policy, training):
-                if twin and case.name not in run.meta["models"][model]["cases"]:
-                    continue  # twins run the forward cases
-                # a GPU variant (TF32) is judged by its precision; snapshots are float32 runs
-                tol = spec.tolerance(backend, device, precision if precision != "float32" else policy, case)
-                reference = golden.part(ref, case.name)
-                for path in run.paths(model, case.name) or ["?"]:
-                    cell = CellResult(model, case.name, backend, device, path)
-                    obtained = run.cell(model, case.name, path)
-                    snap = None if snapshot is None else golden.part(snapshot, case.name, path)
-                    cell.policy = policy
-                    expected = "float64" if policy == "float64" else "float32"
-                    if gaps:
-                        others = {
-                            o: r.cell(model, case.name, (r.paths(model, case.name) or ["?"])[0])
-                            for o, r in runs.items()
-                            if o != backend
-                        }
-                        cross_compare(cell, obtained, others, snap, tol, gaps)
-                    else:
-                        compare(
-                            cell,
-                            obtained,
-                            reference,
-                            tol,
-                            expected_dtype=expected,
-                            snapshot=snap,
-                            classifier=case.classifier,
-                            pooled=case.training,
-                        )
-                    if snapshot is not None and where == "other-platform":
-                        cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
-                    for p in provenance:
-                        cell.fail(p, "provenance")
-                    for n in notes:
-                        cell.note(n, "provenance")
-                    if case.training:
-                        for n in _config_drift(model, case.mode, ref_meta, run):
-                            cell.note(n, "config")
-                    if case.mode in ("sgd", "adam") and policy == "float64" and cell.status == "fail":
-                        cell.note(KERAS_CASTS, "keras-casts")
-                    if cell.status != "pass":
-                        failed.update({f"{case.name}/{path}/{k}": v for k, v in obtained.items()})
-                    cells.append(cell)
-            obtained_file = golden.obtained_path(model, backend, mroot)
+            judged = _judge_run(g, backend, run, runs, policy, training, precision)
+            cells += judged
+            failed = {
+                golden.key(c.case, c.path, k): v
+                for c in judged
+                if c.status != "pass"
+                for k, v in run.cell(model, c.case, c.path).items()
+            }
+            obtained_file = golden.obtained_path(model, backend, g.root)
             if failed and write_obtained:
                 golden.write_npz(obtained_file, failed)
             elif not failed:
                 obtained_file.unlink(missing_ok=True)
     return cells
+
+
+def _whole_run_cell(g: _Goldens, backend: str, run: BackendRun, policy: str) -> CellResult | None:
+    """The one cell standing for a whole run of the model when it cannot be judged case by
+    case: a twin skipped, a backend or goldens error, a policy the backend cannot run."""
+    model, device = g.model, run.meta.get("device", "?")
+    model_error = None if run.error else run.meta.get("errors", {}).get(model)
+    problem = run.error or model_error or g.error
+    if problem is None and model not in run.meta.get("models", {}):
+        problem = f"model '{model}' was not run"
+    twin = run.meta.get("twin", False)
+    if twin and g.spec.source:
+        why = f"{backend}: twins exist for the built-in models only; {model} is your own"
+        return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
+    if twin and not g.error and ("import_error" in run.meta or model in run.meta.get("no_twin", {})):
+        why = run.error or run.meta["no_twin"][model]
+        return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
+    if not problem:
+        return None
+    who = f"{backend} failed on {model}: " if model_error else ""
+    cell = CellResult(model, "*", backend, device, "*", "error", [Finding("backend", who + problem)])
+    if policy != "float32" and model_error:  # the policy, not the backend, failed
+        cell.status = "unsupported"
+        cell.findings = [Finding("policy", f"unsupported under {policy}: {problem}")]
+    cell.policy = policy
+    return cell
+
+
+def _judge_run(g, backend, run, runs, policy, training, precision) -> list[CellResult]:
+    """Every cell of one backend's run of the model, in case and path order."""
+    model, device, twin = g.model, run.meta.get("device", "?"), run.meta.get("twin", False)
+    provenance, notes = _check_provenance(model, g.meta, run)
+    try:
+        plain = policy == precision == "float32"
+        snapshot, where, snap_platform = _load_snapshot(model, run, g.root) if plain else (None, "missing", None)
+    except golden.GoldenError as exc:
+        snapshot, where, snap_platform = None, "missing", None
+        notes.append(str(exc))
+    cells = []
+    for case in g.spec.cases_for(policy, training):
+        if twin and case.name not in run.meta["models"][model]["cases"]:
+            continue  # twins run the forward cases
+        # a GPU variant (TF32) is judged by its precision; snapshots are float32 runs
+        tol = g.spec.tolerance(backend, device, precision if precision != "float32" else policy, case)
+        for path in run.paths(model, case.name) or ["?"]:
+            cell = CellResult(model, case.name, backend, device, path, policy=policy)
+            snap = None if snapshot is None else golden.part(snapshot, case.name, path)
+            _values(cell, g, case, run, runs, tol, snap)
+            if snapshot is not None and where == "other-platform":
+                cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
+            for p in provenance:
+                cell.fail(p, "provenance")
+            for n in notes:
+                cell.note(n, "provenance")
+            if case.training:
+                for n in _config_drift(model, case.mode, g.meta, run):
+                    cell.note(n, "config")
+            if case.mode in ("sgd", "adam") and policy == "float64" and cell.status == "fail":
+                cell.note(KERAS_CASTS, "keras-casts")
+            cells.append(cell)
+    return cells
+
+
+def _values(cell, g, case, run, runs, tol, snap) -> None:
+    """The cell's outputs against the float64 reference, or across backends where it has gaps."""
+    obtained = run.cell(g.model, case.name, cell.path)
+    if g.gaps:
+        others = {
+            o: r.cell(g.model, case.name, (r.paths(g.model, case.name) or ["?"])[0])
+            for o, r in runs.items()
+            if o != cell.backend
+        }
+        cross_compare(cell, obtained, others, snap, tol, g.gaps)
+        return
+    compare(
+        cell,
+        obtained,
+        golden.part(g.ref, case.name),
+        tol,
+        expected_dtype="float64" if cell.policy == "float64" else "float32",
+        snapshot=snap,
+        classifier=case.classifier,
+        pooled=case.training,
+    )
