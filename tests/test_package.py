@@ -102,7 +102,7 @@ def _readme_noxfile(wheel: Path) -> str:
 
 def _nox(repo: Path, *args) -> subprocess.CompletedProcess:
     # uv as nox's installer, with the local wheel folder for torch's CPU build (README)
-    links = " ".join(a for a in envs.find_links_args() if a != "--find-links")
+    links = " ".join(envs.find_links())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS", "PYTHONPATH"))}
     env.update(UV_FIND_LINKS=links, TF_CPP_MIN_LOG_LEVEL="3")
     cmd = [sys.executable, "-m", "nox", "--default-venv-backend", "uv", "-s", "parity", *args]

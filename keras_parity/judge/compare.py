@@ -104,10 +104,12 @@ class CellResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> CellResult:
-        """A cell read back from parity.json."""
+        """A cell read back from parity.json (as_dict's inverse)."""
         d = {k: v for k, v in d.items() if k != "name"}
-        findings = [Finding.from_text(p) for p in d.pop("problems", [])]
-        return cls(**d, findings=findings)
+        d["findings"] = [Finding.from_text(p) for p in d.pop("problems", [])]
+        d["outputs"] = {k: OutputMetrics(**m) for k, m in d.get("outputs", {}).items()}
+        d["tol"] = Tol(**d["tol"]) if d.get("tol") else None
+        return cls(**d)
 
 
 def _top5(out: np.ndarray, ref: np.ndarray) -> float:

@@ -27,7 +27,7 @@ def scaled_ulp(a: np.ndarray, b: np.ndarray) -> float:
     """The largest difference between `a` and its snapshot `b`, in units in the last place of
     the largest magnitude in either: 1.0 is one rounding step of the array's biggest value.
 
-    Per-element ULPs blow up near zero (a gradient of 1e-30 against 0 is a billion ULPs apart
+    Per-element ULPs blow up near zero (a gradient of 1e-30 against 0 is 2e8 ULPs apart
     though both are nothing at the array's scale); this figure reads the same whatever the
     array holds. 0.0 exactly when every finite value is bit-equal; inf when NaN/Inf differ."""
     a = np.asarray(a, dtype=np.float32)

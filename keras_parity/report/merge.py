@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from keras_parity.judge.compare import CellResult, OutputMetrics
-from keras_parity.registry.spec import Tol
+from keras_parity.judge.compare import CellResult
 
 
 class MergeError(Exception):
@@ -23,13 +22,7 @@ def load_cells(results_dir: Path) -> tuple[list[CellResult], dict]:
         ) from None
     except ValueError as exc:
         raise MergeError(f"{path} is not valid JSON ({exc}); rerun `nox -s parity` for that machine") from None
-    cells = []
-    for d in doc["cells"]:
-        d = {k: v for k, v in d.items() if k != "name"}
-        d["outputs"] = {k: OutputMetrics(**m) for k, m in d["outputs"].items()}
-        d["tol"] = Tol(**d["tol"]) if d.get("tol") else None
-        cells.append(CellResult.from_dict(d))
-    return cells, doc.get("runs", {})
+    return [CellResult.from_dict(d) for d in doc["cells"]], doc.get("runs", {})
 
 
 def merge(dirs: list[Path]) -> tuple[list[CellResult], dict]:

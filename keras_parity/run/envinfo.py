@@ -100,6 +100,6 @@ def provenance(device: str, gpu: dict | None) -> dict:
         "cpu_model": cpu["model_name"],
         "cpu": cpu,
         "isa_cap": isa_cap(),
-        "platform": machine.platform_key(device, gpu, isa_cap()),
+        "platform": machine.platform_key(device, gpu, isa_cap(), cpu),
         "git_commit": git_commit(),
     }

@@ -87,10 +87,6 @@ def find_links() -> list[str]:
     return dirs.split()
 
 
-def find_links_args() -> list[str]:
-    return [a for d in find_links() for a in ("--find-links", d)]
-
-
 def _cpu_builds(requirements: str) -> list[tuple[str, str]]:
     """(name, version) of every `name==version+cpu` pin: the PyTorch CPU index's builds."""
     return re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+\+cpu)\b", requirements, flags=re.M)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from keras_parity.run.envinfo import ISA_CAP_ENV
+from keras_parity.run import envinfo
 
 # One compute thread per backend process: a reduction split across threads can round
 # differently with the core count, and the backends run side by side on the cores instead.
@@ -30,7 +30,7 @@ def before_import(backend: str, cache_dir: Path | None, dtype: str = "float32") 
         env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
     if backend == "jax" and cache_dir is not None:
         env["JAX_COMPILATION_CACHE_DIR"] = str(cache_dir)
-    cap = os.environ.get(ISA_CAP_ENV)
+    cap = envinfo.isa_cap()
     if cap:
         env.update(isa_cap_env(cap, env.get("XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))))
     os.environ.update(env)
@@ -57,7 +57,7 @@ def isa_cap_env(cap: str, xla_flags: str = "") -> dict:
         "MKL_CBWR": f"{names['mkl']},STRICT",
         "MKL_ENABLE_INSTRUCTIONS": names["mkl"],
         "XLA_FLAGS": f"{xla_flags} --xla_cpu_max_isa={names['xla']}".strip(),
-        ISA_CAP_ENV: cap,
+        envinfo.ISA_CAP_ENV: cap,
     }
 
 

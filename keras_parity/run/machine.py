@@ -30,8 +30,8 @@ _ARM_DISPATCH = (
     "asimd", "asimdhp", "asimddp", "fphp", "asimdfhm", "i8mm", "bf16", "sve", "sve2", "svebf16", "svei8mm",
     "sme", "sme2",
 )  # fmt: skip
-# Extensions an ISA cap leaves usable (keras_parity/run/knobs.py: --isa-cap), the cap's own
-# name last: a capped run's kernels cannot depend on anything above it.
+# Extensions an ISA cap leaves usable (keras_parity/run/knobs.py: --isa-cap): a capped run's
+# kernels cannot depend on anything outside its list.
 ISA_CAPS = {
     "avx2": ("sse4_1", "sse4_2", "avx", "f16c", "fma", "avx2"),
     "avx512_core": ("sse4_1", "sse4_2", "avx", "f16c", "fma", "avx2", "avx512f", "avx512dq", "avx512cd",
@@ -143,11 +143,12 @@ def gpu_key(gpu: dict) -> str:
     return f"gpu-{_slug(gpu.get('model', 'gpu'))}{cc}-{digest}"
 
 
-def platform_key(device: str, gpu: dict | None, isa_cap: str | None = None) -> str:
-    """Snapshots are bit-comparable only within one platform key."""
+def platform_key(device: str, gpu: dict | None, isa_cap: str | None = None, cpu: dict | None = None) -> str:
+    """Snapshots are bit-comparable only within one platform key. `cpu`: this machine's
+    cpu_identity(), when the caller has it already."""
     if device == "gpu" and gpu:
         return gpu_key(gpu)
-    return cpu_key(cpu_identity(), isa_cap)
+    return cpu_key(cpu or cpu_identity(), isa_cap)
 
 
 def similarity(a: dict, b: dict) -> tuple:
@@ -156,7 +157,7 @@ def similarity(a: dict, b: dict) -> tuple:
     same = lambda k: a.get(k) is not None and a.get(k) == b.get(k)  # noqa: E731
     return (
         same("arch"),
-        same("isa_cap") or (a.get("isa_cap") is None and b.get("isa_cap") is None),
+        a.get("isa_cap") == b.get("isa_cap"),  # capped with capped, uncapped with uncapped
         same("vendor"),
         same("model") and same("family") or same("part"),
         len(set(a.get("flags", [])) & set(b.get("flags", []))),
