@@ -62,17 +62,14 @@ def _models(args) -> list[str]:
 
 
 def cmd_parity(args) -> int:
-    from keras_parity.pipeline import DIAGNOSES, Plan, run_and_judge
+    from keras_parity.pipeline import Plan, diagnose, run_and_judge
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
     plan = Plan.from_args(args, backends, models)
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
         runs, cells = run_and_judge(plan, log=console.print)
-    for diagnosis in DIAGNOSES:
-        if diagnosis.wanted(plan, cells):
-            with console.status(diagnosis.status):
-                diagnosis.apply(plan, cells, runs)
+    diagnose(plan, cells, runs, status=console.status)
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}

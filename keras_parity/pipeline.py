@@ -7,9 +7,11 @@ that says when it is wanted and what more it runs; adding one means adding it to
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from keras_parity.diagnose import Diagnosed, apply
 from keras_parity.judge.compare import CellResult
 from keras_parity.run.launch import BackendRun
 
@@ -72,7 +74,8 @@ class Diagnosis:
     def wanted(self, plan: Plan, cells: list[CellResult]) -> bool:
         raise NotImplementedError
 
-    def apply(self, plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun]) -> None:
+    def run(self, plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun]) -> list[Diagnosed]:
+        """What it finds, without changing the cells (the pipeline applies it)."""
         raise NotImplementedError
 
 
@@ -82,7 +85,7 @@ class Determinism(Diagnosis):
     def wanted(self, plan, cells):
         return plan.determinism
 
-    def apply(self, plan, cells, runs):
+    def run(self, plan, cells, runs):
         from keras_parity.diagnose.determinism import judge
         from keras_parity.run.launch import run_backends
 
@@ -90,7 +93,7 @@ class Determinism(Diagnosis):
             plan.backends, plan.models, plan.out / "again", training=plan.training, docker=plan.docker,
             device=plan.device,
         )  # fmt: skip
-        judge(cells, runs, fresh)
+        return judge(cells, runs, fresh)
 
 
 class Localization(Diagnosis):
@@ -99,10 +102,12 @@ class Localization(Diagnosis):
     def wanted(self, plan, cells):
         return any(c.status == "fail" for c in cells)
 
-    def apply(self, plan, cells, runs):
+    def run(self, plan, cells, runs):
         from keras_parity.diagnose.localize import localize_failures
 
-        localize_failures(cells, plan.out / "layers", docker=plan.docker, device=plan.device, root=plan.golden_dir)
+        return localize_failures(
+            cells, plan.out / "layers", docker=plan.docker, device=plan.device, root=plan.golden_dir
+        )
 
 
 class Rounding(Diagnosis):
@@ -111,18 +116,28 @@ class Rounding(Diagnosis):
     def wanted(self, plan, cells):
         return plan.float64 or any(c.status == "fail" for c in cells)
 
-    def apply(self, plan, cells, runs):
+    def run(self, plan, cells, runs):
         from keras_parity.diagnose.rounding import classify
 
-        classify(
+        return classify(
             cells, plan.out / "float64", everything=plan.float64, docker=plan.docker, device=plan.device,
             root=plan.golden_dir,
         )  # fmt: skip
 
 
-# In this order: localization and rounding read the verdicts determinism may have changed.
+# In this order: each sees the cells with the findings of those before it applied, and
+# localization and rounding read the verdicts determinism may have changed.
 DIAGNOSES: tuple[Diagnosis, ...] = (
     Determinism("running every cell again in a fresh process"),
     Localization("localizing the failing cells layer by layer"),
     Rounding("running in float64: rounding or semantic"),
 )
+
+
+def diagnose(plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun], status=None) -> None:
+    """Every wanted diagnosis in turn, its findings applied to the cells before the next asks.
+    `status(text)` is a context manager showing what runs (the console's spinner)."""
+    for diagnosis in DIAGNOSES:
+        if diagnosis.wanted(plan, cells):
+            with status(diagnosis.status) if status else contextlib.nullcontext():
+                apply(cells, diagnosis.run(plan, cells, runs))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import cli
 
+from keras_parity.diagnose import apply
 from keras_parity.diagnose.determinism import judge
 from keras_parity.judge.compare import CellResult
 from keras_parity.run.launch import BackendRun
@@ -26,7 +27,9 @@ def test_moved_bits_are_flagged_with_the_knob_and_kept_bits_are_not():
     cells = {b: CellResult("m", "c", b, "cpu", "predict") for b in ("jax", "torch", "tensorflow")}
     first = {"jax": _run("jax", 1.0, 0), "torch": _run("torch", 1.0, 3), "tensorflow": _run("tensorflow", 1.0, 0)}
     fresh = {"jax": _run("jax", one_ulp, 0), "torch": _run("torch", 1.0, 0), "tensorflow": _run("tensorflow", 1.0, 0)}
-    judge(list(cells.values()), first, fresh)
+    found = judge(list(cells.values()), first, fresh)
+    assert all(c.status == "pass" and not c.findings for c in cells.values())  # judge changes no cell
+    apply(list(cells.values()), found)
     assert cells["tensorflow"].determinism == "deterministic" and cells["tensorflow"].status == "pass"
     assert cells["jax"].status == "fail" and "fresh process 1 ULP" in cells["jax"].problems[0]
     assert "xla_cpu_multi_thread_eigen=false" in cells["jax"].problems[0]

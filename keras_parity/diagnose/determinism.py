@@ -8,6 +8,8 @@ deterministic variant, threads set from outside).
 
 from __future__ import annotations
 
+from keras_parity.diagnose import Diagnosed
+from keras_parity.judge.compare import Finding
 from keras_parity.judge.numerics import max_ulp
 
 KNOBS = {
@@ -23,8 +25,9 @@ def _max_ulp(a: dict, b: dict) -> int | None:
     return max_ulp(a, b) if a.keys() == b.keys() else None
 
 
-def judge(cells, first: dict, fresh: dict) -> None:
+def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
     """Label each cell from the same-process repeat (first run's metadata) and the fresh run."""
+    found = []
     for c in cells:
         if c.case == "*":
             continue
@@ -36,10 +39,12 @@ def judge(cells, first: dict, fresh: dict) -> None:
         if other is not None and not other.error:
             again = _max_ulp(run.cell(c.model, c.case, c.path), other.cell(c.model, c.case, c.path))
         if same is None or again is None:
-            c.determinism = "unchecked"
-            c.note("determinism unchecked: a run of this cell is missing", "determinism")
+            why = Finding("determinism", "determinism unchecked: a run of this cell is missing", note=True)
+            found.append(Diagnosed(c.id, why, determinism="unchecked"))
         elif same == 0 and again == 0:
-            c.determinism = "deterministic"
+            found.append(Diagnosed(c.id, determinism="deterministic"))
         else:
-            c.determinism = f"same process {same} ULP, fresh process {again} ULP"
-            c.fail(f"nondeterministic: {c.determinism}; fix with {KNOBS[c.backend]}", "determinism")
+            moved = f"same process {same} ULP, fresh process {again} ULP"
+            why = Finding("determinism", f"nondeterministic: {moved}", fix=f"fix with {KNOBS[c.backend]}")
+            found.append(Diagnosed(c.id, why, determinism=moved))
+    return found

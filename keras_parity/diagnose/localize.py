@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.diagnose import Diagnosed
 from keras_parity.judge.compare import Finding
 from keras_parity.judge.numerics import rel_l2
 from keras_parity.models.registry import REGISTRY
@@ -142,17 +143,19 @@ def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
     return golden.part(run.layers, model, case)
 
 
-def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print) -> None:
+def localize_failures(
+    cells, out: Path, *, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print
+) -> list[Diagnosed]:
     """Name the first divergent layer of every failing cell: one more run of the failing
-    backends and models with every layer's output, appended to each cell's problems."""
+    backends and models with every layer's output."""
     from keras_parity.run.launch import run_backends
 
     failing = [c for c in cells if c.status == "fail" and c.case != "*" and c.policy == "float32"]
-    for c in [c for c in failing if c.backend not in BACKENDS]:
-        c.note("not localized: a native twin exposes no layer outputs; its port is named above", "localize")
+    why = "not localized: a native twin exposes no layer outputs; its port is named above"
+    found = [Diagnosed(c.id, Finding("localize", why, note=True)) for c in failing if c.backend not in BACKENDS]
     failing = [c for c in failing if c.backend in BACKENDS]
     if not failing:
-        return
+        return found
     backends = sorted({c.backend for c in failing})
     models = sorted({c.model for c in failing})
     training = any(REGISTRY[c.model].case(c.case).training for c in failing)
@@ -161,32 +164,39 @@ def localize_failures(cells, out: Path, *, docker=False, device="cpu", root: Pat
     for c in failing:
         key = (c.backend, c.model, c.case)
         if key not in seen:
-            run = runs[c.backend]
-            if c.case in {x.name for x in REGISTRY[c.model].cases if x.mode == "moving_stats"}:
-                seen[key] = _not_localized("moving statistics are variables, not layer outputs")
-            elif c.reference != "float64":
-                seen[key] = _not_localized("the model has no float64 reference to walk layer by layer")
-            elif run.error or not run.layers:
-                seen[key] = _not_localized(run.error or "no layer outputs were written")
-            else:
-                try:
-                    rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root, run.feeds)
-                    training = REGISTRY[c.model].case(c.case).training
-                    # A training cell's tolerance is for gradients; its forward has the model's.
-                    floor = REGISTRY[c.model].tolerance(c.backend, c.device) if training else c.tol
-                    hit = first_jump(rows, floor.rel_l2 if floor else 0.0)
-                    if hit is None and training:
-                        seen[key] = Finding(
-                            "localize",
-                            "localized: the training-mode forward pass is within tolerance at every layer: the "
-                            "difference is in what training adds (gradients, optimizer steps, moving statistics; "
-                            "worst weight above)",
-                        )
-                    else:
-                        seen[key] = Finding("localize", "localized: " + describe(hit))
-                except Exception as exc:  # the reference lacks a layer, the graph is missing, ...
-                    seen[key] = _not_localized(f"{type(exc).__name__}: {exc}")
-        c.findings.append(seen[key])
+            seen[key] = _localize(c, runs[c.backend], root)
+        found.append(Diagnosed(c.id, seen[key]))
+    return found
+
+
+def _localize(c, run, root: Path) -> Finding:
+    """One failing cell's first divergent layer, or why it has none."""
+    if c.case in {x.name for x in REGISTRY[c.model].cases if x.mode == "moving_stats"}:
+        return _not_localized("moving statistics are variables, not layer outputs")
+    if c.reference != "float64":
+        return _not_localized("the model has no float64 reference to walk layer by layer")
+    if run.error or not run.layers:
+        return _not_localized(run.error or "no layer outputs were written")
+    try:
+        return _first_divergence(c, run, root)
+    except Exception as exc:  # the reference lacks a layer, the graph is missing, ...
+        return _not_localized(f"{type(exc).__name__}: {exc}")
+
+
+def _first_divergence(c, run, root: Path) -> Finding:
+    rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root, run.feeds)
+    training = REGISTRY[c.model].case(c.case).training
+    # A training cell's tolerance is for gradients; its forward has the model's.
+    floor = REGISTRY[c.model].tolerance(c.backend, c.device) if training else c.tol
+    hit = first_jump(rows, floor.rel_l2 if floor else 0.0)
+    if hit is None and training:
+        return Finding(
+            "localize",
+            "localized: the training-mode forward pass is within tolerance at every layer: the "
+            "difference is in what training adds (gradients, optimizer steps, moving statistics; "
+            "worst weight above)",
+        )
+    return Finding("localize", "localized: " + describe(hit))
 
 
 def _not_localized(why: str) -> Finding:

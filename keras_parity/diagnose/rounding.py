@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.diagnose import Diagnosed
 from keras_parity.diagnose.localize import case_layers, profile
 from keras_parity.judge.compare import Finding, pool
 from keras_parity.judge.evaluate import KERAS_CASTS
@@ -73,7 +74,9 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
     )
 
 
-def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print):
+def classify(
+    cells, out: Path, *, everything=False, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print
+) -> list[Diagnosed]:
     """Run the backends in float64 (every layer captured) and label cells rounding, semantic or
     unclassified: the failing ones, or with `everything` all of them."""
     from keras_parity.run.launch import run_backends
@@ -83,12 +86,15 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
         for c in cells
         if c.case != "*" and c.policy == "float32" and (everything or c.status == "fail") and c.backend in BACKENDS
     ]
-    for c in [c for c in todo if c.reference != "float64"]:
-        c.rounding = "unclassified"
-        c.note("unclassified: the model has no float64 reference to classify against", "rounding")
+    why = "unclassified: the model has no float64 reference to classify against"
+    found = [
+        Diagnosed(c.id, Finding("rounding", why, note=True), rounding="unclassified")
+        for c in todo
+        if c.reference != "float64"
+    ]
     todo = [c for c in todo if c.reference == "float64"]
     if not todo:
-        return
+        return found
     backends = sorted({c.backend for c in todo})
     models = sorted({c.model for c in todo})
     training = any(REGISTRY[c.model].case(c.case).training for c in todo)
@@ -97,13 +103,15 @@ def classify(cells, out: Path, *, everything=False, docker=False, device="cpu", 
     )
     refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(REGISTRY[m], root))) for m in models}
     for c in todo:
-        run = runs[c.backend]
+        run, rel = runs[c.backend], None
         if run.error or c.model not in run.meta.get("models", {}):
-            c.rounding, note = "unclassified", f"the float64 run failed: {run.error or run.meta['errors'].get(c.model)}"
+            kind, note = "unclassified", f"the float64 run failed: {run.error or run.meta['errors'].get(c.model)}"
         else:
             try:
-                c.rounding, c.float64_rel_l2, note = verdict(c, run, refs[c.model], root)
+                kind, rel, note = verdict(c, run, refs[c.model], root)
             except Exception as exc:  # a layer the reference lacks, a missing graph
-                c.rounding, note = "unclassified", f"{type(exc).__name__}: {exc}"
-        if c.status == "fail" or c.rounding != "rounding":
-            c.findings.append(Finding("rounding", f"{c.rounding}: {note}", note=c.status == "pass"))
+                kind, note = "unclassified", f"{type(exc).__name__}: {exc}"
+        reported = c.status == "fail" or kind != "rounding"
+        finding = Finding("rounding", f"{kind}: {note}", note=c.status == "pass") if reported else None
+        found.append(Diagnosed(c.id, finding, rounding=kind, float64_rel_l2=rel))
+    return found

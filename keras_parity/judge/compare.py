@@ -37,18 +37,32 @@ class Finding:
     beside the cell and changes nothing. `kind` names the stage or check that found it."""
 
     kind: str  # compare, provenance, config, policy, backend, twin, cross-backend, localize, rounding, ...
-    message: str
+    message: str  # what was found
     note: bool = False
+    fix: str = ""  # what makes it go away, a clause of its own ('fix with ...')
 
     def text(self) -> str:
         """The line the report, JSON and JUnit show ('note: ' before a note)."""
-        return f"note: {self.message}" if self.note else self.message
+        line = f"{self.message}; {self.fix}" if self.fix else self.message
+        return f"note: {line}" if self.note else line
 
     @classmethod
     def from_text(cls, text: str) -> Finding:
         """Back from a report's line (results merged from JSON written earlier)."""
         note = text.startswith("note: ")
         return cls("report", text[6:] if note else text, note)
+
+
+@dataclass(frozen=True)
+class CellId:
+    """Which cell: the fields that tell one cell of a parity run from every other."""
+
+    model: str
+    case: str
+    backend: str
+    path: str
+    policy: str = "float32"
+    variant: str = ""
 
 
 @dataclass
@@ -83,17 +97,26 @@ class CellResult:
         return f"{self.model}/{self.case}"
 
     @property
+    def id(self) -> CellId:
+        return CellId(self.model, self.case, self.backend, self.path, self.policy, self.variant)
+
+    @property
     def problems(self) -> list[str]:
         """Every finding as the report's line, in the order found."""
         return [f.text() for f in self.findings]
 
     def fail(self, msg: str, kind: str = "compare") -> None:
         """A problem that fails the cell (an error stays an error)."""
-        self.status = "fail" if self.status != "error" else "error"
-        self.findings.append(Finding(kind, msg))
+        self.add(Finding(kind, msg))
 
     def note(self, msg: str, kind: str) -> None:
-        self.findings.append(Finding(kind, msg, note=True))
+        self.add(Finding(kind, msg, note=True))
+
+    def add(self, finding: Finding) -> None:
+        """A finding: a problem fails the cell (an error stays an error), a note only reports."""
+        if not finding.note:
+            self.status = "fail" if self.status != "error" else "error"
+        self.findings.append(finding)
 
     def as_dict(self) -> dict:
         d = asdict(self)
