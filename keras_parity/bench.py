@@ -18,6 +18,7 @@ from rich.table import Table
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import envs
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import run_backends
 
 PHASES = ("import", "build", "set_weights", "first_call", "steady_call", "training")
@@ -37,11 +38,13 @@ def bench(args, console) -> int:
     run_backends(backends, models, out / "warm", log=console.print)
     runs, wall = _timed(lambda: run_backends(backends, models, out / "parity", log=console.print))
     # The same run without the training path, right after: what gradients and steps add.
-    _, forward_wall = _timed(lambda: run_backends(backends, models, out / "forward", training=False, log=console.print))
-    steady = run_backends(backends, models, out / "steady", repeat=True, log=console.print)
+    _, forward_wall = _timed(
+        lambda: run_backends(backends, models, out / "forward", RunFlags(training=False), log=console.print)
+    )
+    steady = run_backends(backends, models, out / "steady", RunFlags(repeat=True), log=console.print)
     naive_wall, naive = 0.0, {}
     for b in backends:
-        r, t = _timed(lambda b=b: run_backends([b], models, out / "naive", naive=True, log=console.print))
+        r, t = _timed(lambda b=b: run_backends([b], models, out / "naive", RunFlags(naive=True), log=console.print))
         naive[b], naive_wall = r[b], naive_wall + t
     failed = [b for b, r in {**runs, **naive}.items() if r.error]
     for b in failed:

@@ -16,6 +16,7 @@ from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.envinfo import CHECKOUT, ISA_CAP_ENV
+from keras_parity.run.flags import RunFlags
 
 # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -92,9 +93,8 @@ def cmd_golden(args) -> int:
             backends,
             models,
             args.out / "raw",
-            configs=True,
+            RunFlags(device=args.device, configs=True),
             docker=args.docker,
-            device=args.device,
             twins=args.twins,
             log=console.print,
         )
@@ -156,7 +156,7 @@ def cmd_localize(args) -> int:
     t0 = time.perf_counter()
     with console.status(f"capturing every layer of {args.model} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, [args.model], args.out / "raw", layers=True, docker=args.docker, log=console.print
+            backends, [args.model], args.out / "raw", RunFlags(layers=True), docker=args.docker, log=console.print
         )
     failed = 0
     for b, run in runs.items():

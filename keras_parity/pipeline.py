@@ -8,11 +8,12 @@ that says when it is wanted and what more it runs; adding one means adding it to
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from keras_parity.diagnose import Diagnosed, apply
 from keras_parity.judge.compare import CellResult
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import BackendRun
 
 
@@ -24,21 +25,21 @@ class Plan:
     models: list[str]
     out: Path
     golden_dir: Path
+    flags: RunFlags = RunFlags()  # what the main run's backend processes compute
     docker: bool = False
-    device: str = "cpu"
-    training: bool = True
     twins: list[str] | None = None
     policies: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()  # GPU variants: 'tf32', 'lstm-no-cudnn'
     float64: bool = False  # classify every cell, not only the failing ones
-    determinism: bool = False
+    determinism: bool = False  # (flags.twice: the same-process repeat, then a fresh process)
 
     @classmethod
     def from_args(cls, args, backends: list[str], models: list[str]) -> Plan:
         variants = tuple(v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on)
+        asked = RunFlags(device=args.device, training=args.training, twice=args.determinism)
         return cls(
-            backends, models, args.out, args.golden_dir, args.docker, args.device, args.training, args.twins,
-            tuple(args.policy or ()), variants, args.float64, args.determinism,
+            backends, models, args.out, args.golden_dir, asked, args.docker, args.twins, tuple(args.policy or ()),
+            variants, args.float64, args.determinism,
         )  # fmt: skip
 
 
@@ -48,14 +49,14 @@ def run_and_judge(plan: Plan, log=print) -> tuple[dict[str, BackendRun], list[Ce
     from keras_parity.judge.evaluate import evaluate
     from keras_parity.run.launch import run_backends
 
-    where = {"docker": plan.docker, "device": plan.device}
     runs = run_backends(
-        plan.backends, plan.models, plan.out / "raw", twice=plan.determinism, training=plan.training,
-        twins=plan.twins, golden_dir=plan.golden_dir, log=log, **where,
+        plan.backends, plan.models, plan.out / "raw", plan.flags, docker=plan.docker, twins=plan.twins,
+        golden_dir=plan.golden_dir, log=log,
     )  # fmt: skip
-    cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.training)
+    cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.flags.training)
     for policy in plan.policies:  # the same models under another dtype policy
-        other = run_backends(plan.backends, plan.models, plan.out / policy, dtype=policy, **where)
+        asked = RunFlags(device=plan.flags.device, dtype=policy)
+        other = run_backends(plan.backends, plan.models, plan.out / policy, asked, docker=plan.docker)
         cells += evaluate(other, plan.models, plan.golden_dir, write_obtained=False, policy=policy)
     for variant in plan.variants:
         base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
@@ -89,10 +90,8 @@ class Determinism(Diagnosis):
         from keras_parity.diagnose.determinism import judge
         from keras_parity.run.launch import run_backends
 
-        fresh = run_backends(
-            plan.backends, plan.models, plan.out / "again", training=plan.training, docker=plan.docker,
-            device=plan.device,
-        )  # fmt: skip
+        asked = replace(plan.flags, twice=False)
+        fresh = run_backends(plan.backends, plan.models, plan.out / "again", asked, docker=plan.docker)
         return judge(cells, runs, fresh)
 
 
@@ -105,9 +104,7 @@ class Localization(Diagnosis):
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.localize import localize_failures
 
-        return localize_failures(
-            cells, plan.out / "layers", docker=plan.docker, device=plan.device, root=plan.golden_dir
-        )
+        return localize_failures(cells, plan.out / "layers", plan.flags, docker=plan.docker, root=plan.golden_dir)
 
 
 class Rounding(Diagnosis):
@@ -120,7 +117,7 @@ class Rounding(Diagnosis):
         from keras_parity.diagnose.rounding import classify
 
         return classify(
-            cells, plan.out / "float64", everything=plan.float64, docker=plan.docker, device=plan.device,
+            cells, plan.out / "float64", plan.flags, everything=plan.float64, docker=plan.docker,
             root=plan.golden_dir,
         )  # fmt: skip
 

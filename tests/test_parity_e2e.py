@@ -20,6 +20,7 @@ from keras_parity.judge.evaluate import evaluate
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import envs
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import load_run, run_backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,7 +256,7 @@ def test_report_merges_result_directories_of_two_machines(parity, tmp_path):
 
 def test_gpu_asked_for_where_none_exists_is_reported(tmp_path):
     python = {"torch": envs.ensure("torch")}  # the CPU environment: no GPU to be seen
-    runs = run_backends(["torch"], ["linear"], tmp_path, device="cuda", python=python, log=lambda *a: None)
+    runs = run_backends(["torch"], ["linear"], tmp_path, RunFlags(device="cuda"), python=python, log=lambda *a: None)
     assert runs["torch"].error == (
         "a GPU was asked for (--device cuda) but torch sees none; run it on a GPU host or with --device cpu"
     )

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from keras_parity.judge.compare import CellResult, Finding
 from keras_parity.judge.evaluate import evaluate
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import run_backends
 
 VARIANTS = {
@@ -66,11 +67,13 @@ def variant_cells(
         todo,
         chosen,
         out / variant,
-        tf32=variant == "tf32",
-        lstm_cudnn=variant != "lstm-no-cudnn",
-        training=False,
+        RunFlags(
+            device="cuda" if gpu else "cpu",
+            training=False,
+            tf32=variant == "tf32",
+            lstm_cudnn=variant != "lstm-no-cudnn",
+        ),
         docker=docker,
-        device="cuda" if gpu else "cpu",
         log=log,
     )
     precision = "tf32" if variant == "tf32" else "float32"

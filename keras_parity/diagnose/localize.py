@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.graph import node_inputs
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.weights import generate_inputs, generate_weights
 
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
@@ -144,7 +145,7 @@ def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
 
 
 def localize_failures(
-    cells, out: Path, *, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print
+    cells, out: Path, base: RunFlags, *, docker=False, root: Path = golden.GOLDEN, log=print
 ) -> list[Diagnosed]:
     """Name the first divergent layer of every failing cell: one more run of the failing
     backends and models with every layer's output."""
@@ -159,7 +160,8 @@ def localize_failures(
     backends = sorted({c.backend for c in failing})
     models = sorted({c.model for c in failing})
     training = any(REGISTRY[c.model].case(c.case).training for c in failing)
-    runs = run_backends(backends, models, out, layers=True, training=training, docker=docker, device=device, log=log)
+    asked = replace(base, layers=True, training=training, twice=False)
+    runs = run_backends(backends, models, out, asked, docker=docker, log=log)
     seen: dict[tuple, Finding] = {}
     for c in failing:
         key = (c.backend, c.model, c.case)

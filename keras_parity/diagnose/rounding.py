@@ -10,6 +10,7 @@ do on JAX without x64); that layer is named and the cell cannot be classified.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from keras_parity.judge.numerics import rel_l2
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.flags import RunFlags
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
 
@@ -75,7 +77,7 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
 
 
 def classify(
-    cells, out: Path, *, everything=False, docker=False, device="cpu", root: Path = golden.GOLDEN, log=print
+    cells, out: Path, base: RunFlags, *, everything=False, docker=False, root: Path = golden.GOLDEN, log=print
 ) -> list[Diagnosed]:
     """Run the backends in float64 (every layer captured) and label cells rounding, semantic or
     unclassified: the failing ones, or with `everything` all of them."""
@@ -98,9 +100,8 @@ def classify(
     backends = sorted({c.backend for c in todo})
     models = sorted({c.model for c in todo})
     training = any(REGISTRY[c.model].case(c.case).training for c in todo)
-    runs = run_backends(
-        backends, models, out, layers=True, dtype="float64", training=training, docker=docker, device=device, log=log
-    )
+    asked = replace(base, layers=True, dtype="float64", training=training, twice=False)
+    runs = run_backends(backends, models, out, asked, docker=docker, log=log)
     refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(REGISTRY[m], root))) for m in models}
     for c in todo:
         run, rel = runs[c.backend], None

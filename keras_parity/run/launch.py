@@ -38,55 +38,41 @@ def run_backends(
     backends: list[str],
     models: list[str],
     out: Path,
+    asked: RunFlags | None = None,
     *,
-    repeat: bool = False,
-    naive: bool = False,
-    configs: bool = False,
-    layers: bool = False,
-    dtype: str = "float32",
-    twice: bool = False,
-    training: bool = True,
-    tf32: bool = False,
-    lstm_cudnn: bool = True,
     docker: bool = False,
-    device: str = "cpu",
     python: dict[str, Path] | None = None,
     twins: list[str] | None = None,
     golden_dir: Path | None = None,
     log=print,
 ) -> dict[str, BackendRun]:
-    """Start one runner per backend at once (imports overlap on the cores): a local process in
-    the backend's environment, or with docker=True a container of the backend's image."""
+    """Start one runner per backend at once (imports overlap on the cores), each computing what
+    `asked` says: a local process in the backend's environment, or with docker=True a container
+    of the backend's image; then the native twins named (twins=[]: all of them) beside them."""
+    asked = asked or RunFlags()
     out.mkdir(parents=True, exist_ok=True)
     runs, procs = {b: BackendRun(b) for b in backends}, {}
     # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
     cache = Path(os.environ.get("KERAS_PARITY_CACHE", envinfo.HOME / ".cache"))
-    asked = RunFlags(
-        device=device, dtype=dtype, training=training, layers=layers, configs=configs, twice=twice,
-        repeat=repeat, naive=naive, tf32=tf32, lstm_cudnn=lstm_cudnn,
-    )  # fmt: skip
     args = [a for m in models for a in _model_args(m)] + flags.to_argv(asked)
     for b in backends:
-        for suffix in (".npz", ".json", ".log", ".layers.npz", ".feeds.npz"):
-            (out / f"{b}{suffix}").unlink(missing_ok=True)
+        _clear(out, b)
         try:
             procs[b] = (
-                _start_container(b, out, args, device, _user_folders(models))
+                _start_container(b, out, args, asked.device, _user_folders(models))
                 if docker
-                else _start_local(b, out, args, cache, naive, python, log, device),
+                else _start_local(b, out, args, cache, asked.naive, python, log, asked.device),
                 time.perf_counter(),
             )
         except envs.EnvError as exc:
             runs[b].error = str(exc)
-    # Native twins beside the backends (keras_parity/twins): [] means all of them.
     for twin in (twins or _TWINS) if twins is not None else ():
-        builtin = [m for m in models if not _model_args(m)[0] == "--user-model"]
         runs[twin] = BackendRun(twin, meta={"twin": True})
-        for suffix in (".npz", ".json", ".log"):
-            (out / f"{twin}{suffix}").unlink(missing_ok=True)
+        _clear(out, twin)
         if docker:
             runs[twin].error = "twins run in the local environments only; run without --docker"
             continue
+        builtin = [m for m in models if not _model_args(m)[0] == "--user-model"]
         try:
             procs[twin] = (_start_twin(twin, out, builtin, cache, golden_dir, log), time.perf_counter())
         except envs.EnvError as exc:
@@ -99,6 +85,12 @@ def run_backends(
                 del procs[b]
         time.sleep(0.02)
     return runs
+
+
+def _clear(out: Path, name: str) -> None:
+    """What an earlier run of this backend or twin left in `out`."""
+    for suffix in (".npz", ".json", ".log", ".layers.npz", ".feeds.npz"):
+        (out / f"{name}{suffix}").unlink(missing_ok=True)
 
 
 _TWINS = tuple(ENV)

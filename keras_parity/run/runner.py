@@ -13,6 +13,7 @@ import resource
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from keras_parity.judge.numerics import max_ulp
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.registry import usermodel
 from keras_parity.run import envinfo, flags, knobs
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, to_numpy
 from keras_parity.run.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
 
@@ -105,91 +107,126 @@ def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
     return {n: to_numpy(v) for n, v in zip(names, values)}
 
 
-def run_model(
-    name: str,
-    backend: str,
-    repeat: bool,
-    timings: dict,
-    naive: bool = False,
-    cache: Path | None = None,
-    configs: bool = False,
-    layers: dict | None = None,
-    twice: bool = False,
-    dtype: str = "float32",
-    training: bool = True,
-    lstm_cudnn: bool = True,
-    feeds: dict | None = None,
-) -> tuple[dict, dict]:
-    """Returns ({'case/path/output': array}, model metadata); with `layers`, also fills it with
-    every layer's output per case ('case/layer'); with `feeds`, a user model's weights and
-    inputs ('weights/<path>', 'inputs/<case>/<name>'), which its float64 reference needs."""
+@dataclass
+class _Capture:
+    """What a run collects beyond its cells: every layer's output ('--layers') and a user
+    model's weights and inputs, which its float64 reference needs ('--configs', '--layers')."""
+
+    layers: dict | None = None
+    feeds: dict | None = None
+
+
+def _build(spec, case, module, flags: RunFlags, timings: dict, cache: Path | None):
+    """(model, its seeded weights, its builder record) for one of the model's builders."""
     import keras
 
-    spec = REGISTRY[name]
     user = spec.source
+    t0 = time.perf_counter()
+    model = usermodel.load(user) if user else getattr(module, case.builder)()
+    timings["build"] += time.perf_counter() - t0
+    for layer in model.layers if not flags.lstm_cudnn else ():
+        if isinstance(layer, keras.layers.LSTM):
+            layer.use_cudnn = False  # read at call time: the generic kernel, on any device
+    specs = [(v.path, tuple(v.shape)) for v in model.weights]
+    if user and user.kind == "file":  # its trained weights, as loaded
+        weights = [np.asarray(w) for w in model.get_weights()]
+    elif user:  # a builder's: each backend would initialise it with numbers of its own
+        weights = generate_weights(specs, spec.seed, case.builder, generic=True)
+    else:
+        weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
+    config = model.get_config()
+    record = {
+        "config_sha256": config_hash(config),
+        "weights": [[p, list(s)] for p, s in specs],
+        "weights_sha256": checksum(weights),
+        "jit_compile": bool(model.jit_compile),
+        "trainable": [v.path for v in model.trainable_variables],
+        "output_shape": list(model.outputs[0].shape),
+    }
+    if flags.configs:  # the float64 reference walks this graph; parity needs only the hash
+        record["config"] = config
+    return model, weights, record
+
+
+def run_model(
+    name: str, backend: str, flags: RunFlags, timings: dict, cache: Path | None = None, capture: _Capture | None = None
+) -> tuple[dict, dict]:
+    """Returns ({'case/path/output': array}, model metadata); `capture` collects every layer's
+    output per case ('case/layer') and a user model's weights and inputs ('weights/<path>',
+    'inputs/<case>/<name>')."""
+    import keras
+
+    spec, capture = REGISTRY[name], capture or _Capture()
+    user = spec.source
+    feeds = capture.feeds if user else None
     module = None if user else importlib.import_module(spec.module)
-    arrays, meta = {}, {"builders": {}}
-    floatx = keras.config.floatx()
-    built = {}
-    for case in spec.cases_for(dtype, training):
+    arrays, meta, built = {}, {"builders": {}}, {}
+    for case in spec.cases_for(flags.dtype, flags.training):
         if case.builder not in built:
-            t0 = time.perf_counter()
-            model = usermodel.load(user) if user else getattr(module, case.builder)()
-            timings["build"] += time.perf_counter() - t0
-            for layer in model.layers if not lstm_cudnn else ():
-                if isinstance(layer, keras.layers.LSTM):
-                    layer.use_cudnn = False  # read at call time: the generic kernel, on any device
-            specs = [(v.path, tuple(v.shape)) for v in model.weights]
-            if user and user.kind == "file":  # its trained weights, as loaded
-                weights = [np.asarray(w) for w in model.get_weights()]
-            elif user:  # a builder's: each backend would initialise it with numbers of its own
-                weights = generate_weights(specs, spec.seed, case.builder, generic=True)
-            else:
-                weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
+            model, weights, meta["builders"][case.builder] = _build(spec, case, module, flags, timings, cache)
             built[case.builder] = (model, weights)
-            config = model.get_config()
-            meta["builders"][case.builder] = {
-                "config_sha256": config_hash(config),
-                "weights": [[p, list(s)] for p, s in specs],
-                "weights_sha256": checksum(weights),
-                "jit_compile": bool(model.jit_compile),
-                "trainable": [v.path for v in model.trainable_variables],
-                "output_shape": list(model.outputs[0].shape),
-            }
-            if configs:  # the float64 reference walks this graph; parity needs only the hash
-                meta["builders"][case.builder]["config"] = config
-            if feeds is not None and user:
-                feeds.update({golden.key("weights", p): w for (p, _), w in zip(specs, weights)})
+            if feeds is not None:
+                feeds.update(
+                    {
+                        golden.key("weights", p): w
+                        for (p, _), w in zip(meta["builders"][case.builder]["weights"], weights)
+                    }
+                )
         model, weights = built[case.builder]
         inputs = usermodel.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
-        if feeds is not None and user:
+        if feeds is not None:
             feeds.update({golden.key("inputs", case.name, k): v for k, v in inputs.items()})
         meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
         # float32 values, held in floatx; integer inputs (token ids) stay as they are
-        inputs = {k: v.astype(floatx) if v.dtype.kind == "f" else v for k, v in inputs.items()}
+        inputs = {k: v.astype(keras.config.floatx()) if v.dtype.kind == "f" else v for k, v in inputs.items()}
         if case.training and "training" not in meta:
             from keras_parity.run import train_step
 
             # Every optimizer's full config, defaults included: a default a release changes shows.
             meta["training"] = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
-        for path in case_paths(case, backend, naive):
-            t0 = time.perf_counter()
-            # Fresh weights for every cell: a training-mode call moves BN statistics.
+        _run_paths(model, weights, case, inputs, backend, flags, timings, spec.seed, arrays, meta)
+        if capture.layers is not None and case.mode != "moving_stats":  # training cases: their forward pass
             model.set_weights(weights)
-            timings["set_weights"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            first = _run_case(model, case, inputs, path, repeat, timings, spec.seed)
-            for out_name, value in first.items():
-                arrays[f"{case.name}/{path}/{out_name}"] = value
-            meta.setdefault("cell_seconds", {})[f"{case.name}/{path}"] = round(time.perf_counter() - t0, 3)
-            if twice:  # the same cell again in this process, from the same weights
-                model.set_weights(weights)
-                again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), spec.seed)
-                meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max_ulp(first, again)
-        if layers is not None and case.mode != "moving_stats":  # training cases: their forward pass
-            model.set_weights(weights)
-            layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})
+            capture.layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})
     return arrays, meta
+
+
+def _run_paths(model, weights, case, inputs, backend, flags: RunFlags, timings, seed, arrays, meta) -> None:
+    """Every path of one case into `arrays`, its timing (and with --twice its repeat) into `meta`."""
+    for path in case_paths(case, backend, flags.naive):
+        t0 = time.perf_counter()
+        # Fresh weights for every cell: a training-mode call moves BN statistics.
+        model.set_weights(weights)
+        timings["set_weights"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        first = _run_case(model, case, inputs, path, flags.repeat, timings, seed)
+        arrays.update({golden.key(case.name, path, out): value for out, value in first.items()})
+        meta.setdefault("cell_seconds", {})[f"{case.name}/{path}"] = round(time.perf_counter() - t0, 3)
+        if flags.twice:  # the same cell again in this process, from the same weights
+            model.set_weights(weights)
+            again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed)
+            meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max_ulp(first, again)
+
+
+def _start(backend: str, flags: RunFlags, meta: dict) -> tuple[str, dict | None] | str:
+    """Import Keras on `backend` with the run's knobs and dtype: (device, gpu), or why not."""
+    try:
+        import keras  # (the backend is imported here, once)
+
+        meta["knobs"] = knobs.after_import(backend, tf32=flags.tf32)
+        meta["knobs"]["lstm_use_cudnn"] = "auto" if flags.lstm_cudnn else "off"
+        if flags.dtype.startswith("mixed_"):
+            keras.config.set_dtype_policy(flags.dtype)
+        else:
+            keras.config.set_floatx(flags.dtype)
+        device, gpu = knobs.device_info(backend)
+    except Exception as exc:  # an import that fails is reported, the other backends go on
+        meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return f"import failed: {meta['import_error']}"
+    if flags.device != "cpu" and device != "gpu":
+        meta["device_error"] = f"a GPU was asked for (--device {flags.device}) but {backend} sees none"
+        return meta["device_error"]
+    return device, gpu
 
 
 def main(argv=None) -> int:
@@ -201,58 +238,40 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", type=Path)
     flags.add_arguments(ap)  # what the launcher asks for (keras_parity/run/flags.py)
     args = ap.parse_args(argv)
-    backend, out = args.backend, args.out
+    backend, out, asked = args.backend, args.out, flags.from_namespace(args)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    jax_cache = args.cache_dir and args.cache_dir / "jax"
-    env = knobs.before_import(backend, jax_cache, args.dtype)
-    meta = {"backend": backend, "env": env, "dtype": args.dtype, "models": {}, "errors": {}}
+    env = knobs.before_import(backend, args.cache_dir and args.cache_dir / "jax", asked.dtype)
+    meta = {"backend": backend, "env": env, "dtype": asked.dtype, "models": {}, "errors": {}}
     timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call", "training"), 0.0)
-    try:
-        import keras  # (the backend is imported here, once)
-
-        meta["knobs"] = knobs.after_import(backend, tf32=args.tf32)
-        meta["knobs"]["lstm_use_cudnn"] = "auto" if args.lstm_cudnn else "off"
-        if args.dtype.startswith("mixed_"):
-            keras.config.set_dtype_policy(args.dtype)
-        else:
-            keras.config.set_floatx(args.dtype)
-        device, gpu = knobs.device_info(backend)
-    except Exception as exc:  # an import that fails is reported, the other backends go on
-        meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    started = _start(backend, asked, meta)
+    if isinstance(started, str):
         golden.write_json(out / f"{backend}.json", meta)
-        print(f"{backend}: import failed: {meta['import_error']}", file=sys.stderr)
-        return 2
-    if args.device != "cpu" and device != "gpu":
-        meta["device_error"] = f"a GPU was asked for (--device {args.device}) but {backend} sees none"
-        golden.write_json(out / f"{backend}.json", meta)
-        print(f"{backend}: {meta['device_error']}", file=sys.stderr)
+        print(f"{backend}: {started}", file=sys.stderr)
         return 2
     timings["import"] = time.perf_counter() - t_start
-    meta.update(envinfo.provenance(device, gpu))
-    arrays, layer_arrays, feed_arrays = {}, {}, {}
+    meta.update(envinfo.provenance(*started))
     users = [usermodel.register(usermodel.Source.from_json(j), REGISTRY) for j in args.user_model]
-    for name in (args.model or ([] if users else list(REGISTRY))) + users:
+    names = (args.model or ([] if users else list(REGISTRY))) + users
+    arrays, capture = _run_models(names, backend, asked, timings, args.cache_dir, meta)
+    timings["total"] = time.perf_counter() - t_start
+    meta["timings"] = timings
+    meta["peak_rss_mb"] = _peak_rss_mb()
+    if asked.layers:
+        golden.write_npz(out / f"{backend}.layers.npz", capture.layers)
+    if capture.feeds:
+        golden.write_npz(out / f"{backend}.feeds.npz", capture.feeds)
+    golden.write_run(out, backend, arrays, meta)
+    return 0
+
+
+def _run_models(names, backend, asked: RunFlags, timings, cache, meta) -> tuple[dict, _Capture]:
+    """Every model in turn; one that fails is recorded in meta['errors'] and the rest go on."""
+    arrays, capture = {}, _Capture({} if asked.layers else None, {} if asked.configs or asked.layers else None)
+    for name in names:
+        mine = _Capture({} if asked.layers else None, {} if capture.feeds is not None else None)
         try:
-            captured = {} if args.layers else None
-            feeds = {} if (args.configs or args.layers) and REGISTRY[name].source else None
-            model_arrays, model_meta = run_model(
-                name,
-                backend,
-                args.repeat,
-                timings,
-                args.naive,
-                args.cache_dir,
-                args.configs,
-                captured,
-                args.twice,
-                args.dtype,
-                args.training,
-                args.lstm_cudnn,
-                feeds,
-            )
-            layer_arrays.update({f"{name}/{k}": v for k, v in (captured or {}).items()})
-            feed_arrays.update({f"{name}/{k}": v for k, v in (feeds or {}).items()})
+            model_arrays, meta["models"][name] = run_model(name, backend, asked, timings, cache, mine)
         except usermodel.UserModelError as exc:  # already one line with its fix
             meta["errors"][name] = str(exc)
             print(f"{backend}: {exc}", file=sys.stderr)
@@ -263,17 +282,11 @@ def main(argv=None) -> int:
                 meta["errors"][name] += f" (raised by the model's own code on {backend}; fix it there)"
             traceback.print_exc()
             continue
-        arrays.update({f"{name}/{k}": v for k, v in model_arrays.items()})
-        meta["models"][name] = model_meta
-    timings["total"] = time.perf_counter() - t_start
-    meta["timings"] = timings
-    meta["peak_rss_mb"] = _peak_rss_mb()
-    if args.layers:
-        golden.write_npz(out / f"{backend}.layers.npz", layer_arrays)
-    if feed_arrays:
-        golden.write_npz(out / f"{backend}.feeds.npz", feed_arrays)
-    golden.write_run(out, backend, arrays, meta)
-    return 0
+        arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
+        for mine_part, all_part in ((mine.layers, capture.layers), (mine.feeds, capture.feeds)):
+            if mine_part is not None:
+                all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
+    return arrays, capture
 
 
 if __name__ == "__main__":
