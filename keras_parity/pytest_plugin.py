@@ -22,11 +22,12 @@ import numpy as np
 import pytest
 
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, compare
-from keras_parity.judge.crossref import cross_compare
+from keras_parity.judge.compare import CellResult
+from keras_parity.judge.evaluate import judge_backend, read_goldens
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import Tol
-from keras_parity.run import envinfo, knobs, machine
+from keras_parity.run import envinfo, knobs
+from keras_parity.run.launch import BackendRun
 from keras_parity.run.weights import checksum, config_hash, generate_weights
 
 CASE = "inference"
@@ -72,8 +73,6 @@ class ParityCheck:
 
         backend = keras.backend.backend()
         knobs.after_import(backend, threads=False)  # TF32 off and deterministic kernels, as the goldens were made
-        device, gpu = knobs.device_info(backend)
-        platform = machine.platform_key(device, gpu, envinfo.isa_cap())
         key = name or (self.name if self.calls == 0 else f"{self.name}-{self.calls}")
         self.calls += 1
         try:
@@ -81,13 +80,11 @@ class ParityCheck:
             feed = _feed(inputs, graph, key)
         except usermodel.UserModelError as exc:
             pytest.fail(str(exc), pytrace=False)
-        obtained = _outputs(graph, feed, backend)
-        weights = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in graph.weights}
-        ref_file = golden.reference_path(key, self.root)
+        run = _produce(graph, feed, key, backend)
+        snapshot, platform = golden.part(run.arrays, key), run.meta["platform"]
         snap_file = golden.snapshot_path(key, platform, backend, self.root)
-        snapshot = {f"{CASE}/{p}/{k}": v for p, outs in obtained.items() for k, v in outs.items()}
-        if self.regen or not ref_file.exists():
-            kind = self._write_reference(key, graph, weights, feed)
+        if self.regen or not golden.reference_path(key, self.root).exists():
+            kind = self._write_reference(key, graph, run)
             golden.write_npz(snap_file, snapshot)
             what = "regenerated" if self.regen else "created"
             pytest.fail(
@@ -95,13 +92,12 @@ class ParityCheck:
                 "check them in and rerun" + (" without --parity-regen" if self.regen else ""),
                 pytrace=False,
             )
-        meta = golden.read_json(ref_file.with_suffix(".json"))
-        tol = Tol(
-            rel_l2 or usermodel.USER_TOL.rel_l2, atol or usermodel.USER_TOL.atol, rtol or usermodel.USER_TOL.rtol, ""
-        )
-        cells = self._compare(key, obtained, meta, tol, backend, device, platform)
-        for p in _provenance(key, meta, weights, feed):
-            cells[0].fail(p)
+        # The judge of `parity`, with this test's tolerance and the other backends' snapshots
+        # standing in for their runs where the model is judged across backends.
+        spec = usermodel.spec_of_test(key, _tolerance(rel_l2, atol, rtol))
+        g = read_goldens(key, self.root, spec, regen=REGEN_HINT)
+        runs = {backend: run, **(_snapshot_runs(key, platform, backend, self.root) if g.gaps else {})}
+        cells = judge_backend(g, backend, runs)
         if not snap_file.exists():
             golden.write_npz(snap_file, snapshot)  # a backend's first run: its snapshot, from now on
         bad = [c for c in cells if c.status != "pass"]
@@ -112,57 +108,72 @@ class ParityCheck:
         golden.write_npz(obtained_file, snapshot)
         pytest.fail(_report(key, backend, bad, obtained_file), pytrace=False)
 
-    def _write_reference(self, key, graph, weights, feed) -> str:
-        from keras_parity.reference import UnsupportedLayer, reference_gaps
-        from keras_parity.reference import evaluate as reference_eval
+    def _write_reference(self, key: str, graph, run: BackendRun) -> str:
+        """The float64 reference of `parity`'s user models (or the cross-backend record), written
+        by the golden writer; its JSON holds the checksums the judge checks provenance with."""
+        from keras_parity.golden.regen import user_reference
 
-        config = graph.get_config()
-        gaps, ref = reference_gaps(config), {}
-        if not gaps:
-            try:
-                res = reference_eval(config, weights, feed)
-                ref = {f"{CASE}/{'output' if i == 0 else f'output:{i}'}": o for i, o in enumerate(res.outputs)}
-            except UnsupportedLayer as exc:
-                gaps = [str(exc)]
-        kind = {"kind": "cross-backend", "missing": gaps} if gaps else {"kind": "float64"}
+        ref, kind = user_reference(key, {key: {"config": graph.get_config()}}, run.feeds, cases=[CASE])
+        made = run.meta["models"][key]
         meta = {
             "model": key,
             "reference": kind,
-            "builders": {key: {"weights_sha256": _digest(weights), "config_sha256": config_hash(config)}},
-            "inputs_sha256": {CASE: _digest(feed)},
+            "builders": {key: {k: made["builders"][key][k] for k in ("weights_sha256", "config_sha256")}},
+            "inputs_sha256": made["inputs_sha256"],
         }
         golden.write_npz(golden.reference_path(key, self.root), ref)
         golden.write_json(golden.reference_path(key, self.root).with_suffix(".json"), meta)
-        return "float64" if not gaps else "cross-backend"
-
-    def _compare(self, key, obtained, meta, tol, backend, device, platform) -> list[CellResult]:
-        ref = golden.read_npz(golden.reference_path(key, self.root))
-        mine = _snapshot(self.root, key, platform, backend)
-        gaps = meta.get("reference", {}).get("missing")
-        cells = []
-        for path, outs in obtained.items():
-            cell = CellResult(key, CASE, backend, device, path)
-            snap = None if mine is None else golden.part(mine, CASE, path)
-            if gaps:
-                others = {}
-                for other in ("tensorflow", "jax", "torch"):
-                    theirs = _snapshot(self.root, key, platform, other) if other != backend else None
-                    if theirs:
-                        others[other] = golden.part(theirs, CASE, golden.children(theirs, CASE)[-1])
-                cross_compare(cell, outs, others, snap, tol, gaps)
-            else:
-                reference = golden.part(ref, CASE)
-                compare(cell, outs, reference, tol, snapshot=snap)
-            cells.append(cell)
-        return cells
+        return kind["kind"]
 
 
-def _snapshot(root: Path, key: str, platform: str, backend: str) -> dict | None:
-    path = golden.snapshot_path(key, platform, backend, root)
-    others = sorted((root / key / "snapshots").glob(f"*/{backend}.npz"))
-    if path.exists():
-        return golden.read_npz(path)
-    return golden.read_npz(others[0]) if others else None
+REGEN_HINT = "--parity-regen (a model built in code: keras_parity.seed_weights(model) first)"
+
+
+def _tolerance(rel_l2, atol, rtol) -> Tol:
+    """The check's tolerance: what the test gives (0 included), else a user model's default."""
+    default = usermodel.USER_TOL
+    pick = lambda given, fallback: fallback if given is None else given  # noqa: E731
+    return Tol(pick(rel_l2, default.rel_l2), pick(atol, default.atol), pick(rtol, default.rtol), "keras_parity.check")
+
+
+def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
+    """This process's run of the model, in the record format of the suite's backend runner
+    (keras_parity/run/runner.py): arrays 'model/case/path/output', the model's checksums and
+    the machine facts in meta, its weights and inputs as feeds."""
+    import keras
+
+    from keras_parity.run.modelio import PATHS, input_names, output_dict
+
+    xs = [feed[n] for n in input_names(graph)]
+    x = xs if isinstance(graph.input, (list, tuple)) else xs[0]
+    calls = {"predict": lambda: graph.predict_on_batch(x), "eager": lambda: graph(x, training=False)}
+    weights = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in graph.weights}
+    arrays = {
+        golden.key(key, CASE, path, out): value
+        for path in PATHS[backend]
+        for out, value in output_dict(calls[path]()).items()
+    }
+    builder = {"weights_sha256": _digest(weights), "config_sha256": config_hash(graph.get_config())}
+    meta = {"backend": backend, "models": {key: {"builders": {key: builder}, "inputs_sha256": {CASE: _digest(feed)}}}}
+    meta.update(envinfo.provenance(*knobs.device_info(backend)))
+    feeds = {golden.key(key, "weights", p): w for p, w in weights.items()}
+    feeds |= {golden.key(key, "inputs", CASE, n): v for n, v in feed.items()}
+    return BackendRun(backend, meta, arrays, feeds=feeds)
+
+
+def _snapshot_runs(key: str, platform: str, mine: str, root: Path) -> dict[str, BackendRun]:
+    """The other backends' snapshots (this platform's, else the first recorded) as their runs,
+    for a model judged across backends: one path each, the last one recorded."""
+    runs = {}
+    for other in ("tensorflow", "jax", "torch"):
+        path = golden.snapshot_path(key, platform, other, root)
+        found = [path] if path.exists() else sorted((root / key / "snapshots").glob(f"*/{other}.npz"))
+        if other != mine and found:
+            theirs = golden.read_npz(found[0])
+            last = golden.children(theirs, CASE)[-1]
+            arrays = {golden.key(key, CASE, last, k): v for k, v in golden.part(theirs, CASE, last).items()}
+            runs[other] = BackendRun(other, {"models": {key: {}}}, arrays)
+    return runs
 
 
 def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:
@@ -178,32 +189,10 @@ def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:
     return {n: checked[n] for n in names}
 
 
-def _outputs(graph, feed: dict, backend: str) -> dict[str, dict[str, np.ndarray]]:
-    """{path: {output: array}} for the paths the suite's runner has on this backend."""
-    from keras_parity.run.modelio import PATHS, input_names, output_dict
-
-    xs = [feed[n] for n in input_names(graph)]
-    x = xs if isinstance(graph.input, (list, tuple)) else xs[0]
-    calls = {"predict": lambda: graph.predict_on_batch(x), "eager": lambda: graph(x, training=False)}
-    return {path: output_dict(calls[path]()) for path in PATHS[backend]}
-
-
 def _digest(arrays: dict) -> str:
     """Of the values in model order: names may be auto-generated ('dense_3'), which depend on
     what else the process built before."""
     return checksum(list(arrays.values()))
-
-
-def _provenance(key: str, meta: dict, weights: dict, feed: dict) -> list[str]:
-    problems = []
-    if meta.get("builders", {}).get(key, {}).get("weights_sha256") != _digest(weights):
-        problems.append(
-            f"weights of '{key}' are not the ones the goldens were made from; if the change is intended, "
-            "rerun with --parity-regen (a model built in code: keras_parity.seed_weights(model) first)"
-        )
-    if meta.get("inputs_sha256", {}).get(CASE) != _digest(feed):
-        problems.append(f"inputs of '{key}' changed since the goldens were made; rerun with --parity-regen")
-    return problems
 
 
 def _report(key: str, backend: str, bad: list[CellResult], obtained_file: Path) -> str:

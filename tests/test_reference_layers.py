@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
-from keras_parity.reference import layers as L  # noqa: E402
+from keras_parity.reference import ops as L  # noqa: E402
 
 
 def naive_conv(x, kernel, strides, pads):

@@ -58,23 +58,14 @@ def bisect(
 
     `held` gives the release kept fixed on the other axis (default: the matrix's newest;
     bisecting keras, its backend too, jax by default)."""
-    if library == "keras":
-        backend = held.backend if held else "jax"
-        fixed = held.version if held else matrix.releases[backend][-1]
-        make = lambda v: Cell(backend, v, fixed)  # noqa: E731
-        releases = releases_between("keras", lo, hi)
-    elif library in matrix.releases:
-        keras = held.keras if held else matrix.keras[-1]
-        make = lambda v: Cell(library, keras, v)  # noqa: E731
-        releases = releases_between(matrix.packages[library], lo, hi)
-    else:
-        raise MatrixError(f"cannot bisect {library!r}; use keras or one of {', '.join(matrix.releases)}")
+    make, releases = _axis(matrix, library, lo, hi, held)
     log(f"bisecting {len(releases)} releases of {library}: {', '.join(releases)}")
     platform = machine.platform_key("cpu", None, envinfo.isa_cap())
     cache: dict[str, dict | None] = {}
     extra = {"history_path": history_path} if history_path else {}
 
     def outputs(v: str) -> dict | None:
+        """The release's recorded outputs, its cell run (and judged, by drift's driver) first if need be."""
         if v not in cache:
             path = snapshot_path(make(v), platform, root)
             have = golden.read_npz(path) if path.exists() else {}
@@ -83,35 +74,49 @@ def bisect(
             cache[v] = golden.read_npz(path) if path.exists() else None
         return cache[v]
 
-    def same(a: dict, b: dict, model: str) -> bool:
-        mine, theirs = golden.part(a, model), golden.part(b, model)
-        return mine.keys() == theirs.keys() and all(mine[k].tobytes() == theirs[k].tobytes() for k in mine)
-
     result = {}
     for model in models:
-        candidates = list(releases)
-        first, last = outputs(candidates[0]), outputs(candidates[-1])
-        if first is None or last is None:
+        if outputs(releases[0]) is None or outputs(releases[-1]) is None:
             raise MatrixError(f"the ends of the range must run: {library} {lo} or {hi} did not (see the history)")
-        if same(first, last, model):
-            result[model] = None
-            continue
-        lo_i, hi_i = 0, len(candidates) - 1
-        while hi_i - lo_i > 1:
-            mid = (lo_i + hi_i) // 2
-            got = outputs(candidates[mid])
-            if got is None:  # a release that does not install: drop it and bisect the rest
-                del candidates[mid]
-                hi_i -= 1
-                continue
-            if same(first, got, model):
-                lo_i = mid
-            else:
-                hi_i = mid
-        a, b = outputs(candidates[lo_i]), outputs(candidates[hi_i])
-        mine, theirs = golden.part(b, model), golden.part(a, model)
-        ulp = max_ulp(mine, theirs, [k for k in mine if k in theirs])
-        result[model] = (candidates[hi_i], candidates[lo_i], ulp)
+        result[model] = _first_change(list(releases), outputs, model)
     ran = sum(v is not None for v in cache.values())
     log(f"looked at {len(cache)} of {len(releases)} releases ({ran} ran or were recorded)")
     return result
+
+
+def _axis(matrix: Matrix, library: str, lo: str, hi: str, held: Cell | None):
+    """(release -> the cell that runs it, the releases from lo to hi) for the library bisected."""
+    if library == "keras":
+        backend = held.backend if held else "jax"
+        fixed = held.version if held else matrix.releases[backend][-1]
+        return (lambda v: Cell(backend, v, fixed)), releases_between("keras", lo, hi)
+    if library in matrix.releases:
+        keras = held.keras if held else matrix.keras[-1]
+        return (lambda v: Cell(library, keras, v)), releases_between(matrix.packages[library], lo, hi)
+    raise MatrixError(f"cannot bisect {library!r}; use keras or one of {', '.join(matrix.releases)}")
+
+
+def _same(a: dict, b: dict, model: str) -> bool:
+    mine, theirs = golden.part(a, model), golden.part(b, model)
+    return mine.keys() == theirs.keys() and all(mine[k].tobytes() == theirs[k].tobytes() for k in mine)
+
+
+def _first_change(candidates: list[str], outputs, model: str) -> tuple[str, str, int] | None:
+    """Binary search between the ends for the first release whose bits of `model` differ from
+    the first one's; a release that does not install is dropped and the search goes on."""
+    first = outputs(candidates[0])
+    if _same(first, outputs(candidates[-1]), model):
+        return None
+    lo_i, hi_i = 0, len(candidates) - 1
+    while hi_i - lo_i > 1:
+        mid = (lo_i + hi_i) // 2
+        got = outputs(candidates[mid])
+        if got is None:
+            del candidates[mid]
+            hi_i -= 1
+        elif _same(first, got, model):
+            lo_i = mid
+        else:
+            hi_i = mid
+    mine, theirs = golden.part(outputs(candidates[hi_i]), model), golden.part(outputs(candidates[lo_i]), model)
+    return candidates[hi_i], candidates[lo_i], max_ulp(mine, theirs, [k for k in mine if k in theirs])

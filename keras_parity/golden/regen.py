@@ -52,23 +52,24 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
     return out
 
 
-def user_reference(model: str, builders: dict, feeds: dict) -> tuple[dict[str, np.ndarray], dict]:
+def user_reference(model: str, builders: dict, feeds: dict, cases=None) -> tuple[dict[str, np.ndarray], dict]:
     """A user model's float64 reference from the weights and inputs its runner used, or, for a
-    model with layers the reference lacks, none: ({}, the cross-backend fallback's record)."""
+    model with layers the reference lacks, none: ({}, the cross-backend fallback's record).
+    `cases`: the case names (default: the registry's for the model)."""
     (b,) = builders.values()
     gaps = reference_gaps(b["config"])
     weights = usermodel.feed_part(feeds, model, "weights")
     out = {}
-    for case in REGISTRY[model].cases:
+    for case in cases or [c.name for c in REGISTRY[model].cases]:
         if gaps:
             break
-        inputs = usermodel.feed_part(feeds, model, f"inputs/{case.name}")
+        inputs = usermodel.feed_part(feeds, model, f"inputs/{case}")
         try:
             res = reference_eval(b["config"], weights, inputs, training=False)
         except UnsupportedLayer as exc:
             gaps = [str(exc)]
             break
-        out.update({f"{case.name}/{'output' if i == 0 else f'output:{i}'}": o for i, o in enumerate(res.outputs)})
+        out.update({f"{case}/{'output' if i == 0 else f'output:{i}'}": o for i, o in enumerate(res.outputs)})
     if gaps:
         return {}, {"kind": "cross-backend", "missing": gaps}
     return out, {"kind": "float64"}
@@ -178,72 +179,9 @@ def regenerate(
     writes: list[tuple[Path, object]] = []
     problems = 0
     for model in models:
-        done = [r for r in runs.values() if not r.error and model in r.meta.get("models", {})]
-        # The reference comes from the Keras runs; a native twin (--twins) only gets its snapshot.
-        ok = [r for r in done if not r.meta.get("twin")]
-        for r in runs.values():
-            if not r.error and model in r.meta.get("errors", {}):
-                log(f"[red]{r.backend} failed on {model}: {r.meta['errors'][model]}; its snapshot is left as it was[/]")
-                problems += 1
-        if not ok:
-            log(f"[red]{model}: no backend produced it; its goldens are left as they were[/]")
-            problems += 1
-            continue
-        spec, mroot = REGISTRY[model], usermodel.root_of(REGISTRY[model], root)
-        if snapshots_only:  # the references stay; only runs of the goldens' own model may add snapshots
-            try:
-                stale = _not_the_goldens(model, golden.reference_path(model, mroot).with_suffix(".json"), ok)
-            except (RegenError, golden.GoldenError) as exc:
-                stale = str(exc)
-            if stale:
-                log(f"[red]{model}: {stale}; its snapshots are left as they were[/]")
-                problems += 1
-            else:
-                writes += _snapshot_writes(model, done, mroot, log)
-            continue
-        try:
-            builders = _builders_agree(model, ok)
-            configs = _training_configs(model, ok)
-            if spec.source:
-                ref, kind = user_reference(model, builders, ok[0].feeds)
-            else:
-                ref, kind = reference_outputs(model, builders), {"kind": "float64"}
-            # The graph and weight list the reference was computed from: localization walks
-            # this float64 graph layer by layer, even after the model's code has changed.
-            graph = {
-                n: {"config": b["config"], "weights": b["weights"], "trainable": b["trainable"]}
-                for n, b in builders.items()
-            }
-        except Exception as exc:
-            log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
-            problems += 1
-            continue
-        ref_path = golden.reference_path(model, mroot)
-        meta = {
-            "model": model,
-            "seed": spec.seed,
-            "module": spec.module if not spec.source else usermodel.describe(spec.source),
-            "reference": kind,
-            "builders": {
-                n: {
-                    "weights_sha256": b["weights_sha256"],
-                    "config_sha256": b["config_sha256"],
-                    "n_weights": len(b["weights"]),
-                }
-                for n, b in builders.items()
-            },
-            "inputs_sha256": ok[0].meta["models"][model]["inputs_sha256"],
-            "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
-        }
-        if configs:
-            meta["training"] = configs
-        old = golden.read_npz(ref_path) if ref_path.exists() else None
-        for line in _describe_change(old, ref):
-            log(f"  {model} reference: {line}")
-        if kind["kind"] != "float64":
-            log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
-        writes += [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
-        writes += _snapshot_writes(model, done, mroot, log)
+        model_writes, model_problems = _model_writes(model, runs, root, log, snapshots_only)
+        writes += model_writes
+        problems += model_problems
     for path, content in writes:
         if path.suffix == ".json" and golden.write_json(path, content):
             shown = path.relative_to(root) if path.is_relative_to(root) else path
@@ -257,3 +195,75 @@ def regenerate(
             log(f"[red]{run.backend}: {run.error}; its snapshots are left as they were[/]")
             problems += 1
     return problems
+
+
+def _model_writes(model: str, runs: dict[str, BackendRun], root: Path, log, snapshots_only: bool):
+    """(the files to write for one model, the number of problems found), nothing written yet."""
+    done = [r for r in runs.values() if not r.error and model in r.meta.get("models", {})]
+    # The reference comes from the Keras runs; a native twin (--twins) only gets its snapshot.
+    ok = [r for r in done if not r.meta.get("twin")]
+    problems = 0
+    for r in runs.values():
+        if not r.error and model in r.meta.get("errors", {}):
+            log(f"[red]{r.backend} failed on {model}: {r.meta['errors'][model]}; its snapshot is left as it was[/]")
+            problems += 1
+    if not ok:
+        log(f"[red]{model}: no backend produced it; its goldens are left as they were[/]")
+        return [], problems + 1
+    mroot = usermodel.root_of(REGISTRY[model], root)
+    if snapshots_only:  # the references stay; only runs of the goldens' own model may add snapshots
+        try:
+            stale = _not_the_goldens(model, golden.reference_path(model, mroot).with_suffix(".json"), ok)
+        except (RegenError, golden.GoldenError) as exc:
+            stale = str(exc)
+        if stale:
+            log(f"[red]{model}: {stale}; its snapshots are left as they were[/]")
+            return [], problems + 1
+        return _snapshot_writes(model, done, mroot, log), problems
+    try:
+        writes = _reference_writes(model, ok, mroot, log)
+    except Exception as exc:
+        log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
+        return [], problems + 1
+    return writes + _snapshot_writes(model, done, mroot, log), problems
+
+
+def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
+    """The float64 reference, its JSON and the graph it was computed from, for one model."""
+    spec = REGISTRY[model]
+    builders = _builders_agree(model, ok)
+    configs = _training_configs(model, ok)
+    if spec.source:
+        ref, kind = user_reference(model, builders, ok[0].feeds)
+    else:
+        ref, kind = reference_outputs(model, builders), {"kind": "float64"}
+    # The graph and weight list the reference was computed from: localization walks
+    # this float64 graph layer by layer, even after the model's code has changed.
+    graph = {
+        n: {"config": b["config"], "weights": b["weights"], "trainable": b["trainable"]} for n, b in builders.items()
+    }
+    meta = {
+        "model": model,
+        "seed": spec.seed,
+        "module": spec.module if not spec.source else usermodel.describe(spec.source),
+        "reference": kind,
+        "builders": {
+            n: {
+                "weights_sha256": b["weights_sha256"],
+                "config_sha256": b["config_sha256"],
+                "n_weights": len(b["weights"]),
+            }
+            for n, b in builders.items()
+        },
+        "inputs_sha256": ok[0].meta["models"][model]["inputs_sha256"],
+        "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
+    }
+    if configs:
+        meta["training"] = configs
+    ref_path = golden.reference_path(model, mroot)
+    old = golden.read_npz(ref_path) if ref_path.exists() else None
+    for line in _describe_change(old, ref):
+        log(f"  {model} reference: {line}")
+    if kind["kind"] != "float64":
+        log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
+    return [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]

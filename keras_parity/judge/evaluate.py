@@ -22,8 +22,9 @@ def _load_snapshot(model: str, run: BackendRun, root: Path):
     return golden.read_npz(path), where, path.parent.name
 
 
-def _check_provenance(model: str, ref_meta: dict, run: BackendRun) -> tuple[list[str], list[str]]:
-    """Weights/inputs must be the ones the goldens were made from; a config change is a note."""
+def _check_provenance(model: str, ref_meta: dict, run: BackendRun, regen: str) -> tuple[list[str], list[str]]:
+    """Weights/inputs must be the ones the goldens were made from; a config change is a note.
+    `regen` says how these goldens are made again."""
     problems, notes = [], []
     got = run.meta["models"][model]
     for builder, b in got["builders"].items():
@@ -32,15 +33,13 @@ def _check_provenance(model: str, ref_meta: dict, run: BackendRun) -> tuple[list
             problems.append(
                 f"weights of '{builder}' are not the ones the goldens were made from "
                 f"(sha256 {b['weights_sha256']} != {want.get('weights_sha256')}); "
-                "if the change is intended, regenerate with `nox -s golden`"
+                f"if the change is intended, regenerate with {regen}"
             )
         if want.get("config_sha256") not in (None, b["config_sha256"]):
             notes.append(f"model definition of '{builder}' changed since the goldens were made")
     for case, digest in got.get("inputs_sha256", {}).items():
         if ref_meta.get("inputs_sha256", {}).get(case) != digest:
-            problems.append(
-                f"inputs of case '{case}' changed since the goldens were made; regenerate with `nox -s golden`"
-            )
+            problems.append(f"inputs of case '{case}' changed since the goldens were made; regenerate with {regen}")
     return problems, notes
 
 
@@ -67,12 +66,13 @@ def _config_drift(model: str, mode: str, ref_meta: dict, run: BackendRun) -> lis
 
 
 @dataclass
-class _Goldens:
+class Goldens:
     """One model's goldens as the judge reads them, or why they cannot be read."""
 
     model: str
     spec: object
     root: Path
+    regen: str = "`nox -s golden`"  # how they are made again, for the fix of a provenance problem
     ref: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     error: str | None = None
@@ -83,9 +83,10 @@ class _Goldens:
         return None if self.error else self.meta.get("reference", {}).get("missing")
 
 
-def _read_goldens(model: str, root: Path) -> _Goldens:
-    spec = REGISTRY[model]
-    g = _Goldens(model, spec, usermodel.root_of(spec, root))
+def read_goldens(model: str, root: Path, spec=None, regen: str = "`nox -s golden`") -> Goldens:
+    """The goldens of `model` (the registry's, or the `spec` given: a model of the pytest fixture)."""
+    spec = spec or REGISTRY[model]
+    g = Goldens(model, spec, usermodel.root_of(spec, root), regen)
     path = golden.reference_path(model, g.root)
     try:
         g.ref, g.meta = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
@@ -110,13 +111,9 @@ def evaluate(
     tolerance, and no snapshot (snapshots are float32)."""
     cells: list[CellResult] = []
     for model in models:
-        g = _read_goldens(model, root)
+        g = read_goldens(model, root)
         for backend, run in runs.items():
-            whole = _whole_run_cell(g, backend, run, policy)
-            if whole is not None:
-                cells.append(whole)
-                continue
-            judged = _judge_run(g, backend, run, runs, policy, training, precision)
+            judged = judge_backend(g, backend, runs, policy, training, precision)
             cells += judged
             failed = {
                 golden.key(c.case, c.path, k): v
@@ -132,7 +129,17 @@ def evaluate(
     return cells
 
 
-def _whole_run_cell(g: _Goldens, backend: str, run: BackendRun, policy: str) -> CellResult | None:
+def judge_backend(
+    g: Goldens, backend: str, runs: dict[str, BackendRun], policy="float32", training=True, precision="float32"
+) -> list[CellResult]:
+    """One backend's cells of the model: each case and path, or one cell for the whole run."""
+    whole = _whole_run_cell(g, backend, runs[backend], policy)
+    if whole is not None:
+        return [whole]
+    return _judge_run(g, backend, runs[backend], runs, policy, training, precision)
+
+
+def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> CellResult | None:
     """The one cell standing for a whole run of the model when it cannot be judged case by
     case: a twin skipped, a backend or goldens error, a policy the backend cannot run."""
     model, device = g.model, run.meta.get("device", "?")
@@ -161,7 +168,7 @@ def _whole_run_cell(g: _Goldens, backend: str, run: BackendRun, policy: str) -> 
 def _judge_run(g, backend, run, runs, policy, training, precision) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
     model, device, twin = g.model, run.meta.get("device", "?"), run.meta.get("twin", False)
-    provenance, notes = _check_provenance(model, g.meta, run)
+    provenance, notes = _check_provenance(model, g.meta, run, g.regen)
     try:
         plain = policy == precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(model, run, g.root) if plain else (None, "missing", None)

@@ -1,166 +1,24 @@
-"""Float64 NumPy implementations of the Keras 3 layers the registry uses.
-
-The top half is plain math on arrays (what the unit tests check by hand); the bottom half,
-LAYERS, maps a Keras class_name to an adapter that reads the layer config, insists on the
-options it understands and calls the math. Every option not implemented here raises rather
-than being ignored: a reference that quietly computes something else is worse than none.
+"""The Keras 3 layers the float64 reference knows: LAYERS maps a Keras class_name to an adapter
+that reads the layer config, insists on the options it understands and calls the math of
+keras_parity/reference/ops.py. Every option not implemented here raises rather than being
+ignored: a reference that quietly computes something else is worse than none.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-
-# autograd's NumPy: plain float64 NumPy on arrays, and differentiable when the training path
-# asks for gradients (keras_parity/run/training.py); hence no in-place writes below.
 import autograd.numpy as np
 
-
-class UnsupportedLayer(ValueError):
-    """The reference cannot evaluate this layer type or configuration."""
-
-
-# ----------------------------------------------------------------------------- activations
-
-
-def sigmoid(x):
-    # exp(-|x|) never overflows, so both tails stay accurate to the last bit.
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
-
-
-def softmax(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
-    """keras.activations.relu step by step as ReLU.static_call does it, so the option
-    combinations compose the same way (slope applies below threshold, clip only above)."""
-    y = np.where(x > threshold, x, 0.0) if threshold != 0 else np.maximum(x, 0.0)
-    if max_value is not None:
-        y = np.clip(y, 0.0, max_value)
-    if negative_slope != 0:
-        y = y - negative_slope * np.maximum(threshold - x, 0.0)
-    return y
-
-
-ACTIVATIONS = {"linear": lambda x: x, "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "softmax": softmax}
-
-
-def activation(name, x):
-    name = "linear" if name is None else name
-    if not isinstance(name, str) or name not in ACTIVATIONS:
-        raise UnsupportedLayer(
-            f"float64 reference has no implementation of activation {name!r}; "
-            "add one to ACTIVATIONS in keras_parity/reference/layers.py"
-        )
-    return ACTIVATIONS[name](x)
-
-
-# ---------------------------------------------------------------------------- dense / conv
-
-
-def dense(x, kernel, bias=None):
-    y = x @ kernel  # matmul broadcasts over leading axes, as ops.matmul does in Dense
-    return y if bias is None else y + bias
-
-
-def same_padding(size, k, stride):
-    """TensorFlow 'same': out = ceil(size/stride); any odd pixel of padding goes after."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + k - size, 0)
-    return total // 2, total - total // 2
-
-
-def pad_spatial(x, pads, value=0.0):
-    """pads: one (before, after) pair per spatial axis of a (batch, *spatial, channels) x."""
-    return np.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=value)
-
-
-def _padded(x, ksize, strides, padding, value):
-    if padding == "valid":
-        return x
-    if padding == "same":
-        return pad_spatial(x, [same_padding(n, k, s) for n, k, s in zip(x.shape[1:-1], ksize, strides)], value)
-    raise UnsupportedLayer(f"float64 reference does not implement padding={padding!r}")
-
-
-def _windows(x, ksize, strides):
-    """One strided view per kernel offset o, holding x[p*stride + o] for every output p, in
-    C order of the offsets (the order of kernel.reshape(-1, in, out)). Each is a cheap
-    slice; together they are the im2col matrix without index arithmetic."""
-    if not len(ksize) == len(strides) == x.ndim - 2:
-        raise ValueError(f"window {tuple(ksize)} / strides {tuple(strides)} do not fit input {x.shape}")
-    out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], ksize, strides)]
-    if min(out) < 1:
-        raise ValueError(f"window {tuple(ksize)} does not fit input {x.shape[1:-1]} with 'valid' padding")
-    for off in itertools.product(*(range(k) for k in ksize)):
-        yield x[(slice(None), *(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides)))]
-
-
-def conv(x, kernel, bias=None, strides=None, padding="valid"):
-    """N-d channels_last convolution (cross-correlation, as Keras), kernel (*k, in, out).
-
-    im2col into one matrix, then one big matmul: BLAS does the float64 work, which is what
-    makes ResNet50 run in seconds."""
-    ksize = kernel.shape[:-2]
-    strides = tuple(strides or (1,) * len(ksize))
-    if x.shape[-1] != kernel.shape[-2] or x.ndim != kernel.ndim:
-        raise ValueError(f"conv: kernel {kernel.shape} does not fit input {x.shape}")
-    x = _padded(x, ksize, strides, padding, 0.0)
-    cols = np.stack(list(_windows(x, ksize, strides)), axis=-2)
-    y = cols.reshape(-1, cols.shape[-2] * cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
-    y = y.reshape(*cols.shape[:-2], kernel.shape[-1])
-    return y if bias is None else y + bias
-
-
-def max_pool(x, pool_size, strides=None, padding="valid"):
-    strides = tuple(strides or pool_size)
-    # -inf padding can never win a max, so 'same' windows only see real pixels.
-    x = _padded(x, pool_size, strides, padding, -np.inf)
-    return functools.reduce(np.maximum, _windows(x, pool_size, strides))
-
-
-# -------------------------------------------------------------------------- normalization
-
-
-def batch_norm(x, gamma, beta, moving_mean, moving_variance, epsilon, momentum, training=False):
-    """Channels on the last axis. Returns (y, new_moving_mean, new_moving_variance); the
-    moving statistics come back unchanged in inference mode.
-
-    Training uses the biased batch variance (divide by n, not n-1) both to normalize and
-    to update the moving variance: Keras 3 takes both from ops.moments, whereas e.g.
-    torch.nn.BatchNorm feeds the unbiased one into its running variance."""
-    if training:
-        axes = tuple(range(x.ndim - 1))
-        mean = x.mean(axis=axes)
-        var = ((x - mean) ** 2).mean(axis=axes)  # two-pass: no E[x^2]-E[x]^2 cancellation
-        moving_mean = moving_mean * momentum + mean * (1.0 - momentum)
-        moving_variance = moving_variance * momentum + var * (1.0 - momentum)
-    else:
-        mean, var = moving_mean, moving_variance
-    y = (x - mean) / np.sqrt(var + epsilon) * (1.0 if gamma is None else gamma)
-    return y + (0.0 if beta is None else beta), moving_mean, moving_variance
-
-
-# ------------------------------------------------------------------------------- recurrent
-
-
-def lstm(x, kernel, recurrent_kernel, bias=None, act="tanh", recurrent_act="sigmoid", return_sequences=False):
-    """x (batch, time, features); gates packed i, f, c, o along the last kernel axis.
-    Returns (output, h, c) with zero initial state, as keras.layers.LSTM."""
-    units = recurrent_kernel.shape[0]
-    h, c, seq = np.zeros((x.shape[0], units)), np.zeros((x.shape[0], units)), []
-    for t in range(x.shape[1]):
-        z = x[:, t] @ kernel + h @ recurrent_kernel + (0.0 if bias is None else bias)
-        zi, zf, zc, zo = np.split(z, 4, axis=-1)
-        c = activation(recurrent_act, zf) * c + activation(recurrent_act, zi) * activation(act, zc)
-        h = activation(recurrent_act, zo) * activation(act, c)
-        seq.append(h)
-    out = np.stack(seq, axis=1) if return_sequences else h
-    return out, h, c
-
+from keras_parity.reference.ops import (
+    UnsupportedLayer,
+    activation,
+    batch_norm,
+    conv,
+    dense,
+    lstm,
+    max_pool,
+    pad_spatial,
+    relu,
+)
 
 # ------------------------------------------------------------------- Keras class adapters
 # adapter(cfg, p, args, training) -> array or list of arrays. cfg is the layer's "config",

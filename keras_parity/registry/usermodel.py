@@ -84,6 +84,11 @@ def spec(source: Source) -> ModelSpec:
     return ModelSpec(module="", seed=USER_SEED, cases=(Case("inference", source.name, {}),), tol=tol, source=source)
 
 
+def spec_of_test(name: str, tol: Tol) -> ModelSpec:
+    """The spec of a model checked by the pytest fixture: one inference case, the test's tolerance."""
+    return ModelSpec(module="", seed=USER_SEED, cases=(Case("inference", name, {}),), tol=tol)
+
+
 def register(source: Source, registry: dict) -> str:
     if source.name in registry and registry[source.name].source != source:
         raise UserModelError(
