@@ -51,7 +51,7 @@ def _models(args) -> list[str]:
         names = [usermodel.register(u, REGISTRY) for u in users]
     except usermodel.UserModelError as exc:
         sys.exit(f"error: {exc}")
-    known = [m for m in REGISTRY if REGISTRY[m].source is None]
+    known = REGISTRY.builtin
     args.golden_dir = args.golden_dir if args.golden_dir and not users else golden.GOLDEN
     picked = _pick("model", builtin, known) if builtin or not users else []
     if picked and not CHECKOUT:  # the wheel carries the models, not their goldens

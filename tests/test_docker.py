@@ -69,7 +69,7 @@ def test_user_model_file_runs_in_the_containers_with_the_local_bits(tmp_path):
         local = run_backends(list(BACKENDS), [name], tmp_path / "local", log=lambda *a: None)
         boxed = run_backends(list(BACKENDS), [name], tmp_path / "docker", docker=True, log=lambda *a: None)
     finally:
-        del REGISTRY[name]
+        REGISTRY.remove_user(name)
     for b in BACKENDS:
         assert boxed[b].error is None and not boxed[b].meta["errors"], boxed[b].meta.get("errors")
         assert local[b].arrays.keys() == boxed[b].arrays.keys() and local[b].arrays

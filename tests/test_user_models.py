@@ -222,3 +222,24 @@ def test_sequential_model_with_inputs_gets_the_float64_reference(project, tmp_pa
     cells = _cells(out)
     assert {c["reference"] for c in cells} == {"float64"} and all(c["status"] == "pass" for c in cells)
     assert max(m["rel_l2"] for c in cells for m in c["outputs"].values()) < 1e-6
+
+
+def test_builder_in_a_package_named_models_loads(tmp_path):
+    """The suite's own models live in keras_parity.models: a user package called `models`
+    (the usual name) is the user's, in the CLI and in every backend process."""
+    pkg = tmp_path / "proj" / "models"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "tiny.py").write_text(
+        "import keras\n\n\ndef build():\n"
+        "    x = keras.Input((3,), name='x')\n"
+        "    return keras.Model(x, keras.layers.Dense(2, name='d')(x))\n"
+    )
+    goldens = ["--golden-dir", str(tmp_path / "golden"), "--backend", "jax", "--backend", "torch"]
+    made = cli("golden", "--model", "models.tiny:build", *goldens, "--out", str(tmp_path / "g"), cwd=pkg.parent)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    proc = cli("parity", "--model", "models.tiny:build", *goldens, "--out", str(tmp_path / "o"), cwd=pkg.parent)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    cells = _cells(tmp_path / "o")
+    assert {c["model"] for c in cells} == {"models.tiny.build"} and all(c["status"] == "pass" for c in cells)
+    assert {c["reference"] for c in cells} == {"float64"}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # Unit roundoff u = 2^-p of each policy's compute dtype (p: significand bits incl. the implicit
@@ -110,3 +112,41 @@ class ModelSpec:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+class Registry(Mapping):
+    """The models a process knows: the built-in table (models/registry.py), read-only, then the
+    user's models this run was given (keras_parity/registry/usermodel.py), each added once by
+    name. Nothing replaces a model already known, so a lookup means the same all run long."""
+
+    def __init__(self, builtin: dict[str, ModelSpec]):
+        self._builtin = MappingProxyType(dict(builtin))
+        self._users: dict[str, ModelSpec] = {}
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        return self._users[name] if name in self._users else self._builtin[name]
+
+    def __iter__(self):
+        yield from self._builtin
+        yield from self._users
+
+    def __len__(self) -> int:
+        return len(self._builtin) + len(self._users)
+
+    @property
+    def builtin(self) -> list[str]:
+        return list(self._builtin)
+
+    def add_user(self, name: str, spec: ModelSpec) -> str:
+        """Add a user's model under `name`; the same model again is a no-op, another one under a
+        known name is refused (ValueError saying which model holds the name)."""
+        known = self.get(name)
+        if known is not None and known != spec:
+            holder = "a built-in model" if known.source is None else known.source.target
+            raise ValueError(f"model name '{name}' is already taken by {holder}; rename the file or the function")
+        self._users[name] = spec
+        return name
+
+    def remove_user(self, name: str) -> None:
+        """Forget a user's model (a test that added one); built-in models stay."""
+        del self._users[name]

@@ -89,15 +89,12 @@ def spec_of_test(name: str, tol: Tol) -> ModelSpec:
     return ModelSpec(module="", seed=USER_SEED, cases=(Case("inference", name, {}),), tol=tol)
 
 
-def register(source: Source, registry: dict) -> str:
-    if source.name in registry and registry[source.name].source != source:
-        raise UserModelError(
-            f"model name '{source.name}' is already taken by "
-            f"{'a built-in model' if registry[source.name].source is None else registry[source.name].source.target}; "
-            "rename the file or the function"
-        )
-    registry[source.name] = spec(source)
-    return source.name
+def register(source: Source, registry) -> str:
+    """Add the user's model to the registry of this process (spec.Registry), under its name."""
+    try:
+        return registry.add_user(source.name, spec(source))
+    except ValueError as exc:
+        raise UserModelError(str(exc)) from None
 
 
 def check_model_file(path: Path) -> None:
