@@ -28,7 +28,7 @@ from keras_parity.reference.graph import node_inputs
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.weights import generate_inputs, generate_weights
+from keras_parity.run.weights import seeded_case
 
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
 R_JUMP = 10.0  # an error ten times its inputs' at one layer is no longer rounding growth
@@ -50,9 +50,7 @@ def _reference(model: str, case_name: str, root: Path) -> tuple[dict, dict[str, 
     spec = REGISTRY[model]
     case = next(c for c in spec.cases if c.name == case_name)
     graph = golden.read_json(golden.graph_path(model, root))[case.builder]
-    specs = [(p, tuple(s)) for p, s in graph["weights"]]
-    weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
-    inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+    weights, inputs = seeded_case(spec, case, graph["weights"])
     return graph, reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
 
 

@@ -19,7 +19,7 @@ from keras_parity.reference import training as training_reference
 from keras_parity.registry import usermodel
 from keras_parity.run import training
 from keras_parity.run.launch import BackendRun
-from keras_parity.run.weights import generate_inputs, generate_weights
+from keras_parity.run.weights import seeded_case
 
 
 class RegenError(Exception):
@@ -32,9 +32,7 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
     out = {}
     for case in spec.cases:
         b = builders[case.builder]
-        specs = [(p, tuple(s)) for p, s in b["weights"]]
-        weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
-        inputs = generate_inputs(case.inputs, spec.seed, case.builder)
+        weights, inputs = seeded_case(spec, case, b["weights"])
         if case.training:
             shape = (next(iter(inputs.values())).shape[0], *b["output_shape"][1:])
             tgt = training.target(spec.seed, case.builder, shape, case.classifier)

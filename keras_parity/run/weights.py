@@ -116,6 +116,15 @@ def generate_inputs(inputs: dict[str, Inp], seed: int, builder: str) -> dict[str
     return out
 
 
+def seeded_case(spec, case, weight_list) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A built-in case's weights, by variable path, and inputs: the numbers every backend's
+    runner draws (cached_weights, generate_inputs), for the float64 reference to use.
+    `weight_list`: [(path, shape), ...] in model order, as a builder's graph records it."""
+    specs = [(p, tuple(s)) for p, s in weight_list]
+    weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
+    return weights, generate_inputs(case.inputs, spec.seed, case.builder)
+
+
 def config_hash(config: dict) -> str:
     """Hash of a model's Keras config: a changed definition shows as a note in the report."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
