@@ -8,6 +8,7 @@ deterministic variant, threads set from outside).
 
 from __future__ import annotations
 
+from keras_parity import golden
 from keras_parity.diagnose import Diagnosed
 from keras_parity.judge.compare import Finding
 from keras_parity.judge.numerics import max_ulp
@@ -33,7 +34,7 @@ def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
             continue
         run, other = first.get(c.backend), fresh.get(c.backend)
         same = (run.meta.get("models", {}).get(c.model, {}).get("twice_max_ulp", {}) if run else {}).get(
-            f"{c.case}/{c.path}"
+            golden.key(c.case, c.path)
         )
         again = None
         if other is not None and not other.error:

@@ -35,7 +35,7 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
     if not obtained:
         return "unclassified", float("nan"), "the float64 run produced no output for this cell"
     narrow = sorted(k for k, v in obtained.items() if v.dtype != np.float64)
-    ref = {k: reference[f"{cell.case}/{k}"] for k in obtained}
+    ref = {k: reference[golden.key(cell.case, k)] for k in obtained}
     if REGISTRY[cell.model].case(cell.case).training:  # judged per group, as compare() does
         obtained, ref = pool(obtained), pool(ref)
     rel = max(rel_l2(v, ref[k]) for k, v in obtained.items())

@@ -40,13 +40,13 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
             res = training_reference.reference(
                 case.mode, b["config"], weights, b["trainable"], inputs, tgt, case.classifier, TRAIN_STEPS, hyper
             )
-            out.update({f"{case.name}/{k}": v for k, v in training.sample(res).items()})
+            out.update({golden.key(case.name, k): v for k, v in training.sample(res).items()})
             continue
         res = reference_eval(b["config"], weights, inputs, training=case.mode != "infer")
         if case.mode == "moving_stats":
-            out.update({f"{case.name}/{k}": v for k, v in res.updated.items()})
+            out.update({golden.key(case.name, k): v for k, v in res.updated.items()})
         else:
-            out[f"{case.name}/output"] = res.outputs[0]
+            out[golden.key(case.name, "output")] = res.outputs[0]
     return out
 
 
@@ -67,7 +67,7 @@ def user_reference(model: str, builders: dict, feeds: dict, cases=None) -> tuple
         except UnsupportedLayer as exc:
             gaps = [str(exc)]
             break
-        out.update({f"{case}/{'output' if i == 0 else f'output:{i}'}": o for i, o in enumerate(res.outputs)})
+        out.update({golden.key(case, "output" if i == 0 else f"output:{i}"): o for i, o in enumerate(res.outputs)})
     if gaps:
         return {}, {"kind": "cross-backend", "missing": gaps}
     return out, {"kind": "float64"}
@@ -84,9 +84,9 @@ def _describe_change(old: dict | None, new: dict) -> list[str]:
     for what, keys in (("added", added), ("removed", removed)):
         by_group: dict[str, int] = {}
         for k in keys:
-            parts = k.split("/")
+            parts = k.split(golden.SEP)
             cut = next((i + 1 for i, p in enumerate(parts) if p in training.GROUPS), len(parts))
-            head = "/".join(parts[:cut])
+            head = golden.key(*parts[:cut])
             by_group[head] = by_group.get(head, 0) + 1
         lines += [f"{g}: {what}" + (f" ({n} arrays)" if n > 1 else "") for g, n in sorted(by_group.items())]
     return lines

@@ -187,7 +187,7 @@ def run_model(
         _run_paths(model, weights, case, inputs, backend, flags, timings, spec.seed, arrays, meta)
         if capture.layers is not None and case.mode != "moving_stats":  # training cases: their forward pass
             model.set_weights(weights)
-            capture.layers.update({f"{case.name}/{k}": v for k, v in layer_outputs(model, case, inputs).items()})
+            capture.layers.update({golden.key(case.name, k): v for k, v in layer_outputs(model, case, inputs).items()})
     return arrays, meta
 
 
@@ -201,11 +201,11 @@ def _run_paths(model, weights, case, inputs, backend, flags: RunFlags, timings, 
         t0 = time.perf_counter()
         first = _run_case(model, case, inputs, path, flags.repeat, timings, seed)
         arrays.update({golden.key(case.name, path, out): value for out, value in first.items()})
-        meta.setdefault("cell_seconds", {})[f"{case.name}/{path}"] = round(time.perf_counter() - t0, 3)
+        meta.setdefault("cell_seconds", {})[golden.key(case.name, path)] = round(time.perf_counter() - t0, 3)
         if flags.twice:  # the same cell again in this process, from the same weights
             model.set_weights(weights)
             again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed)
-            meta.setdefault("twice_max_ulp", {})[f"{case.name}/{path}"] = max_ulp(first, again)
+            meta.setdefault("twice_max_ulp", {})[golden.key(case.name, path)] = max_ulp(first, again)
 
 
 def _start(backend: str, flags: RunFlags, meta: dict) -> tuple[str, dict | None] | str:

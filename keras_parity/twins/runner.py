@@ -81,7 +81,7 @@ def main(argv=None) -> int:
             meta["errors"][name] = " ".join(f"{type(exc).__name__}: {exc}".split())
             traceback.print_exc()
             continue
-        arrays.update({f"{name}/{k}": v for k, v in model_arrays.items()})
+        arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
         meta["models"][name] = model_meta
     meta["timings"] = {"total": time.perf_counter() - t_start}
     golden.write_run(args.out, args.twin, arrays, meta)
