@@ -168,7 +168,7 @@ def cmd_localize(args) -> int:
             continue
         for case in cases:
             rows = profile(args.model, case.name, case_layers(run, args.model, case.name))
-            hit = first_jump(rows, spec.tolerance(b, run.meta.get("device", "cpu")).rel_l2)
+            hit = first_jump(rows)
             t = Table(title=f"{args.model}/{case.name} on {b}: error vs float64, layer by layer")
             for col in ("layer", "type", "rel L2", "inputs' rel L2", "R", ""):
                 t.add_column(col, justify="left" if col in ("layer", "type", "") else "right")
@@ -177,7 +177,7 @@ def cmd_localize(args) -> int:
                 t.add_row(r.name, r.class_name, f"{r.rel_l2:.2e}", f"{r.inputs_rel_l2:.2e}", f"{r.rate:.3g}", mark)
             console.print(t)
             png = plot(rows, hit, f"{args.model}/{case.name} on {b}", args.out / f"{args.model}-{case.name}-{b}.png")
-            console.print(f"{describe(hit)}; plot: {png}", soft_wrap=True)
+            console.print(f"{describe(rows)}; plot: {png}", soft_wrap=True)
     console.print(f"localized in {time.perf_counter() - t0:.1f} s")
     return 1 if failed else 0
 

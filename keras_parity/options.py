@@ -70,8 +70,9 @@ def parser(commands: dict) -> argparse.ArgumentParser:
             help="cap every backend's CPU kernels at this instruction set (x86; snapshots keyed by the cap)",
         )
         p.set_defaults(
-            fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False
-        )
+            fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False,
+            strict=False, strict_bits=False,
+        )  # fmt: skip
         if name == "golden":
             p.add_argument(
                 "--snapshots-only",
@@ -106,6 +107,16 @@ def parser(commands: dict) -> argparse.ArgumentParser:
                 "--determinism",
                 action="store_true",
                 help="run every cell twice in-process and once more in a fresh one",
+            )
+            p.add_argument(
+                "--strict",
+                action="store_true",
+                help="fail a case whose outputs carry no information (constant, saturated), not only note it",
+            )
+            p.add_argument(
+                "--strict-bits",
+                action="store_true",
+                help="fail a cell whose bits moved against this platform's own snapshot (pinned CI, not upgrades)",
             )
     p = sub.add_parser("images", help="build the backend images (cpu; --cuda adds the CUDA variants)")
     p.add_argument("--backend", action="append", help="build only this backend's image (repeatable)")

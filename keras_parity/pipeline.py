@@ -32,6 +32,8 @@ class Plan:
     variants: tuple[str, ...] = ()  # GPU variants: 'tf32', 'lstm-no-cudnn'
     float64: bool = False  # classify every cell, not only the failing ones
     determinism: bool = False  # (flags.twice: the same-process repeat, then a fresh process)
+    strict: bool = False  # a case whose outputs carry no information fails
+    strict_bits: bool = False  # a bit moved against this platform's own snapshot fails
 
     @classmethod
     def from_args(cls, args, backends: list[str], models: list[str]) -> Plan:
@@ -39,7 +41,7 @@ class Plan:
         asked = RunFlags(device=args.device, training=args.training, twice=args.determinism)
         return cls(
             backends, models, args.out, args.golden_dir, asked, args.docker, args.twins, tuple(args.policy or ()),
-            variants, args.float64, args.determinism,
+            variants, args.float64, args.determinism, args.strict, args.strict_bits,
         )  # fmt: skip
 
 
@@ -53,11 +55,12 @@ def run_and_judge(plan: Plan, log=print) -> tuple[dict[str, BackendRun], list[Ce
         plan.backends, plan.models, plan.out / "raw", plan.flags, docker=plan.docker, twins=plan.twins,
         golden_dir=plan.golden_dir, log=log,
     )  # fmt: skip
-    cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.flags.training)
+    strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
+    cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.flags.training, **strict)
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)
         other = run_backends(plan.backends, plan.models, plan.out / policy, asked, docker=plan.docker)
-        cells += evaluate(other, plan.models, plan.golden_dir, write_obtained=False, policy=policy)
+        cells += evaluate(other, plan.models, plan.golden_dir, write_obtained=False, policy=policy, strict=plan.strict)
     for variant in plan.variants:
         base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
         cells += variant_cells(

@@ -198,11 +198,11 @@ def _digest(arrays: dict) -> str:
 def _report(key: str, backend: str, bad: list[CellResult], obtained_file: Path) -> str:
     lines = [f"{key} on {backend} differs from its goldens (obtained outputs written to {obtained_file}):"]
     for c in bad:
-        lines += [f"  {c.label}: {f.message}" for f in c.findings if not f.note]
+        lines += [f"  {c.label}: {f.line}" for f in c.findings if not f.note]
         for out, m in c.outputs.items():
             lines.append(
                 f"    {out}: rel L2 {m.rel_l2:.2e} (tol {c.tol.rel_l2:.0e}), max abs {m.max_abs:.2e}, "
                 f"max rel {m.max_rel:.2e}, worst at {m.worst_index}"
             )
-        lines += [f"  {c.label}: {f.message}" for f in c.findings if f.note]
+        lines += [f"  {c.label}: {f.line}" for f in c.findings if f.note]
     return "\n".join(lines)

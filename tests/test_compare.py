@@ -87,3 +87,8 @@ def test_top5_agreement_for_classifiers():
     out[1, 9], out[1, 0] = 0.0, 9.0  # sample 1 loses one of its top five
     c = compare(cell(), {"output": out}, {"output": ref}, Tol(1.0, 100.0, 0.0, ""), classifier=True)
     assert c.outputs["output"].top5 == pytest.approx((1.0 + 0.8) / 2)
+
+
+def test_nothing_to_compare_is_an_error_not_a_pass():
+    c = compare(cell(), {}, {}, TOL)
+    assert c.status == "error" and "nothing to compare" in c.problems[0] and "nox -s golden" in c.problems[0]

@@ -37,6 +37,21 @@ def test_moved_bits_are_flagged_with_the_knob_and_kept_bits_are_not():
     assert "torch.use_deterministic_algorithms(True)" in cells["torch"].problems[0]
 
 
+def test_a_fresh_run_that_failed_fails_its_cells_naming_the_knob_and_a_twin_is_only_noted():
+    cells = [CellResult("m", "c", b, "cpu", "predict") for b in ("jax", "torch", "torch-native")]
+    first = {b: _run(b, 1.0, 0) for b in ("jax", "torch", "torch-native")}
+    crashed = BackendRun("jax", error="runner exited with code -9: Killed")
+    broken = _run("torch", 1.0, 0)
+    broken.arrays, broken.meta["errors"] = {}, {"m": "RuntimeError: out of memory"}
+    apply(cells, judge(cells, first, {"jax": crashed, "torch": broken}))
+    jax, torch, twin = cells
+    assert jax.status == "fail" and "fresh-process run failed (runner exited with code -9: Killed)" in jax.problems[0]
+    assert "xla_cpu_multi_thread_eigen=false" in jax.problems[0]
+    assert torch.status == "fail" and "(RuntimeError: out of memory)" in torch.problems[0]
+    assert "torch.use_deterministic_algorithms(True)" in torch.problems[0]
+    assert twin.status == "pass" and twin.determinism == "unchecked" and twin.findings[0].note
+
+
 @pytest.mark.slow
 def test_every_cell_keeps_its_bits_in_process_and_across_processes(tmp_path):
     proc = cli("parity", "--determinism", "--model", "bn_mlp", "--model", "lstm", "--out", str(tmp_path))

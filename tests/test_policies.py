@@ -28,13 +28,26 @@ def test_policy_tolerances_follow_the_unit_roundoff():
     assert spec.tolerance("jax", "cpu", "mixed_bfloat16").rel_l2 > spec.tolerance("jax", "cpu", "mixed_float16").rel_l2
 
 
+NO_HALF = "RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'"
+
+
 def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
-    run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": "RuntimeError: no half LSTM"}})
+    run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": NO_HALF}})
     (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False, policy="mixed_float16")
     assert cell.status == "unsupported" and cell.policy == "mixed_float16"
-    assert cell.problems == ["unsupported under mixed_float16: RuntimeError: no half LSTM"]
+    assert cell.problems == [f"unsupported under mixed_float16: {NO_HALF}"]
     (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False)  # under float32 it is an error
     assert cell.status == "error"
+
+
+@pytest.mark.parametrize(
+    "crash",
+    ["ValueError: Input 0 of layer 'lstm' is incompatible", "RuntimeError: CUDA out of memory", "KeyError: 'kernel'"],
+)
+def test_a_crash_under_a_policy_that_is_no_dtype_limitation_is_an_error(crash):
+    run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": crash}})
+    (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False, policy="mixed_bfloat16")
+    assert cell.status == "error" and crash in cell.problems[0]
 
 
 @pytest.mark.slow

@@ -157,12 +157,15 @@ def test_a_planted_port_mistake_fails_its_twin_named(project, tmp_path, file, ol
     assert {c["status"] for c in cells if c["backend"] == twin} & {"fail", "error"}
 
 
-def test_a_missing_library_skips_its_column_and_the_rest_go_on(monkeypatch, tmp_path):
+def test_a_twin_asked_for_whose_library_is_missing_is_an_error_and_the_rest_go_on(monkeypatch, tmp_path):
     # tf_keras's twin in the tensorflow environment, which has Keras 3 but no tf_keras
     monkeypatch.setitem(run_module.ENV, "tf_keras", ("tensorflow", "tensorflow"))
     runs = run_backends(["jax"], ["linear"], tmp_path, twins=["tf_keras", "torch-native"], log=lambda *a: None)
     cells = evaluate(runs, ["linear"], write_obtained=False, training=False)
-    (skipped,) = [c for c in cells if c.backend == "tf_keras"]
-    assert skipped.status == "skipped"
-    assert "tf_keras skipped: ModuleNotFoundError: No module named 'tf_keras'" in skipped.problems[0]
+    (failed,) = [c for c in cells if c.backend == "tf_keras"]
+    assert failed.status == "error"
+    assert (
+        "tf_keras was asked for and cannot run: ModuleNotFoundError: No module named 'tf_keras'" in failed.problems[0]
+    )
+    assert "leave tf_keras out of --twins" in failed.problems[0]
     assert {c.status for c in cells if c.backend in ("jax", "torch-native")} == {"pass"}

@@ -26,6 +26,13 @@ def _max_ulp(a: dict, b: dict) -> int | None:
     return max_ulp(a, b) if a.keys() == b.keys() else None
 
 
+def _fresh_failure(other, model: str) -> str | None:
+    """Why the fresh-process run has no output for `model` (None when it has)."""
+    if other is None:
+        return "it did not run"
+    return other.error or other.meta.get("errors", {}).get(model)
+
+
 def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
     """Label each cell from the same-process repeat (first run's metadata) and the fresh run."""
     found = []
@@ -36,10 +43,19 @@ def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
         same = (run.meta.get("models", {}).get(c.model, {}).get("twice_max_ulp", {}) if run else {}).get(
             golden.key(c.case, c.path)
         )
-        again = None
-        if other is not None and not other.error:
+        again, failed = None, _fresh_failure(other, c.model)
+        if failed is None:
             again = _max_ulp(run.cell(c.model, c.case, c.path), other.cell(c.model, c.case, c.path))
-        if same is None or again is None:
+        if c.backend not in fresh:  # a native twin: run once, its bits are its library's
+            why = Finding("determinism", "determinism unchecked: a native twin is not run again", note=True)
+            found.append(Diagnosed(c.id, why, determinism="unchecked"))
+        elif failed is not None:  # what cannot be shown to repeat is not deterministic
+            why = Finding(
+                "determinism", f"determinism unproven: the fresh-process run failed ({failed})",
+                fix=f"fix that run, and make sure of {KNOBS[c.backend]}",
+            )  # fmt: skip
+            found.append(Diagnosed(c.id, why, determinism="unchecked"))
+        elif same is None or again is None:
             why = Finding("determinism", "determinism unchecked: a run of this cell is missing", note=True)
             found.append(Diagnosed(c.id, why, determinism="unchecked"))
         elif same == 0 and again == 0:

@@ -18,6 +18,8 @@ def key(*parts: str) -> str:
 def part(arrays: dict, *parts: str) -> dict:
     """The arrays under `parts`, keyed by the rest: part(run, 'm', 'c', 'predict') maps
     'output' to the array at 'm/c/predict/output'."""
+    if not parts:
+        return dict(arrays)
     prefix = key(*parts) + SEP
     return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.judge.numerics import scaled_ulp, ulp_distance
+from keras_parity.judge.numerics import array_error, array_scale, scaled_ulp, ulp_distance
 from keras_parity.registry.spec import Tol
 
 
@@ -41,10 +41,14 @@ class Finding:
     note: bool = False
     fix: str = ""  # what makes it go away, a clause of its own ('fix with ...')
 
+    @property
+    def line(self) -> str:
+        """What was found, then its fix."""
+        return f"{self.message}; {self.fix}" if self.fix else self.message
+
     def text(self) -> str:
-        """The line the report, JSON and JUnit show ('note: ' before a note)."""
-        line = f"{self.message}; {self.fix}" if self.fix else self.message
-        return f"note: {line}" if self.note else line
+        """The line the JSON keeps ('note: ' before a note)."""
+        return f"note: {self.line}" if self.note else self.line
 
     @classmethod
     def from_text(cls, text: str) -> Finding:
@@ -186,46 +190,81 @@ def compare(
     snapshot: dict[str, np.ndarray] | None = None,
     classifier: bool = False,
     pooled: bool = False,
+    per_array: dict[str, Tol] | None = None,
 ) -> CellResult:
     """Fill `cell` from obtained outputs vs the reference (and the snapshot, if any).
 
     pooled (training cases): after the per-key checks of shape and dtype, values are judged
-    per group, rel L2 over the group and atol in units of the group's reference RMS."""
+    per group, rel L2 over the group and atol in units of the group's reference RMS; with
+    `per_array` (a tolerance for every array, atol in units of its RMS), per array instead, and
+    the groups are only measured for the report."""
     cell.tol = tol
+    if not obtained and not reference:  # nothing compared is never a pass
+        cell.status = "error"
+        cell.findings.append(
+            Finding(
+                "compare",
+                "nothing to compare: the run wrote no output for this cell and the goldens hold no reference",
+                fix="regenerate the goldens with `nox -s golden` and check the backend's log",
+            )
+        )
+        return cell
     if set(obtained) != set(reference):
         missing, extra = sorted(set(reference) - set(obtained)), sorted(set(obtained) - set(reference))
         cell.fail(f"output keys differ: missing {missing}, unexpected {extra}")
         return cell
     usable = [key for key in sorted(reference) if _fits(cell, key, obtained[key], reference[key], expected_dtype)]
     if pooled:
-        if len(usable) < len(reference):  # a group with a bad member cannot be pooled
-            return cell
-        ref_pool, snap_pool = pool(reference), None
-        if snapshot is not None and set(snapshot) == set(reference):
-            snap_pool = pool(snapshot)
-        tol_for = {
-            g: Tol(tol.rel_l2, tol.atol * float(np.sqrt(np.mean(r**2))), tol.rtol, tol.why) for g, r in ref_pool.items()
-        }
-        groups_out = pool(obtained)
-        for g in sorted(ref_pool):
-            _judge(
-                cell,
-                g,
-                groups_out[g],
-                ref_pool[g],
-                tol_for[g],
-                classifier=False,
-                snap=None if snap_pool is None else snap_pool[g],
-                snapshot=snapshot is not None,
-                where=lambda flat, g=g: _locate(reference, g, flat),
-            )
-        _snapshot_verdict(cell, snapshot)
+        if len(usable) == len(reference):  # a group with a bad member cannot be pooled
+            _compare_pooled(cell, obtained, reference, tol, snapshot, per_array)
         return cell
     for key in usable:
         out, ref = obtained[key], reference[key]
         _judge(cell, key, out, ref, tol, classifier, snapshot.get(key) if snapshot else None, snapshot is not None)
     _snapshot_verdict(cell, snapshot)
     return cell
+
+
+def _compare_pooled(cell, obtained, reference, tol: Tol, snapshot, per_array) -> None:
+    """A training cell: its groups measured (and judged, unless every array has its own tolerance)."""
+    by_array = per_array is not None and set(per_array) >= set(reference)
+    ref_pool, snap_pool = pool(reference), None
+    if snapshot is not None and set(snapshot) == set(reference):
+        snap_pool = pool(snapshot)
+    groups_out = pool(obtained)
+    for g in sorted(ref_pool):
+        rms = float(np.sqrt(np.mean(ref_pool[g] ** 2)))
+        _judge(
+            cell,
+            g,
+            groups_out[g],
+            ref_pool[g],
+            Tol(tol.rel_l2, tol.atol * rms, tol.rtol, tol.why),
+            classifier=False,
+            snap=None if snap_pool is None else snap_pool[g],
+            snapshot=snapshot is not None,
+            where=lambda flat, g=g: _locate(reference, g, flat),
+            judged=not by_array,
+        )
+    group_rms = {g: float(np.sqrt(np.mean(r**2))) for g, r in ref_pool.items()}
+    for key in sorted(reference) if by_array else ():
+        scale = array_scale(reference[key], group_rms[golden.head(key)])
+        _judge_array(cell, key, obtained[key], reference[key], per_array[key], scale)
+    _snapshot_verdict(cell, snapshot)
+
+
+def _judge_array(cell, key: str, out: np.ndarray, ref: np.ndarray, tol: Tol, scale: float) -> None:
+    """One array of a training cell against its own tolerance, errors in units of its scale
+    (numerics.array_scale: its RMS, or its group's floor for an array of rounding residue)."""
+    rel, worst = array_error(out, ref, scale)
+    if not (np.isfinite(rel) and np.isfinite(worst)):
+        return  # NaN and Inf are counted and failed on the group
+    if rel > tol.rel_l2:
+        cell.fail(f"{key}: relative L2 error {rel:.2e} > {tol.rel_l2:.1e}, this array's tolerance ({tol.why})")
+    elif worst > tol.atol:
+        diff = np.abs(out.astype(np.float64) - ref)
+        where = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.ndim else []
+        cell.fail(f"{key}: error {worst:.2e} of its RMS at {where} > {tol.atol:.1e}, this array's tolerance")
 
 
 def _fits(cell, key, out, ref, expected_dtype) -> bool:
@@ -241,12 +280,15 @@ def _fits(cell, key, out, ref, expected_dtype) -> bool:
     return False
 
 
-def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=None) -> None:
-    """Values of one output (or one pooled group) against the reference, then the snapshot."""
+def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=None, judged=True) -> None:
+    """Values of one output (or one pooled group) against the reference, then the snapshot;
+    `judged=False` only measures (a group whose arrays are judged one by one)."""
     m = value_metrics(out, ref)
     worst = where(int(np.argmax(np.abs(out.astype(np.float64) - ref)))) if where and out.size else m.worst_index
     if m.nan or m.inf:
         cell.fail(f"{key}: {m.nan} NaN and {m.inf} Inf in the output")
+    elif not judged:
+        pass
     elif m.rel_l2 > tol.rel_l2:
         cell.fail(
             f"{key}: relative L2 error {m.rel_l2:.2e} > {tol.rel_l2:.0e}" + (f", worst at {worst}" if where else "")

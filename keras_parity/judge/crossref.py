@@ -58,7 +58,7 @@ def cross_compare(
                 out.ulp_max, out.ulp_scaled, out.bit_identical = m.ulp_max, m.ulp_scaled, m.bit_identical
     for what, sub in results.items():
         for f in sub.findings:
-            cell.fail(f"vs {what}: {f.message}", "cross-backend")
+            cell.fail(f"vs {what}: {f.line}", "cross-backend")
     cell.note(
         f"cross-backend fallback: no float64 reference for {', '.join(gaps)}; judged against {', '.join(against)}",
         "cross-backend",

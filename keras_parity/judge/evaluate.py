@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import golden
 from keras_parity.judge.compare import CellResult, Finding, compare
 from keras_parity.judge.crossref import cross_compare
+from keras_parity.judge.information import FIX as INFORMATION_FIX
+from keras_parity.judge.information import why_uninformative
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.run.launch import BackendRun
@@ -41,6 +44,22 @@ def _check_provenance(model: str, ref_meta: dict, run: BackendRun, regen: str) -
         if ref_meta.get("inputs_sha256", {}).get(case) != digest:
             problems.append(f"inputs of case '{case}' changed since the goldens were made; regenerate with {regen}")
     return problems, notes
+
+
+# How a backend says it has no kernel for a dtype: a crash under a dtype policy is that
+# policy's limitation (UNSUPPORTED) only when its message reads like one of these and names the
+# dtype; any other crash under a policy is an ERROR like under float32.
+_NO_KERNEL = re.compile(
+    r"not implemented for|no kernel|no registered|not supported|unsupported|does not support|"
+    r"expected scalar type|could not find|not available",
+    re.IGNORECASE,
+)
+_DTYPE = re.compile(r"half|float16|bfloat16|bf16|double|float64|f16|f64", re.IGNORECASE)
+
+
+def policy_limitation(message: str) -> bool:
+    """Whether a crash under a dtype policy says the backend lacks that dtype (see _NO_KERNEL)."""
+    return bool(_NO_KERNEL.search(message) and _DTYPE.search(message))
 
 
 KERAS_CASTS = (
@@ -98,6 +117,20 @@ def read_goldens(model: str, root: Path, spec=None, regen: str = "`nox -s golden
     return g
 
 
+@dataclass(frozen=True)
+class Judging:
+    """How a run's cells are judged: its dtype policy and precision, its cases, how strictly."""
+
+    policy: str = "float32"
+    training: bool = True  # the training-path cases were run
+    precision: str = "float32"  # a GPU variant's compute precision ('tf32')
+    strict: bool = False  # a case whose outputs carry no information fails (else a note)
+    strict_bits: bool = False  # a moved bit against this platform's own snapshot fails
+
+
+PLAIN = Judging()
+
+
 def evaluate(
     runs: dict[str, BackendRun],
     models: list[str],
@@ -106,14 +139,17 @@ def evaluate(
     policy: str = "float32",
     training: bool = True,
     precision: str = "float32",
+    strict: bool = False,
+    strict_bits: bool = False,
 ) -> list[CellResult]:
     """Cells of `runs` against the goldens; a run under another dtype policy gets that policy's
     tolerance, and no snapshot (snapshots are float32)."""
+    judging = Judging(policy, training, precision, strict, strict_bits)
     cells: list[CellResult] = []
     for model in models:
         g = read_goldens(model, root)
         for backend, run in runs.items():
-            judged = judge_backend(g, backend, runs, policy, training, precision)
+            judged = judge_backend(g, backend, runs, judging)
             cells += judged
             failed = {
                 golden.key(c.case, c.path, k): v
@@ -129,14 +165,12 @@ def evaluate(
     return cells
 
 
-def judge_backend(
-    g: Goldens, backend: str, runs: dict[str, BackendRun], policy="float32", training=True, precision="float32"
-) -> list[CellResult]:
+def judge_backend(g: Goldens, backend: str, runs: dict[str, BackendRun], judging: Judging = PLAIN) -> list[CellResult]:
     """One backend's cells of the model: each case and path, or one cell for the whole run."""
-    whole = _whole_run_cell(g, backend, runs[backend], policy)
+    whole = _whole_run_cell(g, backend, runs[backend], judging.policy)
     if whole is not None:
         return [whole]
-    return _judge_run(g, backend, runs[backend], runs, policy, training, precision)
+    return _judge_run(g, backend, runs[backend], runs, judging)
 
 
 def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> CellResult | None:
@@ -151,23 +185,24 @@ def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> C
     if twin and g.spec.source:
         why = f"{backend}: twins exist for the built-in models only; {model} is your own"
         return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
-    if twin and not g.error and ("import_error" in run.meta or model in run.meta.get("no_twin", {})):
-        why = run.error or run.meta["no_twin"][model]
+    if twin and not g.error and not run.error and model in run.meta.get("no_twin", {}):
+        why = run.meta["no_twin"][model]
         return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
     if not problem:
         return None
     who = f"{backend} failed on {model}: " if model_error else ""
     cell = CellResult(model, "*", backend, device, "*", "error", [Finding("backend", who + problem)])
-    if policy != "float32" and model_error:  # the policy, not the backend, failed
+    if policy != "float32" and model_error and policy_limitation(model_error):  # the policy, not the backend
         cell.status = "unsupported"
         cell.findings = [Finding("policy", f"unsupported under {policy}: {problem}")]
     cell.policy = policy
     return cell
 
 
-def _judge_run(g, backend, run, runs, policy, training, precision) -> list[CellResult]:
+def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
     model, device, twin = g.model, run.meta.get("device", "?"), run.meta.get("twin", False)
+    policy, precision = judging.policy, judging.precision
     provenance, notes = _check_provenance(model, g.meta, run, g.regen)
     try:
         plain = policy == precision == "float32"
@@ -176,17 +211,26 @@ def _judge_run(g, backend, run, runs, policy, training, precision) -> list[CellR
         snapshot, where, snap_platform = None, "missing", None
         notes.append(str(exc))
     cells = []
-    for case in g.spec.cases_for(policy, training):
+    for case in g.spec.cases_for(policy, judging.training):
         if twin and case.name not in run.meta["models"][model]["cases"]:
             continue  # twins run the forward cases
         # a GPU variant (TF32) is judged by its precision; snapshots are float32 runs
-        tol = g.spec.tolerance(backend, device, precision if precision != "float32" else policy, case)
+        dtype = precision if precision != "float32" else policy
         for path in run.paths(model, case.name) or ["?"]:
             cell = CellResult(model, case.name, backend, device, path, policy=policy)
             snap = None if snapshot is None else golden.part(snapshot, case.name, path)
-            _values(cell, g, case, run, runs, tol, snap)
+            tol = g.spec.tolerance(backend, device, dtype, case, path)
+            measured = case.training and dtype == "float32" and device == "cpu"  # as spec.tolerance has it
+            per_array = (g.spec.array_tolerances(case, path) or None) if measured else None
+            _values(cell, g, case, run, runs, (tol, per_array), snap)
             if snapshot is not None and where == "other-platform":
                 cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
+            elif judging.strict_bits and cell.snapshot == "changed":
+                cell.add(_moved_bits(cell, run.meta.get("platform", "?")))
+            if not case.training:
+                uninformative = why_uninformative(golden.part(g.ref, case.name) or run.cell(model, case.name, path))
+                if uninformative:
+                    cell.add(Finding("information", uninformative, note=not judging.strict, fix=INFORMATION_FIX))
             for p in provenance:
                 cell.fail(p, "provenance")
             for n in notes:
@@ -200,9 +244,22 @@ def _judge_run(g, backend, run, runs, policy, training, precision) -> list[CellR
     return cells
 
 
-def _values(cell, g, case, run, runs, tol, snap) -> None:
-    """The cell's outputs against the float64 reference, or across backends where it has gaps."""
-    obtained = run.cell(g.model, case.name, cell.path)
+def _moved_bits(cell: CellResult, platform: str) -> Finding:
+    """--strict-bits: the cell's bits moved against this platform's own snapshot."""
+    moved = {k: m for k, m in cell.outputs.items() if m.bit_identical is False}
+    worst = max(moved, key=lambda k: moved[k].ulp_scaled or 0.0, default=None)
+    size = f" ({worst}: {moved[worst].ulp_scaled:.3g} ulp@max)" if worst and moved[worst].ulp_scaled is not None else ""
+    return Finding(
+        "strict-bits",
+        f"bits moved against the snapshot of this platform ({platform}){size}",
+        fix="if the move is intended (an upgrade, a rebuilt image), record it with `nox -s golden -- --snapshots-only`",
+    )
+
+
+def _values(cell, g, case, run, runs, tols, snap) -> None:
+    """The cell's outputs against the float64 reference, or across backends where it has gaps.
+    `tols`: the cell's tolerance, and a training cell's per array (or None)."""
+    (tol, per_array), obtained = tols, run.cell(g.model, case.name, cell.path)
     if g.gaps:
         others = {
             o: r.cell(g.model, case.name, (r.paths(g.model, case.name) or ["?"])[0])
@@ -220,4 +277,5 @@ def _values(cell, g, case, run, runs, tol, snap) -> None:
         snapshot=snap,
         classifier=case.classifier,
         pooled=case.training,
+        per_array=per_array,
     )

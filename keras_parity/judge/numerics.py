@@ -50,3 +50,23 @@ def max_ulp(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys=None) -> in
     """The largest ULP distance between same-named arrays of `a` and `b` (over `keys`, default
     all of `a`'s); 0 when every one is bit-identical."""
     return max((int(ulp_distance(a[k], b[k]).max(initial=0)) for k in (a if keys is None else keys)), default=0)
+
+
+# The training path judges each array on its own scale (registry/noise.py, judge/compare.py).
+# An array whose RMS is below ZERO_BELOW of its group's is judged on that floor instead: its
+# own values are rounding residue (a gradient BatchNormalization makes exactly zero), and
+# relative to themselves any error would read as huge.
+ZERO_BELOW = 1e-4
+
+
+def array_scale(ref: np.ndarray, group_rms: float) -> float:
+    return max(float(np.sqrt(np.mean(np.square(ref)))), ZERO_BELOW * group_rms)
+
+
+def array_error(got: np.ndarray, want: np.ndarray, scale: float) -> tuple[float, float]:
+    """(RMS of the error, largest error), both in units of `scale`: an array's relative L2
+    error and its worst element when `scale` is the array's own RMS."""
+    d = np.abs(got.astype(np.float64) - want)
+    if not scale:
+        return 0.0, 0.0
+    return float(np.sqrt(np.mean(d**2))) / scale, float(d.max(initial=0.0)) / scale

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+
+from keras_parity.registry.noise import MARGIN
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # Unit roundoff u = 2^-p of each policy's compute dtype (p: significand bits incl. the implicit
@@ -85,8 +87,18 @@ class ModelSpec:
     weight_scale: dict[str, float] = field(default_factory=dict)
     # A user's model (keras_parity/registry/usermodel.py): a .keras file or a builder by import path.
     source: object | None = None
+    # The float32 noise measured on the CPUs (keras_parity/registry/noise.py, models/noise.json):
+    # '<case>/<path>' -> envelope, and '<case>/<path>/<array>' per array of the training path.
+    noise: dict[str, dict] = field(default_factory=dict)
 
-    def tolerance(self, backend: str, device: str, dtype: str = "float32", case: Case | None = None) -> Tol:
+    def tolerance(
+        self, backend: str, device: str, dtype: str = "float32", case: Case | None = None, path: str | None = None
+    ) -> Tol:
+        """A float32 cell on a CPU: MARGIN times its measured noise; else (a GPU, a policy, a
+        cell not measured yet) the registry's own, or the policy's unit-roundoff rule."""
+        measured = self._measured(case, path) if dtype == "float32" and device == "cpu" and case else None
+        if measured is not None:
+            return measured
         if case is not None and case.tol is not None and dtype == "float32":
             return case.tol
         best, best_score = self.tol, -1
@@ -101,6 +113,22 @@ class ModelSpec:
                     best, best_score = tol, score
         return best
 
+    def array_tolerances(self, case: Case, path: str) -> dict[str, Tol]:
+        """A training cell's tolerance per array (atol in units of the array's RMS): backprop
+        through BatchNormalization amplifies rounding by layer, so each layer has its own noise."""
+        prefix = f"{case.name}/{path}/"
+        return {k[len(prefix) :]: _derived(v) for k, v in self.noise.items() if k.startswith(prefix)}
+
+    def _measured(self, case: Case, path: str | None) -> Tol | None:
+        if not case.training:
+            envelope = self.noise.get(f"{case.name}/{path}")
+            return _derived(envelope) if envelope else None
+        arrays = self.array_tolerances(case, path).values()
+        if not arrays:
+            return None
+        worst = max(arrays, key=lambda t: t.rel_l2)  # a pooled group's rel L2 is at most its worst array's
+        return Tol(worst.rel_l2, max(t.atol for t in arrays), 0.0, f"per array; the worst: {worst.why}")
+
     def cases_for(self, dtype: str, training: bool = True) -> tuple[Case, ...]:
         """The cases a run under `dtype` has: no training path when not asked for, nor under
         mixed precision, where Keras adds dynamic loss scaling that skips steps by design."""
@@ -114,13 +142,30 @@ class ModelSpec:
         raise KeyError(name)
 
 
+def _derived(envelope: dict) -> Tol:
+    """MARGIN times a measured envelope (keras_parity/registry/noise.py)."""
+    return Tol(
+        MARGIN * envelope["rel_l2"],
+        MARGIN * envelope["atol"],
+        0.0,
+        f"{MARGIN:g}x the float32 noise in models/noise.json (rel L2 {envelope['rel_l2']:.1e}, {envelope['worst']})",
+    )
+
+
 class Registry(Mapping):
     """The models a process knows: the built-in table (models/registry.py), read-only, then the
     user's models this run was given (keras_parity/registry/usermodel.py), each added once by
     name. Nothing replaces a model already known, so a lookup means the same all run long."""
 
-    def __init__(self, builtin: dict[str, ModelSpec]):
-        self._builtin = MappingProxyType(dict(builtin))
+    def __init__(self, builtin: dict[str, ModelSpec], noise: dict[str, dict] | None = None):
+        """`noise`: the measured envelopes of noise.json, '<model>/<case>/...' -> envelope."""
+        noise = noise or {}
+        self._builtin = MappingProxyType(
+            {
+                name: replace(spec, noise={k[len(name) + 1 :]: v for k, v in noise.items() if k.startswith(f"{name}/")})
+                for name, spec in builtin.items()
+            }
+        )
         self._users: dict[str, ModelSpec] = {}
 
     def __getitem__(self, name: str) -> ModelSpec:

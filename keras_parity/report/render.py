@@ -85,10 +85,10 @@ def print_report(cells: list[CellResult], console: Console | None = None) -> Non
         where = escape(f"{c.name} ({c.backend}/{c.device}/{c.label})")
         for f in c.findings:
             if f.note:
-                console.print(f"[dim]note[/] {where}: {escape(f.message)}", highlight=False, soft_wrap=True)
+                console.print(f"[dim]note[/] {where}: {escape(f.line)}", highlight=False, soft_wrap=True)
             else:
                 console.print(
-                    f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(f.message)}",
+                    f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(f.line)}",
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -118,7 +118,7 @@ def write_junit(cells: list[CellResult], path: Path) -> None:
         suite = suites.setdefault(c.backend, TestSuite(f"parity.{c.backend}"))
         extra = "".join(f",{x}" for x in (c.policy if c.policy != "float32" else "", c.variant) if x)
         case = TestCase(f"{c.name}[{c.path}{extra}]", classname=f"parity.{c.backend}.{c.device}")
-        msg = "; ".join(f.message for f in c.findings if not f.note)
+        msg = "; ".join(f.line for f in c.findings if not f.note)
         if c.status == "fail":
             case.result = [Failure(msg)]
         elif c.status == "error":

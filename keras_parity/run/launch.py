@@ -156,8 +156,12 @@ def load_run(out: Path, backend: str, returncode: int = 0, twin: bool = False) -
         return run
     if "device_error" in run.meta:
         run.error = f"{run.meta['device_error']}; run it on a GPU host or with --device cpu"
-    elif "import_error" in run.meta and run.meta.get("twin"):
-        run.error = f"{backend} skipped: {run.meta['import_error']}; its library is not in this environment"
+    elif "import_error" in run.meta and run.meta.get("twin"):  # asked for with --twins: an error, not a skip
+        where = envs.env_root() / ENV[backend][0]
+        run.error = (
+            f"{backend} was asked for and cannot run: {run.meta['import_error']}; its library is not in "
+            f"{where}: recreate it with `rm -r {where}` and rerun, or leave {backend} out of --twins"
+        )
     elif "import_error" in run.meta:
         run.error = (
             f"import failed: {run.meta['import_error']}; recreate its environment with "

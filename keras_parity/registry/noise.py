@@ -1,0 +1,118 @@
+"""The float32 noise every built-in tolerance is derived from, measured and kept beside the registry.
+
+`nox -s noise` runs every built-in model on the three backends (forward and training path)
+and takes each cell's error against the float64 reference; the snapshots of every platform
+in golden/ add theirs. Per model case and path (per array for the training path, where
+backprop through BatchNormalization amplifies rounding by layer), the envelope, the largest
+error seen, is written with its date to models/noise.json. A tolerance is MARGIN times the
+envelope (spec.ModelSpec.tolerance), never below MARGIN unit roundoffs of float32: a change
+of 3 * MARGIN times the noise fails wherever it is planted, and rounding on another CPU,
+within the envelope's order, passes.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+
+MARGIN = 10.0
+U32 = 2.0**-24  # float32's unit roundoff: the noise floor of a cell measured as exact
+NOISE_FILE = Path(__file__).resolve().parents[1] / "models" / "noise.json"
+
+
+def cell_noise(obtained: dict, reference: dict, training: bool) -> dict[str, tuple[float, float]]:
+    """{what: (relative L2, largest error)} of one cell: per output, the largest error absolute;
+    for a training case per array, both in units of the array's scale (numerics.array_scale).
+    Floored at U32: no cell is quieter than float32's unit roundoff."""
+    from keras_parity import golden
+    from keras_parity.judge.compare import pool
+    from keras_parity.judge.numerics import array_error, array_scale, rel_l2
+
+    group_rms = {g: float(np.sqrt(np.mean(v**2))) for g, v in pool(reference).items()} if training else {}
+    noise = {}
+    for key, ref in reference.items():
+        got = obtained.get(key)
+        if got is None or got.shape != ref.shape or not np.all(np.isfinite(got)):
+            continue
+        if training:
+            rel, worst = array_error(got, ref, array_scale(ref, group_rms[golden.head(key)]))
+            noise[key] = (max(rel, U32), max(worst, U32))
+        else:
+            scale = float(np.max(np.abs(ref), initial=0.0))
+            worst = float(np.max(np.abs(got.astype(np.float64) - ref), initial=0.0))
+            noise[key] = (max(rel_l2(got, ref), U32), max(worst, U32 * scale))
+    return noise
+
+
+def _widen(envelope: dict, cell: str, training: bool, noise: dict, source: str) -> None:
+    """Grow the envelope of `cell` by one measurement: per output for a forward case (the case's
+    worst), per array for a training case."""
+    if not training:
+        noise = {"*": (max(r for r, _ in noise.values()), max(a for _, a in noise.values()))} if noise else {}
+    for key, (rel, atol) in noise.items():
+        name = f"{cell}/{key}" if training else cell
+        old = envelope.get(name)
+        envelope[name] = {
+            "rel_l2": max(rel, old["rel_l2"]) if old else rel,
+            "atol": max(atol, old["atol"]) if old else atol,
+            "worst": source if not old or rel > old["rel_l2"] else old["worst"],
+        }
+
+
+def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
+    """Run the built-in models on the three backends into `out`; return noise.json's content."""
+    from keras_parity import golden
+    from keras_parity.models.registry import REGISTRY
+    from keras_parity.registry.spec import BACKENDS
+    from keras_parity.run.flags import RunFlags
+    from keras_parity.run.launch import run_backends
+
+    root = golden_root or golden.GOLDEN
+    models = REGISTRY.builtin
+    runs = run_backends(list(BACKENDS), models, out, RunFlags(), log=log)
+    envelope: dict = {}
+    for model in models:
+        ref = golden.read_npz(golden.reference_path(model, root))
+        sources = [(f"{b} here", r.arrays, model) for b, r in runs.items() if not r.error]
+        for snap in sorted((root / model / "snapshots").glob("*/*.npz")):
+            sources.append((f"{snap.stem} on {snap.parent.name}", golden.read_npz(snap), None))
+        for source, arrays, prefix in sources:
+            for case in REGISTRY[model].cases:
+                part = golden.part(arrays, *([prefix] if prefix else []), case.name)
+                for path in golden.children(part):
+                    noise = cell_noise(golden.part(part, path), golden.part(ref, case.name), case.training)
+                    _widen(envelope, golden.key(model, case.name, path), case.training, noise, source)
+    errors = {b: r.error for b, r in runs.items() if r.error}
+    if errors:
+        raise RuntimeError(f"backends failed, the noise is not measured: {errors}")
+    versions = {b: r.meta.get("versions", {}) for b, r in runs.items()}
+    return {
+        "measured": datetime.date.today().isoformat(),
+        "margin": MARGIN,
+        "platform": next(iter(runs.values())).meta.get("platform"),
+        "versions": versions,
+        "cells": dict(sorted(envelope.items())),
+    }
+
+
+def load(path: Path = NOISE_FILE) -> dict:
+    """The cells of noise.json ({} before the first `nox -s noise`)."""
+    return json.loads(path.read_text())["cells"] if path.exists() else {}
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    from keras_parity import golden
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            measured = measure(Path(tmp))
+        except RuntimeError as exc:
+            sys.exit(f"error: {exc}")
+    golden.write_json(NOISE_FILE, measured)
+    print(f"{len(measured['cells'])} cells measured on {measured['platform']}; written to {NOISE_FILE}")
