@@ -96,6 +96,13 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def noise(session: nox.Session) -> None:
+    """Measure the float32 noise the built-in tolerances are derived from (models/noise.json)."""
+    _harness(session)
+    session.run("python", "-m", "keras_parity.registry.noise", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
 def lock(session: nox.Session) -> None:
     """Compile the locks of requirements/pins.toml for every platform (-- NAME ... --platform P)."""
     if LOCK_PLATFORM is None:  # no harness lock here yet: uv alone compiles the locks

@@ -16,6 +16,7 @@ from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import images
 from keras_parity.run.envs import EnvError
+from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import load_run, run_backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +118,8 @@ def test_container_killed_mid_run_is_reported(tmp_path):
 def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch, tmp_path):
     real = images.require
     monkeypatch.setattr(images, "require", lambda b, d="cpu": real(b, "cpu"))  # the CPU image, asked for a GPU
-    runs = run_backends(["torch", "jax"], ["linear"], tmp_path, docker=True, device="cuda", log=lambda *a: None)
+    asked = RunFlags(device="cuda")
+    runs = run_backends(["torch", "jax"], ["linear"], tmp_path, asked, docker=True, log=lambda *a: None)
     for b in ("torch", "jax"):
         assert "cannot get a GPU" in runs[b].error and "--device cpu" in runs[b].error
         assert "\n" not in runs[b].error

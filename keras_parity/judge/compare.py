@@ -196,8 +196,7 @@ def compare(
 
     pooled (training cases): after the per-key checks of shape and dtype, values are judged
     per group, rel L2 over the group and atol in units of the group's reference RMS; with
-    `per_array` (a tolerance for every array, atol in units of its RMS), per array instead, and
-    the groups are only measured for the report."""
+    `per_array` (a tolerance for every array, in units of its scale), each array too."""
     cell.tol = tol
     if not obtained and not reference:  # nothing compared is never a pass
         cell.status = "error"
@@ -226,7 +225,7 @@ def compare(
 
 
 def _compare_pooled(cell, obtained, reference, tol: Tol, snapshot, per_array) -> None:
-    """A training cell: its groups measured (and judged, unless every array has its own tolerance)."""
+    """A training cell: each group judged, then (with `per_array`) each array against its own."""
     by_array = per_array is not None and set(per_array) >= set(reference)
     ref_pool, snap_pool = pool(reference), None
     if snapshot is not None and set(snapshot) == set(reference):
@@ -244,7 +243,6 @@ def _compare_pooled(cell, obtained, reference, tol: Tol, snapshot, per_array) ->
             snap=None if snap_pool is None else snap_pool[g],
             snapshot=snapshot is not None,
             where=lambda flat, g=g: _locate(reference, g, flat),
-            judged=not by_array,
         )
     group_rms = {g: float(np.sqrt(np.mean(r**2))) for g, r in ref_pool.items()}
     for key in sorted(reference) if by_array else ():
@@ -280,15 +278,12 @@ def _fits(cell, key, out, ref, expected_dtype) -> bool:
     return False
 
 
-def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=None, judged=True) -> None:
-    """Values of one output (or one pooled group) against the reference, then the snapshot;
-    `judged=False` only measures (a group whose arrays are judged one by one)."""
+def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=None) -> None:
+    """Values of one output (or one pooled group) against the reference, then the snapshot."""
     m = value_metrics(out, ref)
     worst = where(int(np.argmax(np.abs(out.astype(np.float64) - ref)))) if where and out.size else m.worst_index
     if m.nan or m.inf:
         cell.fail(f"{key}: {m.nan} NaN and {m.inf} Inf in the output")
-    elif not judged:
-        pass
     elif m.rel_l2 > tol.rel_l2:
         cell.fail(
             f"{key}: relative L2 error {m.rel_l2:.2e} > {tol.rel_l2:.0e}" + (f", worst at {worst}" if where else "")

@@ -47,13 +47,26 @@ def cell_noise(obtained: dict, reference: dict, training: bool) -> dict[str, tup
     return noise
 
 
-def _widen(envelope: dict, cell: str, training: bool, noise: dict, source: str) -> None:
-    """Grow the envelope of `cell` by one measurement: per output for a forward case (the case's
-    worst), per array for a training case."""
-    if not training:
+def group_noise(obtained: dict, reference: dict) -> dict[str, tuple[float, float]]:
+    """A training cell's noise per pooled group (judge.compare.pool), the largest error in units
+    of the group's RMS: what the cell's own tolerance is derived from."""
+    from keras_parity.judge.compare import pool
+    from keras_parity.judge.numerics import array_error
+
+    if set(obtained) != set(reference) or any(obtained[k].shape != v.shape for k, v in reference.items()):
+        return {}
+    got, want = pool(obtained), pool(reference)
+    noise = {g: array_error(got[g], w, float(np.sqrt(np.mean(w**2)))) for g, w in want.items()}
+    return {g: (max(r, U32), max(a, U32)) for g, (r, a) in noise.items() if np.isfinite(r)}
+
+
+def _widen(envelope: dict, cell: str, noise: dict, source: str, per_array: bool = False) -> None:
+    """Grow the envelopes by one measurement: the cell's (its worst output or group), or with
+    `per_array` each array's ('<cell>/<array>')."""
+    if not per_array:
         noise = {"*": (max(r for r, _ in noise.values()), max(a for _, a in noise.values()))} if noise else {}
     for key, (rel, atol) in noise.items():
-        name = f"{cell}/{key}" if training else cell
+        name = f"{cell}/{key}" if per_array else cell
         old = envelope.get(name)
         envelope[name] = {
             "rel_l2": max(rel, old["rel_l2"]) if old else rel,
@@ -83,8 +96,16 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
             for case in REGISTRY[model].cases:
                 part = golden.part(arrays, *([prefix] if prefix else []), case.name)
                 for path in golden.children(part):
-                    noise = cell_noise(golden.part(part, path), golden.part(ref, case.name), case.training)
-                    _widen(envelope, golden.key(model, case.name, path), case.training, noise, source)
+                    got, want, cell = (
+                        golden.part(part, path),
+                        golden.part(ref, case.name),
+                        golden.key(model, case.name, path),
+                    )
+                    if case.training:
+                        _widen(envelope, cell, cell_noise(got, want, True), source, per_array=True)
+                        _widen(envelope, cell, group_noise(got, want), source)
+                    else:
+                        _widen(envelope, cell, cell_noise(got, want, False), source)
     errors = {b: r.error for b, r in runs.items() if r.error}
     if errors:
         raise RuntimeError(f"backends failed, the noise is not measured: {errors}")

@@ -120,14 +120,9 @@ class ModelSpec:
         return {k[len(prefix) :]: _derived(v) for k, v in self.noise.items() if k.startswith(prefix)}
 
     def _measured(self, case: Case, path: str | None) -> Tol | None:
-        if not case.training:
-            envelope = self.noise.get(f"{case.name}/{path}")
-            return _derived(envelope) if envelope else None
-        arrays = self.array_tolerances(case, path).values()
-        if not arrays:
-            return None
-        worst = max(arrays, key=lambda t: t.rel_l2)  # a pooled group's rel L2 is at most its worst array's
-        return Tol(worst.rel_l2, max(t.atol for t in arrays), 0.0, f"per array; the worst: {worst.why}")
+        """A forward cell's, or a training cell's for its pooled groups (its arrays have their own)."""
+        envelope = self.noise.get(f"{case.name}/{path}")
+        return _derived(envelope) if envelope else None
 
     def cases_for(self, dtype: str, training: bool = True) -> tuple[Case, ...]:
         """The cases a run under `dtype` has: no training path when not asked for, nor under

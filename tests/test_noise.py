@@ -1,0 +1,50 @@
+"""Tolerances from measured noise: what a measurement keeps, and how a tolerance is made of it."""
+
+import numpy as np
+
+from keras_parity.models.registry import REGISTRY
+from keras_parity.registry import noise
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.runner import case_paths
+
+
+def test_a_forward_cell_keeps_its_worst_error_floored_at_float32():
+    ref = np.array([[1.0, -2.0], [4.0, 0.5]])
+    exact = noise.cell_noise({"output": ref.astype(np.float32)}, {"output": ref}, training=False)
+    assert exact == {"output": (noise.U32, noise.U32 * 4.0)}  # nothing quieter than float32 can tell
+    moved = ref + np.array([[0.0, 0.0], [1e-3, 0.0]])
+    (rel, worst) = noise.cell_noise({"output": moved.astype(np.float32)}, {"output": ref}, training=False)["output"]
+    assert np.isclose(rel, 1e-3 / np.linalg.norm(ref), rtol=1e-3) and np.isclose(worst, 1e-3, rtol=1e-3)
+
+
+def test_a_training_array_of_rounding_residue_is_measured_on_its_groups_scale():
+    ref = {"grad/a/kernel": np.full(4, 2.0), "grad/a/bias": np.zeros(2)}
+    got = {"grad/a/kernel": np.full(4, 2.0, np.float32), "grad/a/bias": np.full(2, 1e-9, np.float32)}
+    measured = noise.cell_noise(got, ref, training=True)
+    group_rms = np.sqrt(np.mean(np.r_[ref["grad/a/kernel"], ref["grad/a/bias"]] ** 2))
+    assert np.isclose(measured["grad/a/bias"][0], 1e-9 / (1e-4 * group_rms), rtol=1e-3)  # not 1e-9 / 0
+
+
+def test_a_cpu_float32_cell_gets_ten_times_its_noise_and_others_the_registrys_own():
+    spec = REGISTRY["lstm"]
+    case = spec.case("lstm")
+    envelope = spec.noise["lstm/predict"]
+    tol = spec.tolerance("jax", "cpu", "float32", case, "predict")
+    assert tol.rel_l2 == noise.MARGIN * envelope["rel_l2"] and tol.atol == noise.MARGIN * envelope["atol"]
+    assert "models/noise.json" in tol.why
+    assert spec.tolerance("jax", "gpu", "float32", case, "predict") == spec.tol  # nothing measured on a GPU
+    assert spec.tolerance("jax", "cpu", "mixed_float16", case, "predict").rel_l2 > tol.rel_l2
+    grads = spec.array_tolerances(spec.case("train_grad"), "eager")
+    assert grads and all(
+        t.rel_l2 == noise.MARGIN * spec.noise[f"train_grad/eager/{k}"]["rel_l2"] for k, t in grads.items()
+    )
+
+
+def test_every_built_in_cell_has_its_noise_measured():
+    """A case added to the registry without `nox -s noise` would fall back to a written tolerance."""
+    for name in REGISTRY.builtin:
+        spec = REGISTRY[name]
+        for case in spec.cases:
+            for backend in BACKENDS:
+                for path in case_paths(case, backend):
+                    assert f"{case.name}/{path}" in spec.noise, (name, case.name, path, "run `nox -s noise`")

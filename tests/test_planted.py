@@ -1,0 +1,85 @@
+"""Planted changes of one layer, each a scale of 1 + 3 * MARGIN times the float32 noise measured
+for the case (models/noise.json): every forward cell of that case fails on every backend and
+path, named at that layer; the same plant with a change of zero passes everywhere."""
+
+import json
+
+import pytest
+from helpers import cli, copy_project
+
+from keras_parity.registry import noise
+from keras_parity.registry.spec import BACKENDS
+
+pytestmark = pytest.mark.slow
+
+PLANTS = {  # model: (its forward case the layer is in, the layer's Keras class, the layer)
+    "linear": ("sigmoid_mlp", "Dense", "hidden"),
+    "cnn": ("conv2d", "Conv2D", "conv_s1"),
+    "bn_mlp": ("inference", "Dense", "dense_out"),
+    "lstm": ("lstm", "Dense", "out"),
+    # a mid-network layer's change reaches ResNet50's logits diluted by the residual paths
+    # (conv3_block2_2_conv scaled by 1 + 1.4e-5 moves them by 2.5e-6): README, "Tolerances"
+    "resnet50": ("logits", "Dense", "predictions"),
+}
+PLANT = """
+
+import functools as _functools
+
+import keras as _keras
+
+_unplanted = _keras.layers.{cls}.call
+
+
+@_functools.wraps(_unplanted)
+def _planted(self, *args, **kwargs):  # one layer's output scaled by 1 + delta, every backend
+    out = _unplanted(self, *args, **kwargs)
+    return out * (1.0 + {delta!r}) if self.name == {layer!r} else out
+
+
+_keras.layers.{cls}.call = _planted
+"""
+
+
+def _delta(model: str, case: str) -> float:
+    cells = noise.load()
+    return 3 * noise.MARGIN * max(v["rel_l2"] for k, v in cells.items() if k.startswith(f"{model}/{case}/"))
+
+
+def _planted_run(tmp_path_factory, scale: float) -> list[dict]:
+    project = tmp_path_factory.mktemp("planted")
+    copy_project(project)
+    for model, (case, cls, layer) in PLANTS.items():
+        src = project / "models" / f"{model}.py"
+        src.write_text(src.read_text() + PLANT.format(cls=cls, layer=layer, delta=scale * _delta(model, case)))
+    proc = cli("parity", "--no-training", "--out", str(project / "out"), cwd=project)
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((project / "out" / "parity.json").read_text())["cells"]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    return _planted_run(tmp_path_factory, 1.0)
+
+
+@pytest.mark.parametrize("model", PLANTS)
+def test_a_change_of_30_times_the_noise_fails_and_is_named(planted, model):
+    case, _, layer = PLANTS[model]
+    mine = [c for c in planted if c["model"] == model and c["case"] == case]
+    assert {c["backend"] for c in mine} == set(BACKENDS)
+    for c in mine:
+        assert c["status"] == "fail", (c["backend"], c["path"], c["outputs"], c["tol"])
+        named = [p for p in c["problems"] if p.startswith("localized: ")]
+        assert named and named[0].startswith(f"localized: first divergent layer '{layer}' "), c["problems"]
+
+
+def test_cases_without_the_planted_layer_pass(planted):
+    untouched = [c for c in planted if c["case"] not in {case for case, _, _ in PLANTS.values()}]
+    untouched = [
+        c for c in untouched if c["case"] != "training" and c["case"] != "moving_stats" or c["model"] != "bn_mlp"
+    ]
+    assert untouched and all(c["status"] == "pass" for c in untouched), [c for c in untouched if c["status"] != "pass"]
+
+
+def test_the_same_plant_changing_nothing_passes_everywhere(tmp_path_factory):
+    cells = _planted_run(tmp_path_factory, 0.0)
+    assert cells and all(c["status"] == "pass" for c in cells), [c for c in cells if c["status"] != "pass"]
