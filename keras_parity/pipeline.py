@@ -31,9 +31,13 @@ class Plan:
     policies: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()  # GPU variants: 'tf32', 'lstm-no-cudnn'
     float64: bool = False  # classify every cell, not only the failing ones
-    determinism: bool = False  # (flags.twice: the same-process repeat, then a fresh process)
     strict: bool = False  # a case whose outputs carry no information fails
     strict_bits: bool = False  # a bit moved against this platform's own snapshot fails
+
+    @property
+    def determinism(self) -> bool:
+        """The same-process repeat (flags.twice), then a fresh process: --determinism."""
+        return self.flags.twice
 
     @classmethod
     def from_args(cls, args, backends: list[str], models: list[str]) -> Plan:
@@ -41,7 +45,7 @@ class Plan:
         asked = RunFlags(device=args.device, training=args.training, twice=args.determinism)
         return cls(
             backends, models, args.out, args.golden_dir, asked, args.docker, args.twins, tuple(args.policy or ()),
-            variants, args.float64, args.determinism, args.strict, args.strict_bits,
+            variants, args.float64, args.strict, args.strict_bits,
         )  # fmt: skip
 
 

@@ -206,8 +206,9 @@ def _first_divergence(c, run, root: Path, out: Path) -> Finding:
     # every failing cell's whole profile beside the report, whatever the finding says
     stem = out / f"{c.model}-{c.case}-{c.backend}"
     golden.write_json(stem.with_suffix(".json"), [asdict(r) for r in rows])
-    plot(rows, first_jump(rows), f"{c.model}/{c.case} on {c.backend}", stem.with_suffix(".png"))
-    if first_jump(rows) is None and REGISTRY[c.model].case(c.case).training:
+    hit = first_jump(rows)
+    plot(rows, hit, f"{c.model}/{c.case} on {c.backend}", stem.with_suffix(".png"))
+    if hit is None and REGISTRY[c.model].case(c.case).training:
         return Finding(
             "localize",
             "localized: no layer of the training-mode forward pass jumps: the difference is in what "

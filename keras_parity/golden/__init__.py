@@ -17,4 +17,4 @@ from keras_parity.golden.files import (  # noqa: F401
     write_npz,
     write_run,
 )
-from keras_parity.golden.keys import SAMPLE, SEP, children, head, key, part, sampled  # noqa: F401
+from keras_parity.golden.keys import SAMPLE, SEP, children, head, key, output, part, sampled  # noqa: F401

@@ -29,6 +29,11 @@ def children(arrays: dict, *parts: str) -> list[str]:
     return sorted({k.split(SEP, 1)[0] for k in part(arrays, *parts)})
 
 
+def output(i: int) -> str:
+    """The key of a model's i-th output: 'output', then 'output:1', ... (keras.tree.flatten order)."""
+    return "output" if i == 0 else f"output:{i}"
+
+
 def head(k: str) -> str:
     """The first part of a key: a training output's group ('grad/dense/kernel' -> 'grad')."""
     return k.split(SEP, 1)[0]

@@ -67,7 +67,7 @@ def user_reference(model: str, builders: dict, feeds: dict, cases=None) -> tuple
         except UnsupportedLayer as exc:
             gaps = [str(exc)]
             break
-        out.update({golden.key(case, "output" if i == 0 else f"output:{i}"): o for i, o in enumerate(res.outputs)})
+        out.update({golden.key(case, golden.output(i)): o for i, o in enumerate(res.outputs)})
     if gaps:
         return {}, {"kind": "cross-backend", "missing": gaps}
     return out, {"kind": "float64"}

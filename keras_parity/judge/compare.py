@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.judge.numerics import array_error, array_scale, scaled_ulp, ulp_distance
+from keras_parity.judge.numerics import array_error, array_scale, rms, scaled_ulp, ulp_distance
 from keras_parity.registry.spec import Tol
 
 
@@ -230,21 +230,19 @@ def _compare_pooled(cell, obtained, reference, tol: Tol, snapshot, per_array) ->
     ref_pool, snap_pool = pool(reference), None
     if snapshot is not None and set(snapshot) == set(reference):
         snap_pool = pool(snapshot)
-    groups_out = pool(obtained)
+    groups_out, group_rms = pool(obtained), {g: rms(r) for g, r in ref_pool.items()}
     for g in sorted(ref_pool):
-        rms = float(np.sqrt(np.mean(ref_pool[g] ** 2)))
         _judge(
             cell,
             g,
             groups_out[g],
             ref_pool[g],
-            Tol(tol.rel_l2, tol.atol * rms, tol.rtol, tol.why),
+            Tol(tol.rel_l2, tol.atol * group_rms[g], tol.rtol, tol.why),
             classifier=False,
             snap=None if snap_pool is None else snap_pool[g],
             snapshot=snapshot is not None,
             where=lambda flat, g=g: _locate(reference, g, flat),
         )
-    group_rms = {g: float(np.sqrt(np.mean(r**2))) for g, r in ref_pool.items()}
     for key in sorted(reference) if by_array else ():
         scale = array_scale(reference[key], group_rms[golden.head(key)])
         _judge_array(cell, key, obtained[key], reference[key], per_array[key], scale)

@@ -211,17 +211,15 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
         snapshot, where, snap_platform = None, "missing", None
         notes.append(str(exc))
     cells = []
+    dtype = precision if precision != "float32" else policy  # a GPU variant (TF32) is judged by its precision
     for case in g.spec.cases_for(policy, judging.training):
         if twin and case.name not in run.meta["models"][model]["cases"]:
             continue  # twins run the forward cases
-        # a GPU variant (TF32) is judged by its precision; snapshots are float32 runs
-        dtype = precision if precision != "float32" else policy
         for path in run.paths(model, case.name) or ["?"]:
             cell = CellResult(model, case.name, backend, device, path, policy=policy)
             snap = None if snapshot is None else golden.part(snapshot, case.name, path)
             tol = g.spec.tolerance(backend, device, dtype, case, path)
-            measured = case.training and dtype == "float32" and device == "cpu"  # as spec.tolerance has it
-            per_array = (g.spec.array_tolerances(case, path) or None) if measured else None
+            per_array = g.spec.array_tolerances(case, path, device, dtype) or None
             _values(cell, g, case, run, runs, (tol, per_array), snap)
             if snapshot is not None and where == "other-platform":
                 cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform

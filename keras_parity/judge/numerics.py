@@ -59,8 +59,13 @@ def max_ulp(a: dict[str, np.ndarray], b: dict[str, np.ndarray], keys=None) -> in
 ZERO_BELOW = 1e-4
 
 
+def rms(a: np.ndarray) -> float:
+    """Root mean square, the scale training outputs are judged in."""
+    return float(np.sqrt(np.mean(np.square(a))))
+
+
 def array_scale(ref: np.ndarray, group_rms: float) -> float:
-    return max(float(np.sqrt(np.mean(np.square(ref)))), ZERO_BELOW * group_rms)
+    return max(rms(ref), ZERO_BELOW * group_rms)
 
 
 def array_error(got: np.ndarray, want: np.ndarray, scale: float) -> tuple[float, float]:

@@ -29,9 +29,9 @@ def cell_noise(obtained: dict, reference: dict, training: bool) -> dict[str, tup
     Floored at U32: no cell is quieter than float32's unit roundoff."""
     from keras_parity import golden
     from keras_parity.judge.compare import pool
-    from keras_parity.judge.numerics import array_error, array_scale, rel_l2
+    from keras_parity.judge.numerics import array_error, array_scale, rel_l2, rms
 
-    group_rms = {g: float(np.sqrt(np.mean(v**2))) for g, v in pool(reference).items()} if training else {}
+    group_rms = {g: rms(v) for g, v in pool(reference).items()} if training else {}
     noise = {}
     for key, ref in reference.items():
         got = obtained.get(key)
@@ -51,12 +51,12 @@ def group_noise(obtained: dict, reference: dict) -> dict[str, tuple[float, float
     """A training cell's noise per pooled group (judge.compare.pool), the largest error in units
     of the group's RMS: what the cell's own tolerance is derived from."""
     from keras_parity.judge.compare import pool
-    from keras_parity.judge.numerics import array_error
+    from keras_parity.judge.numerics import array_error, rms
 
     if set(obtained) != set(reference) or any(obtained[k].shape != v.shape for k, v in reference.items()):
         return {}
     got, want = pool(obtained), pool(reference)
-    noise = {g: array_error(got[g], w, float(np.sqrt(np.mean(w**2)))) for g, w in want.items()}
+    noise = {g: array_error(got[g], w, rms(w)) for g, w in want.items()}
     return {g: (max(r, U32), max(a, U32)) for g, (r, a) in noise.items() if np.isfinite(r)}
 
 
@@ -86,10 +86,13 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
     root = golden_root or golden.GOLDEN
     models = REGISTRY.builtin
     runs = run_backends(list(BACKENDS), models, out, RunFlags(), log=log)
+    errors = {b: r.error for b, r in runs.items() if r.error}
+    if errors:
+        raise RuntimeError(f"backends failed, the noise is not measured: {errors}")
     envelope: dict = {}
     for model in models:
         ref = golden.read_npz(golden.reference_path(model, root))
-        sources = [(f"{b} here", r.arrays, model) for b, r in runs.items() if not r.error]
+        sources = [(f"{b} here", r.arrays, model) for b, r in runs.items()]
         for snap in sorted((root / model / "snapshots").glob("*/*.npz")):
             sources.append((f"{snap.stem} on {snap.parent.name}", golden.read_npz(snap), None))
         for source, arrays, prefix in sources:
@@ -106,9 +109,6 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
                         _widen(envelope, cell, group_noise(got, want), source)
                     else:
                         _widen(envelope, cell, cell_noise(got, want, False), source)
-    errors = {b: r.error for b, r in runs.items() if r.error}
-    if errors:
-        raise RuntimeError(f"backends failed, the noise is not measured: {errors}")
     versions = {b: r.meta.get("versions", {}) for b, r in runs.items()}
     return {
         "measured": datetime.date.today().isoformat(),

@@ -96,7 +96,7 @@ class ModelSpec:
     ) -> Tol:
         """A float32 cell on a CPU: MARGIN times its measured noise; else (a GPU, a policy, a
         cell not measured yet) the registry's own, or the policy's unit-roundoff rule."""
-        measured = self._measured(case, path) if dtype == "float32" and device == "cpu" and case else None
+        measured = self._measured(case, path) if _measured_on(device, dtype) and case else None
         if measured is not None:
             return measured
         if case is not None and case.tol is not None and dtype == "float32":
@@ -113,9 +113,12 @@ class ModelSpec:
                     best, best_score = tol, score
         return best
 
-    def array_tolerances(self, case: Case, path: str) -> dict[str, Tol]:
+    def array_tolerances(self, case: Case, path: str, device: str = "cpu", dtype: str = "float32") -> dict[str, Tol]:
         """A training cell's tolerance per array (atol in units of the array's RMS): backprop
-        through BatchNormalization amplifies rounding by layer, so each layer has its own noise."""
+        through BatchNormalization amplifies rounding by layer, so each layer has its own noise.
+        Empty where nothing is measured (a GPU, a policy, a forward cell)."""
+        if not (case.training and _measured_on(device, dtype)):
+            return {}
         prefix = f"{case.name}/{path}/"
         return {k[len(prefix) :]: _derived(v) for k, v in self.noise.items() if k.startswith(prefix)}
 
@@ -135,6 +138,11 @@ class ModelSpec:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def _measured_on(device: str, dtype: str) -> bool:
+    """Where the noise is measured, and so the tolerances derived: float32 cells on a CPU."""
+    return dtype == "float32" and device == "cpu"
 
 
 def _derived(envelope: dict) -> Tol:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from keras_parity import golden
+
 # Cells per backend: 'predict' is the compiled path users run; 'eager' is model(x) where it
 # is a different program (torch's predict is already the eager call).
 PATHS = {"tensorflow": ("predict", "eager"), "jax": ("predict", "eager"), "torch": ("predict",)}
@@ -33,4 +35,4 @@ def output_dict(out) -> dict[str, np.ndarray]:
     import keras
 
     flat = keras.tree.flatten(out)
-    return {("output" if i == 0 else f"output:{i}"): to_numpy(v) for i, v in enumerate(flat)}
+    return {golden.output(i): to_numpy(v) for i, v in enumerate(flat)}

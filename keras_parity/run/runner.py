@@ -115,8 +115,12 @@ class _Capture:
     layers: dict | None = None
     feeds: dict | None = None
 
+    @classmethod
+    def asked_by(cls, asked: RunFlags) -> _Capture:
+        return cls({} if asked.layers else None, {} if asked.configs or asked.layers else None)
 
-def _build(spec, case, module, flags: RunFlags, timings: dict, cache: Path | None):
+
+def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | None):
     """(model, its seeded weights, its builder record) for one of the model's builders."""
     import keras
 
@@ -124,7 +128,7 @@ def _build(spec, case, module, flags: RunFlags, timings: dict, cache: Path | Non
     t0 = time.perf_counter()
     model = usermodel.load(user) if user else getattr(module, case.builder)()
     timings["build"] += time.perf_counter() - t0
-    for layer in model.layers if not flags.lstm_cudnn else ():
+    for layer in model.layers if not asked.lstm_cudnn else ():
         if isinstance(layer, keras.layers.LSTM):
             layer.use_cudnn = False  # read at call time: the generic kernel, on any device
     specs = [(v.path, tuple(v.shape)) for v in model.weights]
@@ -143,13 +147,13 @@ def _build(spec, case, module, flags: RunFlags, timings: dict, cache: Path | Non
         "trainable": [v.path for v in model.trainable_variables],
         "output_shape": list(model.outputs[0].shape),
     }
-    if flags.configs:  # the float64 reference walks this graph; parity needs only the hash
+    if asked.configs:  # the float64 reference walks this graph; parity needs only the hash
         record["config"] = config
     return model, weights, record
 
 
 def run_model(
-    name: str, backend: str, flags: RunFlags, timings: dict, cache: Path | None = None, capture: _Capture | None = None
+    name: str, backend: str, asked: RunFlags, timings: dict, cache: Path | None = None, capture: _Capture | None = None
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata); `capture` collects every layer's
     output per case ('case/layer') and a user model's weights and inputs ('weights/<path>',
@@ -161,9 +165,9 @@ def run_model(
     feeds = capture.feeds if user else None
     module = None if user else importlib.import_module(spec.module)
     arrays, meta, built = {}, {"builders": {}}, {}
-    for case in spec.cases_for(flags.dtype, flags.training):
+    for case in spec.cases_for(asked.dtype, asked.training):
         if case.builder not in built:
-            model, weights, meta["builders"][case.builder] = _build(spec, case, module, flags, timings, cache)
+            model, weights, meta["builders"][case.builder] = _build(spec, case, module, asked, timings, cache)
             built[case.builder] = (model, weights)
             if feeds is not None:
                 feeds.update(
@@ -184,47 +188,47 @@ def run_model(
 
             # Every optimizer's full config, defaults included: a default a release changes shows.
             meta["training"] = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
-        _run_paths(model, weights, case, inputs, backend, flags, timings, spec.seed, arrays, meta)
+        _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, meta)
         if capture.layers is not None and case.mode != "moving_stats":  # training cases: their forward pass
             model.set_weights(weights)
             capture.layers.update({golden.key(case.name, k): v for k, v in layer_outputs(model, case, inputs).items()})
     return arrays, meta
 
 
-def _run_paths(model, weights, case, inputs, backend, flags: RunFlags, timings, seed, arrays, meta) -> None:
+def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, meta) -> None:
     """Every path of one case into `arrays`, its timing (and with --twice its repeat) into `meta`."""
-    for path in case_paths(case, backend, flags.naive):
+    for path in case_paths(case, backend, asked.naive):
         t0 = time.perf_counter()
         # Fresh weights for every cell: a training-mode call moves BN statistics.
         model.set_weights(weights)
         timings["set_weights"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        first = _run_case(model, case, inputs, path, flags.repeat, timings, seed)
+        first = _run_case(model, case, inputs, path, asked.repeat, timings, seed)
         arrays.update({golden.key(case.name, path, out): value for out, value in first.items()})
         meta.setdefault("cell_seconds", {})[golden.key(case.name, path)] = round(time.perf_counter() - t0, 3)
-        if flags.twice:  # the same cell again in this process, from the same weights
+        if asked.twice:  # the same cell again in this process, from the same weights
             model.set_weights(weights)
             again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed)
             meta.setdefault("twice_max_ulp", {})[golden.key(case.name, path)] = max_ulp(first, again)
 
 
-def _start(backend: str, flags: RunFlags, meta: dict) -> tuple[str, dict | None] | str:
+def _start(backend: str, asked: RunFlags, meta: dict) -> tuple[str, dict | None] | str:
     """Import Keras on `backend` with the run's knobs and dtype: (device, gpu), or why not."""
     try:
         import keras  # (the backend is imported here, once)
 
-        meta["knobs"] = knobs.after_import(backend, tf32=flags.tf32)
-        meta["knobs"]["lstm_use_cudnn"] = "auto" if flags.lstm_cudnn else "off"
-        if flags.dtype.startswith("mixed_"):
-            keras.config.set_dtype_policy(flags.dtype)
+        meta["knobs"] = knobs.after_import(backend, tf32=asked.tf32)
+        meta["knobs"]["lstm_use_cudnn"] = "auto" if asked.lstm_cudnn else "off"
+        if asked.dtype.startswith("mixed_"):
+            keras.config.set_dtype_policy(asked.dtype)
         else:
-            keras.config.set_floatx(flags.dtype)
+            keras.config.set_floatx(asked.dtype)
         device, gpu = knobs.device_info(backend)
     except Exception as exc:  # an import that fails is reported, the other backends go on
         meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
         return f"import failed: {meta['import_error']}"
-    if flags.device != "cpu" and device != "gpu":
-        meta["device_error"] = f"a GPU was asked for (--device {flags.device}) but {backend} sees none"
+    if asked.device != "cpu" and device != "gpu":
+        meta["device_error"] = f"a GPU was asked for (--device {asked.device}) but {backend} sees none"
         return meta["device_error"]
     return device, gpu
 
@@ -267,9 +271,9 @@ def main(argv=None) -> int:
 
 def _run_models(names, backend, asked: RunFlags, timings, cache, meta) -> tuple[dict, _Capture]:
     """Every model in turn; one that fails is recorded in meta['errors'] and the rest go on."""
-    arrays, capture = {}, _Capture({} if asked.layers else None, {} if asked.configs or asked.layers else None)
+    arrays, capture = {}, _Capture.asked_by(asked)
     for name in names:
-        mine = _Capture({} if asked.layers else None, {} if capture.feeds is not None else None)
+        mine = _Capture.asked_by(asked)
         try:
             model_arrays, meta["models"][name] = run_model(name, backend, asked, timings, cache, mine)
         except usermodel.UserModelError as exc:  # already one line with its fix
