@@ -106,7 +106,7 @@ class Localization(Diagnosis):
     """The first divergent layer of every failing cell."""
 
     def wanted(self, plan, cells):
-        return any(c.status == "fail" for c in cells)
+        return any(c.values_failed for c in cells)
 
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.localize import localize_failures
@@ -118,7 +118,7 @@ class Rounding(Diagnosis):
     """Rounding or semantic, from a float64 run: the failing cells, or every cell with --float64."""
 
     def wanted(self, plan, cells):
-        return plan.float64 or any(c.status == "fail" for c in cells)
+        return plan.float64 or any(c.values_failed for c in cells)
 
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.rounding import classify

@@ -118,7 +118,7 @@ class ParityCheck:
         meta = {
             "model": key,
             "reference": kind,
-            "builders": {key: {k: made["builders"][key][k] for k in ("weights_sha256", "config_sha256")}},
+            "builders": {key: {k: made["builders"][key][k] for k in ("weights_sha256", "config_sha256", "defaults")}},
             "inputs_sha256": made["inputs_sha256"],
         }
         golden.write_npz(golden.reference_path(key, self.root), ref)
@@ -142,6 +142,7 @@ def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
     the machine facts in meta, its weights and inputs as feeds."""
     import keras
 
+    from keras_parity.run.defaults import layer_defaults
     from keras_parity.run.modelio import PATHS, input_names, output_dict
 
     xs = [feed[n] for n in input_names(graph)]
@@ -153,7 +154,11 @@ def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
         for path in PATHS[backend]
         for out, value in output_dict(calls[path]()).items()
     }
-    builder = {"weights_sha256": _digest(weights), "config_sha256": config_hash(graph.get_config())}
+    builder = {
+        "weights_sha256": _digest(weights),
+        "config_sha256": config_hash(graph.get_config()),
+        "defaults": layer_defaults(graph),  # the Keras defaults its layers lean on
+    }
     meta = {"backend": backend, "models": {key: {"builders": {key: builder}, "inputs_sha256": {CASE: _digest(feed)}}}}
     meta.update(envinfo.provenance(*knobs.device_info(backend)))
     feeds = {golden.key(key, "weights", p): w for p, w in weights.items()}

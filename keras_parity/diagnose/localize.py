@@ -167,7 +167,7 @@ def localize_failures(
     backends and models with every layer's output."""
     from keras_parity.run.launch import run_backends
 
-    failing = [c for c in cells if c.status == "fail" and c.case != "*" and c.policy == "float32"]
+    failing = [c for c in cells if c.values_failed and c.case != "*" and c.policy == "float32"]
     why = "not localized: a native twin exposes no layer outputs; its port is named above"
     found = [Diagnosed(c.id, Finding("localize", why, note=True)) for c in failing if c.backend not in BACKENDS]
     failing = [c for c in failing if c.backend in BACKENDS]

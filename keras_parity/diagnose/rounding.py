@@ -86,7 +86,7 @@ def classify(
     todo = [
         c
         for c in cells
-        if c.case != "*" and c.policy == "float32" and (everything or c.status == "fail") and c.backend in BACKENDS
+        if c.case != "*" and c.policy == "float32" and (everything or c.values_failed) and c.backend in BACKENDS
     ]
     why = "unclassified: the model has no float64 reference to classify against"
     found = [

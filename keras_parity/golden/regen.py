@@ -26,8 +26,9 @@ class RegenError(Exception):
     pass
 
 
-def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
-    """The float64 reference for every case of a model, keys '<case>/<output>'."""
+def reference_outputs(model: str, builders: dict, optimizers: dict | None = None) -> dict[str, np.ndarray]:
+    """The float64 reference for every case of a model, keys '<case>/<output>'. `optimizers`:
+    the training path's configs as Keras reported them (run/train_step.configs)."""
     spec = REGISTRY[model]
     out = {}
     for case in spec.cases:
@@ -36,10 +37,10 @@ def reference_outputs(model: str, builders: dict) -> dict[str, np.ndarray]:
         if case.training:
             shape = (next(iter(inputs.values())).shape[0], *b["output_shape"][1:])
             tgt = training.target(spec.seed, case.builder, shape, case.classifier)
-            hyper = {**OPTIMIZERS[case.mode], **training.NEUTRAL} if case.mode in OPTIMIZERS else None
             res = training_reference.reference(
-                case.mode, b["config"], weights, b["trainable"], inputs, tgt, case.classifier, TRAIN_STEPS, hyper
-            )
+                case.mode, b["config"], weights, b["trainable"], inputs, tgt, case.classifier, TRAIN_STEPS,
+                (optimizers or {}).get(case.mode), loss=(optimizers or {}).get("loss"),
+            )  # fmt: skip
             out.update({golden.key(case.name, k): v for k, v in training.sample(res).items()})
             continue
         res = reference_eval(b["config"], weights, inputs, training=case.mode != "infer")
@@ -108,19 +109,34 @@ def _describe_keys(old: dict, new: dict) -> list[str]:
 
 def _training_configs(model: str, runs: list[BackendRun]) -> dict | None:
     """The optimizer and loss configs Keras reports, which must hold the registry's
-    hyperparameters (as float32, the dtype Keras keeps them in) for the reference to apply."""
+    hyperparameters (as float32, the dtype Keras keeps them in): the reference applies them."""
     configs = runs[0].meta["models"][model].get("training")
     for kind, hyper in OPTIMIZERS.items():
         if configs is None:
             break
-        for key, value in {**hyper, **training.NEUTRAL}.items():
+        for key, value in hyper.items():
             got = configs[kind].get(key)
             same = got == value or (
                 isinstance(value, float) and got is not None and np.float32(got) == np.float32(value)
             )
             if not same:
                 raise RegenError(f"{model}: Keras reports {kind} {key}={got!r}, the registry asks {value!r}")
+    for run in runs[1:]:
+        _same_defaults(model, runs[0], run, (configs or {}).get("defaults", {}), "training", "defaults")
     return configs
+
+
+def _same_defaults(model: str, first: BackendRun, run: BackendRun, want: dict, *where: str) -> None:
+    """Every backend's Keras must report the same defaults, or the goldens record no single one."""
+    got = run.meta["models"][model]
+    for key in where:
+        got = got.get(key, {})
+    for cls in sorted(set(want) | set(got)):
+        if want.get(cls) != got.get(cls):
+            raise RegenError(
+                f"{model}: {first.backend} and {run.backend} report different defaults for {cls}; "
+                "their environments run different Keras releases (`nox -s lock` pins one)"
+            )
 
 
 def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
@@ -133,6 +149,7 @@ def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
                 raise RegenError(f"{model}/{name}: {run.backend} lists different weights than {runs[0].backend}")
             if other[name]["weights_sha256"] != b["weights_sha256"]:  # a saved file loaded differently
                 raise RegenError(f"{model}/{name}: {run.backend} loaded other weight values than {runs[0].backend}")
+            _same_defaults(model, runs[0], run, b.get("defaults", {}), "builders", name, "defaults")
     return first
 
 
@@ -232,7 +249,7 @@ def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> lis
     if spec.source:
         ref, kind = user_reference(model, builders, ok[0].feeds)
     else:
-        ref, kind = reference_outputs(model, builders), {"kind": "float64"}
+        ref, kind = reference_outputs(model, builders, configs), {"kind": "float64"}
     # The graph and weight list the reference was computed from: localization walks
     # this float64 graph layer by layer, even after the model's code has changed.
     graph = {
@@ -248,6 +265,7 @@ def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> lis
                 "weights_sha256": b["weights_sha256"],
                 "config_sha256": b["config_sha256"],
                 "n_weights": len(b["weights"]),
+                "defaults": b.get("defaults", {}),  # the Keras defaults its layers lean on
             }
             for n, b in builders.items()
         },

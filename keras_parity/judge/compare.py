@@ -57,6 +57,9 @@ class Finding:
         return cls("report", text[6:] if note else text, note)
 
 
+VALUE_KINDS = ("compare", "cross-backend")  # the findings about a cell's numbers
+
+
 @dataclass(frozen=True)
 class CellId:
     """Which cell: the fields that tell one cell of a parity run from every other."""
@@ -108,6 +111,12 @@ class CellResult:
     def problems(self) -> list[str]:
         """Every finding as the report's line, in the order found."""
         return [f.text() for f in self.findings]
+
+    @property
+    def values_failed(self) -> bool:
+        """Its numbers failed (against the reference or across backends), which a layer profile
+        and a float64 run can explain; a moved default or a provenance problem they cannot."""
+        return any(not f.note and f.kind in VALUE_KINDS for f in self.findings)
 
     def fail(self, msg: str, kind: str = "compare") -> None:
         """A problem that fails the cell (an error stays an error)."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from keras_parity import golden
 from keras_parity.judge.compare import CellResult, Finding, compare
 from keras_parity.judge.crossref import cross_compare
+from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
 from keras_parity.judge.information import FIX as INFORMATION_FIX
 from keras_parity.judge.information import why_uninformative
 from keras_parity.models.registry import REGISTRY
@@ -68,20 +69,15 @@ KERAS_CASTS = (
 )
 
 
-def _config_drift(model: str, mode: str, ref_meta: dict, run: BackendRun) -> list[str]:
-    """Differences between the optimizer and loss configs Keras reports now and those recorded
-    with the goldens: a default a release changed shows here even when the numbers hold."""
-    got = run.meta["models"][model].get("training", {})
-    want = ref_meta.get("training", {})
-    notes = []
-    for part in [mode, "loss"] if mode != "grad" else ["loss"]:
-        a, b = want.get(part), got.get(part)
-        if a is None or b is None or a == b:
-            continue
-        a, b = a.get("config", a), b.get("config", b)
-        moved = [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        notes.append(f"{part} config differs from the goldens': {'; '.join(moved) or 'class changed'}")
-    return notes
+def _defaults_moved(g: Goldens, case, run: BackendRun) -> list[Finding]:
+    """The Keras defaults this cell uses that moved since the goldens (judge/defaults.py)."""
+    got = cell_defaults(run.meta["models"][g.model], case.builder, case.mode)
+    if got is None:  # a twin's run: no Keras classes
+        return []
+    want = cell_defaults(g.meta, case.builder, case.mode)
+    if want is None:
+        return [Finding("default", NOT_RECORDED, note=True)]
+    return moved_defaults(want, got, g.regen)
 
 
 @dataclass
@@ -233,9 +229,8 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
                 cell.fail(p, "provenance")
             for n in notes:
                 cell.note(n, "provenance")
-            if case.training:
-                for n in _config_drift(model, case.mode, g.meta, run):
-                    cell.note(n, "config")
+            for finding in _defaults_moved(g, case, run):
+                cell.add(finding)
             if case.mode in ("sgd", "adam") and policy == "float64" and cell.status == "fail":
                 cell.note(KERAS_CASTS, "keras-casts")
             cells.append(cell)

@@ -26,6 +26,33 @@ def loss_value(y, t, classifier: bool):
     return anp.mean((y - t) ** 2)
 
 
+# The losses loss_value implements, at these settings (their Keras defaults but from_logits).
+LOSSES = {
+    "CategoricalCrossentropy": {
+        "reduction": "sum_over_batch_size",
+        "from_logits": True,
+        "label_smoothing": 0.0,
+        "axis": -1,
+    },
+    "MeanSquaredError": {"reduction": "sum_over_batch_size"},
+}
+
+
+def check_loss(serialized: dict | None) -> None:
+    """The loss Keras reports (keras.saving.serialize_keras_object) must be one loss_value
+    implements, at its settings: a release that changes a loss's default is refused by name."""
+    if serialized is None:
+        return
+    name, config = serialized.get("class_name"), serialized.get("config", {})
+    if name not in LOSSES:
+        raise UnsupportedLayer(f"float64 reference implements the losses {', '.join(LOSSES)} only, got {name}")
+    for key, want in LOSSES[name].items():
+        if config.get(key) != want:
+            raise UnsupportedLayer(
+                f"float64 reference implements {name} with {key}={want!r} only, got {config.get(key)!r}"
+            )
+
+
 def check_optimizer(kind: str, config: dict) -> None:
     want = {"sgd": "SGD", "adam": "Adam"}[kind]
     for key, neutral in NEUTRAL.items():
@@ -85,10 +112,13 @@ def reference(
     steps: int,
     optimizer: dict | None,
     keras_casts: bool = False,
+    loss: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """A training case's outputs (unsampled), from model.get_config() and the initial weights,
     with autograd's reverse mode through the float64 reference. keras_casts: round the
-    hyperparameters Keras rounds (see _as_keras_casts), to check a float64 run bit for bit."""
+    hyperparameters Keras rounds (see _as_keras_casts), to check a float64 run bit for bit.
+    `optimizer` and `loss`: their configs as Keras reports them, checked for what is implemented."""
+    check_loss(loss)
     w0 = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
     x0 = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
     t64 = np.asarray(tgt, dtype=np.float64)

@@ -124,6 +124,8 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
     """(model, its seeded weights, its builder record) for one of the model's builders."""
     import keras
 
+    from keras_parity.run import defaults  # imports keras: after KERAS_BACKEND is set
+
     user = spec.source
     t0 = time.perf_counter()
     model = usermodel.load(user) if user else getattr(module, case.builder)()
@@ -146,6 +148,7 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
         "jit_compile": bool(model.jit_compile),
         "trainable": [v.path for v in model.trainable_variables],
         "output_shape": list(model.outputs[0].shape),
+        "defaults": defaults.layer_defaults(model),
     }
     if asked.configs:  # the float64 reference walks this graph; parity needs only the hash
         record["config"] = config

@@ -12,28 +12,31 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from keras_parity.run import training
+from keras_parity.run import defaults, training
 
 
 def make_loss(classifier: bool):
+    """The loss as users write it: only what the model's outputs require (logits) is given."""
     if classifier:
-        return keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.0, axis=-1)
+        return keras.losses.CategoricalCrossentropy(from_logits=True)
     return keras.losses.MeanSquaredError()
 
 
 def make_optimizer(kind: str, hyper: dict):
-    cls = {"sgd": keras.optimizers.SGD, "adam": keras.optimizers.Adam}[kind]
-    return cls(**hyper, **training.NEUTRAL)
+    """The optimizer with the registry's hyperparameters, the rest Keras's defaults (Adam is
+    given none: `Adam()`, as users write it)."""
+    return getattr(keras.optimizers, training.OPTIMIZER_CLASSES[kind])(**hyper)
 
 
 def configs(hyper: dict[str, dict], classifier: bool) -> dict:
-    """Every optimizer's and the loss's full Keras config, defaults included."""
+    """Every optimizer's and the loss's full Keras config, defaults included, which the float64
+    reference applies; and under 'defaults', their classes' default configs (run/defaults.py)."""
     # 'name' carries a per-process counter (sgd_6); it is no hyperparameter.
-    out = {
-        kind: {k: v for k, v in make_optimizer(kind, h).get_config().items() if k != "name"}
-        for kind, h in hyper.items()
-    }
-    out["loss"] = keras.saving.serialize_keras_object(make_loss(classifier))
+    optimizers = {kind: make_optimizer(kind, h) for kind, h in hyper.items()}
+    out = {kind: {k: v for k, v in o.get_config().items() if k != "name"} for kind, o in optimizers.items()}
+    loss = make_loss(classifier)
+    out["loss"] = keras.saving.serialize_keras_object(loss)
+    out["defaults"] = defaults.object_defaults(*optimizers.values(), loss)
     return out
 
 

@@ -25,10 +25,11 @@ import numpy as np
 from keras_parity import golden
 
 TRAINING_MODES = ("grad", "sgd", "adam")
+OPTIMIZER_CLASSES = {"sgd": "SGD", "adam": "Adam"}  # keras.optimizers.<class> of each step mode
 GROUPS = ("loss", "grad", "grad_input", "delta", "moving")
 SAMPLE_ABOVE, SAMPLE = 4096, 1024
-# Options every optimizer has, passed explicitly; the reference implements them at these
-# values only (the EMA settings are inert while use_ema is False).
+# Options every optimizer has, left at Keras's defaults, which are these; the reference
+# implements them at these values only (the EMA settings are inert while use_ema is False).
 NEUTRAL = {
     "weight_decay": None,
     "clipnorm": None,
