@@ -36,9 +36,9 @@ NAMED = [  # model, case, the layer that must be named
     *(("lstm", case, "lstm") for case in TRAINING),
     ("resnet50", "logits", "conv3_block2_2_bn"),
 ]
-# ResNet50's gradient tolerance (3e-2, float32 backprop through its BatchNormalizations) may
-# or may not see an epsilon of 0.1 in one of 53 layers: if it fails, it names that layer.
-MAYBE = [("resnet50", "train_grad", "conv3_block2_2_bn")]
+# ResNet50's training tolerances (float32 backprop through its BatchNormalizations, Adam's steps
+# on it) may or may not see an epsilon of 0.1 in one of 53 layers: if one fails, it names it.
+MAYBE = [("resnet50", "train_grad", "conv3_block2_2_bn"), ("resnet50", "train_adam", "conv3_block2_2_bn")]
 
 
 @pytest.fixture(scope="module")

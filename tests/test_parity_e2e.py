@@ -180,7 +180,7 @@ def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_cop
     # An interruption while the third model's reference is computed: nothing is written.
     calls = []
 
-    def interrupt(model, builders):
+    def interrupt(model, builders, *configs):
         calls.append(model)
         if len(calls) == 3:
             raise KeyboardInterrupt
