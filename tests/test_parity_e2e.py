@@ -184,7 +184,7 @@ def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_cop
         calls.append(model)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return {}
+        return {}, {}
 
     monkeypatch.setattr("keras_parity.golden.regen.reference_outputs", interrupt)
     with pytest.raises(KeyboardInterrupt):

@@ -6,6 +6,7 @@ from keras_parity.golden.files import (  # noqa: F401
     GoldenError,
     find_snapshot,
     graph_path,
+    layers_path,
     npz_bytes,
     obtained_path,
     read_json,

@@ -105,6 +105,11 @@ def reference_path(model: str, root: Path = GOLDEN) -> Path:
     return root / model / "reference.npz"
 
 
+def layers_path(model: str, root: Path = GOLDEN) -> Path:
+    """The float64 reference's layer sketches of every forward case (golden/sketch.py)."""
+    return root / model / "layers.npz"
+
+
 def graph_path(model: str, root: Path = GOLDEN) -> Path:
     return root / model / "graph.json"
 

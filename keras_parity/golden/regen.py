@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.golden import sketch
 from keras_parity.judge.numerics import ulp_distance
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer, reference_gaps
@@ -26,11 +27,14 @@ class RegenError(Exception):
     pass
 
 
-def reference_outputs(model: str, builders: dict, optimizers: dict | None = None) -> dict[str, np.ndarray]:
-    """The float64 reference for every case of a model, keys '<case>/<output>'. `optimizers`:
-    the training path's configs as Keras reported them (run/train_step.configs)."""
+def reference_outputs(
+    model: str, builders: dict, optimizers: dict | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The float64 reference for every case of a model, keys '<case>/<output>', and the layer
+    sketches of its forward cases, '<case>/<layer>' (golden/sketch.py). `optimizers`: the
+    training path's configs as Keras reported them (run/train_step.configs)."""
     spec = REGISTRY[model]
-    out = {}
+    out, layers = {}, {}
     for case in spec.cases:
         b = builders[case.builder]
         weights, inputs = seeded_case(spec, case, b["weights"])
@@ -43,12 +47,16 @@ def reference_outputs(model: str, builders: dict, optimizers: dict | None = None
             )  # fmt: skip
             out.update({golden.key(case.name, k): v for k, v in training.sample(res).items()})
             continue
-        res = reference_eval(b["config"], weights, inputs, training=case.mode != "infer")
-        if case.mode == "moving_stats":
-            out.update({golden.key(case.name, k): v for k, v in res.updated.items()})
-        else:
+        forward = case.mode != "moving_stats"
+        res = reference_eval(b["config"], weights, inputs, training=case.mode != "infer", capture=forward)
+        if forward:
             out[golden.key(case.name, "output")] = res.outputs[0]
-    return out
+            input_layers = {x["name"] for x in b["config"]["layers"] if x["class_name"] == "InputLayer"}
+            computed = {k: v for k, v in res.layers.items() if k.split(":")[0] not in input_layers}
+            layers.update({golden.key(case.name, k): v for k, v in sketch.sketches(computed).items()})
+        else:
+            out.update({golden.key(case.name, k): v for k, v in res.updated.items()})
+    return out, layers
 
 
 def user_reference(model: str, builders: dict, feeds: dict, cases=None) -> tuple[dict[str, np.ndarray], dict]:
@@ -246,10 +254,11 @@ def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> lis
     spec = REGISTRY[model]
     builders = _builders_agree(model, ok)
     configs = _training_configs(model, ok)
+    layers = {}
     if spec.source:
         ref, kind = user_reference(model, builders, ok[0].feeds)
     else:
-        ref, kind = reference_outputs(model, builders, configs), {"kind": "float64"}
+        (ref, layers), kind = reference_outputs(model, builders, configs), {"kind": "float64"}
     # The graph and weight list the reference was computed from: localization walks
     # this float64 graph layer by layer, even after the model's code has changed.
     graph = {
@@ -280,4 +289,5 @@ def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> lis
         log(f"  {model} reference: {line}")
     if kind["kind"] != "float64":
         log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
-    return [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
+    writes = [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
+    return writes + ([(golden.layers_path(model, mroot), layers)] if layers else [])

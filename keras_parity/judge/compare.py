@@ -57,7 +57,7 @@ class Finding:
         return cls("report", text[6:] if note else text, note)
 
 
-VALUE_KINDS = ("compare", "cross-backend")  # the findings about a cell's numbers
+VALUE_KINDS = ("compare", "cross-backend", "layers")  # the findings about a cell's numbers
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from keras_parity.judge.crossref import cross_compare
 from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
 from keras_parity.judge.information import FIX as INFORMATION_FIX
 from keras_parity.judge.information import why_uninformative
+from keras_parity.judge.layers import judge_layers
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.run.launch import BackendRun
@@ -90,6 +91,8 @@ class Goldens:
     regen: str = "`nox -s golden`"  # how they are made again, for the fix of a provenance problem
     ref: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)  # the reference's layer sketches, '<case>/<layer>'
+    layer_order: dict = field(default_factory=dict)  # builder -> its layers in graph order
     error: str | None = None
 
     @property
@@ -105,6 +108,12 @@ def read_goldens(model: str, root: Path, spec=None, regen: str = "`nox -s golden
     path = golden.reference_path(model, g.root)
     try:
         g.ref, g.meta = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
+        if golden.layers_path(model, g.root).exists():
+            g.layers = golden.read_npz(golden.layers_path(model, g.root))
+            g.layer_order = {
+                name: [layer["name"] for layer in b["config"]["layers"]]
+                for name, b in golden.read_json(golden.graph_path(model, g.root)).items()
+            }
     except golden.GoldenError as exc:
         g.error = str(exc)
         if spec.source and not path.exists():
@@ -221,6 +230,12 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
                 cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
             elif judging.strict_bits and cell.snapshot == "changed":
                 cell.add(_moved_bits(cell, run.meta.get("platform", "?")))
+            if not case.training and case.mode != "moving_stats":
+                layers = golden.part(run.sketches, model, case.name), golden.part(g.layers, case.name)
+                order = g.layer_order.get(case.builder, [])
+                deep = judge_layers(*layers, g.spec.layer_tolerances(case, device, dtype), order)
+                if deep is not None:
+                    cell.add(deep)
             if not case.training:
                 uninformative = why_uninformative(golden.part(g.ref, case.name) or run.cell(model, case.name, path))
                 if uninformative:

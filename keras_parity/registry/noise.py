@@ -109,6 +109,7 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
                         _widen(envelope, cell, group_noise(got, want), source)
                     else:
                         _widen(envelope, cell, cell_noise(got, want, False), source)
+        _layer_noise(envelope, model, runs, root)
     versions = {b: r.meta.get("versions", {}) for b, r in runs.items()}
     return {
         "measured": datetime.date.today().isoformat(),
@@ -117,6 +118,24 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
         "versions": versions,
         "cells": dict(sorted(envelope.items())),
     }
+
+
+def _layer_noise(envelope: dict, model: str, runs: dict, root: Path) -> None:
+    """Each layer's noise of the forward cases, '<model>/<case>/layers/<layer>': the error of the
+    backends' layer sketches against the float64 reference's (golden/sketch.py; this CPU's
+    runs only: snapshots keep no layers)."""
+    from keras_parity import golden
+    from keras_parity.judge.numerics import rel_l2
+
+    path = golden.layers_path(model, root)
+    if not path.exists():
+        return
+    ref = golden.read_npz(path)
+    for backend, run in runs.items():
+        for case in golden.children(ref):
+            got, want = golden.part(run.sketches, model, case), golden.part(ref, case)
+            noise = {k: (max(rel_l2(got[k], w), U32),) * 2 for k, w in want.items() if k in got}
+            _widen(envelope, golden.key(model, case, "layers"), noise, f"{backend} here", per_array=True)
 
 
 def load(path: Path = NOISE_FILE) -> dict:

@@ -122,6 +122,14 @@ class ModelSpec:
         prefix = f"{case.name}/{path}/"
         return {k[len(prefix) :]: _derived(v) for k, v in self.noise.items() if k.startswith(prefix)}
 
+    def layer_tolerances(self, case: Case, device: str = "cpu", dtype: str = "float32") -> dict[str, Tol]:
+        """A forward case's tolerance per layer output (judged by its sketch, golden/sketch.py):
+        MARGIN times that layer's measured noise. Empty where nothing is measured."""
+        if case.training or not _measured_on(device, dtype):
+            return {}
+        prefix = f"{case.name}/layers/"
+        return {k[len(prefix) :]: _derived(v) for k, v in self.noise.items() if k.startswith(prefix)}
+
     def _measured(self, case: Case, path: str | None) -> Tol | None:
         """A forward cell's, or a training cell's for its pooled groups (its arrays have their own)."""
         envelope = self.noise.get(f"{case.name}/{path}")

@@ -23,6 +23,7 @@ class BackendRun:
     meta: dict = field(default_factory=dict)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     layers: dict[str, np.ndarray] = field(default_factory=dict)  # '--layers': 'model/case/layer'
+    sketches: dict[str, np.ndarray] = field(default_factory=dict)  # every layer's sketch: 'model/case/layer'
     feeds: dict[str, np.ndarray] = field(default_factory=dict)  # '--configs', user models' weights and inputs
     error: str | None = None  # the whole backend failed: no environment, no import, a crash
     wall: float = 0.0
@@ -89,7 +90,7 @@ def run_backends(
 
 def _clear(out: Path, name: str) -> None:
     """What an earlier run of this backend or twin left in `out`."""
-    for suffix in (".npz", ".json", ".log", ".layers.npz", ".feeds.npz"):
+    for suffix in (".npz", ".json", ".log", ".layers.npz", ".sketches.npz", ".feeds.npz"):
         (out / f"{name}{suffix}").unlink(missing_ok=True)
 
 
@@ -171,6 +172,8 @@ def load_run(out: Path, backend: str, returncode: int = 0, twin: bool = False) -
         run.arrays = golden.read_npz(out / f"{backend}.npz")
         if (out / f"{backend}.layers.npz").exists():
             run.layers = golden.read_npz(out / f"{backend}.layers.npz")
+        if (out / f"{backend}.sketches.npz").exists():
+            run.sketches = golden.read_npz(out / f"{backend}.sketches.npz")
         if (out / f"{backend}.feeds.npz").exists():
             run.feeds = golden.read_npz(out / f"{backend}.feeds.npz")
     return run

@@ -13,12 +13,13 @@ import resource
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.golden import sketch
 from keras_parity.judge.numerics import max_ulp
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.registry import usermodel
@@ -109,11 +110,13 @@ def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
 
 @dataclass
 class _Capture:
-    """What a run collects beyond its cells: every layer's output ('--layers') and a user
-    model's weights and inputs, which its float64 reference needs ('--configs', '--layers')."""
+    """What a run collects beyond its cells: every layer's output ('--layers'), a user model's
+    weights and inputs, which its float64 reference needs ('--configs', '--layers'), and the
+    layer sketches of the built-in forward cases."""
 
     layers: dict | None = None
     feeds: dict | None = None
+    sketches: dict = field(default_factory=dict)  # every run: the layer sketches it is judged by
 
     @classmethod
     def asked_by(cls, asked: RunFlags) -> _Capture:
@@ -192,10 +195,22 @@ def run_model(
             # Every optimizer's full config, defaults included: a default a release changes shows.
             meta["training"] = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
         _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, meta)
-        if capture.layers is not None and case.mode != "moving_stats":  # training cases: their forward pass
+        if case.mode != "moving_stats" and (capture.layers is not None or _sketched(spec, case, asked)):
+            t0 = time.perf_counter()
             model.set_weights(weights)
-            capture.layers.update({golden.key(case.name, k): v for k, v in layer_outputs(model, case, inputs).items()})
+            layers = layer_outputs(model, case, inputs)  # training cases: their forward pass
+            if capture.layers is not None:
+                capture.layers.update({golden.key(case.name, k): v for k, v in layers.items()})
+            if _sketched(spec, case, asked):
+                capture.sketches.update({golden.key(case.name, k): v for k, v in sketch.sketches(layers).items()})
+            timings["layers"] += time.perf_counter() - t0
     return arrays, meta
+
+
+def _sketched(spec, case, asked: RunFlags) -> bool:
+    """Whether a case's layers are sketched for judging (golden/sketch.py): the built-in models'
+    forward cases in float32, where each layer's noise is measured (models/noise.json)."""
+    return spec.source is None and not case.training and case.mode != "moving_stats" and asked.dtype == "float32"
 
 
 def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, meta) -> None:
@@ -250,7 +265,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     env = knobs.before_import(backend, args.cache_dir and args.cache_dir / "jax", asked.dtype)
     meta = {"backend": backend, "env": env, "dtype": asked.dtype, "models": {}, "errors": {}}
-    timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call", "training"), 0.0)
+    timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call", "training", "layers"), 0.0)
     started = _start(backend, asked, meta)
     if isinstance(started, str):
         golden.write_json(out / f"{backend}.json", meta)
@@ -268,6 +283,8 @@ def main(argv=None) -> int:
         golden.write_npz(out / f"{backend}.layers.npz", capture.layers)
     if capture.feeds:
         golden.write_npz(out / f"{backend}.feeds.npz", capture.feeds)
+    if capture.sketches:
+        golden.write_npz(out / f"{backend}.sketches.npz", capture.sketches)
     golden.write_run(out, backend, arrays, meta)
     return 0
 
@@ -290,7 +307,8 @@ def _run_models(names, backend, asked: RunFlags, timings, cache, meta) -> tuple[
             traceback.print_exc()
             continue
         arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
-        for mine_part, all_part in ((mine.layers, capture.layers), (mine.feeds, capture.feeds)):
+        parts = ((mine.layers, capture.layers), (mine.feeds, capture.feeds), (mine.sketches, capture.sketches))
+        for mine_part, all_part in parts:
             if mine_part is not None:
                 all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
     return arrays, capture
