@@ -28,6 +28,7 @@ from keras_parity.registry import usermodel
 from keras_parity.registry.spec import Tol
 from keras_parity.run import envinfo, knobs
 from keras_parity.run.launch import BackendRun
+from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights
 from keras_parity.run.weights import checksum, config_hash, generate_weights
 
 CASE = "inference"
@@ -63,7 +64,7 @@ class ParityCheck:
         # By position and kind ('kernel', 'gamma', ...), not by path: auto-generated layer
         # names depend on what else the process has built.
         specs = [(f"{i}/{v.path.rsplit('/', 1)[-1]}", tuple(v.shape)) for i, v in enumerate(model.weights)]
-        model.set_weights(generate_weights(specs, seed, "seed_weights", generic=True))
+        set_weights(model, generate_weights(specs, seed, "seed_weights", generic=True))
 
     def check(self, model, inputs, *, name: str | None = None, rel_l2=None, atol=None, rtol=None) -> None:
         """Fail the test, with what differs by how much and where, unless `model` on `inputs`
@@ -143,7 +144,6 @@ def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
     import keras
 
     from keras_parity.run.defaults import layer_defaults
-    from keras_parity.run.modelio import PATHS, input_names, output_dict
 
     xs = [feed[n] for n in input_names(graph)]
     x = xs if isinstance(graph.input, (list, tuple)) else xs[0]

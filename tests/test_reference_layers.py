@@ -59,8 +59,8 @@ def test_sigmoid_tanh_softmax():
 
 
 def test_unknown_activation_raises():
-    with pytest.raises(UnsupportedLayer, match="activation 'gelu'"):
-        L.activation("gelu", np.zeros(2))
+    with pytest.raises(UnsupportedLayer, match="activation 'celu'"):
+        L.activation("celu", np.zeros(2))
 
 
 # ------------------------------------------------------------------------- dense and conv
@@ -404,7 +404,7 @@ CONV_W = {"l/kernel": np.ones((1, 1, 2, 1))}
         (one_layer("Conv2D", CONV_W, **{**CONV, "groups": 2}), "groups"),
         (one_layer("Conv2D", CONV_W, **{**CONV, "padding": "causal"}), "padding='causal'.*layer 'l'"),
         (one_layer("Activation", kwargs={"mask": tensor("x")}, activation="relu"), "masks"),
-        (one_layer("Activation", activation="gelu"), "activation 'gelu'.*layer 'l'"),
+        (one_layer("Activation", activation="celu"), "activation 'celu'.*layer 'l'"),
         (one_layer("BatchNormalization", BN_WEIGHTS, axis=1), "last axis"),
         (one_layer("LSTM", shape=(3, 1), go_backwards=True), "go_backwards"),
         (one_layer("Dense", units=1, quantization_config={"mode": "int8"}), "quantization_config"),
@@ -441,3 +441,33 @@ def test_weight_and_shape_mistakes_raise():
         evaluate(cfg, {}, np.zeros((2, 4)))
     with pytest.raises(ValueError, match="inputs are"):
         evaluate(cfg, {}, {"y": np.zeros((2, 3))})
+
+
+def test_average_pooling_same_divides_edge_windows_by_the_pixels_they_cover():
+    x = np.arange(1.0, 6.0).reshape(1, 5, 1)  # 1 2 3 4 5
+    # pool 2, stride 2, 'same': windows [1 2] [3 4] [5 + padding]: the last mean is 5, not 2.5
+    assert L.avg_pool(x, (2,), (2,), "same").ravel().tolist() == [1.5, 3.5, 5.0]
+    assert L.avg_pool(x, (2,), (2,), "valid").ravel().tolist() == [1.5, 3.5]
+
+
+def test_depthwise_convolution_keeps_each_channel_to_itself_in_keras_order():
+    x = np.zeros((1, 3, 3, 2))
+    x[0, 1, 1] = [1.0, 10.0]  # one pixel per channel
+    kernel = np.zeros((3, 3, 2, 2))  # (kh, kw, in, multiplier)
+    kernel[1, 1] = [[1.0, 2.0], [3.0, 4.0]]
+    y = L.depthwise_conv(x, kernel, padding="valid")
+    # output channel c * multiplier + m: channel 0 -> 1, 2; channel 1 -> 30, 40
+    assert y.ravel().tolist() == [1.0, 2.0, 30.0, 40.0]
+
+
+def test_erf_and_exact_gelu_by_hand_and_their_derivative():
+    import math
+
+    import autograd
+
+    assert L.erf(np.array([0.0, 1.0])).tolist() == [0.0, math.erf(1.0)]
+    x = np.array([-2.0, -0.5, 0.0, 0.7, 3.0])
+    assert np.allclose(L.gelu(x), 0.5 * x * (1 + np.array([math.erf(v / math.sqrt(2)) for v in x])), rtol=1e-15)
+    slope = autograd.elementwise_grad(L.gelu)(x)
+    h = 1e-6
+    assert np.allclose(slope, (L.gelu(x + h) - L.gelu(x - h)) / (2 * h), rtol=1e-7, atol=1e-9)

@@ -243,3 +243,29 @@ def test_builder_in_a_package_named_models_loads(tmp_path):
     cells = _cells(tmp_path / "o")
     assert {c["model"] for c in cells} == {"models.tiny.build"} and all(c["status"] == "pass" for c in cells)
     assert {c["reference"] for c in cells} == {"float64"}
+
+
+NORMALIZED = """import keras
+
+
+def build():
+    x = keras.Input((6,), name="x")
+    y = keras.layers.Normalization(axis=-1, name="norm")(x)
+    y = keras.layers.Dense(8, activation="gelu", name="hidden")(y)
+    return keras.Model(x, keras.layers.Dense(3, name="out")(y))
+"""
+
+
+@pytest.mark.slow
+def test_a_model_with_normalization_built_in_code_meets_its_float64_reference(tmp_path):
+    """Its seeded statistics reach Keras (set_weights alone would leave Normalization at mean 0,
+    variance 1, while the reference reads the weights) on every backend."""
+    (tmp_path / "norm.py").write_text(NORMALIZED)
+    args = ["--model", "norm:build", "--golden-dir", str(tmp_path / "golden")]
+    made = cli("golden", *args, "--out", str(tmp_path / "g"), cwd=tmp_path)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    assert "judged across backends" not in made.stdout
+    proc = cli("parity", *args, "--out", str(tmp_path / "p"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    cells = json.loads((tmp_path / "p" / "parity.json").read_text())["cells"]
+    assert len(cells) == 5 and all(c["status"] == "pass" and c["reference"] == "float64" for c in cells), cells

@@ -14,6 +14,7 @@ from keras_parity.reference.ops import (
     batch_norm,
     conv,
     dense,
+    depthwise_conv,
     lstm,
     max_pool,
     pad_spatial,
@@ -70,6 +71,47 @@ def _conv(cfg, p, args, training):
     bias = p("bias") if cfg.get("use_bias", True) else None
     y = conv(x, kernel, bias, strides=cfg.get("strides"), padding=cfg.get("padding", "valid"))
     return activation(cfg.get("activation"), y)
+
+
+@_register("DepthwiseConv2D", "DepthwiseConv1D")
+def _depthwise_conv(cfg, p, args, training):
+    _require(cfg, data_format=("channels_last",))
+    if any(d != 1 for d in cfg.get("dilation_rate", ())):
+        raise UnsupportedLayer(
+            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
+        )
+    bias = p("bias") if cfg.get("use_bias", True) else None
+    y = depthwise_conv(_one(args), p("kernel"), bias, strides=cfg.get("strides"), padding=cfg.get("padding", "valid"))
+    return activation(cfg.get("activation"), y)
+
+
+@_register("SeparableConv2D", "SeparableConv1D")
+def _separable_conv(cfg, p, args, training):
+    _require(cfg, data_format=("channels_last",))
+    if any(d != 1 for d in cfg.get("dilation_rate", ())):
+        raise UnsupportedLayer(
+            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
+        )
+    depthwise = depthwise_conv(_one(args), p("depthwise_kernel"), None, cfg.get("strides"), cfg.get("padding", "valid"))
+    bias = p("bias") if cfg.get("use_bias", True) else None
+    return activation(cfg.get("activation"), conv(depthwise, p("pointwise_kernel"), bias))
+
+
+@_register("Normalization")
+def _normalization(cfg, p, args, training):
+    # keras.layers.Normalization: (x - mean) / max(sqrt(variance), keras.config.epsilon()), the
+    # adapted statistics stored as weights already shaped to broadcast; 'count' only adapts.
+    _require(cfg, invert=(False,))
+    p("count")
+    return (_one(args) - p("mean")) / np.maximum(np.sqrt(p("variance")), 1e-7)
+
+
+@_register("Embedding")
+def _embedding(cfg, p, args, training):
+    # A mask (mask_zero) changes what later layers compute; none of them here reads one.
+    _require(cfg, mask_zero=(False,), quantization_config=(None,), lora_rank=(None, 0))
+    ids = _one(args)
+    return p("embeddings")[np.asarray(ids).astype(int)]
 
 
 @_register("Activation")
@@ -216,3 +258,8 @@ def _branch_select(cfg, p, args, training):
     # Read both branches' weights so neither is reported unused; only one is applied.
     branches = {b: (p(f"{b}/kernel"), p(f"{b}/bias")) for b in ("branch_a", "branch_b")}
     return dense(x, *branches["branch_a" if np.mean(flag) > 0.5 else "branch_b"])
+
+
+# The weightless layers that combine, reshape and pool, and the activation layers, register
+# themselves into LAYERS on import.
+from keras_parity.reference import reshaping  # noqa: E402, F401

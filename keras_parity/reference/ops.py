@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 # autograd's NumPy: plain float64 NumPy on arrays, and differentiable when the training path
 # asks for gradients (keras_parity/run/training.py); hence no in-place writes below.
 import autograd.numpy as np
+import numpy as onp
+from autograd.extend import defvjp, primitive
 
 
 class UnsupportedLayer(ValueError):
@@ -41,7 +44,63 @@ def relu(x, negative_slope=0.0, max_value=None, threshold=0.0):
     return y
 
 
-ACTIVATIONS = {"linear": lambda x: x, "relu": relu, "sigmoid": sigmoid, "tanh": np.tanh, "softmax": softmax}
+@primitive
+def erf(x):
+    """The error function, value by value from libm (math.erf), differentiable for autograd."""
+    return onp.vectorize(math.erf, otypes=[float])(x)
+
+
+defvjp(erf, lambda ans, x: lambda g: g * (2.0 / math.sqrt(math.pi)) * np.exp(-(x**2)))
+
+
+def softplus(x):
+    return np.logaddexp(0.0, x)  # log(1 + e^x) without overflow
+
+
+def elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * (np.exp(np.minimum(x, 0.0)) - 1.0))
+
+
+def hard_sigmoid(x):
+    return np.clip(x + 3.0, 0.0, 6.0) / 6.0  # keras.ops.hard_sigmoid: relu6(x + 3) / 6
+
+
+def gelu(x, approximate=False):
+    if approximate:
+        return 0.5 * x * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (x + 0.044715 * x**3)))
+    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def log_softmax(x, axis=-1):
+    z = x - np.max(x, axis=axis, keepdims=True)
+    return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+
+
+SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805  # keras.activations.selu
+# keras.activations by the names a config records; each as Keras defines it (defaults of
+# their keyword arguments: gelu exact, leaky_relu's slope 0.2, elu's alpha 1).
+ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "tanh": np.tanh,
+    "softmax": softmax,
+    "log_softmax": log_softmax,
+    "relu6": lambda x: np.clip(x, 0.0, 6.0),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "elu": elu,
+    "selu": lambda x: SELU_SCALE * elu(x, SELU_ALPHA),
+    "gelu": gelu,
+    "silu": lambda x: x * sigmoid(x),
+    "swish": lambda x: x * sigmoid(x),
+    "softplus": softplus,
+    "softsign": lambda x: x / (np.abs(x) + 1.0),
+    "exponential": np.exp,
+    "hard_sigmoid": hard_sigmoid,
+    "hard_silu": lambda x: x * hard_sigmoid(x),
+    "hard_swish": lambda x: x * hard_sigmoid(x),
+    "mish": lambda x: x * np.tanh(softplus(x)),
+}
 
 
 def activation(name, x):
@@ -109,6 +168,29 @@ def conv(x, kernel, bias=None, strides=None, padding="valid"):
     y = cols.reshape(-1, cols.shape[-2] * cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
     y = y.reshape(*cols.shape[:-2], kernel.shape[-1])
     return y if bias is None else y + bias
+
+
+def depthwise_conv(x, kernel, bias=None, strides=None, padding="valid"):
+    """Each input channel convolved with its own depth_multiplier filters, kernel
+    (*k, in, multiplier); output channel c * multiplier + m, as Keras orders them."""
+    ksize, (cin, mult) = kernel.shape[:-2], kernel.shape[-2:]
+    strides = tuple(strides or (1,) * len(ksize))
+    x = _padded(x, ksize, strides, padding, 0.0)
+    taps = np.stack(list(_windows(x, ksize, strides)), axis=-2)  # (..., taps, cin)
+    y = np.einsum("...tc,tcm->...cm", taps, kernel.reshape(-1, cin, mult))
+    y = y.reshape(*y.shape[:-2], cin * mult)
+    return y if bias is None else y + bias
+
+
+def avg_pool(x, pool_size, strides=None, padding="valid"):
+    """The mean of each window's real pixels: with 'same' padding an edge window divides by
+    the pixels it covers, not by the pool size (TensorFlow's avg_pool; Keras documents it)."""
+    strides = tuple(strides or pool_size)
+    total = functools.reduce(np.add, _windows(_padded(x, pool_size, strides, padding, 0.0), pool_size, strides))
+    if padding == "valid":
+        return total / float(np.prod(pool_size))
+    ones = _padded(np.ones((1, *x.shape[1:-1], 1)), pool_size, strides, padding, 0.0)
+    return total / functools.reduce(np.add, _windows(ones, pool_size, strides))
 
 
 def max_pool(x, pool_size, strides=None, padding="valid"):

@@ -36,3 +36,15 @@ def output_dict(out) -> dict[str, np.ndarray]:
 
     flat = keras.tree.flatten(out)
     return {golden.output(i): to_numpy(v) for i, v in enumerate(flat)}
+
+
+def set_weights(model, weights) -> None:
+    """model.set_weights, then what loading a saved model also does: a Normalization layer
+    normalizes with statistics it derives from its weights in finalize_state(), which
+    set_weights alone leaves at their build-time values (mean 0, variance 1)."""
+    import keras
+
+    model.set_weights(weights)
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.Normalization) and layer.built:
+            layer.finalize_state()

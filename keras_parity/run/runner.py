@@ -25,7 +25,7 @@ from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.registry import usermodel
 from keras_parity.run import envinfo, flags, knobs
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.modelio import PATHS, input_names, output_dict, to_numpy
+from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
 from keras_parity.run.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
 
 
@@ -197,7 +197,7 @@ def run_model(
         _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, meta)
         if case.mode != "moving_stats" and (capture.layers is not None or _sketched(spec, case, asked)):
             t0 = time.perf_counter()
-            model.set_weights(weights)
+            set_weights(model, weights)
             layers = layer_outputs(model, case, inputs)  # training cases: their forward pass
             if capture.layers is not None:
                 capture.layers.update({golden.key(case.name, k): v for k, v in layers.items()})
@@ -218,14 +218,14 @@ def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, 
     for path in case_paths(case, backend, asked.naive):
         t0 = time.perf_counter()
         # Fresh weights for every cell: a training-mode call moves BN statistics.
-        model.set_weights(weights)
+        set_weights(model, weights)
         timings["set_weights"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         first = _run_case(model, case, inputs, path, asked.repeat, timings, seed)
         arrays.update({golden.key(case.name, path, out): value for out, value in first.items()})
         meta.setdefault("cell_seconds", {})[golden.key(case.name, path)] = round(time.perf_counter() - t0, 3)
         if asked.twice:  # the same cell again in this process, from the same weights
-            model.set_weights(weights)
+            set_weights(model, weights)
             again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed)
             meta.setdefault("twice_max_ulp", {})[golden.key(case.name, path)] = max_ulp(first, again)
 

@@ -30,6 +30,10 @@ _UNIFORM = {
     "moving_mean": (-0.1, 0.1),
     "moving_variance": (0.8, 1.2),
     "scale": (0.5, 1.5),
+    # keras.layers.Normalization's statistics: a variance must be positive
+    "mean": (-0.1, 0.1),
+    "variance": (0.8, 1.2),
+    "count": (1.0, 1.0),
 }
 
 

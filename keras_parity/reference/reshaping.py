@@ -1,0 +1,166 @@
+"""Keras layers without weights that combine, reshape, pad, crop, resample or pool values, and
+the activation layers: their adapters on the float64 math (registered into LAYERS of
+keras_parity/reference/layers.py, with the same rule: an option not implemented raises)."""
+
+from __future__ import annotations
+
+import functools
+
+import autograd.numpy as np
+
+from keras_parity.reference.layers import _one, _register, _require
+from keras_parity.reference.ops import avg_pool, elu, max_pool, pad_spatial, softmax
+
+# ----------------------------------------------------------------------------------- merging
+
+
+def _inputs(args):
+    return list(args[0] if len(args) == 1 else args)
+
+
+@_register("Subtract")
+def _subtract(cfg, p, args, training):
+    a, b = _inputs(args)
+    return a - b
+
+
+@_register("Multiply")
+def _multiply(cfg, p, args, training):
+    return functools.reduce(lambda a, b: a * b, _inputs(args))  # left to right, as Merge folds
+
+
+@_register("Average")
+def _average(cfg, p, args, training):
+    xs = _inputs(args)
+    return functools.reduce(lambda a, b: a + b, xs) / len(xs)
+
+
+@_register("Maximum")
+def _maximum(cfg, p, args, training):
+    return functools.reduce(np.maximum, _inputs(args))
+
+
+@_register("Minimum")
+def _minimum(cfg, p, args, training):
+    return functools.reduce(np.minimum, _inputs(args))
+
+
+@_register("Concatenate")
+def _concatenate(cfg, p, args, training):
+    return np.concatenate(_inputs(args), axis=cfg.get("axis", -1))
+
+
+# ------------------------------------------------------------------------- reshaping, scaling
+
+
+@_register("Rescaling")
+def _rescaling(cfg, p, args, training):
+    scale, offset = np.asarray(cfg.get("scale", 1.0)), np.asarray(cfg.get("offset", 0.0))
+    return _one(args) * scale + offset
+
+
+@_register("Reshape")
+def _reshape(cfg, p, args, training):
+    x = _one(args)
+    return x.reshape(x.shape[0], *cfg["target_shape"])
+
+
+@_register("Permute")
+def _permute(cfg, p, args, training):
+    return np.transpose(_one(args), (0, *cfg["dims"]))
+
+
+@_register("RepeatVector")
+def _repeat_vector(cfg, p, args, training):
+    x = _one(args)
+    return np.repeat(x[:, None, :], cfg["n"], axis=1)
+
+
+@_register("ZeroPadding1D")
+def _zero_padding_1d(cfg, p, args, training):
+    pad = cfg["padding"]
+    return pad_spatial(_one(args), [tuple(pad) if isinstance(pad, (list, tuple)) else (pad, pad)])
+
+
+@_register("Cropping1D", "Cropping2D")
+def _cropping(cfg, p, args, training):
+    _require(cfg, data_format=("channels_last", None))
+    x, crops = _one(args), cfg["cropping"]
+    crops = [tuple(crops)] if not isinstance(crops[0], (list, tuple)) else [tuple(c) for c in crops]
+    index = tuple(slice(a, n - b) for (a, b), n in zip(crops, x.shape[1:-1]))
+    return x[(slice(None), *index)]
+
+
+@_register("UpSampling1D", "UpSampling2D")
+def _upsampling(cfg, p, args, training):
+    _require(cfg, data_format=("channels_last", None), interpolation=("nearest",))
+    x, size = _one(args), cfg["size"]
+    for axis, times in enumerate([size] if isinstance(size, int) else size, start=1):
+        x = np.repeat(x, times, axis=axis)
+    return x
+
+
+# ----------------------------------------------------------------------------------- pooling
+
+
+def _pool(fn, cfg, args, ndim):
+    _require(cfg, data_format=("channels_last", None))
+    x = _one(args)
+    if x.ndim != ndim + 2:
+        raise ValueError(f"{ndim}-d pooling needs a {ndim + 2}-d input, got {x.shape}")
+    size = cfg["pool_size"]
+    size = (size,) * ndim if isinstance(size, int) else tuple(size)
+    strides = cfg.get("strides") or size
+    strides = (strides,) * ndim if isinstance(strides, int) else tuple(strides)
+    return fn(x, size, strides, cfg.get("padding", "valid"))
+
+
+@_register("MaxPooling1D")
+def _max_pool_1d(cfg, p, args, training):
+    return _pool(max_pool, cfg, args, 1)
+
+
+@_register("AveragePooling1D")
+def _avg_pool_1d(cfg, p, args, training):
+    return _pool(avg_pool, cfg, args, 1)
+
+
+@_register("AveragePooling2D")
+def _avg_pool_2d(cfg, p, args, training):
+    return _pool(avg_pool, cfg, args, 2)
+
+
+def _global(reduce, cfg, args):
+    _require(cfg, data_format=("channels_last", None))
+    x = _one(args)
+    return reduce(x, axis=tuple(range(1, x.ndim - 1)), keepdims=bool(cfg.get("keepdims", False)))
+
+
+@_register("GlobalAveragePooling1D")
+def _global_avg_pool_1d(cfg, p, args, training):
+    return _global(np.mean, cfg, args)
+
+
+@_register("GlobalMaxPooling1D", "GlobalMaxPooling2D")
+def _global_max_pool(cfg, p, args, training):
+    return _global(np.max, cfg, args)
+
+
+# ------------------------------------------------------------------------- activation layers
+
+
+@_register("Softmax")
+def _softmax(cfg, p, args, training):
+    axis = cfg.get("axis", -1)
+    return softmax(_one(args), axis=tuple(axis) if isinstance(axis, list) else axis)
+
+
+@_register("LeakyReLU")
+def _leaky_relu(cfg, p, args, training):
+    x = _one(args)
+    return np.where(x > 0, x, cfg.get("negative_slope", 0.3) * x)
+
+
+@_register("ELU")
+def _elu(cfg, p, args, training):
+    return elu(_one(args), cfg.get("alpha", 1.0))

@@ -1,0 +1,189 @@
+"""The float64 reference's weightless layers (merging, reshaping, pooling), DepthwiseConv,
+Embedding and the activations of keras.activations, each against Keras itself on TensorFlow in
+float64 (which honours float64 end to end): one small functional model per case."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
+
+L = keras.layers
+TOL = 1e-12  # max |keras - reference| / max |keras|
+
+
+@pytest.fixture(scope="module", autouse=True)
+def float64_tensorflow():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("Keras honours float64 end to end on TensorFlow only")
+    old = keras.config.floatx()
+    keras.config.set_floatx("float64")
+    yield
+    keras.config.set_floatx(old)
+
+
+def _model(shapes, build, int_input=False):
+    inputs = [keras.Input(s[1:], name=f"in{i}", dtype="int32" if int_input else None) for i, s in enumerate(shapes)]
+    out = build(inputs if len(inputs) > 1 else inputs[0])
+    return keras.Model(inputs, out)
+
+
+def _check(shapes, build, int_input=False, seed=0):
+    model = _model(shapes, build, int_input)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.standard_normal(tuple(v.shape)) * 0.5 for v in model.weights])
+    if int_input:
+        xs = [rng.integers(0, 10, s) for s in shapes]
+    else:
+        xs = [rng.standard_normal(s) * 2.0 for s in shapes]
+    want = np.asarray(model(xs if len(xs) > 1 else xs[0]))
+    weights = {v.path: np.asarray(v) for v in model.weights}
+    got = evaluate(model.get_config(), weights, xs if len(xs) > 1 else xs[0]).outputs[0]
+    assert got.shape == want.shape and want.dtype == np.float64
+    err = np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300)
+    assert err <= TOL, err
+
+
+TWO = [(4, 5), (4, 5)]
+CASES = {
+    "subtract": (TWO, lambda x: L.Subtract()(x)),
+    "multiply3": ([(4, 5)] * 3, lambda x: L.Multiply()(x)),
+    "average": (TWO, lambda x: L.Average()(x)),
+    "maximum": (TWO, lambda x: L.Maximum()(x)),
+    "minimum": (TWO, lambda x: L.Minimum()(x)),
+    "concatenate_last": (TWO, lambda x: L.Concatenate()(x)),
+    "concatenate_time": ([(4, 3, 2), (4, 5, 2)], lambda x: L.Concatenate(axis=1)(x)),
+    # a scale float32 holds exactly: see the test of 1/255 below
+    "rescaling": ([(2, 4, 4, 3)], lambda x: L.Rescaling(1 / 256.0, offset=-0.5)(x)),
+    "reshape": ([(4, 12)], lambda x: L.Reshape((6, 2))(x)),
+    "reshape_infer": ([(4, 12)], lambda x: L.Reshape((-1, 3))(x)),
+    "permute": ([(4, 3, 5)], lambda x: L.Permute((2, 1))(x)),
+    "repeat_vector": ([(4, 5)], lambda x: L.RepeatVector(3)(x)),
+    "zero_padding_1d": ([(2, 5, 3)], lambda x: L.ZeroPadding1D((1, 2))(x)),
+    "cropping_1d": ([(2, 6, 3)], lambda x: L.Cropping1D((1, 2))(x)),
+    "cropping_2d": ([(2, 6, 6, 3)], lambda x: L.Cropping2D(((1, 0), (0, 2)))(x)),
+    "upsampling_1d": ([(2, 4, 3)], lambda x: L.UpSampling1D(2)(x)),
+    "upsampling_2d": ([(2, 3, 4, 2)], lambda x: L.UpSampling2D((2, 3))(x)),
+    "max_pool_1d_same": ([(2, 7, 3)], lambda x: L.MaxPooling1D(2, padding="same")(x)),
+    "avg_pool_1d_same": ([(2, 7, 3)], lambda x: L.AveragePooling1D(3, strides=2, padding="same")(x)),
+    "avg_pool_2d_valid": ([(2, 6, 6, 3)], lambda x: L.AveragePooling2D(2)(x)),
+    "avg_pool_2d_same": ([(2, 7, 7, 3)], lambda x: L.AveragePooling2D(3, strides=2, padding="same")(x)),
+    "global_avg_pool_1d": ([(2, 7, 3)], lambda x: L.GlobalAveragePooling1D()(x)),
+    "global_max_pool_1d": ([(2, 7, 3)], lambda x: L.GlobalMaxPooling1D(keepdims=True)(x)),
+    "global_max_pool_2d": ([(2, 5, 5, 3)], lambda x: L.GlobalMaxPooling2D()(x)),
+    "softmax_axis1": ([(2, 3, 4)], lambda x: L.Softmax(axis=1)(x)),
+    "leaky_relu": ([(4, 5)], lambda x: L.LeakyReLU(negative_slope=0.125)(x)),  # exact in float32: below
+    "elu": ([(4, 5)], lambda x: L.ELU(alpha=0.7)(x)),
+    "depthwise_2d": (
+        [(2, 7, 7, 3)],
+        lambda x: L.DepthwiseConv2D(3, strides=2, padding="same", depth_multiplier=2, activation="relu")(x),
+    ),
+    "depthwise_1d": ([(2, 9, 4)], lambda x: L.DepthwiseConv1D(3, use_bias=False)(x)),
+    "embedding_pooled": ([(3, 5)], lambda x: L.GlobalAveragePooling1D()(L.Embedding(10, 4)(x))),
+}
+ACTIVATIONS = [
+    "silu",
+    "elu",
+    "selu",
+    "softplus",
+    "softsign",
+    "exponential",
+    "hard_sigmoid",
+    "hard_silu",
+    "mish",
+    "relu6",
+    "log_softmax",
+    "softmax",
+    "tanh",
+    "sigmoid",
+]  # fmt: skip (gelu and leaky_relu: see the Keras findings below)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_layer_meets_keras_in_float64(name):
+    shapes, build = CASES[name]
+    _check(shapes, build, int_input=name.startswith("embedding"))
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+def test_activation_meets_keras_in_float64(name):
+    _check([(6, 5)], lambda x: L.Activation(name)(L.Dense(7, activation=name)(x)))
+
+
+def test_options_not_implemented_are_named_never_guessed():
+    shapes = [(2, 4, 3, 2)]
+    with pytest.raises(UnsupportedLayer, match="interpolation='bilinear'"):
+        _check(shapes, lambda x: L.UpSampling2D(2, interpolation="bilinear")(x))
+    with pytest.raises(UnsupportedLayer, match="mask_zero=True"):
+        _check([(3, 5)], lambda x: L.GlobalAveragePooling1D()(L.Embedding(10, 4, mask_zero=True)(x)), int_input=True)
+
+
+# Keras findings: on TensorFlow, a float64 model still multiplies by a float32 rounding of a
+# Python-float constant where TensorFlow casts one (tf.cast of a Python float goes through a
+# float32 tensor; tf.nn.leaky_relu's alpha is a float32 attribute). The reference stays exact;
+# each departure is float32's rounding of that constant: 1e-9 relative, 1e5 times float64's.
+FINDINGS = {  # case: (layer, the exact function, the constant rounded)
+    "Rescaling(1/255)": (lambda: L.Rescaling(1 / 255.0), lambda x: x / 255.0, 1 / 255.0),
+    "gelu (exact)": (lambda: L.Activation("gelu"), None, 0.7071067811865476),
+    "LeakyReLU(0.1)": (lambda: L.LeakyReLU(negative_slope=0.1), lambda x: np.where(x > 0, x, 0.1 * x), 0.1),
+    "leaky_relu (0.2)": (lambda: L.Activation("leaky_relu"), lambda x: np.where(x > 0, x, 0.2 * x), 0.2),
+}
+
+
+@pytest.mark.parametrize("case", FINDINGS)
+def test_keras_on_tensorflow_rounds_these_constants_to_float32_in_a_float64_model(case):
+    layer, exact, constant = FINDINGS[case]
+    x = np.random.default_rng(0).uniform(-3.0, 3.0, (4, 50))
+    model = _model([x.shape], lambda t: layer()(t))
+    want = np.asarray(model(x))
+    got = evaluate(model.get_config(), {}, x).outputs[0]
+    if exact is not None:
+        assert np.allclose(got, exact(x), rtol=1e-15, atol=0)
+    rounding = abs(float(np.float32(constant)) / constant - 1.0)  # float32's rounding of the constant
+    departure = np.max(np.abs(want - got)) / np.max(np.abs(got))
+    assert 1e-11 < departure <= 2 * rounding, (departure, rounding)
+
+
+def _check_weights(shapes, build, fill, seed=0):
+    """As _check, with some weights given (name fragment -> array factory)."""
+    model = _model(shapes, build)
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for v in model.weights:
+        make = next((f for k, f in fill.items() if k in v.path), None)
+        arrays.append(make(tuple(v.shape)) if make else rng.standard_normal(tuple(v.shape)) * 0.5)
+    model.set_weights(arrays)
+    for layer in model.layers:  # Normalization reads its statistics from the weights only here
+        if isinstance(layer, L.Normalization):
+            layer.finalize_state()
+    x = rng.standard_normal(shapes[0]) * 2.0
+    want = np.asarray(model(x))
+    got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+    assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= TOL
+
+
+def test_separable_conv_and_normalization_meet_keras_in_float64():
+    rng = np.random.default_rng(1)
+    _check([(2, 7, 7, 3)], lambda x: L.SeparableConv2D(5, 3, strides=2, padding="same", depth_multiplier=2)(x))
+    _check([(2, 9, 4)], lambda x: L.SeparableConv1D(3, 3, activation="relu")(x))
+    # Normalization with adapted statistics, then with a variance below epsilon's square (max())
+    variance = lambda shape: np.abs(rng.standard_normal(shape)) + 0.1
+    _check_weights([(2, 4, 4, 3)], lambda x: L.Normalization(axis=-1)(x), {"variance": variance, "count": np.ones})
+    tiny = lambda shape: np.full(shape, 1e-16)
+    _check_weights([(2, 5)], lambda x: L.Normalization(axis=-1)(x), {"variance": tiny, "count": np.ones})
+
+
+def test_keras_normalization_ignores_set_weights_until_finalize_state():
+    """A Keras finding: Normalization normalizes with statistics computed when it was built or
+    adapted; set_weights assigns its mean and variance variables but not those, until
+    finalize_state() (which loading a saved model calls). Seeded weights must be finalized."""
+    model = _model([(2, 3)], lambda x: L.Normalization(axis=-1)(x))
+    given = {"mean": np.full(3, 5.0), "variance": np.full(3, 4.0), "count": np.ones(())}
+    model.set_weights([given[v.path.rsplit("/", 1)[1]].reshape(v.shape) for v in model.weights])
+    x = np.ones((2, 3))
+    assert np.allclose(np.asarray(model(x)), x)  # still mean 0, variance 1
+    model.layers[1].finalize_state()
+    assert np.allclose(np.asarray(model(x)), (x - 5.0) / 2.0)
+    weights = {v.path: np.asarray(v) for v in model.weights}
+    assert np.allclose(evaluate(model.get_config(), weights, x).outputs[0], (x - 5.0) / 2.0)
