@@ -121,13 +121,21 @@ def test_options_not_implemented_are_named_never_guessed():
 
 # Keras findings: on TensorFlow, a float64 model still multiplies by a float32 rounding of a
 # Python-float constant where TensorFlow casts one (tf.cast of a Python float goes through a
-# float32 tensor; tf.nn.leaky_relu's alpha is a float32 attribute). The reference stays exact;
+# float32 tensor; tf.nn.leaky_relu's alpha is a float32 attribute; Normalization converts the
+# statistics it is given to a tensor of the default float32 before casting). The reference stays exact;
 # each departure is float32's rounding of that constant: 1e-9 relative, 1e5 times float64's.
 FINDINGS = {  # case: (layer, the exact function, the constant rounded)
     "Rescaling(1/255)": (lambda: L.Rescaling(1 / 255.0), lambda x: x / 255.0, 1 / 255.0),
     "gelu (exact)": (lambda: L.Activation("gelu"), None, 0.7071067811865476),
     "LeakyReLU(0.1)": (lambda: L.LeakyReLU(negative_slope=0.1), lambda x: np.where(x > 0, x, 0.1 * x), 0.1),
     "leaky_relu (0.2)": (lambda: L.Activation("leaky_relu"), lambda x: np.where(x > 0, x, 0.2 * x), 0.2),
+    "ops.gelu (approximate)": (lambda: lambda t: keras.ops.gelu(t, approximate=True), None, 0.044715),
+    # ConvNeXt's and EfficientNetV2's ImageNet statistics, given to Normalization as Python lists
+    "Normalization(mean=, variance=)": (
+        lambda: L.Normalization(mean=[0.485], variance=[0.229**2]),
+        lambda x: (x - 0.485) / 0.229,
+        0.485,
+    ),
 }
 
 
@@ -187,3 +195,100 @@ def test_keras_normalization_ignores_set_weights_until_finalize_state():
     assert np.allclose(np.asarray(model(x)), (x - 5.0) / 2.0)
     weights = {v.path: np.asarray(v) for v in model.weights}
     assert np.allclose(evaluate(model.get_config(), weights, x).outputs[0], (x - 5.0) / 2.0)
+
+
+K = keras.ops
+OPERATORS = {  # the operator nodes `x + 3.0`, ops.mean(...), x[:, :8] record in a functional graph
+    "arithmetic": lambda x: (x * 2.0 + 1.0) / 3.0 - K.square(x) + K.power(K.abs(x), 1.5) - (-x),
+    "elementwise": lambda x: K.sqrt(K.abs(x)) + K.exp(-K.abs(x)) + K.log(K.abs(x) + 1.0) + K.tanh(x),
+    "reductions": lambda x: K.mean(x, axis=1) + K.sum(x, axis=1) + K.max(x, axis=1) - K.min(x, axis=1),
+    "keepdims": lambda x: x - K.mean(x, axis=-1, keepdims=True),
+    "shapes": lambda x: K.transpose(K.reshape(K.expand_dims(x, 1), (-1, 6, 4)), (0, 2, 1)),
+    "concatenate_stack": lambda x: K.stack([K.concatenate([x, x * 2.0], axis=-1), K.concatenate([x, x], axis=-1)], 1),
+    "get_item": lambda x: x[:, 1:3, ::2] + x[:, -2:, :3],
+    "matmul": lambda x: K.matmul(x, K.transpose(x, (0, 2, 1))),
+    "nn": lambda x: (
+        K.relu(x) + K.sigmoid(x) + K.silu(x) + K.softplus(x) + K.softmax(x, axis=1) + K.hard_sigmoid(x) + K.relu6(x)
+    ),
+    "maximum_minimum": lambda x: K.maximum(x, 0.5) + K.minimum(x, -0.5),
+}
+
+
+@pytest.mark.parametrize("name", OPERATORS)
+def test_operator_nodes_meet_keras_in_float64(name):
+    _check([(3, 4, 6)], OPERATORS[name])
+
+
+def test_an_operator_not_implemented_is_named():
+    with pytest.raises(UnsupportedLayer, match="operator 'Cumsum'"):
+        _check([(3, 4)], lambda x: K.cumsum(x, axis=1))
+
+
+def test_nested_sequential_and_the_applications_own_layers_meet_keras_in_float64():
+    from keras.src.applications.convnext import LayerScale
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    def stem(x):  # a nested Sequential, as ConvNeXt's stem: weights under 'stem/<layer>/'
+        inner = keras.Sequential([L.Conv2D(4, 2, strides=2), L.LayerNormalization(epsilon=1e-6)], name="stem")
+        y = inner(x)
+        return CustomScaleLayer(scale=0.17)([y, LayerScale(0.5, 4)(y)])
+
+    _check([(2, 8, 8, 3)], stem)
+
+
+def test_mobilenet_v3_and_efficientnet_have_every_layer_and_operator_covered():
+    """Their operator nodes (x + 3.0, x * 1/6) and Normalization included."""
+    from keras_parity.reference import reference_gaps
+
+    for build in (keras.applications.MobileNetV3Small, keras.applications.EfficientNetB0):
+        assert reference_gaps(build(weights=None, input_shape=(32, 32, 3), include_top=False).get_config()) == []
+
+
+@pytest.mark.parametrize("groups", [2, 6])
+def test_grouped_convolution_meets_keras_in_float64(groups):
+    _check([(2, 7, 7, 6)], lambda x: L.Conv2D(6, 3, padding="same", groups=groups)(x))
+
+
+# Whole keras.applications architectures at a small input, Keras's own initial weights: grouped
+# convolutions, a nested Sequential, LayerScale's per-process variable names (ConvNeXt), name-
+# scoped weight paths (NASNet). ConvNeXt departs by Keras's float32 constants found above.
+APPLICATIONS = {"MobileNetV2": (32, 1e-12), "NASNetMobile": (32, 1e-12), "ConvNeXtTiny": (32, 1e-6)}
+
+
+@pytest.mark.parametrize("name", APPLICATIONS)
+def test_keras_applications_meet_keras_in_float64(name):
+    size, tol = APPLICATIONS[name]
+    build = getattr(keras.applications, name)
+    model = build(weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None)
+    x = np.random.default_rng(0).uniform(0.0, 255.0, (2, size, size, 3))
+    want = np.asarray(model(x))
+    got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+    assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= tol
+
+
+def test_the_training_reference_differentiates_through_the_new_layers():
+    """autograd's gradient through the float64 layers equals central differences of the forward
+    (the training path's reference uses the same layers: keras_parity/reference/training.py)."""
+    import autograd
+
+    def build(x):
+        y = L.SeparableConv1D(4, 3, padding="same", activation="gelu")(L.Conv1D(3, 2, groups=1)(x))
+        y = L.Concatenate()([L.MaxPooling1D(2, padding="same")(y), L.AveragePooling1D(2, padding="same")(y)])
+        y = L.LayerNormalization()(L.Multiply()([y, L.Activation("silu")(y)]))
+        return L.Dense(2)(K.mean(L.UpSampling1D(2)(y), axis=1) + 1.0)
+
+    model = _model([(2, 7, 3)], build)
+    rng = np.random.default_rng(3)
+    weights = {v.path: rng.standard_normal(tuple(v.shape)) * 0.5 for v in model.weights}
+    x, config = rng.standard_normal((2, 7, 3)), model.get_config()
+
+    def loss(w):
+        return (evaluate(config, w, x).outputs[0] ** 2).sum()
+
+    grads = autograd.grad(loss)(weights)
+    direction = {k: rng.standard_normal(v.shape) for k, v in weights.items()}
+    h = 1e-5
+    step = lambda s: {k: v + s * h * direction[k] for k, v in weights.items()}  # noqa: E731
+    numeric = (loss(step(1)) - loss(step(-1))) / (2 * h)
+    analytic = sum(float((grads[k] * direction[k]).sum()) for k in weights)
+    assert abs(numeric - analytic) <= 1e-7 * abs(analytic), (numeric, analytic)

@@ -13,6 +13,7 @@ import numpy as np
 from autograd.tracer import isbox
 
 from keras_parity.reference.layers import LAYERS, UnsupportedLayer
+from keras_parity.reference.operators import OPS, evaluate_operator, is_operator
 
 
 @dataclass
@@ -34,9 +35,19 @@ class _Params:
 
     def __call__(self, leaf):
         path = f"{self.layer}/{leaf}"
+        if path not in self.state:  # built under a name scope (NASNet's blocks): 'scope/layer/leaf'
+            scoped = [k for k in self.state if k.endswith(f"/{path}")]
+            path = scoped[0] if len(scoped) == 1 else path
         if path not in self.state:
             have = sorted(k for k in self.state if k.startswith(self.layer + "/"))
             raise KeyError(f"layer '{self.layer}' needs weight '{path}'; weights under it: {have}")
+        self.used.add(path)
+        return self.state[path]
+
+    def only(self):
+        """The layer's one weight, whatever its leaf is called (a bare tf.Variable-style name,
+        'variable_3', numbered per process as in ConvNeXt's LayerScale)."""
+        (path,) = [k for k in self.state if k.startswith(self.layer + "/") and "/" not in k[len(self.layer) + 1 :]]
         self.used.add(path)
         return self.state[path]
 
@@ -204,10 +215,16 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
 
 
 def _implemented(layer) -> bool:
+    if is_operator(layer):  # `x + 3.0`, ops.mean(...): a node of keras.src.ops
+        return layer["class_name"] in OPS
     # A class registered outside this project is a user's own, whatever its name: its math is
     # unknown here even when the name matches one of ours.
+    if layer["class_name"] == "Sequential" and layer.get("module") == "keras":  # a nested model
+        return all(_implemented(inner) for inner in layer["config"]["layers"])
     registered = layer.get("registered_name")
-    own = registered is None or registered.startswith("keras_parity>")
+    # Keras's own applications register their custom layers too (ConvNeXt's LayerScale).
+    keras_own = str(layer.get("module", "")).startswith("keras.src.applications.")
+    own = registered is None or registered.startswith("keras_parity>") or keras_own
     return layer["class_name"] == "InputLayer" or (layer["class_name"] in LAYERS and own)
 
 
@@ -216,12 +233,43 @@ def reference_gaps(config) -> list[str]:
     if "layers" not in config:
         return [config.get("class_name", "a model without a layer graph")]
     missing = [layer for layer in config["layers"] if not _implemented(layer)]
-    return sorted({layer.get("registered_name") or layer["class_name"] for layer in missing})
+    sequential = [layer for layer in missing if layer["class_name"] == "Sequential"]
+    nested = {gap for layer in sequential for gap in reference_gaps(layer["config"])}
+    return sorted({_kind(layer) for layer in missing if layer not in sequential} | nested)
+
+
+def _kind(layer) -> str:
+    if is_operator(layer):
+        return f"operator {layer['module'].rsplit('.', 1)[1]}.{layer['class_name']}"
+    return layer.get("registered_name") or layer["class_name"]
+
+
+def _sequential(inner_layers, state, used, updated):
+    """A nested Sequential as one adapter: its layers in order, each reading its weights
+    under '<sequential>/<layer>/' as Keras names them."""
+
+    def run(cfg, p, args, training):
+        (x,) = args
+        for inner in inner_layers:
+            if inner["class_name"] == "InputLayer":
+                continue
+            _check_dtype_policy(inner)
+            config, name = inner["config"], inner["config"]["name"]
+            params = _Params(f"{cfg['name']}/{name}", state, used, updated)
+            x = LAYERS[inner["class_name"]]({**config, "name": name}, params, [x], training)
+        return x
+
+    return run
 
 
 def _call(layer, node, values, state, used, updated, training):
     name, class_name = layer["name"], layer["class_name"]
+    if is_operator(layer):
+        _call_kwargs(node.get("kwargs") or {}, name)
+        return [_f64(evaluate_operator(layer, _resolve(node.get("args", []), values)))]
     fn = LAYERS.get(class_name) if _implemented(layer) else None
+    if class_name == "Sequential" and _implemented(layer):
+        fn = _sequential(layer["config"]["layers"], state, used, updated)
     if fn is None:
         raise UnsupportedLayer(
             f"float64 reference has no implementation of layer type '{class_name}' "

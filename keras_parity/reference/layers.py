@@ -47,6 +47,14 @@ def _require(cfg, **allowed):
             )
 
 
+def _undilated(cfg):
+    """Convolutions here take every input position in a row: a dilation raises, naming it."""
+    if any(d != 1 for d in cfg.get("dilation_rate", ())):
+        raise UnsupportedLayer(
+            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
+        )
+
+
 def _one(args):
     if len(args) != 1 or isinstance(args[0], (list, tuple)):
         raise ValueError(f"expected one input tensor, got {len(args)} arguments")
@@ -62,24 +70,19 @@ def _dense(cfg, p, args, training):
 
 @_register("Conv1D", "Conv2D")
 def _conv(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",), groups=(1,))
-    if any(d != 1 for d in cfg.get("dilation_rate", ())):
-        raise UnsupportedLayer(
-            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
-        )
+    _require(cfg, data_format=("channels_last",))
+    _undilated(cfg)
     x, kernel = _one(args), p("kernel")
     bias = p("bias") if cfg.get("use_bias", True) else None
-    y = conv(x, kernel, bias, strides=cfg.get("strides"), padding=cfg.get("padding", "valid"))
+    strides, padding = cfg.get("strides"), cfg.get("padding", "valid")
+    y = conv(x, kernel, bias, strides=strides, padding=padding, groups=cfg.get("groups", 1))
     return activation(cfg.get("activation"), y)
 
 
 @_register("DepthwiseConv2D", "DepthwiseConv1D")
 def _depthwise_conv(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
-    if any(d != 1 for d in cfg.get("dilation_rate", ())):
-        raise UnsupportedLayer(
-            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
-        )
+    _undilated(cfg)
     bias = p("bias") if cfg.get("use_bias", True) else None
     y = depthwise_conv(_one(args), p("kernel"), bias, strides=cfg.get("strides"), padding=cfg.get("padding", "valid"))
     return activation(cfg.get("activation"), y)
@@ -88,10 +91,7 @@ def _depthwise_conv(cfg, p, args, training):
 @_register("SeparableConv2D", "SeparableConv1D")
 def _separable_conv(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
-    if any(d != 1 for d in cfg.get("dilation_rate", ())):
-        raise UnsupportedLayer(
-            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
-        )
+    _undilated(cfg)
     depthwise = depthwise_conv(_one(args), p("depthwise_kernel"), None, cfg.get("strides"), cfg.get("padding", "valid"))
     bias = p("bias") if cfg.get("use_bias", True) else None
     return activation(cfg.get("activation"), conv(depthwise, p("pointwise_kernel"), bias))
@@ -100,10 +100,19 @@ def _separable_conv(cfg, p, args, training):
 @_register("Normalization")
 def _normalization(cfg, p, args, training):
     # keras.layers.Normalization: (x - mean) / max(sqrt(variance), keras.config.epsilon()), the
-    # adapted statistics stored as weights already shaped to broadcast; 'count' only adapts.
+    # statistics given in the config (EfficientNetV2, ConvNeXt) or adapted into its weights
+    # ('count' only counts what adapt() saw).
     _require(cfg, invert=(False,))
-    p("count")
-    return (_one(args) - p("mean")) / np.maximum(np.sqrt(p("variance")), 1e-7)
+    x = _one(args)
+    axes = cfg.get("axis", -1)
+    axes = [a % x.ndim for a in (axes if isinstance(axes, (list, tuple)) else [axes])]
+    shape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
+    if cfg.get("mean") is not None:
+        mean, variance = np.asarray(cfg["mean"], dtype=float), np.asarray(cfg["variance"], dtype=float)
+    else:
+        mean, variance, _ = p("mean"), p("variance"), p("count")
+    mean, variance = (np.broadcast_to(v, shape) if np.size(v) == 1 else np.reshape(v, shape) for v in (mean, variance))
+    return (x - mean) / np.maximum(np.sqrt(variance), 1e-7)
 
 
 @_register("Embedding")
@@ -242,6 +251,20 @@ def _lstm(cfg, p, args, training):
         bool(cfg.get("return_sequences", False)),
     )
     return [out, h, c] if cfg.get("return_state", False) else out
+
+
+# Custom layers of keras.applications (registered by Keras under their own names).
+
+
+@_register("LayerScale")
+def _layer_scale(cfg, p, args, training):
+    return _one(args) * p.only()  # ConvNeXt: a per-channel scale, its variable named per process
+
+
+@_register("CustomScaleLayer")
+def _custom_scale(cfg, p, args, training):
+    x, branch = args[0] if len(args) == 1 else args
+    return x + branch * cfg["scale"]  # InceptionResNetV2's residual scaling
 
 
 # Custom layers of this project (models/linear.py), dispatched by class_name.

@@ -154,16 +154,25 @@ def _windows(x, ksize, strides):
         yield x[(slice(None), *(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides)))]
 
 
-def conv(x, kernel, bias=None, strides=None, padding="valid"):
-    """N-d channels_last convolution (cross-correlation, as Keras), kernel (*k, in, out).
+def conv(x, kernel, bias=None, strides=None, padding="valid", groups=1):
+    """N-d channels_last convolution (cross-correlation, as Keras), kernel (*k, in/groups, out).
 
     im2col into one matrix, then one big matmul: BLAS does the float64 work, which is what
-    makes ResNet50 run in seconds."""
+    makes ResNet50 run in seconds. With groups, each group of in/groups input channels feeds
+    its out/groups outputs (ConvNeXt's depthwise step is Conv2D(groups=channels))."""
     ksize = kernel.shape[:-2]
     strides = tuple(strides or (1,) * len(ksize))
-    if x.shape[-1] != kernel.shape[-2] or x.ndim != kernel.ndim:
-        raise ValueError(f"conv: kernel {kernel.shape} does not fit input {x.shape}")
+    if x.shape[-1] != kernel.shape[-2] * groups or x.ndim != kernel.ndim:
+        raise ValueError(f"conv: kernel {kernel.shape} with groups={groups} does not fit input {x.shape}")
     x = _padded(x, ksize, strides, padding, 0.0)
+    if groups > 1:
+        taps = np.stack(list(_windows(x, ksize, strides)), axis=-2)  # (..., taps, in)
+        cin, cout = kernel.shape[-2], kernel.shape[-1] // groups
+        taps = taps.reshape(*taps.shape[:-1], groups, cin)
+        k = kernel.reshape(-1, cin, groups, cout)
+        y = np.einsum("...tgc,tcgo->...go", taps, k)
+        y = y.reshape(*y.shape[:-2], groups * cout)
+        return y if bias is None else y + bias
     cols = np.stack(list(_windows(x, ksize, strides)), axis=-2)
     y = cols.reshape(-1, cols.shape[-2] * cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
     y = y.reshape(*cols.shape[:-2], kernel.shape[-1])
