@@ -292,3 +292,19 @@ def test_the_training_reference_differentiates_through_the_new_layers():
     numeric = (loss(step(1)) - loss(step(-1))) / (2 * h)
     analytic = sum(float((grads[k] * direction[k]).sum()) for k in weights)
     assert abs(numeric - analytic) <= 1e-7 * abs(analytic), (numeric, analytic)
+
+
+RECURRENT = {
+    "gru_reset_after": lambda x: L.GRU(4, return_sequences=True)(x),
+    "gru_reset_before": lambda x: L.GRU(4, reset_after=False)(x),
+    "gru_backwards": lambda x: L.GRU(3, go_backwards=True, return_sequences=True)(x),
+    "simple_rnn": lambda x: L.SimpleRNN(5, activation="relu")(x),
+    "bidirectional_lstm": lambda x: L.Bidirectional(L.LSTM(3, return_sequences=True))(x),
+    "bidirectional_gru_sum": lambda x: L.Bidirectional(L.GRU(3), merge_mode="sum")(x),
+    "bidirectional_rnn_ave": lambda x: L.Bidirectional(L.SimpleRNN(2, return_sequences=True), merge_mode="ave")(x),
+}
+
+
+@pytest.mark.parametrize("name", RECURRENT)
+def test_recurrent_layers_meet_keras_in_float64(name):
+    _check([(2, 6, 3)], RECURRENT[name])

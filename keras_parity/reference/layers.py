@@ -283,6 +283,6 @@ def _branch_select(cfg, p, args, training):
     return dense(x, *branches["branch_a" if np.mean(flag) > 0.5 else "branch_b"])
 
 
-# The weightless layers that combine, reshape and pool, and the activation layers, register
-# themselves into LAYERS on import.
-from keras_parity.reference import reshaping  # noqa: E402, F401
+# The weightless layers that combine, reshape and pool, the activation layers, and GRU,
+# SimpleRNN and Bidirectional register themselves into LAYERS on import.
+from keras_parity.reference import recurrent, reshaping  # noqa: E402, F401

@@ -247,3 +247,38 @@ def lstm(x, kernel, recurrent_kernel, bias=None, act="tanh", recurrent_act="sigm
         seq.append(h)
     out = np.stack(seq, axis=1) if return_sequences else h
     return out, h, c
+
+
+def gru(x, kernel, recurrent_kernel, bias=None, act="tanh", recurrent_act="sigmoid", reset_after=True):
+    """keras.layers.GRU's cell over time from a zero state: gates z, r, h packed along the last
+    kernel axis; reset_after applies the reset gate after the recurrent matmul (bias (2, 3u):
+    input and recurrent), else to the state before it (bias (3u,)). Returns every step's h."""
+    u = recurrent_kernel.shape[0]
+    if bias is None:
+        b_in, b_rec = 0.0, 0.0
+    else:
+        b_in, b_rec = (bias[0], bias[1]) if reset_after else (bias, 0.0)
+    h, seq = np.zeros((x.shape[0], u)), []
+    for t in range(x.shape[1]):
+        xz = x[:, t] @ kernel + b_in
+        if reset_after:
+            inner = h @ recurrent_kernel + b_rec
+            z = activation(recurrent_act, xz[:, :u] + inner[:, :u])
+            r = activation(recurrent_act, xz[:, u : 2 * u] + inner[:, u : 2 * u])
+            hh = activation(act, xz[:, 2 * u :] + r * inner[:, 2 * u :])
+        else:
+            z = activation(recurrent_act, xz[:, :u] + h @ recurrent_kernel[:, :u])
+            r = activation(recurrent_act, xz[:, u : 2 * u] + h @ recurrent_kernel[:, u : 2 * u])
+            hh = activation(act, xz[:, 2 * u :] + (r * h) @ recurrent_kernel[:, 2 * u :])
+        h = z * h + (1.0 - z) * hh
+        seq.append(h)
+    return np.stack(seq, axis=1)
+
+
+def simple_rnn(x, kernel, recurrent_kernel, bias=None, act="tanh"):
+    """keras.layers.SimpleRNN from a zero state: h = act(x_t W + b + h U). Every step's h."""
+    h, seq = np.zeros((x.shape[0], recurrent_kernel.shape[0])), []
+    for t in range(x.shape[1]):
+        h = activation(act, x[:, t] @ kernel + (0.0 if bias is None else bias) + h @ recurrent_kernel)
+        seq.append(h)
+    return np.stack(seq, axis=1)
