@@ -402,7 +402,6 @@ CONV_W = {"l/kernel": np.ones((1, 1, 2, 1))}
             one_layer("Conv2DTranspose"),
             r"layer type 'Conv2DTranspose' \(layer 'l'\); add one in keras_parity/reference/layers.py",
         ),
-        (one_layer("Conv2D", CONV_W, **{**CONV, "dilation_rate": [2, 2]}), "dilation_rate"),
         (one_layer("Conv2D", CONV_W, **{**CONV, "data_format": "channels_first"}), "data_format"),
         (one_layer("Conv2D", CONV_W, **{**CONV, "padding": "causal"}), "padding='causal'.*layer 'l'"),
         (one_layer("Activation", kwargs={"mask": tensor("x")}, activation="relu"), "masks"),

@@ -308,3 +308,18 @@ RECURRENT = {
 @pytest.mark.parametrize("name", RECURRENT)
 def test_recurrent_layers_meet_keras_in_float64(name):
     _check([(2, 6, 3)], RECURRENT[name])
+
+
+CONVOLUTIONS = {  # dilation and causal padding, on every convolution that takes them
+    "conv1d_causal_dilated": ((2, 6, 3), lambda x: L.Conv1D(3, 3, padding="causal", dilation_rate=2)(x)),
+    "conv1d_same_dilated": ((2, 6, 3), lambda x: L.Conv1D(3, 2, padding="same", dilation_rate=3)(x)),
+    "conv2d_dilated": ((2, 7, 7, 3), lambda x: L.Conv2D(2, 3, dilation_rate=(2, 1), padding="same")(x)),
+    "depthwise_1d_dilated": ((2, 6, 3), lambda x: L.DepthwiseConv1D(2, dilation_rate=2, padding="same")(x)),
+    "separable_2d_dilated": ((2, 7, 7, 3), lambda x: L.SeparableConv2D(4, 2, dilation_rate=2)(x)),
+}
+
+
+@pytest.mark.parametrize("name", CONVOLUTIONS)
+def test_dilated_and_causal_convolutions_meet_keras_in_float64(name):
+    shape, build = CONVOLUTIONS[name]
+    _check([shape], build)

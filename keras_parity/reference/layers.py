@@ -47,14 +47,6 @@ def _require(cfg, **allowed):
             )
 
 
-def _undilated(cfg):
-    """Convolutions here take every input position in a row: a dilation raises, naming it."""
-    if any(d != 1 for d in cfg.get("dilation_rate", ())):
-        raise UnsupportedLayer(
-            f"float64 reference does not implement dilation_rate={cfg['dilation_rate']} (layer '{cfg.get('name')}')"
-        )
-
-
 def _one(args):
     if len(args) != 1 or isinstance(args[0], (list, tuple)):
         raise ValueError(f"expected one input tensor, got {len(args)} arguments")
@@ -71,28 +63,34 @@ def _dense(cfg, p, args, training):
 @_register("Conv1D", "Conv2D")
 def _conv(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
-    _undilated(cfg)
     x, kernel = _one(args), p("kernel")
     bias = p("bias") if cfg.get("use_bias", True) else None
-    strides, padding = cfg.get("strides"), cfg.get("padding", "valid")
-    y = conv(x, kernel, bias, strides=strides, padding=padding, groups=cfg.get("groups", 1))
+    strides, padding, dilation = cfg.get("strides"), cfg.get("padding", "valid"), cfg.get("dilation_rate")
+    y = conv(x, kernel, bias, strides=strides, padding=padding, groups=cfg.get("groups", 1), dilation=dilation)
     return activation(cfg.get("activation"), y)
 
 
 @_register("DepthwiseConv2D", "DepthwiseConv1D")
 def _depthwise_conv(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
-    _undilated(cfg)
     bias = p("bias") if cfg.get("use_bias", True) else None
-    y = depthwise_conv(_one(args), p("kernel"), bias, strides=cfg.get("strides"), padding=cfg.get("padding", "valid"))
+    y = depthwise_conv(
+        _one(args), p("kernel"), bias, cfg.get("strides"), cfg.get("padding", "valid"), cfg.get("dilation_rate")
+    )
     return activation(cfg.get("activation"), y)
 
 
 @_register("SeparableConv2D", "SeparableConv1D")
 def _separable_conv(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
-    _undilated(cfg)
-    depthwise = depthwise_conv(_one(args), p("depthwise_kernel"), None, cfg.get("strides"), cfg.get("padding", "valid"))
+    depthwise = depthwise_conv(
+        _one(args),
+        p("depthwise_kernel"),
+        None,
+        cfg.get("strides"),
+        cfg.get("padding", "valid"),
+        cfg.get("dilation_rate"),
+    )
     bias = p("bias") if cfg.get("use_bias", True) else None
     return activation(cfg.get("activation"), conv(depthwise, p("pointwise_kernel"), bias))
 

@@ -133,28 +133,38 @@ def pad_spatial(x, pads, value=0.0):
     return np.pad(x, [(0, 0), *pads, (0, 0)], mode="constant", constant_values=value)
 
 
-def _padded(x, ksize, strides, padding, value):
+def _extent(ksize, dilation):
+    """The input span of each kernel axis: (k - 1) * dilation + 1."""
+    return tuple((k - 1) * d + 1 for k, d in zip(ksize, dilation or (1,) * len(ksize)))
+
+
+def _padded(x, ksize, strides, padding, value, dilation=None):
+    span = _extent(ksize, dilation)
     if padding == "valid":
         return x
     if padding == "same":
-        return pad_spatial(x, [same_padding(n, k, s) for n, k, s in zip(x.shape[1:-1], ksize, strides)], value)
+        return pad_spatial(x, [same_padding(n, k, s) for n, k, s in zip(x.shape[1:-1], span, strides)], value)
+    if padding == "causal" and x.ndim == 3:  # Conv1D: every output sees only the past
+        return pad_spatial(x, [(span[0] - 1, 0)], value)
     raise UnsupportedLayer(f"float64 reference does not implement padding={padding!r}")
 
 
-def _windows(x, ksize, strides):
-    """One strided view per kernel offset o, holding x[p*stride + o] for every output p, in
-    C order of the offsets (the order of kernel.reshape(-1, in, out)). Each is a cheap
+def _windows(x, ksize, strides, dilation=None):
+    """One strided view per kernel offset o, holding x[p*stride + o*dilation] for every output
+    p, in C order of the offsets (the order of kernel.reshape(-1, in, out)). Each is a cheap
     slice; together they are the im2col matrix without index arithmetic."""
     if not len(ksize) == len(strides) == x.ndim - 2:
         raise ValueError(f"window {tuple(ksize)} / strides {tuple(strides)} do not fit input {x.shape}")
-    out = [(n - k) // s + 1 for n, k, s in zip(x.shape[1:-1], ksize, strides)]
+    dilation = tuple(dilation or (1,) * len(ksize))
+    out = [(n - e) // s + 1 for n, e, s in zip(x.shape[1:-1], _extent(ksize, dilation), strides)]
     if min(out) < 1:
         raise ValueError(f"window {tuple(ksize)} does not fit input {x.shape[1:-1]} with 'valid' padding")
     for off in itertools.product(*(range(k) for k in ksize)):
-        yield x[(slice(None), *(slice(o, o + (m - 1) * s + 1, s) for o, m, s in zip(off, out, strides)))]
+        starts = [o * d for o, d in zip(off, dilation)]
+        yield x[(slice(None), *(slice(b, b + (m - 1) * s + 1, s) for b, m, s in zip(starts, out, strides)))]
 
 
-def conv(x, kernel, bias=None, strides=None, padding="valid", groups=1):
+def conv(x, kernel, bias=None, strides=None, padding="valid", groups=1, dilation=None):
     """N-d channels_last convolution (cross-correlation, as Keras), kernel (*k, in/groups, out).
 
     im2col into one matrix, then one big matmul: BLAS does the float64 work, which is what
@@ -164,28 +174,28 @@ def conv(x, kernel, bias=None, strides=None, padding="valid", groups=1):
     strides = tuple(strides or (1,) * len(ksize))
     if x.shape[-1] != kernel.shape[-2] * groups or x.ndim != kernel.ndim:
         raise ValueError(f"conv: kernel {kernel.shape} with groups={groups} does not fit input {x.shape}")
-    x = _padded(x, ksize, strides, padding, 0.0)
+    x = _padded(x, ksize, strides, padding, 0.0, dilation)
     if groups > 1:
-        taps = np.stack(list(_windows(x, ksize, strides)), axis=-2)  # (..., taps, in)
+        taps = np.stack(list(_windows(x, ksize, strides, dilation)), axis=-2)  # (..., taps, in)
         cin, cout = kernel.shape[-2], kernel.shape[-1] // groups
         taps = taps.reshape(*taps.shape[:-1], groups, cin)
         k = kernel.reshape(-1, cin, groups, cout)
         y = np.einsum("...tgc,tcgo->...go", taps, k)
         y = y.reshape(*y.shape[:-2], groups * cout)
         return y if bias is None else y + bias
-    cols = np.stack(list(_windows(x, ksize, strides)), axis=-2)
+    cols = np.stack(list(_windows(x, ksize, strides, dilation)), axis=-2)
     y = cols.reshape(-1, cols.shape[-2] * cols.shape[-1]) @ kernel.reshape(-1, kernel.shape[-1])
     y = y.reshape(*cols.shape[:-2], kernel.shape[-1])
     return y if bias is None else y + bias
 
 
-def depthwise_conv(x, kernel, bias=None, strides=None, padding="valid"):
+def depthwise_conv(x, kernel, bias=None, strides=None, padding="valid", dilation=None):
     """Each input channel convolved with its own depth_multiplier filters, kernel
     (*k, in, multiplier); output channel c * multiplier + m, as Keras orders them."""
     ksize, (cin, mult) = kernel.shape[:-2], kernel.shape[-2:]
     strides = tuple(strides or (1,) * len(ksize))
-    x = _padded(x, ksize, strides, padding, 0.0)
-    taps = np.stack(list(_windows(x, ksize, strides)), axis=-2)  # (..., taps, cin)
+    x = _padded(x, ksize, strides, padding, 0.0, dilation)
+    taps = np.stack(list(_windows(x, ksize, strides, dilation)), axis=-2)  # (..., taps, cin)
     y = np.einsum("...tc,tcm->...cm", taps, kernel.reshape(-1, cin, mult))
     y = y.reshape(*y.shape[:-2], cin * mult)
     return y if bias is None else y + bias
