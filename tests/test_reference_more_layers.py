@@ -323,3 +323,18 @@ CONVOLUTIONS = {  # dilation and causal padding, on every convolution that takes
 def test_dilated_and_causal_convolutions_meet_keras_in_float64(name):
     shape, build = CONVOLUTIONS[name]
     _check([shape], build)
+
+
+WRAPPED = {
+    "group_norm": ((2, 5, 6), lambda x: L.GroupNormalization(groups=3, epsilon=1e-5)(x)),
+    "group_norm_2d": ((2, 4, 4, 6), lambda x: L.GroupNormalization(groups=2, center=False)(x)),
+    "prelu_shared": ((2, 5, 3), lambda x: L.PReLU(shared_axes=[1])(x)),
+    "time_distributed_dense": ((2, 5, 3), lambda x: L.TimeDistributed(L.Dense(4, activation="tanh"))(x)),
+    "time_distributed_conv": ((2, 3, 6, 6, 2), lambda x: L.TimeDistributed(L.Conv2D(3, 3))(x)),
+}
+
+
+@pytest.mark.parametrize("name", WRAPPED)
+def test_group_norm_prelu_and_time_distributed_meet_keras_in_float64(name):
+    shape, build = WRAPPED[name]
+    _check([shape], build)

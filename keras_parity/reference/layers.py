@@ -200,6 +200,53 @@ def _layer_norm(cfg, p, args, training):
     return y
 
 
+@_register("GroupNormalization")
+def _group_norm(cfg, p, args, training):
+    x = _one(args)
+    _require(cfg, axis=(-1, x.ndim - 1))
+    groups, channels = cfg.get("groups", 32), x.shape[-1]
+    grouped = x.reshape(*x.shape[:-1], groups, channels // groups)
+    axes = tuple(range(1, grouped.ndim - 2)) + (grouped.ndim - 1,)  # all but batch and group
+    mean = grouped.mean(axis=axes, keepdims=True)
+    var = ((grouped - mean) ** 2).mean(axis=axes, keepdims=True)
+    y = ((grouped - mean) / np.sqrt(var + cfg.get("epsilon", 1e-3))).reshape(x.shape)
+    if cfg.get("scale", True):
+        y = y * p("gamma")
+    return y + p("beta") if cfg.get("center", True) else y
+
+
+@_register("PReLU")
+def _prelu(cfg, p, args, training):
+    x = _one(args)  # alpha has size 1 along the shared axes: it broadcasts there
+    return np.maximum(x, 0.0) + p("alpha") * np.minimum(x, 0.0)
+
+
+@_register("TimeDistributed")
+def _time_distributed(cfg, p, args, training):
+    """The inner layer on every time step at once (batch and time folded together), its weights
+    under '<time_distributed>/<layer>/'."""
+    x, inner = _one(args), cfg["layer"]
+    if inner["class_name"] not in LAYERS or inner.get("registered_name") not in (None, inner["class_name"]):
+        raise UnsupportedLayer(f"float64 reference has no implementation of TimeDistributed({inner['class_name']})")
+    name = inner["config"]["name"]
+    params = _Inner(p, name)
+    y = LAYERS[inner["class_name"]]({**inner["config"], "name": name}, params, [x.reshape(-1, *x.shape[2:])], training)
+    return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
+
+
+class _Inner:
+    """A wrapped layer's view of its wrapper's weights: p('kernel') reads '<wrapper>/<inner>/kernel'."""
+
+    def __init__(self, outer, name):
+        self.outer, self.name = outer, name
+
+    def __call__(self, leaf):
+        return self.outer(f"{self.name}/{leaf}")
+
+    def update(self, leaf, value):
+        self.outer.update(f"{self.name}/{leaf}", value)
+
+
 @_register("BatchNormalization")
 def _batch_norm(cfg, p, args, training):
     x = _one(args)
