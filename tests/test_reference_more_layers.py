@@ -338,3 +338,55 @@ WRAPPED = {
 def test_group_norm_prelu_and_time_distributed_meet_keras_in_float64(name):
     shape, build = WRAPPED[name]
     _check([shape], build)
+
+
+def _attention(causal=False, cross=False, key_dim=4):
+    # key_dim 4: its scale 1/2 is exact in float32, see the finding below for key_dim 3
+    def build(xs):
+        q, v = (xs[0], xs[1]) if cross else (xs, xs)
+        return L.MultiHeadAttention(num_heads=2, key_dim=key_dim, value_dim=2)(q, v, use_causal_mask=causal)
+
+    return build
+
+
+ATTENTION = {
+    "self": ([(2, 5, 8)], _attention()),
+    "self_causal": ([(2, 5, 8)], _attention(causal=True)),
+    "cross": ([(2, 5, 8), (2, 4, 8)], _attention(cross=True)),
+    "cross_causal": ([(2, 3, 8), (2, 5, 8)], _attention(causal=True, cross=True)),
+}
+
+
+@pytest.mark.parametrize("name", ATTENTION)
+def test_multi_head_attention_meets_keras_in_float64(name):
+    shapes, build = ATTENTION[name]
+    _check(shapes, build)
+
+
+def test_keras_attention_scales_by_a_float32_rounding_of_one_over_sqrt_key_dim():
+    """A Keras finding: MultiHeadAttention hands 1/sqrt(key_dim) to ops.dot_product_attention as
+    a Python float, which TensorFlow casts through float32: key_dim 3 departs by about 1e-9
+    relative in a float64 model, key_dim 4 (scale 1/2, exact) by float64 rounding only."""
+    x = np.random.default_rng(0).standard_normal((2, 5, 8))
+
+    def departure(key_dim):
+        model = _model([x.shape], _attention(key_dim=key_dim))
+        want = np.asarray(model(x))
+        got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+        return np.max(np.abs(want - got)) / np.max(np.abs(want))
+
+    rounding = abs(float(np.float32(1 / np.sqrt(3.0))) * np.sqrt(3.0) - 1.0)
+    assert 1e-11 < departure(3) <= 4 * rounding and departure(4) < 1e-13
+
+
+def test_multi_head_attention_with_an_attention_mask_meets_keras_in_float64():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 5, 8))
+    mask = rng.random((2, 5, 5)) > 0.3
+    mask[:, :, 0] = True  # every query keeps one key
+    q, m = keras.Input((5, 8)), keras.Input((5, 5), dtype="bool")
+    model = keras.Model([q, m], L.MultiHeadAttention(num_heads=2, key_dim=4)(q, q, attention_mask=m))
+    want = np.asarray(model([x, mask]))
+    weights = {v.path: np.asarray(v) for v in model.weights}
+    got = evaluate(model.get_config(), weights, [x, mask.astype(np.float64)]).outputs[0]
+    assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= TOL

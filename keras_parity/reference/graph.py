@@ -114,9 +114,13 @@ def _resolve(obj, values):
     return obj
 
 
-def _call_kwargs(kwargs, name):
+# Call arguments a layer's adapter reads itself (from cfg["call_kwargs"]), by class name.
+CALL_KWARGS = {"MultiHeadAttention": ("query", "value", "key", "use_causal_mask", "attention_mask")}
+
+
+def _call_kwargs(kwargs, name, accepted=()):
     for key, value in kwargs.items():
-        if value is None or key == "training":
+        if value is None or key == "training" or key in accepted:
             # The model-level training flag overrides a call's own, as Functional does
             # whenever the model is called with training=True/False.
             continue
@@ -276,10 +280,14 @@ def _call(layer, node, values, state, used, updated, training):
             f"(layer '{name}'); add one in keras_parity/reference/layers.py"
         )
     _check_dtype_policy(layer)
-    _call_kwargs(node.get("kwargs") or {}, name)
+    accepted = CALL_KWARGS.get(class_name, ())
+    _call_kwargs(node.get("kwargs") or {}, name, accepted)
     args = _resolve(node.get("args", []), values)
+    config = {**layer["config"], "name": name}
+    if accepted:
+        config["call_kwargs"] = _resolve({k: v for k, v in (node.get("kwargs") or {}).items() if k in accepted}, values)
     try:
-        out = fn({**layer["config"], "name": name}, _Params(name, state, used, updated), args, bool(training))
+        out = fn(config, _Params(name, state, used, updated), args, bool(training))
     except ValueError as e:  # UnsupportedLayer included: name the layer if the math could not
         if f"'{name}'" in str(e):
             raise

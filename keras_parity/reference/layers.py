@@ -330,4 +330,4 @@ def _branch_select(cfg, p, args, training):
 
 # The weightless layers that combine, reshape and pool, the activation layers, and GRU,
 # SimpleRNN and Bidirectional register themselves into LAYERS on import.
-from keras_parity.reference import recurrent, reshaping  # noqa: E402, F401
+from keras_parity.reference import attention, recurrent, reshaping  # noqa: E402, F401
