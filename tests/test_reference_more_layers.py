@@ -390,3 +390,33 @@ def test_multi_head_attention_with_an_attention_mask_meets_keras_in_float64():
     weights = {v.path: np.asarray(v) for v in model.weights}
     got = evaluate(model.get_config(), weights, [x, mask.astype(np.float64)]).outputs[0]
     assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= TOL
+
+
+def _transformer(ids):
+    x = L.Embedding(50, 16)(ids)
+    a = L.MultiHeadAttention(num_heads=2, key_dim=8)(x, x)
+    x = L.LayerNormalization()(x + a)  # the residual is an operator node
+    x = L.LayerNormalization()(x + L.Dense(16)(L.Dense(32, activation="gelu")(x)))
+    return L.Dense(3)(L.GlobalAveragePooling1D()(x))
+
+
+def _sequence_model(x):
+    x = L.MaxPooling1D(2)(L.Conv1D(8, 3, activation="swish")(x))
+    x = L.Dropout(0.2)(L.Bidirectional(L.GRU(6))(x))
+    return L.Dense(1, activation="sigmoid")(x)
+
+
+def test_the_kinds_of_models_teams_bring_have_a_float64_reference():
+    """A small transformer classifier and a Conv1D + Bidirectional GRU sequence model, as users
+    write them: no layer falls back to cross-backend judging, and both meet Keras in float64
+    within Keras's own float32 constant (exact gelu's 1/sqrt(2))."""
+    from keras_parity.reference import reference_gaps
+
+    rng = np.random.default_rng(2)
+    for shape, build, ints in (((2, 7), _transformer, True), ((2, 12, 4), _sequence_model, False)):
+        model = _model([shape], build, int_input=ints)
+        assert reference_gaps(model.get_config()) == []
+        x = rng.integers(0, 50, shape) if ints else rng.standard_normal(shape)
+        want = np.asarray(model(x))
+        got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+        assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= 1e-7
