@@ -51,6 +51,11 @@ class _Params:
         self.used.add(path)
         return self.state[path]
 
+    def child(self, name):
+        """The view of a layer inside this one (a wrapper's, a nested Sequential's): its
+        weights under '<this layer>/<name>/', as Keras names them."""
+        return _Params(f"{self.layer}/{name}", self.state, self.used, self.updated)
+
     def update(self, leaf, value):
         # Later calls of a shared layer must see the assigned value, as Keras's would.
         path = f"{self.layer}/{leaf}"
@@ -248,22 +253,17 @@ def _kind(layer) -> str:
     return layer.get("registered_name") or layer["class_name"]
 
 
-def _sequential(inner_layers, state, used, updated):
-    """A nested Sequential as one adapter: its layers in order, each reading its weights
-    under '<sequential>/<layer>/' as Keras names them."""
-
-    def run(cfg, p, args, training):
-        (x,) = args
-        for inner in inner_layers:
-            if inner["class_name"] == "InputLayer":
-                continue
-            _check_dtype_policy(inner)
-            config, name = inner["config"], inner["config"]["name"]
-            params = _Params(f"{cfg['name']}/{name}", state, used, updated)
-            x = LAYERS[inner["class_name"]]({**config, "name": name}, params, [x], training)
-        return x
-
-    return run
+def _sequential(cfg, p, args, training):
+    """A nested Sequential: its layers in order, each with its weights under
+    '<sequential>/<layer>/' as Keras names them."""
+    (x,) = args
+    for inner in cfg["layers"]:
+        if inner["class_name"] == "InputLayer":
+            continue
+        _check_dtype_policy(inner)
+        name = inner["config"]["name"]
+        x = LAYERS[inner["class_name"]]({**inner["config"], "name": name}, p.child(name), [x], training)
+    return x
 
 
 def _call(layer, node, values, state, used, updated, training):
@@ -273,7 +273,7 @@ def _call(layer, node, values, state, used, updated, training):
         return [_f64(evaluate_operator(layer, _resolve(node.get("args", []), values)))]
     fn = LAYERS.get(class_name) if _implemented(layer) else None
     if class_name == "Sequential" and _implemented(layer):
-        fn = _sequential(layer["config"]["layers"], state, used, updated)
+        fn = _sequential
     if fn is None:
         raise UnsupportedLayer(
             f"float64 reference has no implementation of layer type '{class_name}' "

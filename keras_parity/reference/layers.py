@@ -228,23 +228,9 @@ def _time_distributed(cfg, p, args, training):
     x, inner = _one(args), cfg["layer"]
     if inner["class_name"] not in LAYERS or inner.get("registered_name") not in (None, inner["class_name"]):
         raise UnsupportedLayer(f"float64 reference has no implementation of TimeDistributed({inner['class_name']})")
-    name = inner["config"]["name"]
-    params = _Inner(p, name)
-    y = LAYERS[inner["class_name"]]({**inner["config"], "name": name}, params, [x.reshape(-1, *x.shape[2:])], training)
+    name, folded = inner["config"]["name"], x.reshape(-1, *x.shape[2:])
+    y = LAYERS[inner["class_name"]]({**inner["config"], "name": name}, p.child(name), [folded], training)
     return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
-
-
-class _Inner:
-    """A wrapped layer's view of its wrapper's weights: p('kernel') reads '<wrapper>/<inner>/kernel'."""
-
-    def __init__(self, outer, name):
-        self.outer, self.name = outer, name
-
-    def __call__(self, leaf):
-        return self.outer(f"{self.name}/{leaf}")
-
-    def update(self, leaf, value):
-        self.outer.update(f"{self.name}/{leaf}", value)
 
 
 @_register("BatchNormalization")

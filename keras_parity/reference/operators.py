@@ -86,8 +86,7 @@ def _log_softmax(cfg, args):
 
 @_op("LeakyRelu")
 def _leaky_relu(cfg, args):
-    x = args[0]
-    return np.where(x > 0, x, cfg.get("negative_slope", 0.2) * x)
+    return ops.leaky_relu(args[0], cfg.get("negative_slope", 0.2))
 
 
 @_op("Elu")

@@ -53,6 +53,10 @@ def erf(x):
 defvjp(erf, lambda ans, x: lambda g: g * (2.0 / math.sqrt(math.pi)) * np.exp(-(x**2)))
 
 
+def leaky_relu(x, negative_slope=0.2):
+    return np.where(x > 0, x, negative_slope * x)  # keras.activations.leaky_relu's default slope
+
+
 def softplus(x):
     return np.logaddexp(0.0, x)  # log(1 + e^x) without overflow
 
@@ -87,7 +91,7 @@ ACTIVATIONS = {
     "softmax": softmax,
     "log_softmax": log_softmax,
     "relu6": lambda x: np.clip(x, 0.0, 6.0),
-    "leaky_relu": lambda x: np.where(x > 0, x, 0.2 * x),
+    "leaky_relu": leaky_relu,
     "elu": elu,
     "selu": lambda x: SELU_SCALE * elu(x, SELU_ALPHA),
     "gelu": gelu,

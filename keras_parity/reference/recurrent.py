@@ -75,7 +75,7 @@ def _bidirectional(cfg, p, args, training):
         name = inner_cfg["name"]
         if which == "backward" and not cfg.get("backward_layer"):
             name = "backward_" + name.removeprefix("forward_")
-        seq = _sequence(kind, inner_cfg, lambda leaf, n=name: p(f"{n}/{leaf}"), x, training)
+        seq = _sequence(kind, inner_cfg, p.child(name), x, training)
         if inner_cfg.get("return_sequences", False):
             outs.append(seq[:, ::-1] if which == "backward" else seq)
         else:

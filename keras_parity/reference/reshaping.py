@@ -9,7 +9,7 @@ import functools
 import autograd.numpy as np
 
 from keras_parity.reference.layers import _one, _register, _require
-from keras_parity.reference.ops import avg_pool, elu, max_pool, pad_spatial, softmax
+from keras_parity.reference.ops import avg_pool, elu, leaky_relu, max_pool, pad_spatial, softmax
 
 # ----------------------------------------------------------------------------------- merging
 
@@ -157,8 +157,7 @@ def _softmax(cfg, p, args, training):
 
 @_register("LeakyReLU")
 def _leaky_relu(cfg, p, args, training):
-    x = _one(args)
-    return np.where(x > 0, x, cfg.get("negative_slope", 0.3) * x)
+    return leaky_relu(_one(args), cfg.get("negative_slope", 0.3))  # the layer's default: 0.3
 
 
 @_register("ELU")
