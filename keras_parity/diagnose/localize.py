@@ -234,7 +234,7 @@ def measure_rounding_growth(out: Path) -> list[LayerError]:
             raise SystemExit(f"error: {run.backend}: {run.error}")
         for m in models:
             for case in REGISTRY[m].cases:
-                if not case.training and case.mode != "moving_stats":
+                if case.model_outputs:
                     found = profile(m, case.name, case_layers(run, m, case.name))
                     rows += [replace(r, name=f"{run.backend} {m}/{case.name} {r.name}") for r in found]
     return sorted((r for r in rows if math.isfinite(r.rate)), key=lambda r: -r.rate)

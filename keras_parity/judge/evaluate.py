@@ -230,7 +230,7 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
                 cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
             elif judging.strict_bits and cell.snapshot == "changed":
                 cell.add(_moved_bits(cell, run.meta.get("platform", "?")))
-            if not case.training and case.mode != "moving_stats":
+            if case.model_outputs:
                 layers = golden.part(run.sketches, model, case.name), golden.part(g.layers, case.name)
                 order = g.layer_order.get(case.builder, [])
                 deep = judge_layers(*layers, g.spec.layer_tolerances(case, device, dtype), order)

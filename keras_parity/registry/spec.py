@@ -74,6 +74,12 @@ class Case:
     def training(self) -> bool:
         return self.mode in ("grad", "sgd", "adam")
 
+    @property
+    def model_outputs(self) -> bool:
+        """A forward case whose outputs are the model's (not the training path, not moving
+        statistics): the cases whose layers are sketched, judged and profiled."""
+        return not self.training and self.mode != "moving_stats"
+
 
 @dataclass(frozen=True)
 class ModelSpec:

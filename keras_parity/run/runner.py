@@ -210,7 +210,7 @@ def run_model(
 def _sketched(spec, case, asked: RunFlags) -> bool:
     """Whether a case's layers are sketched for judging (golden/sketch.py): the built-in models'
     forward cases in float32, where each layer's noise is measured (models/noise.json)."""
-    return spec.source is None and not case.training and case.mode != "moving_stats" and asked.dtype == "float32"
+    return spec.source is None and case.model_outputs and asked.dtype == "float32"
 
 
 def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, meta) -> None:
