@@ -59,8 +59,8 @@ def test_sigmoid_tanh_softmax():
 
 
 def test_unknown_activation_raises():
-    with pytest.raises(UnsupportedLayer, match="activation 'celu'"):
-        L.activation("celu", np.zeros(2))
+    with pytest.raises(UnsupportedLayer, match="activation 'threshold'"):
+        L.activation("threshold", np.zeros(2))
 
 
 # ------------------------------------------------------------------------- dense and conv
@@ -405,7 +405,7 @@ CONV_W = {"l/kernel": np.ones((1, 1, 2, 1))}
         (one_layer("Conv2D", CONV_W, **{**CONV, "data_format": "channels_first"}), "data_format"),
         (one_layer("Conv2D", CONV_W, **{**CONV, "padding": "causal"}), "padding='causal'.*layer 'l'"),
         (one_layer("Activation", kwargs={"mask": tensor("x")}, activation="relu"), "masks"),
-        (one_layer("Activation", activation="celu"), "activation 'celu'.*layer 'l'"),
+        (one_layer("Activation", activation="threshold"), "activation 'threshold'.*layer 'l'"),
         (one_layer("BatchNormalization", BN_WEIGHTS, axis=1), "last axis"),
         (one_layer("LSTM", shape=(3, 1), go_backwards=True), "go_backwards"),
         (one_layer("Dense", units=1, quantization_config={"mode": "int8"}), "quantization_config"),

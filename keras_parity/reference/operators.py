@@ -65,8 +65,49 @@ OPS.update(
         "HardSilu": _unary(ops.ACTIVATIONS["hard_silu"]),
         "Selu": _unary(ops.ACTIVATIONS["selu"]),
         "Mish": _unary(ops.ACTIVATIONS["mish"]),
+        "HardTanh": _unary(ops.ACTIVATIONS["hard_tanh"]),
+        "TanhShrink": _unary(ops.ACTIVATIONS["tanh_shrink"]),
+        "LogSigmoid": _unary(ops.ACTIVATIONS["log_sigmoid"]),
+        "SparsePlus": _unary(ops.sparse_plus),
+        "SparseSigmoid": _unary(ops.ACTIVATIONS["sparse_sigmoid"]),
     }
 )
+
+
+@_op("Celu")
+def _celu(cfg, args):
+    return ops.celu(args[0], cfg.get("alpha", 1.0))
+
+
+@_op("Glu")
+def _glu(cfg, args):
+    return ops.glu(args[0], cfg.get("axis", -1))
+
+
+@_op("Sparsemax")
+def _sparsemax(cfg, args):
+    return ops.sparsemax(args[0], cfg.get("axis", -1))
+
+
+@_op("Squareplus")
+def _squareplus(cfg, args):
+    x = args[0]
+    return (x + np.sqrt(x**2 + cfg.get("b", 4))) / 2.0
+
+
+@_op("HardShrink")
+def _hard_shrink(cfg, args):
+    return np.where(np.abs(args[0]) > cfg.get("threshold", 0.5), args[0], 0.0)
+
+
+@_op("SoftShrink")
+def _soft_shrink(cfg, args):
+    return ops.soft_shrink(args[0], cfg.get("threshold", 0.5))
+
+
+@_op("Threshold")
+def _threshold(cfg, args):
+    return np.where(args[0] > cfg["threshold"], args[0], cfg["default_value"])
 
 
 @_op("Gelu")

@@ -80,9 +80,40 @@ def log_softmax(x, axis=-1):
     return z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
 
 
+def celu(x, alpha=1.0):
+    return np.maximum(x, 0.0) + alpha * np.expm1(np.minimum(x, 0.0) / alpha)
+
+
+def glu(x, axis=-1):
+    a, b = np.split(x, 2, axis=axis)  # Keras refuses an odd size along the axis, so does split
+    return a * sigmoid(b)
+
+
+def soft_shrink(x, threshold=0.5):
+    return np.where(x > threshold, x - threshold, np.where(x < -threshold, x + threshold, 0.0))
+
+
+def sparse_plus(x):
+    return np.where(x <= -1.0, 0.0, np.where(x < 1.0, 0.25 * (x + 1.0) ** 2, x))
+
+
+def sparsemax(x, axis=-1):
+    """The Euclidean projection onto the simplex (Martins and Astudillo, 2016): the outputs sum
+    to one. tau = (sum of the k largest - 1) / k over the support's size k."""
+    z = np.moveaxis(x, axis, -1)
+    ranked = -np.sort(-z, axis=-1)
+    sums = np.cumsum(ranked, axis=-1)
+    support = ranked * np.arange(1, z.shape[-1] + 1) > sums - 1.0
+    k = np.sum(support, axis=-1, keepdims=True)
+    tau = (np.sum(np.where(support, ranked, 0.0), axis=-1, keepdims=True) - 1.0) / k
+    return np.moveaxis(np.maximum(z - tau, 0.0), -1, axis)
+
+
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805  # keras.activations.selu
 # keras.activations by the names a config records; each as Keras defines it (defaults of
-# their keyword arguments: gelu exact, leaky_relu's slope 0.2, elu's alpha 1).
+# their keyword arguments: gelu exact, leaky_relu's slope 0.2, elu's and celu's alpha 1, the
+# shrinks' threshold 0.5). keras.activations.threshold has no defaults: an Activation cannot
+# name it, only the operator (operators.py).
 ACTIVATIONS = {
     "linear": lambda x: x,
     "relu": relu,
@@ -104,6 +135,17 @@ ACTIVATIONS = {
     "hard_silu": lambda x: x * hard_sigmoid(x),
     "hard_swish": lambda x: x * hard_sigmoid(x),
     "mish": lambda x: x * np.tanh(softplus(x)),
+    "celu": celu,
+    "glu": glu,
+    "hard_tanh": lambda x: np.clip(x, -1.0, 1.0),
+    "hard_shrink": lambda x: np.where(np.abs(x) > 0.5, x, 0.0),
+    "soft_shrink": soft_shrink,
+    "tanh_shrink": lambda x: x - np.tanh(x),
+    "log_sigmoid": lambda x: -softplus(-x),
+    "sparse_plus": sparse_plus,
+    "sparse_sigmoid": lambda x: np.clip(0.5 * (x + 1.0), 0.0, 1.0),
+    "sparsemax": sparsemax,
+    "squareplus": lambda x: (x + np.sqrt(x**2 + 4.0)) / 2.0,  # its b=4
 }
 
 

@@ -1,0 +1,85 @@
+"""The float64 reference's further layers (the remaining activations and their operators,
+UnitNormalization, 3-d convolution and pooling, transposed convolutions, Attention, nested
+functional models), each against Keras itself on TensorFlow in float64, as in
+test_reference_more_layers.py, with hand-checkable values where they are natural."""
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from test_reference_more_layers import _check, _model, float64_tensorflow  # noqa: E402, F401
+
+from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402, F401
+from keras_parity.reference import ops as ref  # noqa: E402
+
+L, K = keras.layers, keras.ops
+
+NEW_ACTIVATIONS = [
+    "celu",
+    "glu",
+    "hard_tanh",
+    "hard_shrink",
+    "soft_shrink",
+    "tanh_shrink",
+    "log_sigmoid",
+    "sparse_plus",
+    "sparse_sigmoid",
+    "squareplus",
+]  # fmt: skip (sparsemax: see the Keras finding below)
+
+
+@pytest.mark.parametrize("name", NEW_ACTIVATIONS)
+def test_the_remaining_activations_meet_keras_in_float64(name):
+    # glu halves its axis, which Dense's declared output shape does not know: the model's output
+    inner = None if name == "glu" else name
+    _check([(6, 5)], lambda x: L.Activation(name)(L.Dense(8, activation=inner)(x)))
+
+
+def test_the_remaining_activations_by_hand():
+    x = np.array([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0])
+    act = ref.ACTIVATIONS
+    assert np.array_equal(act["hard_tanh"](x), [-1, -1, -0.5, 0, 0.5, 1, 1])
+    assert np.array_equal(act["hard_shrink"](x), [-2, -1, 0, 0, 0, 1, 2])
+    assert np.array_equal(act["soft_shrink"](x), [-1.5, -0.5, 0, 0, 0, 0.5, 1.5])
+    assert np.array_equal(act["sparse_plus"](x), [0, 0, 0.0625, 0.25, 0.5625, 1, 2])
+    assert np.array_equal(act["sparse_sigmoid"](x), [0, 0, 0.25, 0.5, 0.75, 1, 1])
+    assert np.array_equal(act["squareplus"](np.array([0.0, 1.5])), [1.0, 2.0])  # (x + sqrt(x^2 + 4)) / 2
+    assert np.allclose(act["celu"](x), np.where(x > 0, x, np.expm1(x)), rtol=1e-16, atol=0)
+    assert np.allclose(act["glu"](np.array([[3.0, 0.0]])), [[1.5]])  # 3 * sigmoid(0)
+    assert act["log_sigmoid"](np.array(-800.0)) == -800.0  # no log(0) in the far tail
+    assert np.allclose(act["tanh_shrink"](np.array([1e-3])), [1e-9 / 3], rtol=1e-6)
+
+
+NEW_OPERATORS = {
+    "unary": lambda x: K.hard_tanh(x) + K.tanh_shrink(x) + K.log_sigmoid(x) + K.sparse_plus(x) + K.sparse_sigmoid(x),
+    "parameters": lambda x: (
+        K.celu(x, alpha=0.5) + K.squareplus(x, b=2) + K.hard_shrink(x, threshold=1.5) + K.soft_shrink(x, threshold=0.25)
+    ),
+    "threshold": lambda x: K.threshold(x, 0.25, -3.0),
+    "glu_axis1": lambda x: K.glu(x, axis=1),
+}
+
+
+@pytest.mark.parametrize("name", NEW_OPERATORS)
+def test_the_remaining_activation_operators_meet_keras_in_float64(name):
+    _check([(3, 4, 6)], NEW_OPERATORS[name])
+
+
+def test_sparsemax_is_the_projection_onto_the_simplex():
+    """A Keras finding: keras.activations.sparsemax (every backend's implementation) subtracts
+    tau = (sum of the cumulative sums over the support - 1) / k instead of (sum of the k largest
+    - 1) / k; the two agree only where the support is one value. Its outputs then do not sum to
+    one: [1, 0.9, -1] gives [0.05, 0, 0] instead of [0.55, 0.45, 0]. The reference is the
+    sparsemax of Martins and Astudillo (2016), which Keras's docstring defines."""
+    x = np.array([[1.0, 0.9, -1.0], [3.0, 0.0, -1.0]])
+    got = ref.sparsemax(x)
+    assert np.allclose(got, [[0.55, 0.45, 0.0], [1.0, 0.0, 0.0]], rtol=0, atol=1e-15)
+    assert np.allclose(ref.sparsemax(x.T, axis=0), got.T, rtol=0, atol=0)
+    z = np.random.default_rng(0).standard_normal((50, 6))
+    assert np.allclose(ref.sparsemax(z).sum(axis=-1), 1.0, rtol=0, atol=1e-14)
+    model = _model([x.shape], lambda t: L.Activation("sparsemax")(t))
+    want = np.asarray(model(x))
+    assert np.allclose(want[1], got[1], rtol=0, atol=1e-15)  # one value in the support: they agree
+    assert np.abs(want[0] - got[0]).max() == pytest.approx(0.5)  # [0.05, 0, 0] against [0.55, 0.45, 0]
+    assert np.array_equal(evaluate(model.get_config(), {}, x).outputs[0], got)
