@@ -83,3 +83,59 @@ def test_sparsemax_is_the_projection_onto_the_simplex():
     assert np.allclose(want[1], got[1], rtol=0, atol=1e-15)  # one value in the support: they agree
     assert np.abs(want[0] - got[0]).max() == pytest.approx(0.5)  # [0.05, 0, 0] against [0.55, 0.45, 0]
     assert np.array_equal(evaluate(model.get_config(), {}, x).outputs[0], got)
+
+
+VOLUMES = {  # 3-d convolution, pooling, resampling, padding and cropping; UnitNormalization
+    "conv3d_same_strided": ((2, 5, 6, 4, 3), lambda x: L.Conv3D(4, (3, 2, 3), strides=(2, 1, 2), padding="same")(x)),
+    "conv3d_dilated": ((2, 6, 5, 5, 2), lambda x: L.Conv3D(3, 2, dilation_rate=(2, 1, 2), activation="tanh")(x)),
+    "global_avg_pool_3d": ((2, 3, 4, 5, 3), lambda x: L.GlobalAveragePooling3D()(x)),
+    "global_max_pool_3d": ((2, 3, 4, 5, 3), lambda x: L.GlobalMaxPooling3D(keepdims=True)(x)),
+    "upsampling_3d": ((2, 2, 3, 2, 2), lambda x: L.UpSampling3D((2, 1, 3))(x)),
+    "zero_padding_3d": ((2, 2, 3, 2, 2), lambda x: L.ZeroPadding3D(((1, 0), (0, 2), (1, 1)))(x)),
+    "cropping_3d": ((2, 5, 6, 4, 2), lambda x: L.Cropping3D(((1, 0), (2, 1), (0, 1)))(x)),
+    "unit_norm": ((3, 4, 6), lambda x: L.UnitNormalization()(x)),
+    "unit_norm_axes": ((3, 4, 6), lambda x: L.UnitNormalization(axis=[1, 2])(L.Dense(5)(x))),
+}
+
+
+@pytest.mark.parametrize("name", VOLUMES)
+def test_volume_layers_and_unit_normalization_meet_keras_in_float64(name):
+    shape, build = VOLUMES[name]
+    _check([shape], build)
+
+
+POOLS_3D = {
+    "max_pool_3d_same": lambda: L.MaxPooling3D(2, padding="same"),
+    "max_pool_3d_strided": lambda: L.MaxPooling3D((3, 2, 2), strides=(1, 2, 1)),
+    "avg_pool_3d_valid": lambda: L.AveragePooling3D((3, 2, 2), strides=(1, 2, 1)),
+    "avg_pool_3d_same": lambda: L.AveragePooling3D(3, strides=2, padding="same"),
+}
+
+
+@pytest.mark.parametrize("name", POOLS_3D)
+def test_3d_pooling_meets_keras(name):
+    """TensorFlow has no float64 kernel for 3-d pooling (MaxPool3D takes float32 at most,
+    AvgPool3D in float64 runs under XLA only). Average pooling meets Keras in float64 under XLA;
+    max pooling meets Keras in float32 exactly, on float32 values (a max only picks one)."""
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).standard_normal((2, 6, 5, 5, 3)).astype(np.float32).astype(np.float64)
+    model = _model([x.shape], lambda t: POOLS_3D[name]()(t))
+    if name.startswith("max"):
+        pool = POOLS_3D[name]()
+        pool.dtype_policy = "float32"
+        want, tol = np.asarray(pool(x.astype(np.float32))).astype(np.float64), 0.0
+    else:
+        want, tol = np.asarray(tf.function(model, jit_compile=True)(x)), 1e-15
+        assert want.dtype == np.float64
+    got = evaluate(model.get_config(), {}, x).outputs[0]
+    assert got.shape == want.shape and np.max(np.abs(got - want)) <= tol * np.max(np.abs(want))
+
+
+def test_unit_normalization_by_hand_and_its_epsilon():
+    """1/||x|| is bounded by 1/epsilon, epsilon 1e-12: a norm below it scales by 1e12 instead."""
+    model = _model([(3, 2)], lambda t: L.UnitNormalization()(t))
+    x = np.array([[3.0, 4.0], [0.0, 0.0], [3e-14, 4e-14]])
+    got = evaluate(model.get_config(), {}, x).outputs[0]
+    assert np.allclose(got, [[0.6, 0.8], [0.0, 0.0], [0.03, 0.04]], rtol=1e-15, atol=0)
+    assert np.allclose(np.asarray(model(x)), got, rtol=1e-15, atol=0)

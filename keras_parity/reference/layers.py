@@ -60,7 +60,7 @@ def _dense(cfg, p, args, training):
     return activation(cfg.get("activation"), dense(_one(args), p("kernel"), bias))
 
 
-@_register("Conv1D", "Conv2D")
+@_register("Conv1D", "Conv2D", "Conv3D")
 def _conv(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
     x, kernel = _one(args), p("kernel")
@@ -153,7 +153,7 @@ def _flatten(cfg, p, args, training):
     return x.reshape(x.shape[0], -1)
 
 
-@_register("ZeroPadding2D")
+@_register("ZeroPadding2D", "ZeroPadding3D")
 def _zero_padding(cfg, p, args, training):
     _require(cfg, data_format=("channels_last",))
     return pad_spatial(_one(args), [tuple(pair) for pair in cfg["padding"]])

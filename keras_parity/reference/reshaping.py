@@ -1,5 +1,5 @@
-"""Keras layers without weights that combine, reshape, pad, crop, resample or pool values, and
-the activation layers: their adapters on the float64 math (registered into LAYERS of
+"""Keras layers without weights that combine, reshape, pad, crop, resample, pool or normalize
+values, and the activation layers: their adapters on the float64 math (registered into LAYERS of
 keras_parity/reference/layers.py, with the same rule: an option not implemented raises)."""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _zero_padding_1d(cfg, p, args, training):
     return pad_spatial(_one(args), [tuple(pad) if isinstance(pad, (list, tuple)) else (pad, pad)])
 
 
-@_register("Cropping1D", "Cropping2D")
+@_register("Cropping1D", "Cropping2D", "Cropping3D")
 def _cropping(cfg, p, args, training):
     _require(cfg, data_format=("channels_last", None))
     x, crops = _one(args), cfg["cropping"]
@@ -91,7 +91,7 @@ def _cropping(cfg, p, args, training):
     return x[(slice(None), *index)]
 
 
-@_register("UpSampling1D", "UpSampling2D")
+@_register("UpSampling1D", "UpSampling2D", "UpSampling3D")
 def _upsampling(cfg, p, args, training):
     _require(cfg, data_format=("channels_last", None), interpolation=("nearest",))
     x, size = _one(args), cfg["size"]
@@ -130,20 +130,42 @@ def _avg_pool_2d(cfg, p, args, training):
     return _pool(avg_pool, cfg, args, 2)
 
 
+@_register("MaxPooling3D")
+def _max_pool_3d(cfg, p, args, training):
+    return _pool(max_pool, cfg, args, 3)
+
+
+@_register("AveragePooling3D")
+def _avg_pool_3d(cfg, p, args, training):
+    return _pool(avg_pool, cfg, args, 3)
+
+
 def _global(reduce, cfg, args):
     _require(cfg, data_format=("channels_last", None))
     x = _one(args)
     return reduce(x, axis=tuple(range(1, x.ndim - 1)), keepdims=bool(cfg.get("keepdims", False)))
 
 
-@_register("GlobalAveragePooling1D")
+@_register("GlobalAveragePooling1D", "GlobalAveragePooling3D")
 def _global_avg_pool_1d(cfg, p, args, training):
     return _global(np.mean, cfg, args)
 
 
-@_register("GlobalMaxPooling1D", "GlobalMaxPooling2D")
+@_register("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")
 def _global_max_pool(cfg, p, args, training):
     return _global(np.max, cfg, args)
+
+
+# ------------------------------------------------------------------------------ normalizing
+
+
+@_register("UnitNormalization")
+def _unit_normalization(cfg, p, args, training):
+    """x / ||x|| over the axes; Keras bounds 1/||x|| by 1/epsilon with epsilon 1e-12 (fixed in
+    its call), so a norm below 1e-12 scales by 1e12 and the zero vector stays zero."""
+    x, axis = _one(args), cfg.get("axis", -1)
+    squares = np.sum(x**2, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=True)
+    return x / np.sqrt(np.maximum(squares, 1e-24))
 
 
 # ------------------------------------------------------------------------- activation layers
