@@ -399,8 +399,8 @@ CONV_W = {"l/kernel": np.ones((1, 1, 2, 1))}
     "run,match",
     [
         (
-            one_layer("Conv2DTranspose"),
-            r"layer type 'Conv2DTranspose' \(layer 'l'\); add one in keras_parity/reference/layers.py",
+            one_layer("RMSNormalization"),
+            r"layer type 'RMSNormalization' \(layer 'l'\); add one in keras_parity/reference/layers.py",
         ),
         (one_layer("Conv2D", CONV_W, **{**CONV, "data_format": "channels_first"}), "data_format"),
         (one_layer("Conv2D", CONV_W, **{**CONV, "padding": "causal"}), "padding='causal'.*layer 'l'"),

@@ -10,7 +10,7 @@ keras = pytest.importorskip("keras")
 
 from test_reference_more_layers import _check, _model, float64_tensorflow  # noqa: E402, F401
 
-from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402, F401
+from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
 from keras_parity.reference import ops as ref  # noqa: E402
 
 L, K = keras.layers, keras.ops
@@ -139,3 +139,45 @@ def test_unit_normalization_by_hand_and_its_epsilon():
     got = evaluate(model.get_config(), {}, x).outputs[0]
     assert np.allclose(got, [[0.6, 0.8], [0.0, 0.0], [0.03, 0.04]], rtol=1e-15, atol=0)
     assert np.allclose(np.asarray(model(x)), got, rtol=1e-15, atol=0)
+
+
+TRANSPOSED = {  # Keras's output sizes: valid (in-1)*s + max(k, s), same in*s, or output_padding's
+    "conv1d_t_valid": ((2, 5, 3), lambda x: L.Conv1DTranspose(4, 3)(x)),
+    "conv1d_t_valid_stride_above_kernel": ((2, 5, 3), lambda x: L.Conv1DTranspose(2, 2, strides=3)(x)),
+    "conv1d_t_same_strided": ((2, 5, 3), lambda x: L.Conv1DTranspose(2, 4, strides=2, padding="same")(x)),
+    "conv2d_t_valid_strided": ((2, 4, 5, 3), lambda x: L.Conv2DTranspose(3, (3, 2), strides=(2, 3))(x)),
+    "conv2d_t_same": ((2, 4, 5, 3), lambda x: L.Conv2DTranspose(3, 3, strides=2, padding="same", activation="relu")(x)),
+    "conv2d_t_same_even_kernel": ((2, 4, 4, 2), lambda x: L.Conv2DTranspose(2, 4, strides=2, padding="same")(x)),
+    "conv2d_t_output_padding_valid": (
+        (2, 4, 4, 2),
+        lambda x: L.Conv2DTranspose(3, 3, strides=2, output_padding=(1, 0), use_bias=False)(x),
+    ),
+    "conv2d_t_output_padding_same": (
+        (2, 4, 5, 2),
+        lambda x: L.Conv2DTranspose(2, (3, 4), strides=(3, 2), padding="same", output_padding=(1, 1))(x),
+    ),
+    "conv3d_t_same": ((2, 3, 4, 3, 2), lambda x: L.Conv3DTranspose(2, (2, 3, 2), strides=2, padding="same")(x)),
+    "conv3d_t_valid": ((2, 3, 3, 2, 2), lambda x: L.Conv3DTranspose(3, 2, strides=(1, 2, 3))(x)),
+}
+
+
+@pytest.mark.parametrize("name", TRANSPOSED)
+def test_transposed_convolutions_meet_keras_in_float64(name):
+    shape, build = TRANSPOSED[name]
+    _check([shape], build)
+
+
+def test_a_transposed_convolution_by_hand():
+    """Stride 2, kernel [1, 10, 100]: each input value spreads over three outputs, overlapping
+    by one; 'same' keeps in*stride of them, the one left over cut at the end (TensorFlow pads
+    an odd pixel after)."""
+    from keras_parity.reference.convolution import conv_transpose
+
+    x, kernel = np.array([1.0, 2.0]).reshape(1, 2, 1), np.array([1.0, 10.0, 100.0]).reshape(3, 1, 1)
+    assert conv_transpose(x, kernel, strides=2).ravel().tolist() == [1, 10, 102, 20, 200]
+    assert conv_transpose(x, kernel, strides=2, output_padding=1).ravel().tolist() == [1, 10, 102, 20, 200, 0]
+    assert conv_transpose(x, kernel, strides=2, padding="same").ravel().tolist() == [1, 10, 102, 20]
+    # Dilated: TensorFlow's CPU kernels refuse it, so it is refused here by name, unchecked.
+    model = _model([(2, 6, 3)], lambda t: L.Conv1DTranspose(2, 3, dilation_rate=2, name="up")(t))
+    with pytest.raises(UnsupportedLayer, match="dilation_rate=.*layer 'up'"):
+        evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, np.zeros((2, 6, 3)))

@@ -314,6 +314,7 @@ def _branch_select(cfg, p, args, training):
     return dense(x, *branches["branch_a" if np.mean(flag) > 0.5 else "branch_b"])
 
 
-# The weightless layers that combine, reshape and pool, the activation layers, and GRU,
-# SimpleRNN and Bidirectional register themselves into LAYERS on import.
-from keras_parity.reference import attention, recurrent, reshaping  # noqa: E402, F401
+# The weightless layers that combine, reshape and pool, the activation layers, the transposed
+# convolutions, the attention layers, GRU, SimpleRNN and Bidirectional register themselves into
+# LAYERS on import.
+from keras_parity.reference import attention, convolution, recurrent, reshaping  # noqa: E402, F401
