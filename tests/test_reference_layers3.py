@@ -181,3 +181,49 @@ def test_a_transposed_convolution_by_hand():
     model = _model([(2, 6, 3)], lambda t: L.Conv1DTranspose(2, 3, dilation_rate=2, name="up")(t))
     with pytest.raises(UnsupportedLayer, match="dilation_rate=.*layer 'up'"):
         evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, np.zeros((2, 6, 3)))
+
+
+QV = [(2, 4, 5), (2, 6, 5)]
+ATTENTION = {  # keras.layers.Attention on [query, value] or [query, value, key]
+    "dot": (QV, lambda x: L.Attention()(x)),
+    "dot_scaled_key": ([*QV, (2, 6, 5)], lambda x: L.Attention(use_scale=True)(x)),
+    "concat": (QV, lambda x: L.Attention(score_mode="concat")(x)),
+    "concat_scaled_causal": (QV, lambda x: L.Attention(use_scale=True, score_mode="concat")(x, use_causal_mask=True)),
+    "self_causal": ([(2, 5, 3)], lambda x: L.Attention(use_scale=True)([x, x], use_causal_mask=True)),
+    "dropout_at_inference": (QV, lambda x: L.Attention(dropout=0.4)(x)),
+}
+
+
+@pytest.mark.parametrize("name", ATTENTION)
+def test_attention_meets_keras_in_float64(name):
+    shapes, build = ATTENTION[name]
+    _check(shapes, build)
+
+
+def test_attention_with_query_and_value_masks_meets_keras_in_float64():
+    rng = np.random.default_rng(4)
+    q, v = rng.standard_normal((2, 4, 5)), rng.standard_normal((2, 6, 5))
+    q_mask, v_mask = rng.random((2, 4)) > 0.4, rng.random((2, 6)) > 0.4
+    v_mask[1] = False  # every key masked: Keras lowers scores by 1e9, so the row still averages
+    inputs = [keras.Input(a.shape[1:]) for a in (q, v)] + [
+        keras.Input(m.shape[1:], dtype="bool") for m in (q_mask, v_mask)
+    ]
+    for causal in (False, True):
+        out = L.Attention(use_scale=True)(inputs[:2], mask=inputs[2:], use_causal_mask=causal)
+        model = keras.Model(inputs, out)
+        model.set_weights([np.array(0.7)])
+        want = np.asarray(model([q, v, q_mask, v_mask]))
+        got = evaluate(model.get_config(), {w.path: np.asarray(w) for w in model.weights}, [q, v, q_mask, v_mask])
+        assert np.max(np.abs(got.outputs[0] - want)) <= 1e-12 * np.max(np.abs(want))
+        assert np.all(want[~q_mask] == 0) and np.abs(want[1]).max() > 0
+
+
+def test_attention_by_hand_and_what_it_refuses():
+    # A zero query scores every key 0: the output is the plain mean of the values.
+    model = _model([(1, 1, 2), (1, 3, 2)], lambda x: L.Attention()(x))
+    v = np.array([[[1.0, 0.0], [2.0, 3.0], [6.0, 3.0]]])
+    got = evaluate(model.get_config(), {}, [np.zeros((1, 1, 2)), v]).outputs[0]
+    assert np.allclose(got, [[[3.0, 2.0]]], rtol=1e-15, atol=0)
+    model = _model(QV, lambda x: L.Attention()(x, return_attention_scores=True)[0])
+    with pytest.raises(UnsupportedLayer, match="return_attention_scores=True"):
+        evaluate(model.get_config(), {}, [np.zeros(s) for s in QV])

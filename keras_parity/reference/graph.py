@@ -120,7 +120,10 @@ def _resolve(obj, values):
 
 
 # Call arguments a layer's adapter reads itself (from cfg["call_kwargs"]), by class name.
-CALL_KWARGS = {"MultiHeadAttention": ("query", "value", "key", "use_causal_mask", "attention_mask")}
+CALL_KWARGS = {
+    "MultiHeadAttention": ("query", "value", "key", "use_causal_mask", "attention_mask"),
+    "Attention": ("mask", "use_causal_mask", "return_attention_scores"),
+}
 
 
 def _call_kwargs(kwargs, name, accepted=()):
