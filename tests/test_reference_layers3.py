@@ -227,3 +227,36 @@ def test_attention_by_hand_and_what_it_refuses():
     model = _model(QV, lambda x: L.Attention()(x, return_attention_scores=True)[0])
     with pytest.raises(UnsupportedLayer, match="return_attention_scores=True"):
         evaluate(model.get_config(), {}, [np.zeros(s) for s in QV])
+
+
+def _blocks():
+    """A one-input block and a two-input one, built on their own: their layers' weights are
+    named '<layer>/<leaf>', with no prefix of the model that holds them."""
+    x = keras.Input((5,))
+    block = keras.Model(x, L.Dense(5, name="inner_out")(L.Dense(6, activation="tanh")(x)), name="block")
+    a, b = keras.Input((5,)), keras.Input((5,))
+    pair = keras.Model([a, b], L.Concatenate()([L.Dense(3)(a), b * 2.0]), name="pair")
+    return block, pair
+
+
+def test_nested_functional_models_meet_keras_in_float64():
+    block, pair = _blocks()
+
+    def build(xs):
+        x, y = xs
+        shared = block(block(x))  # the same weights, twice in a row
+        return L.Dense(2)(pair([shared, block(y)]))
+
+    _check([(3, 5), (3, 5)], build)
+    model = _model([(3, 5), (3, 5)], build)
+    assert any(v.path == "inner_out/kernel" for v in model.weights)  # no 'block/' prefix
+
+
+def test_a_nested_functional_model_names_the_layers_it_lacks():
+    from keras_parity.reference import reference_gaps
+
+    x = keras.Input((4,))
+    inner = keras.Model(x, L.RMSNormalization()(L.Dense(4)(x)), name="inner")
+    model = _model([(2, 4)], lambda t: L.Dense(2)(inner(t)))
+    assert reference_gaps(model.get_config()) == ["RMSNormalization"]
+    assert reference_gaps(_model([(2, 5)], lambda t: _blocks()[0](t)).get_config()) == []

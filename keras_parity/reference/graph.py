@@ -126,9 +126,14 @@ CALL_KWARGS = {
 }
 
 
+def _none(value):
+    """None, or a structure of Nones (a nested model's call records mask=[None, None])."""
+    return value is None or (isinstance(value, (list, tuple)) and all(_none(v) for v in value))
+
+
 def _call_kwargs(kwargs, name, accepted=()):
     for key, value in kwargs.items():
-        if value is None or key == "training" or key in accepted:
+        if _none(value) or key == "training" or key in accepted:
             # The model-level training flag overrides a call's own, as Functional does
             # whenever the model is called with training=True/False.
             continue
@@ -181,6 +186,23 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
         raise UnsupportedLayer("float64 reference evaluates functional models only (config has no 'layers')")
     state = {k: _f64(v) for k, v in weights.items()}
     used, updated, captured = set(), {}, {}
+    values, outputs = _run(config, inputs, state, used, updated, training, capture)
+
+    unused = sorted(set(state) - used - set(updated))
+    if unused:
+        # A weight nobody read means a layer read the wrong path or ignored a variable.
+        raise ValueError(f"weights not used by any layer: {unused[:8]}{' ...' if len(unused) > 8 else ''}")
+
+    if capture:
+        for (name, i), outs in values.items():
+            base = name if i == 0 else f"{name}@{i}"
+            for j, out in enumerate(outs):
+                captured[base if j == 0 else f"{base}:{j}"] = out
+    return Result(outputs=outputs, updated=updated, layers=captured)
+
+
+def _run(config, inputs, state, used, updated, training, capture):
+    """Every node of a functional config, in order: (values by (layer, node), the outputs)."""
     values = {(name, 0): [x] for name, x in _feed(config, inputs).items()}
     unfed = [
         layer["name"] for layer in config["layers"] if not layer["inbound_nodes"] and (layer["name"], 0) not in values
@@ -212,18 +234,15 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
             stuck = sorted({layer["name"] for layer, _ in waiting})
             raise ValueError(f"cannot compute layers {stuck}: their inputs are never produced")
         pending = waiting
+    return values, [values[(n, k)][j] for n, k, j in outputs]
 
-    unused = sorted(set(state) - used - set(updated))
-    if unused:
-        # A weight nobody read means a layer read the wrong path or ignored a variable.
-        raise ValueError(f"weights not used by any layer: {unused[:8]}{' ...' if len(unused) > 8 else ''}")
 
-    if capture:
-        for (name, i), outs in values.items():
-            base = name if i == 0 else f"{name}@{i}"
-            for j, out in enumerate(outs):
-                captured[base if j == 0 else f"{base}:{j}"] = out
-    return Result(outputs=[values[(n, k)][j] for n, k, j in outputs], updated=updated, layers=captured)
+def _is_model(layer) -> bool:
+    """A Keras Sequential or functional model used as a layer of this one."""
+    module, name = layer.get("module"), layer["class_name"]
+    return (name == "Sequential" and module == "keras") or (
+        name == "Functional" and module == "keras.src.models.functional"
+    )
 
 
 def _implemented(layer) -> bool:
@@ -231,7 +250,7 @@ def _implemented(layer) -> bool:
         return layer["class_name"] in OPS
     # A class registered outside this project is a user's own, whatever its name: its math is
     # unknown here even when the name matches one of ours.
-    if layer["class_name"] == "Sequential" and layer.get("module") == "keras":  # a nested model
+    if _is_model(layer):
         return all(_implemented(inner) for inner in layer["config"]["layers"])
     registered = layer.get("registered_name")
     # Keras's own applications register their custom layers too (ConvNeXt's LayerScale).
@@ -245,7 +264,7 @@ def reference_gaps(config) -> list[str]:
     if "layers" not in config:
         return [config.get("class_name", "a model without a layer graph")]
     missing = [layer for layer in config["layers"] if not _implemented(layer)]
-    sequential = [layer for layer in missing if layer["class_name"] == "Sequential"]
+    sequential = [layer for layer in missing if _is_model(layer)]
     nested = {gap for layer in sequential for gap in reference_gaps(layer["config"])}
     return sorted({_kind(layer) for layer in missing if layer not in sequential} | nested)
 
@@ -269,11 +288,26 @@ def _sequential(cfg, p, args, training):
     return x
 
 
+def _functional(layer, args, state, used, updated, training):
+    """A nested functional model: its own graph on the arrays it is called with. Its layers were
+    built when it was, outside this model, so Keras names their weights '<layer>/<leaf>' with no
+    prefix of the model's (one built under a name scope is found by _Params's suffix match)."""
+    inputs = args[0] if len(args) == 1 else args
+    _, outputs = _run(layer["config"], inputs, state, used, updated, training, capture=False)
+    return outputs
+
+
 def _call(layer, node, values, state, used, updated, training):
     name, class_name = layer["name"], layer["class_name"]
     if is_operator(layer):
         _call_kwargs(node.get("kwargs") or {}, name)
         return [_f64(evaluate_operator(layer, _resolve(node.get("args", []), values)))]
+    if _is_model(layer) and class_name == "Functional" and _implemented(layer):
+        _check_dtype_policy(layer)
+        _call_kwargs(node.get("kwargs") or {}, name)
+        return [
+            _f64(o) for o in _functional(layer, _resolve(node.get("args", []), values), state, used, updated, training)
+        ]
     fn = LAYERS.get(class_name) if _implemented(layer) else None
     if class_name == "Sequential" and _implemented(layer):
         fn = _sequential
