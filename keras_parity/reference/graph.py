@@ -209,7 +209,10 @@ def _run(config, inputs, state, used, updated, training, capture):
     ]
     if unfed:
         raise ValueError(f"layers {unfed} have no inbound nodes and are not model inputs")
-    outputs = _triples(config["output_layers"])
+    # Keras counts a nested functional model's nodes from 1 in output_layers (its own node
+    # linking inputs to outputs comes first there) and from 0 in the nodes' arguments.
+    functional = {layer["name"] for layer in config["layers"] if layer["class_name"] == "Functional"}
+    outputs = [(n, k - (n in functional), j) for n, k, j in _triples(config["output_layers"])]
     # Consumers left per (layer, node): without capture, a value is freed after its last
     # read, which keeps ResNet50 at a few live activations instead of all of them.
     readers = Counter(key for layer in config["layers"] for node in layer["inbound_nodes"] for key in node_inputs(node))
