@@ -250,6 +250,11 @@ def test_nested_functional_models_meet_keras_in_float64():
     _check([(3, 5), (3, 5)], build)
     model = _model([(3, 5), (3, 5)], build)
     assert any(v.path == "inner_out/kernel" for v in model.weights)  # no 'block/' prefix
+    # The model's output the nested model's: Keras numbers its node from 1 in output_layers.
+    last = _blocks()[0]
+    model = _model([(3, 5)], lambda t: last(L.Dense(5)(t)))
+    assert model.get_config()["output_layers"] == [last.name, 1, 0]
+    _check([(3, 5)], lambda t: last(last(t)))
 
 
 def test_a_nested_functional_model_names_the_layers_it_lacks():
@@ -260,3 +265,38 @@ def test_a_nested_functional_model_names_the_layers_it_lacks():
     model = _model([(2, 4)], lambda t: L.Dense(2)(inner(t)))
     assert reference_gaps(model.get_config()) == ["RMSNormalization"]
     assert reference_gaps(_model([(2, 5)], lambda t: _blocks()[0](t)).get_config()) == []
+
+
+def test_the_training_reference_differentiates_through_these_layers():
+    """autograd's gradient through the new layers with weights (transposed and 3-d convolution,
+    Attention's scale and concat weight, a nested functional model) and the new activations
+    equals central differences of the forward, as for the layers before them."""
+    import autograd
+
+    block = _blocks()[0]
+
+    def build(x):
+        y = L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, activation="celu")(x)
+        y = L.Conv3D(2, 2, activation="squareplus")(L.Reshape((2, 4, 4, 2))(L.Conv2D(4, 2, strides=2)(y)))
+        y = L.Reshape((4, 2))(L.AveragePooling3D(2, padding="same")(y))
+        y = L.Conv1DTranspose(5, 2, strides=2, activation="log_sigmoid")(y)
+        a = L.Attention(use_scale=True, score_mode="concat")([y, y], use_causal_mask=True)
+        b = L.Attention(use_scale=True)([a, y])
+        return block(L.UnitNormalization()(L.GlobalAveragePooling1D()(K.glu(L.Concatenate()([a, b])))))
+
+    model = _model([(2, 4, 4, 2)], build)
+    rng = np.random.default_rng(3)
+    weights = {v.path: rng.standard_normal(tuple(v.shape)) * 0.5 for v in model.weights}
+    x, config = rng.standard_normal((2, 4, 4, 2)), model.get_config()
+
+    def loss(w):
+        return (evaluate(config, w, x).outputs[0] ** 2).sum()
+
+    grads = autograd.grad(loss)(weights)
+    direction = {k: rng.standard_normal(v.shape) for k, v in weights.items()}
+    h = 1e-5
+    step = lambda s: {k: v + s * h * direction[k] for k, v in weights.items()}  # noqa: E731
+    numeric = (loss(step(1)) - loss(step(-1))) / (2 * h)
+    analytic = sum(float((grads[k] * direction[k]).sum()) for k in weights)
+    assert abs(numeric - analytic) <= 1e-7 * abs(analytic), (numeric, analytic)
+    assert {"scale", "concat_score_weight", "inner_out/kernel"} <= {k.split("/", 1)[-1] for k in weights} | set(weights)
