@@ -34,7 +34,7 @@ def test_saved_classifier(keras_parity):
 
 def test_model_built_in_code(keras_parity):
     x = keras.Input((5,), name="x")
-    model = keras.Model(x, keras.layers.Dense(3, activation="tanh")(keras.layers.UnitNormalization()(x)))
+    model = keras.Model(x, keras.layers.Dense(3, activation="tanh")(keras.layers.RMSNormalization()(x)))
     keras_parity.seed_weights(model)
     keras_parity.check(model, np.linspace(-1, 1, 20, dtype="float32").reshape(4, 5))
 """
