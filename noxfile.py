@@ -61,6 +61,12 @@ def images(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def zoo(session: nox.Session) -> None:
+    """Every keras.applications architecture and the example models against float64 (-- --ci: a slice)."""
+    _keras_parity(session, "zoo")
+
+
+@nox.session(python=PYTHON, default=False)
 def localize(session: nox.Session) -> None:
     """Every layer's error against float64 and the first layer where it jumps (-- --model M --backend B)."""
     _keras_parity(session, "localize")

@@ -204,10 +204,16 @@ def cmd_bench(args) -> int:
     return bench(args, console)
 
 
+def cmd_zoo(args, console) -> int:
+    from keras_parity.zoo import run
+
+    return run.main(args, console)
+
+
 def main(argv=None) -> int:
     commands = {
         "parity": cmd_parity, "golden": cmd_golden, "bench": cmd_bench,
-        "images": cmd_images, "localize": cmd_localize, "report": cmd_report,
+        "images": cmd_images, "localize": cmd_localize, "report": cmd_report, "zoo": cmd_zoo,
     }  # fmt: skip
     ap = options.parser(commands)
     args = ap.parse_args(argv)
@@ -220,7 +226,7 @@ def main(argv=None) -> int:
         if platform.machine().lower() not in ("x86_64", "amd64"):
             sys.exit(f"error: --isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")
         os.environ[ISA_CAP_ENV] = args.isa_cap  # the runners (local or in containers) apply it
-    return args.fn(args, console) if args.fn is drift_cli.cmd_drift else args.fn(args)
+    return args.fn(args, console) if args.fn in (drift_cli.cmd_drift, cmd_zoo) else args.fn(args)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from keras_parity.registry.spec import Tol
 from keras_parity.run import envinfo, knobs
 from keras_parity.run.launch import BackendRun
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights
-from keras_parity.run.weights import checksum, config_hash, generate_weights
+from keras_parity.run.weights import checksum, config_hash, depthwise_fan_ins, generate_weights
 
 CASE = "inference"
 
@@ -64,7 +64,9 @@ class ParityCheck:
         # By position and kind ('kernel', 'gamma', ...), not by path: auto-generated layer
         # names depend on what else the process has built.
         specs = [(f"{i}/{v.path.rsplit('/', 1)[-1]}", tuple(v.shape)) for i, v in enumerate(model.weights)]
-        set_weights(model, generate_weights(specs, seed, "seed_weights", generic=True))
+        depthwise = depthwise_fan_ins(model)
+        fan_in = {p: depthwise[v.path] for (p, _), v in zip(specs, model.weights) if v.path in depthwise}
+        set_weights(model, generate_weights(specs, seed, "seed_weights", generic=True, fan_in=fan_in))
 
     def check(self, model, inputs, *, name: str | None = None, rel_l2=None, atol=None, rtol=None) -> None:
         """Fail the test, with what differs by how much and where, unless `model` on `inputs`

@@ -56,14 +56,15 @@ def _reference(model: str, case_name: str, root: Path) -> tuple[dict, dict[str, 
     spec = REGISTRY[model]
     case = next(c for c in spec.cases if c.name == case_name)
     graph = golden.read_json(golden.graph_path(model, root))[case.builder]
-    weights, inputs = seeded_case(spec, case, graph["weights"])
+    weights, inputs = seeded_case(spec, case, graph)
     return graph, reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
 
 
 def _user_reference(model: str, case_name: str, root: Path, feeds: dict) -> tuple[dict, dict[str, np.ndarray]]:
-    """A user model's: its weights and inputs are the ones the runner wrote (`feeds`)."""
+    """A user model's: its inputs are the ones the runner wrote (`feeds`), its weights too or
+    drawn again from the seed (usermodel.model_weights)."""
     graph = golden.read_json(golden.graph_path(model, root))[model]
-    weights = usermodel.feed_part(feeds, model, "weights")
+    weights = usermodel.model_weights(model, graph, feeds, REGISTRY[model].weight_scale)
     inputs = usermodel.feed_part(feeds, model, f"inputs/{case_name}")
     return graph, reference_eval(graph["config"], weights, inputs, capture=True).layers
 

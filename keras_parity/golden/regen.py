@@ -27,6 +27,11 @@ class RegenError(Exception):
     pass
 
 
+# What graph.json keeps of each builder: the graph and what its weights are drawn from (the
+# depthwise kernels' fan-ins, when it has any).
+GRAPH_KEYS = ("config", "weights", "fan_in", "trainable")
+
+
 def reference_outputs(
     model: str, builders: dict, optimizers: dict | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -37,7 +42,7 @@ def reference_outputs(
     out, layers = {}, {}
     for case in spec.cases:
         b = builders[case.builder]
-        weights, inputs = seeded_case(spec, case, b["weights"])
+        weights, inputs = seeded_case(spec, case, b)
         if case.training:
             shape = (next(iter(inputs.values())).shape[0], *b["output_shape"][1:])
             tgt = training.target(spec.seed, case.builder, shape, case.classifier)
@@ -65,7 +70,9 @@ def user_reference(model: str, builders: dict, feeds: dict, cases=None) -> tuple
     `cases`: the case names (default: the registry's for the model)."""
     (b,) = builders.values()
     gaps = reference_gaps(b["config"])
-    weights = usermodel.feed_part(feeds, model, "weights")
+    weights = (
+        usermodel.model_weights(model, b, feeds, getattr(REGISTRY.get(model), "weight_scale", None)) if not gaps else {}
+    )
     out = {}
     for case in cases or [c.name for c in REGISTRY[model].cases]:
         if gaps:
@@ -261,9 +268,7 @@ def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> lis
         (ref, layers), kind = reference_outputs(model, builders, configs), {"kind": "float64"}
     # The graph and weight list the reference was computed from: localization walks
     # this float64 graph layer by layer, even after the model's code has changed.
-    graph = {
-        n: {"config": b["config"], "weights": b["weights"], "trainable": b["trainable"]} for n, b in builders.items()
-    }
+    graph = {n: {k: b[k] for k in GRAPH_KEYS if b.get(k) not in (None, {})} for n, b in builders.items()}
     meta = {
         "model": model,
         "seed": spec.seed,

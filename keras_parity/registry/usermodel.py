@@ -46,6 +46,9 @@ class Source:
     custom_objects: str | None = None  # a module whose import registers custom classes
     cwd: str = "."  # where the user's own modules import from
     rel_l2: float | None = None
+    # A builder's damping, {fnmatch pattern over variable paths: factor} (the registry's
+    # weight_scale): the zoo's deep residual networks keep their outputs O(1) with it.
+    weight_scale: dict[str, float] | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -81,7 +84,10 @@ def _abs(p) -> str | None:
 
 def spec(source: Source) -> ModelSpec:
     tol = USER_TOL if source.rel_l2 is None else Tol(source.rel_l2, USER_TOL.atol, USER_TOL.rtol, "--rel-l2")
-    return ModelSpec(module="", seed=USER_SEED, cases=(Case("inference", source.name, {}),), tol=tol, source=source)
+    return ModelSpec(
+        module="", seed=USER_SEED, cases=(Case("inference", source.name, {}),), tol=tol, source=source,
+        weight_scale=dict(source.weight_scale or {}),
+    )  # fmt: skip
 
 
 def spec_of_test(name: str, tol: Tol) -> ModelSpec:
@@ -290,3 +296,23 @@ def command_args(source: Source) -> str:
 def feed_part(feeds: dict[str, np.ndarray], model: str, part: str) -> dict[str, np.ndarray]:
     """One part of a runner's feeds ('weights', 'inputs/<case>') by its own keys."""
     return golden.part(feeds, model, *part.split(golden.SEP))
+
+
+def model_weights(
+    model: str, record: dict, feeds: dict[str, np.ndarray], scale: dict[str, float] | None = None
+) -> dict[str, np.ndarray]:
+    """A user model's weights by path: a .keras file's as its runner loaded them (`feeds`), a
+    builder's drawn again from the seed (its runner does not write them: ConvNeXtXLarge's are
+    1.4 GB), checked against the runner's checksum. `record`: the builder's record or graph;
+    `scale`: its spec's weight_scale."""
+    from keras_parity.run.weights import checksum, generate_weights
+
+    fed = feed_part(feeds, model, "weights")
+    if fed:
+        return fed
+    specs = [(p, tuple(s)) for p, s in record["weights"]]
+    drawn = generate_weights(specs, USER_SEED, model, scale, generic=True, fan_in=record.get("fan_in"))
+    want = record.get("weights_sha256")
+    if want is not None and checksum(drawn) != want:
+        raise UserModelError(f"{model}: the weights drawn again differ from its runner's; run `nox -s golden` again")
+    return dict(zip((p for p, _ in specs), drawn))

@@ -19,6 +19,7 @@ class RunFlags:
     twice: bool = False  # every cell a second time in the same process, recording its bit distance
     repeat: bool = False  # time a second (steady) call, for the benchmark
     naive: bool = False  # the benchmark's baseline: eager call only, no caches
+    predict_only: bool = False  # the compiled path alone (the zoo: its question is the reference)
     tf32: bool = False  # TF32 on (GPUs; the default keeps it off)
     lstm_cudnn: bool = True  # LSTM layers may take cuDNN (False: the generic kernel)
 
@@ -33,6 +34,7 @@ _FLAGS = {
     "twice": ("--twice", "run every cell a second time and record its bit distance"),
     "repeat": ("--repeat", "time a second (steady) call"),
     "naive": ("--naive", "benchmark baseline: eager call only"),
+    "predict_only": ("--predict-only", "inference cases on the predict path only"),
     "tf32": ("--tf32", "TF32 on (GPUs; the default keeps it off)"),
     "lstm_cudnn": ("--lstm-no-cudnn", "LSTM layers on the generic kernel, never cuDNN"),
 }

@@ -26,20 +26,29 @@ from keras_parity.registry import usermodel
 from keras_parity.run import envinfo, flags, knobs
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
-from keras_parity.run.weights import cached_weights, checksum, config_hash, generate_inputs, generate_weights
+from keras_parity.run.weights import (
+    cached_weights,
+    checksum,
+    config_hash,
+    depthwise_fan_ins,
+    generate_inputs,
+    generate_weights,
+)
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def case_paths(case, backend: str, naive: bool = False) -> tuple[str, ...]:
+def case_paths(case, backend: str, naive: bool = False, predict_only: bool = False) -> tuple[str, ...]:
     if case.mode == "grad":
         return ("eager",)
     if case.training:
         return ("fit",)
     if case.mode != "infer":
         return ("call",)
+    if predict_only:
+        return ("predict",)
     return ("eager",) if naive else PATHS[backend]
 
 
@@ -131,22 +140,31 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
 
     user = spec.source
     t0 = time.perf_counter()
+    if user and user.kind == "builder":
+        # Keras names an unnamed layer by how many the process built before: without a fresh
+        # session a builder's variable paths would hang on the models run before it (and on a
+        # model that failed on one backend only), and the backends' weights would not line up.
+        keras.utils.clear_session()
     model = usermodel.load(user) if user else getattr(module, case.builder)()
     timings["build"] += time.perf_counter() - t0
     for layer in model.layers if not asked.lstm_cudnn else ():
         if isinstance(layer, keras.layers.LSTM):
             layer.use_cudnn = False  # read at call time: the generic kernel, on any device
     specs = [(v.path, tuple(v.shape)) for v in model.weights]
+    fan_in = depthwise_fan_ins(model)
     if user and user.kind == "file":  # its trained weights, as loaded
         weights = [np.asarray(w) for w in model.get_weights()]
     elif user:  # a builder's: each backend would initialise it with numbers of its own
-        weights = generate_weights(specs, spec.seed, case.builder, generic=True)
+        weights = generate_weights(specs, spec.seed, case.builder, spec.weight_scale, generic=True, fan_in=fan_in)
     else:
-        weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
+        weights = cached_weights(
+            specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights", fan_in=fan_in
+        )
     config = model.get_config()
     record = {
         "config_sha256": config_hash(config),
         "weights": [[p, list(s)] for p, s in specs],
+        "fan_in": fan_in,
         "weights_sha256": checksum(weights),
         "jit_compile": bool(model.jit_compile),
         "trainable": [v.path for v in model.trainable_variables],
@@ -175,7 +193,7 @@ def run_model(
         if case.builder not in built:
             model, weights, meta["builders"][case.builder] = _build(spec, case, module, asked, timings, cache)
             built[case.builder] = (model, weights)
-            if feeds is not None:
+            if feeds is not None and user.kind == "file":  # a builder's are drawn again from the seed
                 feeds.update(
                     {
                         golden.key("weights", p): w
@@ -215,7 +233,7 @@ def _sketched(spec, case, asked: RunFlags) -> bool:
 
 def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, meta) -> None:
     """Every path of one case into `arrays`, its timing (and with --twice its repeat) into `meta`."""
-    for path in case_paths(case, backend, asked.naive):
+    for path in case_paths(case, backend, asked.naive, asked.predict_only):
         t0 = time.perf_counter()
         # Fresh weights for every cell: a training-mode call moves BN statistics.
         set_weights(model, weights)
@@ -294,8 +312,10 @@ def _run_models(names, backend, asked: RunFlags, timings, cache, meta) -> tuple[
     arrays, capture = {}, _Capture.asked_by(asked)
     for name in names:
         mine = _Capture.asked_by(asked)
+        t0 = time.perf_counter()
         try:
             model_arrays, meta["models"][name] = run_model(name, backend, asked, timings, cache, mine)
+            meta["models"][name]["seconds"] = round(time.perf_counter() - t0, 2)
         except usermodel.UserModelError as exc:  # already one line with its fix
             meta["errors"][name] = str(exc)
             print(f"{backend}: {exc}", file=sys.stderr)

@@ -41,18 +41,22 @@ def _rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
 
 
-def draw_weight(path: str, shape: tuple[int, ...], rng: np.random.Generator, generic: bool = False) -> np.ndarray:
+def draw_weight(
+    path: str, shape: tuple[int, ...], rng: np.random.Generator, generic: bool = False, fan_in: int | None = None
+) -> np.ndarray:
+    """One variable's values; `fan_in` where the shape does not tell it (depthwise_fan_ins)."""
     leaf = path.rsplit("/", 1)[-1]
     if leaf in _UNIFORM:
         low, high = _UNIFORM[leaf]
         return np.float32(low) + rng.random(size=shape, dtype=np.float32) * np.float32(high - low)
     if leaf in ("kernel", "recurrent_kernel"):
-        fan_in = int(np.prod(shape[:-1]))
+        fan_in = fan_in or int(np.prod(shape[:-1]))
         gain = 2.0 if len(shape) > 2 else 1.0
         return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(gain / fan_in))
     if generic:  # a user's builder: any other variable, by rank
         if len(shape) >= 2:
-            return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(1.0 / np.prod(shape[:-1])))
+            fan_in = fan_in or int(np.prod(shape[:-1]))
+            return rng.standard_normal(size=shape, dtype=np.float32) * np.float32(np.sqrt(1.0 / fan_in))
         return np.float32(-0.1) + rng.random(size=shape, dtype=np.float32) * np.float32(0.2)
     raise ValueError(f"no weight rule for variable '{path}'; add one for '{leaf}' in keras_parity/run/weights.py")
 
@@ -63,14 +67,17 @@ def generate_weights(
     builder: str,
     scale: dict[str, float] | None = None,
     generic: bool = False,
+    fan_in: dict[str, int] | None = None,
 ) -> list[np.ndarray]:
     """One float32 array per (path, shape), in order, drawn from (seed, builder, path).
 
     scale: {fnmatch pattern: factor} for model-specific damping, e.g. residual branches.
+    fan_in: {path: fan-in} for kernels whose shape misleads (depthwise_fan_ins).
     """
-    out = []
+    out, fan_in = [], fan_in or {}
     for path, shape in specs:
-        w = draw_weight(path, tuple(shape), _rng(seed, builder, path), generic).astype(np.float32, copy=False)
+        rng = _rng(seed, builder, path)
+        w = draw_weight(path, tuple(shape), rng, generic, fan_in.get(path)).astype(np.float32, copy=False)
         for pattern, factor in (scale or {}).items():
             if fnmatch.fnmatchcase(path, pattern):
                 w = w * np.float32(factor)
@@ -85,13 +92,16 @@ def cached_weights(
     scale: dict[str, float] | None,
     cache_dir: Path | None,
     min_size: int = 1_000_000,
+    fan_in: dict[str, int] | None = None,
 ) -> list[np.ndarray]:
     """generate_weights, kept on disk for big models: drawing ResNet50's 25M values costs 0.5 s
     in every backend process. The key covers everything the values derive from, this file
     included, and the caller checksums what it gets, so a stale cache cannot go unnoticed."""
     if cache_dir is None or sum(int(np.prod(s)) for _, s in specs) < min_size:
-        return generate_weights(specs, seed, builder, scale)
-    key = hashlib.sha256(repr((specs, seed, builder, sorted((scale or {}).items()))).encode())
+        return generate_weights(specs, seed, builder, scale, fan_in=fan_in)
+    key = hashlib.sha256(
+        repr((specs, seed, builder, sorted((scale or {}).items()), sorted((fan_in or {}).items()))).encode()
+    )
     key.update(Path(__file__).read_bytes())
     path = cache_dir / f"{builder}-{key.hexdigest()[:16]}.npz"
     if path.exists():
@@ -100,7 +110,7 @@ def cached_weights(
                 return [z[f"w{i}"] for i in range(len(specs))]
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass  # a damaged cache entry is rebuilt below
-    weights = generate_weights(specs, seed, builder, scale)
+    weights = generate_weights(specs, seed, builder, scale, fan_in=fan_in)
     cache_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
     with os.fdopen(fd, "wb") as f:
@@ -120,13 +130,32 @@ def generate_inputs(inputs: dict[str, Inp], seed: int, builder: str) -> dict[str
     return out
 
 
-def seeded_case(spec, case, weight_list) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def depthwise_fan_ins(model) -> dict[str, int]:
+    """{kernel path: fan-in} of the model's depthwise kernels, (k, k, channels, multiplier) in
+    shape but k * k inputs per output: drawn by shape, a MobileNet's or EfficientNet's signal
+    shrinks by sqrt(channels) per block until every input gives the same output."""
+    import keras
+
+    out = {}
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.DepthwiseConv1D | keras.layers.DepthwiseConv2D):
+            kernel = layer.kernel
+        elif isinstance(layer, keras.layers.SeparableConv1D | keras.layers.SeparableConv2D):
+            kernel = layer.depthwise_kernel
+        else:
+            continue
+        out[kernel.path] = int(np.prod(kernel.shape[:-2]))
+    return out
+
+
+def seeded_case(spec, case, record) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """A built-in case's weights, by variable path, and inputs: the numbers every backend's
     runner draws (cached_weights, generate_inputs), for the float64 reference to use.
-    `weight_list`: [(path, shape), ...] in model order, as a builder's graph records it."""
-    specs = [(p, tuple(s)) for p, s in weight_list]
-    weights = dict(zip((p for p, _ in specs), generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
-    return weights, generate_inputs(case.inputs, spec.seed, case.builder)
+    `record`: a builder's record (its 'weights', [(path, shape), ...] in model order, and
+    'fan_in'), as the runner and the goldens' graph keep it."""
+    specs = [(p, tuple(s)) for p, s in record["weights"]]
+    drawn = generate_weights(specs, spec.seed, case.builder, spec.weight_scale, fan_in=record.get("fan_in"))
+    return dict(zip((p for p, _ in specs), drawn)), generate_inputs(case.inputs, spec.seed, case.builder)
 
 
 def config_hash(config: dict) -> str:

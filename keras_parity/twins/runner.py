@@ -32,7 +32,10 @@ def run_model(name: str, twin, root: Path, cache: Path | None, label: str) -> tu
     arrays, meta = {}, {"builders": {}, "cases": []}
     for case in spec.cases_for("float32", training=False):
         specs = [(p, tuple(s)) for p, s in graph[case.builder]["weights"]]
-        weights = cached_weights(specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights")
+        fan_in = graph[case.builder].get("fan_in")
+        weights = cached_weights(
+            specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights", fan_in=fan_in
+        )
         meta["builders"][case.builder] = {
             "weights_sha256": checksum(weights),
             "config_sha256": ref_meta["builders"][case.builder]["config_sha256"],  # the graph it twins
