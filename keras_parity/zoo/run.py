@@ -79,7 +79,11 @@ def sources(names: list[str], zoo_dir: Path) -> list[usermodel.Source]:
         np.savez(path, models.inputs(name, SEED))  # arr_0: the model's one input, by position
         target, golden = f"{models.__name__}:{name}", str((zoo_dir / "golden").absolute())
         scale = models.WEIGHT_SCALE.get(name)
-        out.append(usermodel.Source(name, "builder", target, golden, str(path.absolute()), weight_scale=scale))
+        out.append(
+            usermodel.Source(
+                name, "builder", target, golden, str(path.absolute()), cwd=str(Path.cwd()), weight_scale=scale
+            )
+        )
     return out
 
 
