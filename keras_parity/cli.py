@@ -66,6 +66,10 @@ def cmd_parity(args) -> int:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
+    if args.with_:
+        from keras_parity import rehearse
+
+        return rehearse.main(args, backends, models, console)
     plan = Plan.from_args(args, backends, models)
     t0 = time.perf_counter()
     with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):

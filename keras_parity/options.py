@@ -71,7 +71,7 @@ def parser(commands: dict) -> argparse.ArgumentParser:
         )
         p.set_defaults(
             fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False,
-            strict=False, strict_bits=False,
+            strict=False, strict_bits=False, with_=None,
         )  # fmt: skip
         if name == "golden":
             p.add_argument(
@@ -87,6 +87,13 @@ def parser(commands: dict) -> argparse.ArgumentParser:
                 help="forward cases only: no gradients or optimizer steps",
             )
             p.add_argument("--float64", action="store_true", help="classify every cell rounding or semantic")
+            p.add_argument(
+                "--with",
+                dest="with_",
+                action="append",
+                metavar="NAME==VERSION",
+                help="rehearse an upgrade: also run with these versions (repeatable), beside the pinned run",
+            )
             p.add_argument(
                 "--policy",
                 action="append",

@@ -1,0 +1,237 @@
+"""`parity --with keras==3.16.0 --with jax==0.11.0`: rehearse an upgrade before making it.
+
+Each backend whose lock holds an overridden package gets a candidate lock: its pins with the
+overrides, resolved by uv with the current lock as the preference, so that only what the
+overrides force moves. The candidate environments live apart from the pinned ones
+(<envs>/rehearse/<lock digest>/), are reused while their lock holds and never touch the
+goldens: the pinned run and the candidate run are judged against the same goldens and set
+side by side, cell by cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_parity.judge.compare import CellResult
+from keras_parity.pins import lock_inputs
+from keras_parity.run import envs
+
+_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+class RehearsalError(Exception):
+    """An override that cannot be used; the message names it and the fix."""
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def parse_overrides(specs: list[str]) -> dict[str, str]:
+    """{normalised name: 'name==version'} from `--with` values, refused by name when not a pin."""
+    out = {}
+    for spec in specs:
+        m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([A-Za-z0-9.+!_-]+)\s*", spec)
+        if not m:
+            raise RehearsalError(f"--with {spec!r} is not a pin; write it as NAME==VERSION, e.g. --with keras==3.16.0")
+        out[_norm(m.group(1))] = f"{m.group(1)}=={m.group(2)}"
+    return out
+
+
+def _locked_names(lock_text: str) -> set[str]:
+    return {_norm(m.group(1)) for line in lock_text.splitlines() if (m := _NAME.match(line))}
+
+
+def affected(backend: str, overrides: dict[str, str], platform: str | None = None) -> bool:
+    """Whether the backend's lock holds any overridden package (else its pinned run stands)."""
+    return bool(_locked_names(envs.lock_file(backend, platform=platform).read_text()) & set(overrides))
+
+
+def candidate_lock(backend: str, overrides: dict[str, str], out_dir: Path, platform: str | None = None) -> Path:
+    """The backend's lock with the overrides, resolved by uv from its pins (the current lock as
+    the preference: every other version stays where the overrides allow). A resolution that
+    fails is one line naming the override and uv's reason."""
+    from keras_parity.lockfiles import PYTHON, platforms
+
+    plat = platform or envs.host_platform()
+    pinned = envs.lock_file(backend, platform=plat)
+    pins = [ln for ln in lock_inputs()[backend] if _norm(_NAME.match(ln).group(1)) not in overrides]
+    requirements = pins + list(overrides.values())
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        (work / "in.txt").write_text("\n".join(requirements) + "\n")
+        shutil.copy2(pinned, work / "lock.txt")  # uv prefers the versions already in its output
+        cmd = [
+            *envs.uv(), "pip", "compile", "--quiet", "--generate-hashes", "--no-header",
+            "--python-version", PYTHON, "--python-platform", platforms()[plat],
+            "--no-emit-find-links", "--no-emit-index-url", *envs.index_args("\n".join(requirements)),
+            "in.txt", "-o", "lock.txt",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+        if proc.returncode != 0:
+            wanted = " ".join(overrides.values())
+            raise RehearsalError(
+                f"{wanted} cannot be installed with the rest of the {backend} lock: {_conflict(proc.stderr)}; "
+                "pick versions that fit together or override the conflicting one too"
+            )
+        text = (work / "lock.txt").read_text()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    lock = out_dir / f"{backend}-{digest}.txt"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(text)
+    return lock
+
+
+def _conflict(stderr: str) -> str:
+    """uv's reason, in one line: its 'Because A depends on B ...' chain names the conflict."""
+    lines = [ln.strip().removeprefix("cause:").strip() for ln in stderr.splitlines() if ln.strip()]
+    chain = [ln for ln in lines if ln.startswith(("Because", "And because"))]
+    return " ".join(chain) if chain else envs.last_line(stderr)
+
+
+def candidate_env(backend: str, lock: Path, log=print) -> Path:
+    """A throwaway environment synced from the candidate lock, reused while the lock holds."""
+    env = envs.env_root() / "rehearse" / lock.stem
+    python = env / "bin" / "python"
+    if python.exists() and envs.is_synced(env, lock):
+        return python
+    log(f"syncing the candidate environment {env}")
+    envs.run_or_fail(
+        [*envs.uv(), "venv", "--quiet", "--allow-existing", "--python", envs.sys.executable, str(env)],
+        f"creating the candidate {backend} environment",
+    )
+    envs.run_or_fail(envs.sync_command(lock, python), f"installing the candidate {backend} environment")
+    envs.mark_synced(env, lock)
+    return python
+
+
+def changed_pins(pinned: Path, candidate: Path) -> list[str]:
+    """'name old -> new' for every package whose version the overrides moved."""
+
+    def versions(path: Path) -> dict[str, str]:
+        found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", path.read_text(), flags=re.M)
+        return {_norm(n): v for n, v in found}
+
+    old, new = versions(pinned), versions(candidate)
+    return [
+        f"{n} {old.get(n, '-')} -> {new.get(n, '-')}" for n in sorted(set(old) | set(new)) if old.get(n) != new.get(n)
+    ]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One cell, pinned and candidate."""
+
+    pinned: CellResult | None
+    candidate: CellResult | None
+
+    @property
+    def cell(self) -> CellResult:
+        return self.candidate or self.pinned
+
+    @property
+    def moved_defaults(self) -> list[str]:
+        """The candidate's findings of a Keras default (optimizer, loss, layer) that moved."""
+        return [f.message for f in (self.candidate.findings if self.candidate else []) if f.kind == "default"]
+
+
+def pairs(pinned: list[CellResult], candidate: list[CellResult]) -> list[Pair]:
+    """The cells of both runs matched by identity, in the pinned run's order."""
+    by_id = {c.id: c for c in candidate}
+    out = [Pair(p, by_id.pop(p.id, None)) for p in pinned]
+    return out + [Pair(None, c) for c in by_id.values()]
+
+
+def _worst(cell: CellResult | None, attr: str) -> float | None:
+    values = [getattr(m, attr) for m in (cell.outputs.values() if cell else ()) if getattr(m, attr) is not None]
+    return max(values, default=None)
+
+
+def row(pair: Pair) -> dict:
+    """The table's row of one cell: rel L2 and bit distance before and after, both verdicts."""
+    p, c = pair.pinned, pair.candidate
+    return {
+        "cell": f"{pair.cell.name} ({pair.cell.backend}/{pair.cell.label})",
+        "rel_l2": [_worst(p, "rel_l2"), _worst(c, "rel_l2")],
+        "ulp_scaled": [_worst(p, "ulp_scaled"), _worst(c, "ulp_scaled")],
+        "verdict": [p.status if p else "-", c.status if c else "-"],
+        "defaults": pair.moved_defaults,
+        "problems": c.problems if c and c.status != "pass" else [],
+    }
+
+
+def rehearse(args, backends: list[str], models: list[str], log=print) -> tuple[list[dict], dict[str, list[str]]]:
+    """(one row per cell, the pins each candidate moved per backend): the pinned and the
+    candidate runs of the backends the overrides touch, judged against the same goldens."""
+    from keras_parity.judge.evaluate import evaluate
+    from keras_parity.run.flags import RunFlags
+    from keras_parity.run.launch import run_backends
+
+    overrides = parse_overrides(args.with_)
+    out = args.out / "rehearse"
+    python, moved = {}, {}
+    for b in backends:
+        if affected(b, overrides):
+            lock = candidate_lock(b, overrides, out / "locks")
+            moved[b] = changed_pins(envs.lock_file(b), lock)
+            python[b] = candidate_env(b, lock, log=log)
+    if not python:
+        names = ", ".join(overrides)
+        raise RehearsalError(
+            f"no lock of {', '.join(backends)} holds {names}; "
+            f"name a package of requirements/{envs.host_platform()}/<backend>.txt"
+        )
+    asked = RunFlags(device=args.device, training=args.training)
+    kw = {"golden_dir": args.golden_dir, "log": log}
+    pinned = run_backends(list(python), models, out / "pinned", asked, **kw)
+    candidate = run_backends(list(python), models, out / "candidate", asked, python=python, **kw)
+    judged = [
+        evaluate(runs, models, args.golden_dir, write_obtained=False, training=args.training)
+        for runs in (pinned, candidate)
+    ]
+    return [row(p) for p in pairs(*judged)], moved
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2e}" if x < 1e3 else f"{x:.3g}"
+
+
+def print_table(rows: list[dict], moved: dict[str, list[str]], overrides: list[str], console) -> None:
+    from rich.table import Table
+
+    for backend, lines in moved.items():
+        console.print(f"{backend} candidate: {'; '.join(lines) or 'no version moved'}", soft_wrap=True, markup=False)
+    t = Table(title=f"rehearsal of {' '.join(overrides)}: pinned -> candidate, against the same goldens")
+    for col in ("cell", "rel L2", "ulp@max vs snapshot", "verdict"):
+        t.add_column(col, justify="left" if col in ("cell", "verdict") else "right", no_wrap=col != "cell")
+    style = {"pass": "green", "fail": "bold red", "error": "bold magenta"}
+    for r in rows:
+        (a, b), (u, v), (p, c) = r["rel_l2"], r["ulp_scaled"], r["verdict"]
+        verdict = f"{p} -> [{style.get(c, 'yellow')}]{c}[/]" if p != c else f"[{style.get(c, 'yellow')}]{c}[/]"
+        t.add_row(r["cell"], f"{_fmt(a)} -> {_fmt(b)}", f"{_fmt(u)} -> {_fmt(v)}", verdict)
+    console.print(t)
+    for r in rows:
+        for line in r["defaults"] + [p for p in r["problems"] if p not in r["defaults"]]:
+            console.print(f"{r['cell']}: {line}", soft_wrap=True, markup=False)
+
+
+def main(args, backends: list[str], models: list[str], console) -> int:
+    import json
+
+    try:
+        with console.status(f"rehearsing {' '.join(args.with_)}"):
+            rows, moved = rehearse(args, backends, models, log=console.print)
+    except (RehearsalError, envs.EnvError) as exc:
+        console.print(f"error: {exc}", soft_wrap=True, markup=False)
+        return 2 if isinstance(exc, RehearsalError) else 3  # what was asked, or the machine
+    print_table(rows, moved, args.with_, console)
+    path = args.out / "rehearse" / "rehearsal.json"
+    path.write_text(json.dumps({"with": args.with_, "moved": moved, "cells": rows}, indent=1) + "\n")
+    console.print(f"{len(rows)} cells; the goldens are untouched; rehearsal in {path}", soft_wrap=True)
+    return 1 if any(r["verdict"][1] in ("fail", "error") for r in rows) else 0
