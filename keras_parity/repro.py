@@ -182,7 +182,7 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
             "outputs": {k: {"rel_l2": m.rel_l2, "max_abs": m.max_abs} for k, m in c.outputs.items()},
             "problems": c.problems,
         }
-        for c in cell_results
+        for c in sorted(cell_results, key=lambda c: paths.index(c.path) if c.path in paths else len(paths))
     }
     suite = {
         "cell": f"{model}/{case_name}", "backend": backend, "measured": measured,
@@ -200,14 +200,14 @@ _HEADER = '''"""{model}/{case}: Keras on {backend} against a float64 reference (
 Run: python repro.py (KERAS_BACKEND in the environment runs it on another backend).
 """
 
-BACKEND = {backend!r}  # the backend the suite measured
-PATHS = {paths!r}  # predict: model.predict_on_batch(x); eager/call: model(x, training=TRAINING)
+BACKEND = {quoted}  # the backend the suite measured
+PATHS = {paths}  # predict: model.predict_on_batch(x); eager/call: model(x, training=TRAINING)
 TRAINING = {training!r}
-INPUTS = {inputs!r}  # inputs.npz's arrays, in the model's input order
+INPUTS = {inputs}  # inputs.npz's arrays, in the model's input order
 AS_LIST = {as_list!r}  # the model takes a list of inputs
-CUSTOM = {custom!r}  # modules beside this script that define the model's own layers
+CUSTOM = {custom}  # modules beside this script that define the model's own layers
 # What the suite sets before the backend is imported: one compute thread, deterministic kernels.
-SETTINGS = {env!r}
+SETTINGS = {env}
 '''
 
 _BODY = """
@@ -222,8 +222,8 @@ os.environ.setdefault("KERAS_BACKEND", BACKEND)
 for name, value in SETTINGS.items():
     os.environ.setdefault(name, value)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras  # after KERAS_BACKEND and the settings are set
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -279,46 +279,48 @@ for layer in model.layers:
 
 
 def _script(model, case, backend, paths, training, inputs, as_list, custom, env, normalization) -> str:
+    d = json.dumps  # Python literals of strings and lists of strings, in double quotes
+    settings = "{\n" + "".join(f"    {d(k)}: {d(v)},\n" for k, v in sorted(env.items())) + "}"
     head = _HEADER.format(
-        model=model, case=case, backend=backend, paths=paths, training=training, inputs=inputs,
-        as_list=as_list, custom=custom, env=dict(sorted(env.items())),
+        model=model, case=case, backend=backend, quoted=d(backend), paths=d(paths), training=training,
+        inputs=d(inputs), as_list=as_list, custom=d(custom), env=settings,
     )  # fmt: skip
     return head + _BODY.format(normalization=_NORMALIZATION if normalization else "")
 
 
 def _readme(suite: dict, config: dict, script: str, custom: list[str]) -> str:
     v, backend = suite["versions"], suite["backend"]
-    lib = {"tensorflow": "tensorflow-cpu", "jax": "jax", "torch": "torch"}[backend]
-    lib_version = v.get(lib) or v.get(backend) or v.get("tensorflow", "?")
-    layers = sorted({layer["class_name"] for layer in config.get("layers", []) if layer["class_name"] != "InputLayer"})
+    lib_version = v.get(backend) or v.get(f"{backend}-cpu", "?")
+    layers = [layer["class_name"] for layer in config.get("layers", []) if layer["class_name"] != "InputLayer"]
     rows = [
-        f"| {path} | {out} | {m['rel_l2']:.4e} | {m['max_abs']:.4e} | {c['tolerance'] or '-'} | {c['status']} |"
+        f"| {path} | {out} | {m['rel_l2']:.4e} | {m['max_abs']:.4e} | {c['tolerance'] or 0:.1e} | {c['status']} |"
         for path, c in suite["measured"].items()
         for out, m in c["outputs"].items()
     ]
+    found = sorted({f"- {p}" for c in suite["measured"].values() if c["status"] != "pass" for p in c["problems"]})
     calls = {
         "predict": "`model.predict_on_batch(x)`",
         "eager": "`model(x, training=False)`",
         "call": "`model(x, training=True)`",
     }
-    install = f"pip install keras=={v.get('keras')} numpy=={v.get('numpy')} {lib}=={lib_version}"
+    install = f"pip install keras=={v.get('keras')} numpy=={v.get('numpy')} {backend}=={lib_version}"
     files = "repro.py, model.json (keras.Model.from_config), weights.npz, inputs.npz, expected.npz" + (
         ", " + ", ".join(custom) + " (the model's own layers)" if custom else ""
     )
     return f"""# {suite["cell"]} on {backend}: float32 outputs against a float64 reference
 
-**What is compared.** A small Keras 3 functional model ({", ".join(layers)}) on the {backend}
-backend, called as {" and ".join(calls[p] for p in suite["measured"])}, against the same
-model computed in float64 (keras-parity's independent NumPy reference) from the same float32
-weights and inputs. The relative L2 error is ||y - y64|| / ||y64||.
+**What is compared.** A Keras 3 functional model of {len(layers)} layers ({", ".join(sorted(set(layers)))})
+on the {backend} backend, called as {" and ".join(calls[p] for p in suite["measured"])}, against
+the same model computed in float64 (keras-parity's independent NumPy reference) from the same
+float32 weights and inputs. The relative L2 error is ||y - y64|| / ||y64||.
 
 **What the suite measured** ({suite["device"]}, {suite["cpu"]}):
 
-| path | output | rel L2 | max abs | tolerance | verdict |
+| path | output | rel L2 | max abs | tolerance (rel L2) | verdict |
 |---|---|---|---|---|---|
 {chr(10).join(rows)}
-
-**Versions.** python {v.get("python")}, numpy {v.get("numpy")}, keras {v.get("keras")}, {lib} {lib_version}.
+{chr(10) + "The suite's findings:" + chr(10) + chr(10).join(found) + chr(10) if found else ""}
+**Versions.** python {v.get("python")}, numpy {v.get("numpy")}, keras {v.get("keras")}, {backend} {lib_version}.
 
 **How to run.**
 
@@ -365,7 +367,8 @@ def run(args, console) -> int:
             console.print(f"error: {b} did not run {model}: {error}", soft_wrap=True)
             failed += 1
             continue
-        mine = [c for c in cells if c.backend == b and c.case == case]
+        order = [*PATHS[b], "call"]  # as the script runs them
+        mine = sorted((c for c in cells if c.backend == b and c.case == case), key=lambda c: order.index(c.path))
         try:
             folder = write(model, case, b, r, mine, args.out / f"{model}-{case}-{b}", args.golden_dir)
         except (ReproError, usermodel.UserModelError) as exc:

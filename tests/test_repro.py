@@ -19,10 +19,12 @@ pytestmark = pytest.mark.slow
 LINE = re.compile(r"^(\w+) (\w+) (output(?::\d+)?): rel L2 (\S+), max abs (\S+) \(vs float64\)$", re.M)
 
 
-def _run_standalone(folder: Path, backend: str) -> tuple[str, dict]:
+def _run_standalone(folder: Path, backend: str, override: bool = False) -> tuple[str, dict]:
     """repro.py in the backend's environment, from its own folder, with a bare environment:
-    no PYTHONPATH, no KERAS_BACKEND (the script sets its own). Its lines by (path, output)."""
+    no PYTHONPATH, no KERAS_BACKEND (the script sets its own) unless `override`. Its lines by
+    (path, output)."""
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp")}
+    env.update({"KERAS_BACKEND": backend} if override else {})
     proc = subprocess.run(
         [str(envs.ensure(backend)), "repro.py"], cwd=folder, env=env, capture_output=True, text=True, timeout=300
     )
@@ -57,6 +59,10 @@ def test_a_builtin_cell_runs_standalone_and_prints_the_suites_numbers(tmp_path):
     readme = (folder / "README.md").read_text()
     assert script.rstrip() in readme and "python repro.py" in readme
     assert f"{measured['predict']['outputs']['output']['rel_l2']:.4e}" in readme
+    # the model's config rebuilds on another backend too, chosen by the environment
+    _, elsewhere = _run_standalone(folder, "torch", override=True)
+    assert set(elsewhere) == {("predict", "output"), ("eager", "output")}
+    assert elsewhere["predict", "output"][0] < 10 * measured["predict"]["tolerance"]
 
 
 BUILDER = """import keras
