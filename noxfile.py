@@ -73,6 +73,12 @@ def localize(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def repro(session: nox.Session) -> None:
+    """Write one cell as a standalone script to hand upstream (-- lstm/lstm --backend jax)."""
+    _keras_parity(session, "repro")
+
+
+@nox.session(python=PYTHON, default=False)
 def drift(session: nox.Session) -> None:
     """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8.0 0.10.2)."""
     _keras_parity(session, "drift")

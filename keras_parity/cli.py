@@ -208,6 +208,17 @@ def cmd_bench(args) -> int:
     return bench(args, console)
 
 
+def cmd_repro(args) -> int:
+    from keras_parity import repro
+
+    try:
+        args.models = _models(args)  # registers a user model given with --model-file or --model
+    except SystemExit as exc:  # a usage error: one line, exit code 2
+        console.print(exc.code, soft_wrap=True)
+        return 2
+    return repro.run(args, console)
+
+
 def cmd_zoo(args, console) -> int:
     from keras_parity.zoo import run
 
@@ -218,6 +229,7 @@ def main(argv=None) -> int:
     commands = {
         "parity": cmd_parity, "golden": cmd_golden, "bench": cmd_bench,
         "images": cmd_images, "localize": cmd_localize, "report": cmd_report, "zoo": cmd_zoo,
+        "repro": cmd_repro,
     }  # fmt: skip
     ap = options.parser(commands)
     args = ap.parse_args(argv)
