@@ -183,3 +183,50 @@ def test_list_groups_prints_one_json_line_for_the_workflow():
     cells = [label for e in include for label in e["cells"].split(", ")]
     assert len(cells) == len(set(cells)) == len(matrix.load().cells(("tensorflow", "jax", "torch"), full=True))
 
+
+class _Console:
+    def __init__(self):
+        self.lines = []
+
+    def print(self, text, **_):
+        self.lines.append(text)
+
+
+def _args(**kw):
+    import argparse
+
+    base = dict(cell=[], full=True, backend=None, model=["linear"], axis=None, bisect=None, jobs=1, prune=False)
+    return argparse.Namespace(**base | dict(group=None, list_groups=None, merge=None) | kw)
+
+
+def test_a_group_runs_its_cells_into_its_own_folder(tmp_path, monkeypatch):
+    from keras_parity.drift import cli, report
+
+    seen = {}
+    monkeypatch.setattr(driver, "run_cells", lambda m, cells, models, scratch, **kw: seen.update(kw, cells=cells) or [])
+    monkeypatch.setattr(cellenv, "prune", lambda keep, **kw: 0.0)
+    monkeypatch.setattr(report, "write", lambda *a, **k: pytest.fail("a group must not rewrite the report"))
+    out = tmp_path / "job"
+    assert cli.cmd_drift(_args(group="3/8", out=out), _Console()) == 0
+    cells = matrix.load().cells(("tensorflow", "jax", "torch"), full=True)
+    assert seen["cells"] == groups.split(cells, 8)[2]
+    assert seen["history_path"] == out / "history.csv" and seen["root"] == out and seen["also"] == (driver.DRIFT,)
+    assert (out / "history.csv").read_bytes() == history.serialize([])  # an empty group still merges
+
+
+def test_the_merge_command_writes_the_history_and_report_or_nothing(tmp_path, monkeypatch, folders):
+    from keras_parity.drift import cli
+
+    root = _checked_in(tmp_path / "drift")
+    monkeypatch.setattr(driver, "DRIFT", root)
+    console = _Console()
+    assert cli.cmd_drift(_args(merge=folders), console) == 1  # the same-day conflict
+    assert console.lines[0].startswith("[yellow]conflict: ") and "6 rows" in console.lines[-1]
+    assert "6 rows" in (root / "report.md").read_text() and (root / "plots" / "linear.png").is_file()
+    before = (root / "history.csv").read_bytes()
+    (folders[2] / "history.csv").write_text("garbage\n")
+    console = _Console()
+    assert cli.cmd_drift(_args(merge=folders), console) == 2
+    assert len(console.lines) == 1 and "job-3/history.csv:1: header is not" in console.lines[0]
+    assert console.lines[0].endswith("nothing was written")
+    assert (root / "history.csv").read_bytes() == before

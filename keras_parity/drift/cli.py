@@ -141,6 +141,6 @@ def _merge(folders: list[Path], console) -> int:
         return 2
     for line in conflicts:
         console.print(f"[yellow]{line}[/]", soft_wrap=True)
-    path = report.write()
+    path = report.write(DRIFT / "history.csv", DRIFT / "report.md", DRIFT)
     console.print(f"merged {len(folders)} folders: {rows} rows in {DRIFT / 'history.csv'}; report: {path}")
     return 1 if conflicts else 0
