@@ -80,7 +80,7 @@ def repro(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def drift(session: nox.Session) -> None:
-    """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8.0 0.10.2)."""
+    """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8.0 0.10.2, -- --merge DIR ...)."""
     _keras_parity(session, "drift")
 
 
@@ -99,12 +99,14 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on the Python code, hadolint on the Dockerfile, actionlint on the workflow."""
+    """ruff on the Python code, hadolint on the Dockerfile, actionlint on the workflows."""
     _harness(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "--diff", ".")
     session.run("hadolint", "docker/Dockerfile")
-    session.run("actionlint", ".github/workflows/parity.yml")
+    session.run(
+        "actionlint", ".github/workflows/parity.yml", ".github/workflows/drift.yml", ".github/workflows/drift-new.yml"
+    )
 
 
 @nox.session(python=PYTHON, default=False)

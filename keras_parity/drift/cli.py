@@ -1,13 +1,16 @@
-"""`keras-parity drift`: the matrix, one cell, --bisect, --prune, and the report."""
+"""`keras-parity drift`: the matrix, one cell, --bisect, --prune, the report, and the scale-out:
+--list-groups and --group split the cells over jobs, --merge joins their result folders."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+from keras_parity import golden
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run.envinfo import RESULTS, ROOT
+from keras_parity.run.envinfo import RESULTS
 
 
 def add_parser(sub) -> None:
@@ -35,14 +38,37 @@ def add_parser(sub) -> None:
     p.add_argument("--bisect", nargs=3, metavar=("LIB", "LO", "HI"), help="first release in LO..HI changing numbers")
     p.add_argument("--jobs", type=int, default=2, help="cells run at once (default 2: one per core)")
     p.add_argument("--prune", action="store_true", help="remove cached environments of cells outside the matrix")
-    p.add_argument("--out", type=Path, default=RESULTS / "drift", help="scratch space for the runs")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS / "drift",
+        help="scratch space for the runs; with --group, the results folder (history.csv, snapshots/)",
+    )
+    p.add_argument(
+        "--group",
+        metavar="I/N",
+        help="only group I of N of the selected cells; rows go to OUT/history.csv, not golden/drift",
+    )
+    p.add_argument(
+        "--list-groups",
+        type=int,
+        metavar="N",
+        help="print the N groups of the selected cells as a GitHub Actions matrix (JSON) and exit",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="merge the history rows and snapshots of --group result folders into golden/drift and rewrite the report",
+    )
     p.set_defaults(fn=cmd_drift)
 
 
 def cmd_drift(args, console) -> int:
-    from keras_parity.drift import cellenv, history, matrix, report
+    from keras_parity.drift import cellenv, groups, history, matrix, report
     from keras_parity.drift.bisect import bisect
-    from keras_parity.drift.driver import run_cells
+    from keras_parity.drift.driver import DRIFT, run_cells
 
     t0 = time.perf_counter()
     log = console.print
@@ -50,6 +76,8 @@ def cmd_drift(args, console) -> int:
         m = matrix.load()
         history.read()  # a corrupt history stops everything before any cell runs
         models = args.model or list(REGISTRY)
+        if args.merge:
+            return _merge(args.merge, console)
         if args.prune:
             keep = {cellenv.key(m, c) for c in m.cells(BACKENDS, full=True)}
             left = cellenv.prune(keep, log=log)
@@ -74,14 +102,45 @@ def cmd_drift(args, console) -> int:
             if args.cell
             else m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
         )
-        outcomes = run_cells(m, cells, models, args.out, jobs=args.jobs, log=log)
-    except (matrix.MatrixError, history.HistoryError) as exc:
+        if args.list_groups is not None:
+            # plain stdout, one line: a workflow reads it into $GITHUB_OUTPUT
+            print(json.dumps(groups.listing(cells, args.list_groups, lambda c: cellenv.key(m, c))))
+            return 0
+        if args.group:
+            cells = groups.select(cells, args.group)
+            hist = args.out / "history.csv"
+            history.read(hist)  # resuming a group: its own rows must be sound too
+            if not hist.exists():  # an empty group still leaves a folder the merge accepts
+                golden.write_bytes(hist, history.serialize([]))
+            log(f"group {args.group}: {', '.join(c.label for c in cells) or 'no cells'}")
+            place = {"history_path": hist, "root": args.out, "also": (DRIFT,)}
+            outcomes = run_cells(m, cells, models, args.out / "runs", jobs=args.jobs, log=log, **place)
+        else:
+            outcomes = run_cells(m, cells, models, args.out, jobs=args.jobs, log=log)
+    except (matrix.MatrixError, history.HistoryError, groups.GroupError) as exc:
         console.print(f"[red]error[/]: {exc}", soft_wrap=True)
         return 2
-    path = report.write()
+    path = args.out / "history.csv" if args.group else report.write()
     limit = m.cache_limit_gb
     left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
-    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; report: {path.relative_to(ROOT)}")
+    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; {'rows' if args.group else 'report'}: {path}")
     log(f"cached environments: {left / 1e3:.1f} GB in {cellenv.root()} (cap {limit:g} GB; --prune to empty)")
     bad = [o for o in outcomes for r in o.rows if r["verdict"] in ("fail", "error")]
     return 1 if bad else 0
+
+
+def _merge(folders: list[Path], console) -> int:
+    """One history, snapshots and report from the checked-in drift folder and `folders`."""
+    from keras_parity.drift import history, merge, report
+    from keras_parity.drift.driver import DRIFT
+
+    try:
+        rows, conflicts = merge.merge(folders, DRIFT)
+    except history.HistoryError as exc:
+        console.print(f"[red]error[/]: {exc}; nothing was written", soft_wrap=True)
+        return 2
+    for line in conflicts:
+        console.print(f"[yellow]{line}[/]", soft_wrap=True)
+    path = report.write(DRIFT / "history.csv", DRIFT / "report.md", DRIFT)
+    console.print(f"merged {len(folders)} folders: {rows} rows in {DRIFT / 'history.csv'}; report: {path}")
+    return 1 if conflicts else 0

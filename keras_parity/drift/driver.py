@@ -37,16 +37,18 @@ def snapshot_path(cell: Cell, platform: str, root: Path = DRIFT) -> Path:
     return root / "snapshots" / platform / cell.backend / f"{cell.slug}.npz"
 
 
-def _neighbour(cell: Cell, axis: str, platform: str, root: Path) -> Cell | None:
-    """The nearest earlier release on `axis` whose snapshot is on disk (same other coordinate)."""
+def _neighbour(cell: Cell, axis: str, platform: str, roots) -> tuple[Cell, Path] | None:
+    """The nearest earlier release on `axis` whose snapshot is on disk under one of `roots` (same
+    other coordinate), and that snapshot; the first root wins a tie."""
     best = None
-    for path in (root / "snapshots" / platform / cell.backend).glob("keras-*.npz"):
-        keras, version = path.stem[len("keras-") :].split(f"_{cell.backend}-", 1)
-        other = Cell(cell.backend, keras, version)
-        if axis == "keras" and version == cell.version and version_key(keras) < version_key(cell.keras):
-            best = max(best, other, key=lambda c: version_key(c.keras)) if best else other
-        if axis == "library" and keras == cell.keras and version_key(version) < version_key(cell.version):
-            best = max(best, other, key=lambda c: version_key(c.version)) if best else other
+    rank = (lambda c: version_key(c.keras)) if axis == "keras" else (lambda c: version_key(c.version))
+    for root in roots:
+        for path in sorted((root / "snapshots" / platform / cell.backend).glob("keras-*.npz")):
+            keras, version = path.stem[len("keras-") :].split(f"_{cell.backend}-", 1)
+            other = Cell(cell.backend, keras, version)
+            held = version == cell.version if axis == "keras" else keras == cell.keras
+            if held and rank(other) < rank(cell) and (best is None or rank(other) > rank(best[0])):
+                best = (other, path)
     return best
 
 
@@ -60,7 +62,9 @@ def _vs(arrays: dict, prev: dict | None, prefix: str) -> tuple[str, str]:
     return str(ulp), "yes" if all(arrays[k].tobytes() == prev[k].tobytes() for k in keys) else "no"
 
 
-def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT) -> list[dict]:
+def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT, also=()) -> list[dict]:
+    """The cell's history rows; its snapshot is written under `root`, its neighbours are looked
+    for there and then in the drift folders `also`."""
     cell, run = outcome.cell, outcome.run
     base = {
         "recorded": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
@@ -75,8 +79,9 @@ def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT) -> list[di
         return [base | {"model": "*", "case": "*", "path": "*", "verdict": kind, "reason": reason[:300]}]
     base["versions"] = ";".join(f"{k}={v}" for k, v in sorted(run.meta.get("versions", {}).items()))
     platform = base["platform"]
-    neighbours = {axis: _neighbour(cell, axis, platform, root) for axis in ("keras", "library")}
-    prev = {a: golden.read_npz(snapshot_path(c, platform, root)) if c else None for a, c in neighbours.items()}
+    found = {axis: _neighbour(cell, axis, platform, (root, *also)) for axis in ("keras", "library")}
+    neighbours = {a: f[0] if f else None for a, f in found.items()}
+    prev = {a: golden.read_npz(f[1]) if f else None for a, f in found.items()}
     snap = snapshot_path(cell, platform, root)
     earlier = golden.read_npz(snap) if snap.exists() else {}  # models of this cell recorded before
     golden.write_npz(snap, earlier | run.arrays)
@@ -133,12 +138,14 @@ def run_cells(
     jobs: int = 2,
     history_path: Path = history.HISTORY,
     root: Path = DRIFT,
+    also=(),
     log=print,
 ) -> list[Outcome]:
-    """Run the cells not yet in the history; append each one's rows as soon as it and every
-    cell before it are done. Returns the outcomes of the cells that ran."""
+    """Run the cells not yet in the history (nor in the drift folders `also`, whose snapshots also
+    serve as neighbours); append each one's rows as soon as it and every cell before it are done.
+    Returns the outcomes of the cells that ran."""
     platform = machine.platform_key("cpu", None, envinfo.isa_cap())
-    done = history.recorded(history.read(history_path))
+    done = history.recorded([r for p in (history_path, *(a / "history.csv" for a in also)) for r in history.read(p)])
     todo = []
     for c in sorted(cells, key=matrix.order):
         have = done.get((platform, "cpu", c.backend, c.keras, c.version), set())
@@ -153,7 +160,7 @@ def run_cells(
         futures = [(pool.submit(_execute, matrix, c, ms, scratch, log), ms) for c, ms in todo]
         for future, ms in futures:  # in matrix order: neighbours first
             outcome = future.result()
-            outcome.rows = rows_for(outcome, ms, root)
+            outcome.rows = rows_for(outcome, ms, root, also)
             history.append(outcome.rows, history_path)
             verdicts = sorted({r["verdict"] for r in outcome.rows})
             log(f"{outcome.cell.label}: {', '.join(verdicts)} in {outcome.seconds:.1f} s")

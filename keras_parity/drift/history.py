@@ -57,26 +57,26 @@ def recorded(rows: list[dict]) -> dict[tuple, set[str]]:
     return out
 
 
-def read(path: Path = HISTORY) -> list[dict]:
-    """Every row, checked; a corrupt or hand-broken file is an error naming the line."""
+def read(path: Path = HISTORY, fix: str = "restore the file with git") -> list[dict]:
+    """Every row, checked; a corrupt or hand-broken file is an error naming the line and `fix`."""
     if not path.exists():
         return []
     text = path.read_text()
     if text and not text.endswith("\n"):
-        raise HistoryError(f"{path}:{text.count(chr(10)) + 1}: last line is cut short; restore the file with git")
+        raise HistoryError(f"{path}:{text.count(chr(10)) + 1}: last line is cut short; {fix}")
     lines = text.splitlines()
     if not lines:
         return []
     if lines[0] != ",".join(COLUMNS):
-        raise HistoryError(f"{path}:1: header is not {','.join(COLUMNS)!r}; restore the file with git")
+        raise HistoryError(f"{path}:1: header is not {','.join(COLUMNS)!r}; {fix}")
     rows = []
     for n, fields in enumerate(csv.reader(lines[1:]), start=2):
         if len(fields) != len(COLUMNS):
-            raise HistoryError(f"{path}:{n}: {len(fields)} fields, expected {len(COLUMNS)}; restore the file with git")
+            raise HistoryError(f"{path}:{n}: {len(fields)} fields, expected {len(COLUMNS)}; {fix}")
         row = dict(zip(COLUMNS, fields))
         problem = _invalid(row)
         if problem:
-            raise HistoryError(f"{path}:{n}: {problem}; restore the file with git")
+            raise HistoryError(f"{path}:{n}: {problem}; {fix}")
         rows.append(row)
     return rows
 
@@ -101,6 +101,15 @@ def _invalid(row: dict) -> str | None:
     if not all(row[k] for k in ("recorded", "platform", "backend", "keras", "library_version", "model")):
         return "a cell identity field is empty"
     return None
+
+
+def serialize(rows: list[dict]) -> bytes:
+    """The whole file: the header, then the rows in the order given."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({c: r.get(c, "") for c in COLUMNS} for r in rows)
+    return buf.getvalue().encode()
 
 
 def append(rows: list[dict], path: Path = HISTORY) -> int:

@@ -56,6 +56,11 @@ def _atomic_write(path: Path, data: bytes) -> bool:
     return True
 
 
+def write_bytes(path: Path, data: bytes) -> bool:
+    """Written aside, then renamed; returns True when the file changed."""
+    return _atomic_write(path, data)
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
