@@ -170,27 +170,38 @@ def rehearse(args, backends: list[str], models: list[str], log=print) -> tuple[l
     """(one row per cell, the pins each candidate moved per backend): the pinned and the
     candidate runs of the backends the overrides touch, judged against the same goldens."""
     from keras_parity.judge.evaluate import evaluate
+    from keras_parity.run import images
     from keras_parity.run.flags import RunFlags
     from keras_parity.run.launch import run_backends
 
     overrides = parse_overrides(args.with_)
     out = args.out / "rehearse"
-    python, moved = {}, {}
+    # Docker: the images' platform (Linux of this architecture), whatever the host.
+    plat = images.IMAGE_PLATFORM if args.docker else None
+    locks, moved = {}, {}
     for b in backends:
-        if affected(b, overrides):
-            lock = candidate_lock(b, overrides, out / "locks")
-            moved[b] = changed_pins(envs.lock_file(b), lock)
-            python[b] = candidate_env(b, lock, log=log)
-    if not python:
+        if affected(b, overrides, plat):
+            locks[b] = candidate_lock(b, overrides, out / "locks", plat)
+            moved[b] = changed_pins(envs.lock_file(b, platform=plat), locks[b])
+    if not locks:
         names = ", ".join(overrides)
         raise RehearsalError(
             f"no lock of {', '.join(backends)} holds {names}; "
             f"name a package of requirements/{envs.host_platform()}/<backend>.txt"
         )
     asked = RunFlags(device=args.device, training=args.training)
-    kw = {"golden_dir": args.golden_dir, "log": log}
-    pinned = run_backends(list(python), models, out / "pinned", asked, **kw)
-    candidate = run_backends(list(python), models, out / "candidate", asked, python=python, **kw)
+    kw = {"golden_dir": args.golden_dir, "log": log, "docker": args.docker}
+    pinned = run_backends(list(locks), models, out / "pinned", asked, **kw)
+    if args.docker:
+        bases = {b: images.base_of(b) for b in locks}  # built on what the pinned image was
+        with images.candidate_locks(locks):
+            for b, lock in locks.items():
+                log(f"building the candidate {b} image from {lock.name}")
+                images.build(b, base_image=bases[b], log=log)
+            candidate = run_backends(list(locks), models, out / "candidate", asked, **kw)
+    else:
+        python = {b: candidate_env(b, lock, log=log) for b, lock in locks.items()}
+        candidate = run_backends(list(locks), models, out / "candidate", asked, python=python, **kw)
     judged = [
         evaluate(runs, models, args.golden_dir, write_obtained=False, training=args.training)
         for runs in (pinned, candidate)

@@ -193,3 +193,19 @@ def test_dockerfile_builds_with_buildkit_and_gives_the_same_bits(tmp_path):
         if client.images.list(name=tag):
             client.images.remove(tag, force=True)
         client.api.prune_builds()  # BuildKit's own cache, which the classic builder never uses
+
+
+@docker_only
+def test_a_rehearsal_in_docker_builds_its_candidate_image_and_leaves_the_pinned_one(tmp_path):
+    import json
+
+    from helpers import cli
+
+    pinned = images.image_tag("jax")
+    args = ("--with", "keras==3.14.1", "--model", "linear", "--backend", "jax", "--docker", "--out", str(tmp_path))
+    done = cli("parity", *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "building the candidate jax image" in done.stdout and "keras 3.15.1 -> 3.14.1" in done.stdout
+    cells = json.loads((tmp_path / "rehearse" / "rehearsal.json").read_text())["cells"]
+    assert len(cells) == 13 and all(c["verdict"] == ["pass", "pass"] for c in cells)
+    assert images.image_tag("jax") == pinned and images.require("jax")[1].tags

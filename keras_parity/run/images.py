@@ -9,6 +9,7 @@ those wheels and the sources, and the build runs with no network.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import platform
 import shutil
@@ -32,9 +33,31 @@ IMAGE_PLATFORM = lock_platform("linux", platform.machine()) or "linux-x86_64"
 _GLIBC = 36
 
 
+# Locks a rehearsal (keras_parity/rehearse.py) builds and runs images from, in place of the
+# pinned ones; their images are tagged by their own lock's digest, so the pinned stay as they are.
+_CANDIDATES: dict[tuple[str, str], Path] = {}
+
+
+@contextlib.contextmanager
+def candidate_locks(locks: dict[str, Path], device: str = "cpu"):
+    """Within the block, each named backend's image is the one built from its candidate lock."""
+    _CANDIDATES.update({(b, device): lock for b, lock in locks.items()})
+    try:
+        yield
+    finally:
+        for b in locks:
+            _CANDIDATES.pop((b, device), None)
+
+
 def lock_file(backend: str, device: str = "cpu") -> Path:
-    """The lock an image of this host's architecture installs."""
-    return envs.lock_file(backend, device, IMAGE_PLATFORM)
+    """The lock an image of this host's architecture installs (a rehearsal's candidate's)."""
+    return _CANDIDATES.get((backend, device)) or envs.lock_file(backend, device, IMAGE_PLATFORM)
+
+
+def base_of(backend: str, device: str = "cpu") -> str | None:
+    """The base image the current image of a backend was built on (its label)."""
+    _, image = require(backend, device)
+    return image.labels.get("io.keras-parity.base")
 
 
 def _wheel_platforms() -> list[str]:
@@ -93,7 +116,8 @@ def _source_digest() -> str:
 
 def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     """Download every wheel of the lock on the host (verifying hashes); reused when complete."""
-    dest = WHEELHOUSE / f"{backend}-{device}"
+    candidate = _CANDIDATES.get((backend, device))
+    dest = WHEELHOUSE / (f"candidate-{candidate.stem}" if candidate else f"{backend}-{device}")
     if is_synced(dest, lock_file(backend, device)):
         return dest
     log(f"downloading the wheels of {lock_file(backend, device).name} into {dest}")
