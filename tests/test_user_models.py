@@ -133,7 +133,7 @@ def test_bad_files_stop_before_any_backend_runs(project, tmp_path, args, says):
     [
         (["--inputs", "seq_wrong_name.npz"], "holds ['features'] but seq takes inputs ['input_layer']"),
         (["--inputs", "seq_wrong_shape.npz"], "'input_layer' has shape (5, 7) but seq takes (None, 6)"),
-        (["--inputs", "seq_wrong_dtype.npz"], "'input_layer' is float64 but seq takes float32; save it with"),
+        (["--inputs", "seq_wrong_dtype.npz"], "'input_layer' is int32 but seq takes float32; save it with"),
     ],
     ids=["name", "shape", "dtype"],
 )

@@ -261,7 +261,10 @@ def check_feed(given: dict[str, np.ndarray], specs, where: str, model: str) -> d
                 f"{where}: '{name}' has shape {a.shape} but {model} takes {shape} (None: any size); "
                 "save inputs of the model's shape"
             )
-        if str(a.dtype) != dtype:
+        # A float array feeds any float input: the runner casts floats to the run's floatx (the
+        # same float32 inputs serve a float64 or mixed-precision run); ints must stay ints.
+        floats = a.dtype.kind == "f" and dtype.startswith(("float", "bfloat"))
+        if str(a.dtype) != dtype and not floats:
             raise UserModelError(
                 f"{where}: '{name}' is {a.dtype} but {model} takes {dtype}; save it with .astype('{dtype}')"
             )

@@ -54,7 +54,7 @@ seq.save(out / "seq.keras")
 np.savez(out / "seq_inputs.npz", input_layer=rng.uniform(-1, 1, (5, 6)).astype("float32"))
 np.savez(out / "seq_wrong_name.npz", features=rng.uniform(-1, 1, (5, 6)).astype("float32"))
 np.savez(out / "seq_wrong_shape.npz", input_layer=rng.uniform(-1, 1, (5, 7)).astype("float32"))
-np.savez(out / "seq_wrong_dtype.npz", input_layer=rng.uniform(-1, 1, (5, 6)))  # float64
+np.savez(out / "seq_wrong_dtype.npz", input_layer=rng.integers(-1, 2, (5, 6)).astype(np.int32))  # ints for floats
 
 # Functional with a custom layer the reference lacks (and trained-looking weights)
 x = keras.Input((4,), name="x")
