@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from keras_parity.models.registry import REGISTRY
+from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.envinfo import RESULTS, ROOT
 
@@ -25,7 +26,25 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--full", action="store_true", help="the whole matrix instead of the newest releases")
     p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
-    p.add_argument("--model", action="append", choices=list(REGISTRY), help="only this model (repeatable)")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="only this model (repeatable): a built-in one, or your builder as package.module:function",
+    )
+    p.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
+    p.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
+    p.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
+    p.add_argument(
+        "--golden-dir",
+        type=Path,
+        help="your model's golden folder (as for parity); its history and report go to <golden-dir>/drift/",
+    )
+    p.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="ask PyPI for newer releases, add the installable ones to the matrix and run their cells",
+    )
     p.add_argument(
         "--axis",
         action="append",
@@ -40,16 +59,22 @@ def add_parser(sub) -> None:
 
 
 def cmd_drift(args, console) -> int:
-    from keras_parity.drift import cellenv, history, matrix, report
+    from keras_parity.cli import _models
+    from keras_parity.drift import cellenv, history, matrix, releases, report
     from keras_parity.drift.bisect import bisect
-    from keras_parity.drift.driver import run_cells
+    from keras_parity.drift.driver import DRIFT, run_cells
 
     t0 = time.perf_counter()
     log = console.print
     try:
         m = matrix.load()
-        history.read()  # a corrupt history stops everything before any cell runs
-        models = args.model or list(REGISTRY)
+        models = _models(args)  # built-in names, then the user's models, registered
+        # each model's history and report sit beside its goldens: golden/drift/ for the built-in ones
+        groups: dict[Path, list[str]] = {}
+        for name in models:
+            groups.setdefault(usermodel.root_of(REGISTRY[name], DRIFT.parent) / "drift", []).append(name)
+        for where in groups:
+            history.read(where / history.HISTORY.name)  # a corrupt history stops everything before any cell runs
         if args.prune:
             keep = {cellenv.key(m, c) for c in m.cells(BACKENDS, full=True)}
             left = cellenv.prune(keep, log=log)
@@ -69,19 +94,26 @@ def cmd_drift(args, console) -> int:
                     log(f"{model}: numbers change first at {lib} {hit[0]} (from {hit[1]}: max {hit[2]} ULP)")
             report.write()
             return 0
-        cells = (
-            [m.parse_cell(args.cell)]
-            if args.cell
-            else m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
-        )
-        outcomes = run_cells(m, cells, models, args.out, jobs=args.jobs, log=log)
+        if args.new:
+            added = releases.discover(m, log=log)
+            m = matrix.load()
+            cells = [c for c in releases.new_cells(m, added) if c.backend in (args.backend or BACKENDS)]
+        elif args.cell:
+            cells = [m.parse_cell(args.cell)]
+        else:
+            cells = m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
+        outcomes = []
+        for where, names in groups.items():
+            hist = where / history.HISTORY.name
+            outcomes += run_cells(m, cells, names, args.out, jobs=args.jobs, history_path=hist, root=where, log=log)
+            path = report.write(hist, where / report.REPORT.name, where)
     except (matrix.MatrixError, history.HistoryError) as exc:
         console.print(f"[red]error[/]: {exc}", soft_wrap=True)
         return 2
-    path = report.write()
     limit = m.cache_limit_gb
     left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
-    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; report: {path.relative_to(ROOT)}")
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; report: {shown}")
     log(f"cached environments: {left / 1e3:.1f} GB in {cellenv.root()} (cap {limit:g} GB; --prune to empty)")
     bad = [o for o in outcomes for r in o.rows if r["verdict"] in ("fail", "error")]
     return 1 if bad else 0
