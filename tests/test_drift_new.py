@@ -1,6 +1,7 @@
 """`drift --new` without the network: a fake index (a function returning release lists) and a
 fake uv; the selection of newer releases, the not-installable record, the pins.toml edit."""
 
+import csv
 import json
 import subprocess
 import tomllib
@@ -184,3 +185,68 @@ def test_the_checked_in_pins_read_the_same_after_an_edit_with_nothing_to_add(tmp
     copy.write_text((ROOT / "requirements" / "pins.toml").read_text())
     releases.add_to_pins({}, {}, copy)
     assert copy.read_text() == (ROOT / "requirements" / "pins.toml").read_text()
+
+
+TINY = """import keras
+
+
+def build():
+    x = keras.Input((4,), name="x")
+    return keras.Model(x, keras.layers.Dense(3, activation="tanh", name="d")(x))
+"""
+
+# One drift cell in the pinned jax environment, whose lock pins exactly keras 3.15.1 and jax
+# 0.10.2: the cell runs without installing anything.
+IN_PINNED_ENV = """
+import sys
+from pathlib import Path
+from keras_parity.cli import main
+from keras_parity.drift import cellenv
+from keras_parity.run import envs
+
+cellenv.ensure = lambda matrix, cell, log=print: envs.ensure("jax")
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_a_users_builder_in_a_drift_cell_keeps_its_history_beside_its_goldens(tmp_path):
+    import os
+    import sys
+
+    from helpers import cli
+
+    from keras_parity.pins import pinned_version
+
+    assert (pinned_version("keras"), pinned_version("jax-cpu")) == ("3.15.1", "0.10.2"), "update the cell below"
+    (tmp_path / "tinydrift.py").write_text(TINY)
+    goldens = tmp_path / "mygoldens"
+    mine = ["--model", "tinydrift:build", "--golden-dir", str(goldens)]
+    made = cli("golden", *mine, "--backend", "jax", "--out", str(tmp_path / "g"), cwd=tmp_path)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    builtin = (ROOT / "golden" / "drift" / "history.csv").read_bytes()
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", IN_PINNED_ENV, "drift", "keras=3.15.1", "jax=0.10.2", *mine]
+    proc = subprocess.run([*cmd, "--out", str(tmp_path / "s")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+    rows = list(csv.DictReader((goldens / "drift" / "history.csv").open()))
+    assert rows and {r["model"] for r in rows} == {"tinydrift.build"}
+    assert {(r["keras"], r["backend"], r["library_version"], r["verdict"]) for r in rows} == {
+        ("3.15.1", "jax", "0.10.2", "pass")
+    }
+    assert (goldens / "drift" / "report.md").exists() and list((goldens / "drift" / "snapshots").rglob("*.npz"))
+    assert (ROOT / "golden" / "drift" / "history.csv").read_bytes() == builtin  # the suite's history untouched
+
+    # the same cell again: in its history already, nothing appended
+    again = subprocess.run([*cmd, "--out", str(tmp_path / "s")], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "in the history already" in again.stdout
+    assert len(list(csv.DictReader((goldens / "drift" / "history.csv").open()))) == len(rows)
+
+
+def test_an_unknown_model_in_drift_is_one_line():
+    from helpers import cli
+
+    proc = cli("drift", "--model", "nosuch", "keras=3.15.1", "jax=0.10.2")
+    assert proc.returncode != 0 and "unknown model 'nosuch'" in proc.stderr and len(proc.stderr.splitlines()) == 1

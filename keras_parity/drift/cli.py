@@ -65,7 +65,8 @@ def cmd_drift(args, console) -> int:
     from keras_parity.drift.driver import DRIFT, run_cells
 
     t0 = time.perf_counter()
-    log = console.print
+    # plain text: a requirement such as jax[cpu] is not markup
+    log = lambda *a: console.print(*a, markup=False)  # noqa: E731
     try:
         m = matrix.load()
         models = _models(args)  # built-in names, then the user's models, registered
