@@ -87,13 +87,15 @@ def cmd_drift(args, console) -> int:
             if args.cell:  # the release held on the other axis: `keras=3.15.1` or `torch=2.13.0+cpu`
                 words = args.cell if any(not w.startswith("keras=") for w in args.cell) else [*args.cell, "jax=0.10.2"]
                 held = m.parse_cell(words)
-            found = bisect(m, lib, lo, hi, models, args.out, held=held, log=log)
-            for model, hit in found.items():
-                if hit is None:
-                    log(f"{model}: the same bits from {lib} {lo} to {hi}")
-                else:
-                    log(f"{model}: numbers change first at {lib} {hit[0]} (from {hit[1]}: max {hit[2]} ULP)")
-            report.write()
+            for where, names in groups.items():
+                hist = where / history.HISTORY.name
+                found = bisect(m, lib, lo, hi, names, args.out, held=held, root=where, history_path=hist, log=log)
+                for model, hit in found.items():
+                    if hit is None:
+                        log(f"{model}: the same bits from {lib} {lo} to {hi}")
+                    else:
+                        log(f"{model}: numbers change first at {lib} {hit[0]} (from {hit[1]}: max {hit[2]} ULP)")
+                report.write(hist, where / report.REPORT.name, where)
             return 0
         if args.new:
             added = releases.discover(m, log=log)
