@@ -226,6 +226,9 @@ def discover(m: Matrix, index: Index = pypi, *, path: Path = PINS, rec: Path = R
     record(entries, rec)
     if added:
         add_to_pins(added, dates, path)
+        log(f"added to {path.name}: {', '.join(f'{lib} {v}' for lib, vs in added.items() for v in vs)}")
+    elif entries:
+        log(f"no installable release newer than the table of {path.name}: nothing added, nothing to run")
     return added
 
 
