@@ -80,7 +80,7 @@ def repro(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def drift(session: nox.Session) -> None:
-    """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8.0 0.10.2, -- --merge DIR ...)."""
+    """Run the drift matrix (-- --full, -- keras=3.14.1 jax=0.9.2, -- --bisect jax 0.8 0.10, -- --new, -- --merge D)."""
     _keras_parity(session, "drift")
 
 

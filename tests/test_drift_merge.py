@@ -196,7 +196,8 @@ def _args(**kw):
     import argparse
 
     base = dict(cell=[], full=True, backend=None, model=["linear"], axis=None, bisect=None, jobs=1, prune=False)
-    return argparse.Namespace(**base | dict(group=None, list_groups=None, merge=None) | kw)
+    users = dict(model_file=None, inputs=None, custom_objects=None, golden_dir=None, rel_l2=None, new=False)
+    return argparse.Namespace(**base | users | dict(group=None, list_groups=None, merge=None) | kw)
 
 
 def test_a_group_runs_its_cells_into_its_own_folder(tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ def root() -> Path:
 
 
 def key(matrix: Matrix, cell: Cell) -> str:
-    text = json.dumps([sys.version_info[:2], matrix.requirements(cell), matrix.resolved_at])
+    text = json.dumps([sys.version_info[:2], matrix.requirements(cell), matrix.resolved_for(cell)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -62,7 +62,7 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
         "--python",
         str(python),
         "--exclude-newer",
-        matrix.resolved_at,
+        matrix.resolved_for(cell),
         *index_args("\n".join(matrix.requirements(cell))),
         *matrix.requirements(cell),
     ]
@@ -83,17 +83,25 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
 
 
 def _run(cmd: list[str], cell: Cell) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        run_install(cmd)
+    except CellFailure:
+        shutil.rmtree(root() / "tmp", ignore_errors=True)
+        raise
+
+
+def run_install(cmd: list[str], run=subprocess.run) -> None:
+    """Run a uv command; a failure is a CellFailure of the kind uv's message tells."""
+    proc = run(cmd, capture_output=True, text=True)
     if proc.returncode == 0:
         return
-    shutil.rmtree(root() / "tmp", ignore_errors=True)
     text = proc.stderr
     # uv explains a failed resolution after "cause:" (or "╰─▶"), over several indented lines
     marker = next((m for m in ("cause:", "╰─▶") if m in text), None)
     why = " ".join(text.split(marker, 1)[1].split()) if marker else last_line(text)
     if "there is no version of" in text or "not found in the package registry" in text:
         kind = "no-such-release"
-    elif "only found wheels for" in text or "has no wheels with a matching Python" in text:
+    elif any(m in text for m in ("only found wheels for", "has no wheels with a matching", "current Python version")):
         kind = "uninstallable"
     elif "unsatisfiable" in text or "incompatible" in text:
         kind = "conflict"

@@ -1,5 +1,6 @@
-"""`keras-parity drift`: the matrix, one cell, --bisect, --prune, the report, and the scale-out:
---list-groups and --group split the cells over jobs, --merge joins their result folders."""
+"""`keras-parity drift`: the matrix, one cell, --bisect, --prune, --new, the report, your own
+models (their history beside their goldens), and the scale-out: --list-groups and --group
+split the cells over jobs, --merge joins their result folders."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from pathlib import Path
 
 from keras_parity import golden
 from keras_parity.models.registry import REGISTRY
+from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run.envinfo import RESULTS
+from keras_parity.run.envinfo import RESULTS, ROOT
 
 
 def add_parser(sub) -> None:
@@ -28,7 +30,25 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--full", action="store_true", help="the whole matrix instead of the newest releases")
     p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
-    p.add_argument("--model", action="append", choices=list(REGISTRY), help="only this model (repeatable)")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="only this model (repeatable): a built-in one, or your builder as package.module:function",
+    )
+    p.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
+    p.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
+    p.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
+    p.add_argument(
+        "--golden-dir",
+        type=Path,
+        help="your model's golden folder (as for parity); its history and report go to <golden-dir>/drift/",
+    )
+    p.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+    p.add_argument(
+        "--new",
+        action="store_true",
+        help="ask PyPI for newer releases, add the installable ones to the matrix and run their cells",
+    )
     p.add_argument(
         "--axis",
         action="append",
@@ -66,67 +86,89 @@ def add_parser(sub) -> None:
 
 
 def cmd_drift(args, console) -> int:
-    from keras_parity.drift import cellenv, groups, history, matrix, report
+    from keras_parity.cli import _models
+    from keras_parity.drift import cellenv, groups, history, matrix, releases, report
     from keras_parity.drift.bisect import bisect
     from keras_parity.drift.driver import DRIFT, run_cells
 
     t0 = time.perf_counter()
-    log = console.print
+    # plain text: a requirement such as jax[cpu] is not markup
+    log = lambda *a: console.print(*a, markup=False)  # noqa: E731
     try:
         m = matrix.load()
-        history.read()  # a corrupt history stops everything before any cell runs
-        models = args.model or list(REGISTRY)
         if args.merge:
+            history.read()  # a corrupt history stops everything before anything is merged
             return _merge(args.merge, console)
+        models = _models(args)  # built-in names, then the user's models, registered
+        # each model's history and report sit beside its goldens: golden/drift/ for the built-in ones
+        folders: dict[Path, list[str]] = {}
+        for name in models:
+            folders.setdefault(usermodel.root_of(REGISTRY[name], DRIFT.parent) / "drift", []).append(name)
+        for where in folders:
+            history.read(where / history.HISTORY.name)  # a corrupt history stops everything before any cell runs
         if args.prune:
             keep = {cellenv.key(m, c) for c in m.cells(BACKENDS, full=True)}
             left = cellenv.prune(keep, log=log)
             log(f"cached environments: {left / 1e3:.1f} GB left in {cellenv.root()}")
             return 0
         if args.bisect:
-            lib, lo, hi = args.bisect
-            held = None
-            if args.cell:  # the release held on the other axis: `keras=3.15.1` or `torch=2.13.0+cpu`
-                words = args.cell if any(not w.startswith("keras=") for w in args.cell) else [*args.cell, "jax=0.10.2"]
-                held = m.parse_cell(words)
-            found = bisect(m, lib, lo, hi, models, args.out, held=held, log=log)
-            for model, hit in found.items():
-                if hit is None:
-                    log(f"{model}: the same bits from {lib} {lo} to {hi}")
-                else:
-                    log(f"{model}: numbers change first at {lib} {hit[0]} (from {hit[1]}: max {hit[2]} ULP)")
-            report.write()
-            return 0
-        cells = (
-            [m.parse_cell(args.cell)]
-            if args.cell
-            else m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
-        )
+            return _bisect(args, m, folders, bisect, history, report, log)
+        if args.new:
+            added = releases.discover(m, log=log)
+            m = matrix.load()
+            cells = [c for c in releases.new_cells(m, added) if c.backend in (args.backend or BACKENDS)]
+        elif args.cell:
+            cells = [m.parse_cell(args.cell)]
+        else:
+            cells = m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
         if args.list_groups is not None:
             # plain stdout, one line: a workflow reads it into $GITHUB_OUTPUT
             print(json.dumps(groups.listing(cells, args.list_groups, lambda c: cellenv.key(m, c))))
             return 0
+        outcomes = []
         if args.group:
             cells = groups.select(cells, args.group)
-            hist = args.out / "history.csv"
-            history.read(hist)  # resuming a group: its own rows must be sound too
-            if not hist.exists():  # an empty group still leaves a folder the merge accepts
-                golden.write_bytes(hist, history.serialize([]))
+            path = args.out / "history.csv"
+            history.read(path)  # resuming a group: its own rows must be sound too
+            if not path.exists():  # an empty group still leaves a folder the merge accepts
+                golden.write_bytes(path, history.serialize([]))
             log(f"group {args.group}: {', '.join(c.label for c in cells) or 'no cells'}")
-            place = {"history_path": hist, "root": args.out, "also": (DRIFT,)}
+            place = {"history_path": path, "root": args.out, "also": (DRIFT,)}
             outcomes = run_cells(m, cells, models, args.out / "runs", jobs=args.jobs, log=log, **place)
         else:
-            outcomes = run_cells(m, cells, models, args.out, jobs=args.jobs, log=log)
+            for where, names in folders.items():
+                hist = where / history.HISTORY.name
+                outcomes += run_cells(m, cells, names, args.out, jobs=args.jobs, history_path=hist, root=where, log=log)
+                path = report.write(hist, where / report.REPORT.name, where)
     except (matrix.MatrixError, history.HistoryError, groups.GroupError) as exc:
         console.print(f"[red]error[/]: {exc}", soft_wrap=True)
         return 2
-    path = args.out / "history.csv" if args.group else report.write()
     limit = m.cache_limit_gb
     left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
-    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; {'rows' if args.group else 'report'}: {path}")
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; {'rows' if args.group else 'report'}: {shown}")
     log(f"cached environments: {left / 1e3:.1f} GB in {cellenv.root()} (cap {limit:g} GB; --prune to empty)")
     bad = [o for o in outcomes for r in o.rows if r["verdict"] in ("fail", "error")]
     return 1 if bad else 0
+
+
+def _bisect(args, m, folders, bisect, history, report, log) -> int:
+    """--bisect: per golden folder, the first release in LO..HI whose numbers change."""
+    lib, lo, hi = args.bisect
+    held = None
+    if args.cell:  # the release held on the other axis: `keras=3.15.1` or `torch=2.13.0+cpu`
+        words = args.cell if any(not w.startswith("keras=") for w in args.cell) else [*args.cell, "jax=0.10.2"]
+        held = m.parse_cell(words)
+    for where, names in folders.items():
+        hist = where / history.HISTORY.name
+        found = bisect(m, lib, lo, hi, names, args.out, held=held, root=where, history_path=hist, log=log)
+        for model, hit in found.items():
+            if hit is None:
+                log(f"{model}: the same bits from {lib} {lo} to {hi}")
+            else:
+                log(f"{model}: numbers change first at {lib} {hit[0]} (from {hit[1]}: max {hit[2]} ULP)")
+        report.write(hist, where / report.REPORT.name, where)
+    return 0
 
 
 def _merge(folders: list[Path], console) -> int:

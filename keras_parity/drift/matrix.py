@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity.pins import PINS
@@ -41,9 +41,18 @@ class Matrix:
     resolved_at: str
     window: int
     cache_limit_gb: float = 40.0
+    # releases `drift --new` added after `resolved_at`, 'jax==0.11.0' -> the date their cells
+    # resolve as of (the older cells keep theirs, and their cached environments)
+    added: dict[str, str] = field(default_factory=dict)
 
     def requirements(self, cell: Cell) -> list[str]:
         return [f"keras=={cell.keras}", f"{self.packages[cell.backend]}=={cell.version}"]
+
+    def resolved_for(self, cell: Cell) -> str:
+        """The date a cell's other requirements resolve as of: the latest of the table's and
+        those of its two releases, when `--new` added them later."""
+        dates = [self.added.get(f"keras=={cell.keras}"), self.added.get(f"{cell.backend}=={cell.version}")]
+        return max([self.resolved_at, *(d for d in dates if d)])
 
     def cells(self, backends, full: bool = False, axes=()) -> list[Cell]:
         """The default window (newest releases), the full matrix, or the union of the given axes
@@ -110,6 +119,7 @@ def load(path: Path = PINS) -> Matrix:
             resolved_at=data["resolved_at"],
             window=int(data.get("window", 2)),
             cache_limit_gb=float(data.get("cache_limit_gb", 40)),
+            added={str(k): str(v) for k, v in data.get("added", {}).items()},
         )
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
         raise MatrixError(f"{path}: the [drift] table is unreadable ({exc!r}); compare it with the README") from None

@@ -8,6 +8,7 @@ exceeds tolerance otherwise.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -44,11 +45,16 @@ def events(rows: list[dict], root: Path = DRIFT) -> list[dict]:
         for before_v, after_v in zip(order, order[1:]):
             before, after = releases[before_v], releases[after_v]
             a, b = arrays(before), arrays(after)
-            # outputs both snapshots hold (cases added later, e.g. the training path, are new)
-            common = [k for k in a if k in b and a[k].shape == b[k].shape]
-            if not common or all(a[k].tobytes() == b[k].tobytes() for k in common):
-                continue
-            ulp = max_ulp(b, a, common)
+            if a and b:
+                # outputs both snapshots hold (cases added later, e.g. the training path, are new)
+                common = [k for k in a if k in b and a[k].shape == b[k].shape]
+                if not common or all(a[k].tobytes() == b[k].tobytes() for k in common):
+                    continue
+                ulp = max_ulp(b, a, common)
+            else:  # snapshots not on disk (a clone, or re-keyed): what the row recorded when it ran
+                if after[f"prev_{axis}"] != before_v or after[f"same_bits_prev_{axis}"] != "no":
+                    continue
+                ulp = int(after[f"max_ulp_prev_{axis}"])
             within = before["verdict"] == "pass" and after["verdict"] == "pass"
             out.append(
                 {
@@ -121,6 +127,20 @@ def _plot(model: str, rows: list[dict], out: Path) -> None:
     plt.close(fig)
 
 
+def _releases_section(path: Path) -> list[str]:
+    """The releases `drift --new` found (golden/drift/releases.json), installable or not and why."""
+    if not path.exists():
+        return []
+    head = "| release | uploaded | python, platform | checked | verdict | reason |\n|---|---|---|---|---|---|"
+    lines = ["## Releases found by `--new`", "", *head.split("\n")]
+    for e in json.loads(path.read_text())["releases"]:
+        lines.append(
+            f"| {e['library']} {e['version']} | {e['uploaded'][:10]} | {e['python']}, {e['platform']} "
+            f"| {e['checked'][:10]} | {e['verdict']} | {e['reason']} |"
+        )
+    return [*lines, ""]
+
+
 def write(path: Path = HISTORY, report: Path = REPORT, root: Path = DRIFT) -> Path:
     rows = read(path)
     ran = [r for r in rows if r["model"] != "*"]
@@ -151,6 +171,7 @@ def write(path: Path = HISTORY, report: Path = REPORT, root: Path = DRIFT) -> Pa
                 f"| {e['rel_l2_before']} → {e['rel_l2']} | {e['level']} |"
             )
         lines.append("")
+    lines += _releases_section(report.parent / "releases.json")
     failed = [r for r in rows if r["model"] == "*"]
     if failed:
         lines += ["## Cells that did not run", "", "| cell | verdict | reason |", "|---|---|---|"]
