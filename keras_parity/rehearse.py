@@ -124,6 +124,18 @@ def changed_pins(pinned: Path, candidate: Path) -> list[str]:
     ]
 
 
+def _moved_line(lines: list[str], overrides: list[str]) -> str:
+    """The overridden packages' moves, then how many others followed (a CUDA build of torch
+    brings some twenty nvidia-* packages)."""
+    asked = {_norm(o.split("==")[0]) for o in overrides}
+    mine = [ln for ln in lines if ln.split()[0] in asked]
+    rest = [ln.split()[0] for ln in lines if ln.split()[0] not in asked]
+    more = (
+        f"; {len(rest)} more moved or added ({', '.join(rest[:4])}{', ...' if len(rest) > 4 else ''})" if rest else ""
+    )
+    return ("; ".join(mine) or "no version moved") + more
+
+
 @dataclass(frozen=True)
 class Pair:
     """One cell, pinned and candidate."""
@@ -217,7 +229,7 @@ def print_table(rows: list[dict], moved: dict[str, list[str]], overrides: list[s
     from rich.table import Table
 
     for backend, lines in moved.items():
-        console.print(f"{backend} candidate: {'; '.join(lines) or 'no version moved'}", soft_wrap=True, markup=False)
+        console.print(f"{backend} candidate: {_moved_line(lines, overrides)}", soft_wrap=True, markup=False)
     t = Table(title=f"rehearsal of {' '.join(overrides)}: pinned -> candidate, against the same goldens")
     for col in ("cell", "rel L2", "ulp@max vs snapshot", "verdict"):
         t.add_column(col, justify="left" if col in ("cell", "verdict") else "right", no_wrap=col != "cell")
