@@ -17,6 +17,7 @@ from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.envinfo import CHECKOUT, ISA_CAP_ENV
 from keras_parity.run.flags import RunFlags
+from keras_parity.run.launch import TIME_LIMIT_ENV
 
 # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -64,6 +65,7 @@ def _models(args) -> list[str]:
 
 def cmd_parity(args) -> int:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
+    from keras_parity.report.progress import BackendProgress
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
     if args.with_:
@@ -72,8 +74,8 @@ def cmd_parity(args) -> int:
         return rehearse.main(args, backends, models, console)
     plan = Plan.from_args(args, backends, models)
     t0 = time.perf_counter()
-    with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs, cells = run_and_judge(plan, log=console.print)
+    with BackendProgress(console, backends, models) as progress:
+        runs, cells = run_and_judge(plan, log=console.print, on_poll=progress.update)
     diagnose(plan, cells, runs, status=console.status)
     wall = time.perf_counter() - t0
     report.print_report(cells, console)
@@ -238,6 +240,10 @@ def main(argv=None) -> int:
     if not CHECKOUT and (args.cmd in ("localize", "drift", "images") or getattr(args, "docker", False)):
         what = "--docker" if getattr(args, "docker", False) else f"`keras-parity {args.cmd}`"
         sys.exit(f"error: {what} runs from a checkout of keras-parity (clone it and use its nox sessions)")
+    if getattr(args, "time_limit", None) is not None:
+        if args.time_limit <= 0:
+            sys.exit(f"error: --time-limit {args.time_limit:g} is not a duration; give seconds above 0, e.g. 1800")
+        os.environ[TIME_LIMIT_ENV] = str(args.time_limit)  # the launcher reads it (keras_parity/run/launch.py)
     if getattr(args, "isa_cap", None):
         if platform.machine().lower() not in ("x86_64", "amd64"):
             sys.exit(f"error: --isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")

@@ -65,6 +65,12 @@ def parser(commands: dict) -> argparse.ArgumentParser:
             help="also run the native twins (all, or those named): plain PyTorch, plain JAX, tf_keras",
         )
         p.add_argument(
+            "--time-limit",
+            type=float,
+            metavar="SECONDS",
+            help="stop a backend process running longer than this, an ERROR naming its model (default 3600)",
+        )
+        p.add_argument(
             "--isa-cap",
             choices=sorted(ISA_CAPS),
             help="cap every backend's CPU kernels at this instruction set (x86; snapshots keyed by the cap)",

@@ -49,15 +49,16 @@ class Plan:
         )  # fmt: skip
 
 
-def run_and_judge(plan: Plan, log=print) -> tuple[dict[str, BackendRun], list[CellResult]]:
-    """The main run and its cells, then each policy's and each GPU variant's cells."""
+def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, BackendRun], list[CellResult]]:
+    """The main run and its cells, then each policy's and each GPU variant's cells.
+    `on_poll(running)` sees the main run's progress (report/progress.py)."""
     from keras_parity.diagnose.gpu import variant_cells
     from keras_parity.judge.evaluate import evaluate
     from keras_parity.run.launch import run_backends
 
     runs = run_backends(
         plan.backends, plan.models, plan.out / "raw", plan.flags, docker=plan.docker, twins=plan.twins,
-        golden_dir=plan.golden_dir, log=log,
+        golden_dir=plan.golden_dir, log=log, on_poll=on_poll,
     )  # fmt: skip
     strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
     cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.flags.training, **strict)

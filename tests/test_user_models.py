@@ -269,3 +269,15 @@ def test_a_model_with_normalization_built_in_code_meets_its_float64_reference(tm
     assert proc.returncode == 0, proc.stdout[-3000:]
     cells = json.loads((tmp_path / "p" / "parity.json").read_text())["cells"]
     assert len(cells) == 5 and all(c["status"] == "pass" and c["reference"] == "float64" for c in cells), cells
+
+
+def test_a_backend_over_its_time_limit_is_an_error_naming_the_model(tmp_path):
+    """A hung backend process (here a builder that never returns) is stopped at the time limit
+    and reported as an ERROR naming the backend and the model it was on; nothing hangs."""
+    (tmp_path / "slow_models.py").write_text("import time\n\n\ndef hang():\n    time.sleep(600)\n")
+    args = ("--model", "slow_models:hang", "--backend", "jax", "--time-limit", "30", "--out", str(tmp_path / "out"))
+    proc = cli("parity", *args, cwd=tmp_path)
+    assert proc.returncode != 0
+    (cell,) = _cells(tmp_path / "out")
+    assert cell["status"] == "error", cell
+    assert "jax did not finish within 30 s (it was on slow_models.hang)" in cell["problems"][0], cell

@@ -286,6 +286,15 @@ class ContainerRun:
             raise
         return container
 
+    def kill(self) -> None:
+        """Stop the container (a backend over its time limit) and keep what it logged."""
+        try:
+            self.container.kill()
+            self.log_path.write_bytes(self.container.logs(stdout=True, stderr=True))
+        finally:
+            self.container.remove(force=True)
+            self.returncode = -9
+
     def poll(self) -> int | None:
         if self.returncode is None:
             self.container.reload()

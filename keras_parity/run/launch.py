@@ -16,6 +16,22 @@ from keras_parity.run.envinfo import ROOT
 from keras_parity.run.flags import RunFlags
 from keras_parity.twins import ENV
 
+# A backend process that runs longer than this is stopped and its backend reported as an
+# ERROR naming the model it was on: generous, since the zoo's JAX process takes some 4 minutes
+# here and a cold CUDA image longer; `parity --time-limit SECONDS` or this variable set it.
+TIME_LIMIT_ENV = "KERAS_PARITY_TIME_LIMIT"
+DEFAULT_TIME_LIMIT = 3600.0
+
+
+def time_limit() -> float:
+    return float(os.environ.get(TIME_LIMIT_ENV) or DEFAULT_TIME_LIMIT)
+
+
+def current_model(out: Path, backend: str) -> str | None:
+    """The model a backend's runner is on (it writes <backend>.progress before each one)."""
+    path = out / f"{backend}.progress"
+    return path.read_text().strip() or None if path.exists() else None
+
 
 @dataclass
 class BackendRun:
@@ -46,6 +62,7 @@ def run_backends(
     twins: list[str] | None = None,
     golden_dir: Path | None = None,
     log=print,
+    on_poll=None,
 ) -> dict[str, BackendRun]:
     """Start one runner per backend at once (imports overlap on the cores), each computing what
     `asked` says: a local process in the backend's environment, or with docker=True a container
@@ -78,19 +95,33 @@ def run_backends(
             procs[twin] = (_start_twin(twin, out, builtin, cache, golden_dir, log), time.perf_counter())
         except envs.EnvError as exc:
             runs[twin].error = str(exc)
+    limit = time_limit()
     while procs:  # collect each runner as it ends, so each one's wall time is its own
         for b, (proc, t0) in list(procs.items()):
             if proc.poll() is not None:
                 runs[b] = load_run(out, b, proc.returncode, twin=b in ENV)
                 runs[b].wall = time.perf_counter() - t0
                 del procs[b]
-        time.sleep(0.02)
+            elif time.perf_counter() - t0 > limit:
+                proc.kill()
+                on = current_model(out, b)
+                runs[b] = BackendRun(
+                    b,
+                    error=f"{b} did not finish within {limit:.0f} s"
+                    + (f" (it was on {on})" if on else "")
+                    + f"; see {out / (b + '.log')}, or allow more with --time-limit SECONDS",
+                )
+                runs[b].wall = time.perf_counter() - t0
+                del procs[b]
+        if on_poll:
+            on_poll({b: current_model(out, b) for b in procs})
+        time.sleep(0.05)
     return runs
 
 
 def _clear(out: Path, name: str) -> None:
     """What an earlier run of this backend or twin left in `out`."""
-    for suffix in (".npz", ".json", ".log", ".layers.npz", ".sketches.npz", ".feeds.npz"):
+    for suffix in (".npz", ".json", ".log", ".layers.npz", ".sketches.npz", ".feeds.npz", ".progress"):
         (out / f"{name}{suffix}").unlink(missing_ok=True)
 
 

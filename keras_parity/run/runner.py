@@ -293,7 +293,8 @@ def main(argv=None) -> int:
     meta.update(envinfo.provenance(*started))
     users = [usermodel.register(usermodel.Source.from_json(j), REGISTRY) for j in args.user_model]
     names = (args.model or ([] if users else list(REGISTRY))) + users
-    arrays, capture = _run_models(names, backend, asked, timings, args.cache_dir, meta)
+    progress = out / f"{backend}.progress"  # the harness names the model a hung process was on
+    arrays, capture = _run_models(names, backend, asked, timings, args.cache_dir, meta, progress.write_text)
     timings["total"] = time.perf_counter() - t_start
     meta["timings"] = timings
     meta["peak_rss_mb"] = _peak_rss_mb()
@@ -307,10 +308,13 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_models(names, backend, asked: RunFlags, timings, cache, meta) -> tuple[dict, _Capture]:
-    """Every model in turn; one that fails is recorded in meta['errors'] and the rest go on."""
+def _run_models(names, backend, asked: RunFlags, timings, cache, meta, on_model=None) -> tuple[dict, _Capture]:
+    """Every model in turn; one that fails is recorded in meta['errors'] and the rest go on.
+    `on_model(name)` is told each model before it starts."""
     arrays, capture = {}, _Capture.asked_by(asked)
     for name in names:
+        if on_model:
+            on_model(name)
         mine = _Capture.asked_by(asked)
         t0 = time.perf_counter()
         try:

@@ -87,20 +87,20 @@ def sources(names: list[str], zoo_dir: Path) -> list[usermodel.Source]:
     return out
 
 
-def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, float64=False, log=print):
+def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, float64=False, log=print, on_poll=None):
     """(rows, cells, runs) of the zoo's `names` on `backends`; with `float64`, each backend runs
     them again under a float64 policy, which should meet the reference to float64 rounding."""
     zoo_dir, golden_dir = out / "zoo", out / "zoo" / "golden"
     registered = [usermodel.register(s, REGISTRY) for s in sources(names, zoo_dir)]
     asked = RunFlags(configs=True, training=False, predict_only=True)
-    runs = run_backends(backends, registered, zoo_dir / "raw", asked, docker=docker, log=log)
+    runs = run_backends(backends, registered, zoo_dir / "raw", asked, docker=docker, log=log, on_poll=on_poll)
     # The reference from these runs, by `golden`'s own writer; only its problems are shown.
     regenerate(runs, registered, golden_dir, log=lambda line: log(line) if "[red]" in line else None)
     cells = evaluate(runs, registered, golden_dir, write_obtained=False, training=False, strict=True)
     rows = rows_of(registered, cells, runs)
     if float64:
         asked = RunFlags(dtype="float64", training=False, predict_only=True)
-        again = run_backends(backends, registered, zoo_dir / "float64", asked, docker=docker, log=log)
+        again = run_backends(backends, registered, zoo_dir / "float64", asked, docker=docker, log=log, on_poll=on_poll)
         judged = evaluate(again, registered, golden_dir, write_obtained=False, policy="float64", training=False)
         for row, other in zip(rows, rows_of(registered, judged, again)):
             row.float64 = other.rel_l2
@@ -210,6 +210,7 @@ def pick(only: list[str] | None, ci: bool) -> list[str]:
 
 def main(args, console) -> int:
     from keras_parity.registry.spec import BACKENDS
+    from keras_parity.report.progress import BackendProgress
 
     try:
         names = pick(args.model, args.ci)
@@ -218,8 +219,10 @@ def main(args, console) -> int:
         return 2
     backends = args.backend or list(BACKENDS)
     t0 = time.perf_counter()
-    with console.status(f"the zoo: {len(names)} models on {', '.join(backends)}"):
-        rows, cells, runs = run_zoo(names, backends, args.out, args.docker, args.float64, log=console.print)
+    with BackendProgress(console, backends, names) as progress:
+        rows, cells, runs = run_zoo(
+            names, backends, args.out, args.docker, args.float64, log=console.print, on_poll=progress.update
+        )
     print_table(rows, backends, console)
     md = write(rows, cells, runs, args.out, backends)
     console.print(f"zoo of {len(rows)} models in {time.perf_counter() - t0:.0f} s; table in {md}", soft_wrap=True)
