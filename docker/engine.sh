@@ -3,12 +3,14 @@
 #   source docker/engine.sh; engine_up; base_image_offline keras-parity/base:bookworm; ...; engine_down
 # engine_up starts dockerd as root with its own data root, exec root and socket, no bridge
 # and no iptables (builds and containers run with --network none), and exports DOCKER_HOST.
-set -euo pipefail
+# Sourced into the caller's shell, so it leaves the shell's options as they are (no `set -e`:
+# an interactive shell would close on its first failing command); each function returns 1
+# on a failure instead.
 
 ENGINE_DIR=${ENGINE_DIR:-/var/tmp/keras-parity-docker}
 
 engine_up() {
-  mkdir -p "$ENGINE_DIR"
+  mkdir -p "$ENGINE_DIR" || return 1
   if [ -S "$ENGINE_DIR/docker.sock" ] && DOCKER_HOST="unix://$ENGINE_DIR/docker.sock" docker version >/dev/null 2>&1; then
     export DOCKER_HOST="unix://$ENGINE_DIR/docker.sock"
     return 0
@@ -37,10 +39,12 @@ base_image_offline() {
   local name=${1:-keras-parity/base:bookworm}
   if docker image inspect "$name" >/dev/null 2>&1; then return 0; fi
   local root
-  root=$(mktemp -d /var/tmp/keras-parity-rootfs.XXXXXX)
+  root=$(mktemp -d /var/tmp/keras-parity-rootfs.XXXXXX) || return 1
   debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
     bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 || { tail -5 "$root.log" >&2; return 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-  tar -C "$root" -c . | docker import - "$name" >/dev/null
+  local status=0
+  tar -C "$root" -c . | docker import - "$name" >/dev/null || status=1
   rm -rf "$root" "$root.log"
+  return "$status"
 }

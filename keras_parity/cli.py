@@ -52,6 +52,8 @@ def _models(args) -> list[str]:
         names = [usermodel.register(u, REGISTRY) for u in users]
     except usermodel.UserModelError as exc:
         sys.exit(f"error: {exc}")
+    for note in filter(None, map(usermodel.inputs_note, users)):
+        console.print(note, soft_wrap=True, markup=False)
     known = REGISTRY.builtin
     args.golden_dir = args.golden_dir if args.golden_dir and not users else golden.GOLDEN
     picked = _pick("model", builtin, known) if builtin or not users else []

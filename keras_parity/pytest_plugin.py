@@ -10,12 +10,17 @@ where that is a different program) and compares it with the goldens in
 a float64 reference computed by the suite's NumPy layers when they cover the model, else the
 other backends' snapshots (labelled cross-backend), and this backend's own snapshot.
 Missing goldens are created and the test fails once, as pytest-regressions does;
-`--parity-regen` (or pytest-regressions' `--force-regen`) rewrites them.
+`--parity-regen` (or pytest-regressions' `--force-regen`) rewrites them. With `CI` set in the
+environment (or `--parity-strict`) nothing is written: a missing reference or snapshot fails
+with the command that records it. A mismatch writes the obtained outputs under the test's
+tmp_path. The determinism settings check() switches on are put back after the test.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -41,22 +46,48 @@ def pytest_addoption(parser):
         default=False,
         help="rewrite the goldens of keras_parity.check(): the float64 reference and this backend's snapshot",
     )
+    parser.getgroup("keras-parity").addoption(
+        "--parity-strict",
+        action="store_true",
+        default=False,
+        help="fail on a missing golden of keras_parity.check() instead of writing it (the default with CI set)",
+    )
+
+
+def strict(config) -> bool:
+    """CI's mode: a golden that is missing fails the test, naming the command that records it,
+    so that nothing CI writes goes unchecked."""
+    ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+    return bool(config.getoption("parity_strict")) or ci
 
 
 @pytest.fixture
-def keras_parity(request) -> ParityCheck:
+def keras_parity(request, tmp_path):
     """check(model, inputs) against goldens whose path derives from this test's identity."""
     config = request.config
     regen = config.getoption("parity_regen") or bool(config.getoption("force_regen", default=False))
-    return ParityCheck(Path(request.path), request.node.name, regen)
+    check = ParityCheck(Path(request.path), request.node.name, regen, strict(config), tmp_path, request.node.nodeid)
+    yield check
+    check.restore()
 
 
 class ParityCheck:
-    def __init__(self, test_file: Path, test_name: str, regen: bool):
+    def __init__(self, test_file: Path, test_name: str, regen: bool, strict: bool, tmp_path: Path, nodeid: str):
         self.root = test_file.parent / test_file.stem
         self.name = re.sub(r"[^\w.-]+", "_", test_name).strip("_")
-        self.regen = regen
+        self.regen, self.strict = regen, strict
+        self.tmp_path, self.nodeid = tmp_path, nodeid
         self.calls = 0
+        self.saved: tuple[str, dict] | None = None  # the settings as the test found them
+
+    def restore(self) -> None:
+        """Put back the settings check() changed, for the process's other tests."""
+        if self.saved is not None:
+            knobs.restore(*self.saved)
+            self.saved = None
+
+    def record_command(self, backend: str) -> str:
+        return f"KERAS_BACKEND={backend} pytest --parity-regen {shlex.quote(self.nodeid)}"
 
     def seed_weights(self, model, seed: int = 0) -> None:
         """Set every weight from NumPy with a fixed seed: a model built in code starts from
@@ -75,6 +106,8 @@ class ParityCheck:
         import keras
 
         backend = keras.backend.backend()
+        if self.saved is None:
+            self.saved = (backend, knobs.current(backend))
         knobs.after_import(backend, threads=False)  # TF32 off and deterministic kernels, as the goldens were made
         key = name or (self.name if self.calls == 0 else f"{self.name}-{self.calls}")
         self.calls += 1
@@ -86,6 +119,12 @@ class ParityCheck:
         run = _produce(graph, feed, key, backend)
         snapshot, platform = golden.part(run.arrays, key), run.meta["platform"]
         snap_file = golden.snapshot_path(key, platform, backend, self.root)
+        if not self.regen and self.strict and not golden.reference_path(key, self.root).exists():
+            pytest.fail(
+                f"{key} has no goldens in {self.root / key}, and with CI set (or --parity-strict) none are "
+                f"written; record them with `{self.record_command(backend)}` and check them in",
+                pytrace=False,
+            )
         if self.regen or not golden.reference_path(key, self.root).exists():
             kind = self._write_reference(key, graph, run)
             golden.write_npz(snap_file, snapshot)
@@ -101,15 +140,20 @@ class ParityCheck:
         g = read_goldens(key, self.root, spec, regen=REGEN_HINT)
         runs = {backend: run, **(_snapshot_runs(key, platform, backend, self.root) if g.gaps else {})}
         cells = judge_backend(g, backend, runs)
-        if not snap_file.exists():
-            golden.write_npz(snap_file, snapshot)  # a backend's first run: its snapshot, from now on
         bad = [c for c in cells if c.status != "pass"]
-        obtained_file = golden.obtained_path(key, backend, self.root)
-        if not bad:
-            obtained_file.unlink(missing_ok=True)
-            return
-        golden.write_npz(obtained_file, snapshot)
-        pytest.fail(_report(key, backend, bad, obtained_file), pytrace=False)
+        if bad:
+            obtained_file = golden.obtained_path(key, backend, self.tmp_path)
+            golden.write_npz(obtained_file, snapshot)
+            pytest.fail(_report(key, backend, bad, obtained_file), pytrace=False)
+        if not snap_file.exists() and self.strict:
+            pytest.fail(
+                f"{key} passes on {backend} but has no {backend} snapshot for {platform} ({snap_file}), and with "
+                f"CI set (or --parity-strict) none is written; record it with `{self.record_command(backend)}` "
+                "and check it in",
+                pytrace=False,
+            )
+        if not snap_file.exists():
+            golden.write_npz(snap_file, snapshot)  # a backend's first passing run: its snapshot, from now on
 
     def _write_reference(self, key: str, graph, run: BackendRun) -> str:
         """The float64 reference of `parity`'s user models (or the cross-backend record), written

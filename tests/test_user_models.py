@@ -131,11 +131,10 @@ def test_bad_files_stop_before_any_backend_runs(project, tmp_path, args, says):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--inputs", "seq_wrong_name.npz"], "holds ['features'] but seq takes inputs ['input_layer']"),
         (["--inputs", "seq_wrong_shape.npz"], "'input_layer' has shape (5, 7) but seq takes (None, 6)"),
         (["--inputs", "seq_wrong_dtype.npz"], "'input_layer' is int32 but seq takes float32; save it with"),
     ],
-    ids=["name", "shape", "dtype"],
+    ids=["shape", "dtype"],
 )
 def test_inputs_that_do_not_match_the_model(project, tmp_path, args, says):
     out = tmp_path / "out"
@@ -144,6 +143,14 @@ def test_inputs_that_do_not_match_the_model(project, tmp_path, args, says):
     (cell,) = _cells(out)
     assert cell["status"] == "error" and says in cell["problems"][0], cell
     assert f"ERROR seq/* (jax/cpu/*): jax failed on seq: {Path(args[1]).name}" in proc.stdout
+
+
+def test_one_array_feeds_a_one_input_model_whatever_its_name_and_says_so(project, tmp_path):
+    goldens = ["--golden-dir", str(tmp_path / "golden"), "--inputs", "seq_wrong_name.npz", "--backend", "jax"]
+    proc = cli("golden", "--model-file", "seq.keras", *goldens, "--out", str(tmp_path / "g"), cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    note = "note: seq_wrong_name.npz: its one array 'features' feeds seq's input 'input_layer'"
+    assert proc.stdout.splitlines().count(note) == 1, proc.stdout
 
 
 def test_custom_layer_not_found_names_it_and_the_flag(project, tmp_path):

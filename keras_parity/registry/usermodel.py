@@ -149,6 +149,48 @@ def check_inputs_file(path: Path) -> None:
         ) from None
 
 
+def inputs_note(source: Source) -> str | None:
+    """The line that says an .npz's one array feeds a one-input model under another name
+    (check_feed maps it), or None: the names match, or the model takes several inputs and
+    its runner says which names it wants."""
+    if source.inputs is None:
+        return None
+    with np.load(source.inputs, allow_pickle=False) as z:
+        arrays = list(z.files)
+    if len(arrays) != 1 or arrays[0] == "arr_0":  # arr_0: numpy.savez(path, array), by position
+        return None
+    where, array = Path(source.inputs).name, arrays[0]
+    names = _file_input_names(Path(source.target)) if source.kind == "file" else None
+    if names is None:
+        return f"note: {where}: its one array '{array}' feeds {source.name}'s input if it takes one, whatever its name"
+    if len(names) != 1 or names[0] == array:
+        return None
+    return f"note: {where}: its one array '{array}' feeds {source.name}'s input '{names[0]}'"
+
+
+def _file_input_names(path: Path) -> list[str] | None:
+    """A .keras file's input names from its config.json, without Keras (None: not told)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))["config"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    if "input_layers" in config:  # functional: [name, node, tensor] for one input, nested for several
+        found = []
+
+        def walk(x):
+            if isinstance(x, list) and len(x) == 3 and isinstance(x[0], str):
+                found.append(x[0])
+            elif isinstance(x, (list, dict)):
+                for v in x.values() if isinstance(x, dict) else x:
+                    walk(v)
+
+        walk(config["input_layers"])
+        return found or None
+    first = (config.get("layers") or [{}])[0]  # Sequential: its InputLayer first
+    return [first["config"]["name"]] if first.get("class_name") == "InputLayer" else None
+
+
 # --- runner side: these import Keras, under the backend the runner chose -----------------
 
 
@@ -248,6 +290,8 @@ def check_feed(given: dict[str, np.ndarray], specs, where: str, model: str) -> d
     names = [n for n, _, _ in specs]
     if set(given) == {f"arr_{i}" for i in range(len(specs))}:  # numpy.savez(path, *arrays): input order
         given = {n: given[f"arr_{i}"] for i, n in enumerate(names)}
+    if len(names) == len(given) == 1:  # one array for one input: its name cannot be ambiguous
+        given = {names[0]: next(iter(given.values()))}
     if set(given) != set(names):
         raise UserModelError(
             f"{where} holds {sorted(given)} but {model} takes inputs {names}; save one array per input "

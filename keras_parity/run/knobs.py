@@ -115,6 +115,70 @@ def after_import(backend: str, tf32: bool = False, threads: bool = True) -> dict
     raise ValueError(f"unknown backend '{backend}'")
 
 
+# What after_import(threads=False) changes in JAX's global config, by its config name.
+_JAX_KNOBS = (
+    "jax_default_matmul_precision",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+)
+
+
+def current(backend: str) -> dict:
+    """The process-wide settings after_import(backend, threads=False) changes, as they are
+    now: restore() puts them back (the pytest fixture runs in a user's process, whose other
+    tests must not inherit deterministic kernels or a matmul precision)."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+        from tensorflow.python.framework.config import is_op_determinism_enabled
+
+        return {
+            "op_determinism": is_op_determinism_enabled(),
+            "tensor_float_32": tf.config.experimental.tensor_float_32_execution_enabled(),
+        }
+    if backend == "jax":
+        import jax
+
+        return {name: getattr(jax.config, name) for name in _JAX_KNOBS}
+    if backend == "torch":
+        import torch
+
+        return {
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+            "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        }
+    raise ValueError(f"unknown backend '{backend}'")
+
+
+def restore(backend: str, saved: dict) -> None:
+    """Put back the settings current() returned."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+        from tensorflow.python.framework import config
+
+        (config.enable_op_determinism if saved["op_determinism"] else config.disable_op_determinism)()
+        tf.config.experimental.enable_tensor_float_32_execution(saved["tensor_float_32"])
+    elif backend == "jax":
+        import jax
+
+        for name, value in saved.items():
+            jax.config.update(name, value)
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(saved["deterministic_algorithms"], warn_only=saved["warn_only"])
+        torch.backends.cuda.matmul.allow_tf32 = saved["cuda_matmul_allow_tf32"]
+        torch.backends.cudnn.allow_tf32 = saved["cudnn_allow_tf32"]
+        torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+        # Last: allow_tf32 above sets the precision too ('high' or 'highest'), which may not be what it was.
+        torch.set_float32_matmul_precision(saved["float32_matmul_precision"])
+    else:
+        raise ValueError(f"unknown backend '{backend}'")
+
+
 def device_info(backend: str) -> tuple[str, dict | None]:
     """('gpu', facts) when the backend computes on a GPU, else ('cpu', None). The facts are
     what its kernels are chosen by: model, compute capability, driver, CUDA and cuDNN."""
