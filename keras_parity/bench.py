@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from keras_parity.exitcodes import Exit
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import envs
@@ -86,7 +87,7 @@ def bench(args, console) -> int:
             f"with the native twins (--twins): {twins_wall:.1f} s against {wall:.1f} s, "
             f"+{(twins_wall / wall - 1) * 100:.0f}% (target <= 30%)"
         )
-    return 1 if failed else 0
+    return Exit.INFRA if failed else Exit.OK  # a backend that did not run
 
 
 def _container_overhead(backends, models, out, local, console) -> None:
@@ -155,7 +156,7 @@ def bench_user(args, models: list[str], console) -> int:
     source = REGISTRY[models[-1]].source
     if source.kind != "file" or not source.inputs:
         console.print("[red]error[/]: the overhead benchmark takes --model-file with --inputs")
-        return 2
+        return Exit.USAGE
     out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-user-"))
     t = Table(title=f"{source.name}: the suite's runner vs a plain script (seconds; one process each)")
     cols = ("plain wall", "no teardown", "plain load + compute", "runner wall", "runner load + calls", "overhead")
@@ -189,4 +190,4 @@ def bench_user(args, models: list[str], console) -> int:
     )
     _, judge = _timed(lambda: evaluate(runs, [source.name], args.golden_dir, write_obtained=False))
     console.print(f"judging the cells against the goldens: {judge:.3f} s (harness side, once per run)")
-    return 1 if failed else 0
+    return Exit.INFRA if failed else Exit.OK  # a backend that did not run

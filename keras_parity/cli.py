@@ -12,12 +12,15 @@ from rich.console import Console
 
 from keras_parity import golden, options, report
 from keras_parity.drift import cli as drift_cli
+from keras_parity.exitcodes import Exit, from_verdicts, usage_error
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.envinfo import CHECKOUT, ISA_CAP_ENV
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import TIME_LIMIT_ENV
+
+TABLE = "parity-table.txt"  # the full per-cell table, beside parity.json
 
 # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -27,7 +30,7 @@ def _pick(kind: str, asked: list[str] | None, known) -> list[str]:
     for name in asked or []:
         if name not in known:
             also = " or package.module:function (your own)" if kind == "model" else ""
-            sys.exit(f"error: unknown {kind} '{name}'; choose from: {', '.join(known)}{also}")
+            usage_error(f"unknown {kind} '{name}'; choose from: {', '.join(known)}{also}")
     return list(dict.fromkeys(asked)) if asked else list(known)
 
 
@@ -51,15 +54,15 @@ def _models(args) -> list[str]:
             raise usermodel.UserModelError("--inputs belongs to one model; pass exactly one --model-file or builder")
         names = [usermodel.register(u, REGISTRY) for u in users]
     except usermodel.UserModelError as exc:
-        sys.exit(f"error: {exc}")
+        usage_error(str(exc))
     for note in filter(None, map(usermodel.inputs_note, users)):
         console.print(note, soft_wrap=True, markup=False)
     known = REGISTRY.builtin
     args.golden_dir = args.golden_dir if args.golden_dir and not users else golden.GOLDEN
     picked = _pick("model", builtin, known) if builtin or not users else []
     if picked and not CHECKOUT:  # the wheel carries the models, not their goldens
-        sys.exit(
-            "error: the built-in models' goldens live in a checkout of keras-parity; run `nox -s parity` there, "
+        usage_error(
+            "the built-in models' goldens live in a checkout of keras-parity; run `nox -s parity` there, "
             "or pass your own model with --model-file or --model package.module:function"
         )
     return picked + names
@@ -80,15 +83,26 @@ def cmd_parity(args) -> int:
         runs, cells = run_and_judge(plan, log=console.print, on_poll=progress.update)
     diagnose(plan, cells, runs, status=console.status)
     wall = time.perf_counter() - t0
-    report.print_report(cells, console)
+    _report(cells, args, console)
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
     for r in meta.values():
         r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
     report.write_json(cells, meta, args.out / "parity.json", seeds={m: REGISTRY[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
-    console.print(f"wall time {wall:.1f} s; report in {args.out / 'parity.json'} and {args.out / 'parity.xml'}")
-    bad = [c for c in cells if c.status in ("fail", "error")]
-    return 1 if bad else 0
+    console.print(
+        f"wall time {wall:.1f} s; full table in {args.out / TABLE} (or -v); report in {args.out / 'parity.json'} "
+        f"and {args.out / 'parity.xml'}",
+        soft_wrap=True,
+    )
+    return from_verdicts(c.status for c in cells)
+
+
+def _report(cells, args, console) -> None:
+    """The grid and the failures on the terminal (the full table too with -v), the full table in
+    results/, and on GitHub Actions the summary in the job's page."""
+    report.print_report(cells, console, verbose=args.verbose)
+    report.write_table(cells, args.out / TABLE)
+    report.write_step_summary(cells)
 
 
 def cmd_golden(args) -> int:
@@ -108,7 +122,11 @@ def cmd_golden(args) -> int:
         )
     console.print("regenerating goldens (unchanged files are not touched):")
     problems = regenerate(runs, models, args.golden_dir, log=console.print, snapshots_only=args.snapshots_only)
-    return 1 if problems else 0
+    # A backend whose process did not run is the machine's; anything else left unwritten (a model
+    # failing on a backend, snapshots refused) is for a person to look at.
+    if any(r.error for r in runs.values()):
+        return Exit.INFRA
+    return Exit.REGRESSION if problems else Exit.OK
 
 
 def cmd_images(args) -> int:
@@ -123,8 +141,8 @@ def cmd_images(args) -> int:
             console.print(f"pruned: {prune(backends, log=console.print):.0f} MB of images freed")
         except EnvError as exc:
             console.print(f"[red]error[/]: {exc}", soft_wrap=True)
-            return 1
-        return 0
+            return Exit.INFRA
+        return Exit.OK
     devices = ["cpu", "cuda"] if args.cuda else ["cpu"]
     t = Table(title="keras-parity images")
     for col in ("image", "build seconds", "size (MB)", f"vs {args.compare}"):
@@ -148,7 +166,7 @@ def cmd_images(args) -> int:
             f"`docker pull {args.compare}` where a registry is reachable, then rerun",
             soft_wrap=True,
         )
-    return 1 if failed else 0
+    return Exit.INFRA if failed else Exit.OK
 
 
 def cmd_localize(args) -> int:
@@ -160,7 +178,7 @@ def cmd_localize(args) -> int:
     backends, spec = _pick("backend", args.backend, BACKENDS), REGISTRY[_pick("model", [args.model], REGISTRY)[0]]
     cases = [c for c in spec.cases if c.mode != "moving_stats" and (not args.case or c.name in args.case)]
     if not cases:
-        sys.exit(f"error: no case {args.case} in {args.model}; choose from {', '.join(c.name for c in spec.cases)}")
+        usage_error(f"no case {args.case} in {args.model}; choose from {', '.join(c.name for c in spec.cases)}")
     t0 = time.perf_counter()
     with console.status(f"capturing every layer of {args.model} on {', '.join(backends)}"):
         runs = run_backends(
@@ -187,7 +205,7 @@ def cmd_localize(args) -> int:
             png = plot(rows, hit, f"{args.model}/{case.name} on {b}", args.out / f"{args.model}-{case.name}-{b}.png")
             console.print(f"{describe(rows)}; plot: {png}", soft_wrap=True)
     console.print(f"localized in {time.perf_counter() - t0:.1f} s")
-    return 1 if failed else 0
+    return Exit.INFRA if failed else Exit.OK
 
 
 def cmd_report(args) -> int:
@@ -196,12 +214,15 @@ def cmd_report(args) -> int:
     try:
         cells, runs = merge(args.dirs)
     except MergeError as exc:
-        sys.exit(f"error: {exc}")
-    report.print_report(cells, console)
+        usage_error(str(exc))
+    _report(cells, args, console)
     report.write_json(cells, runs, args.out / "parity.json")
     report.write_junit(cells, args.out / "parity.xml")
-    console.print(f"merged {len(args.dirs)} result directories into {args.out / 'parity.json'} and parity.xml")
-    return 1 if any(c.status != "pass" for c in cells) else 0
+    console.print(
+        f"merged {len(args.dirs)} result directories into {args.out / 'parity.json'}, parity.xml and {TABLE}",
+        soft_wrap=True,
+    )
+    return from_verdicts(c.status for c in cells)
 
 
 def cmd_bench(args) -> int:
@@ -215,11 +236,7 @@ def cmd_bench(args) -> int:
 def cmd_repro(args) -> int:
     from keras_parity import repro
 
-    try:
-        args.models = _models(args)  # registers a user model given with --model-file or --model
-    except SystemExit as exc:  # a usage error: one line, exit code 2
-        console.print(exc.code, soft_wrap=True)
-        return 2
+    args.models = _models(args)  # registers a user model given with --model-file or --model
     return repro.run(args, console)
 
 
@@ -241,16 +258,17 @@ def main(argv=None) -> int:
     # history or the docker/ folder the images build from.
     if not CHECKOUT and (args.cmd in ("localize", "drift", "images") or getattr(args, "docker", False)):
         what = "--docker" if getattr(args, "docker", False) else f"`keras-parity {args.cmd}`"
-        sys.exit(f"error: {what} runs from a checkout of keras-parity (clone it and use its nox sessions)")
+        usage_error(f"{what} runs from a checkout of keras-parity (clone it and use its nox sessions)")
     if getattr(args, "time_limit", None) is not None:
         if args.time_limit <= 0:
-            sys.exit(f"error: --time-limit {args.time_limit:g} is not a duration; give seconds above 0, e.g. 1800")
+            usage_error(f"--time-limit {args.time_limit:g} is not a duration; give seconds above 0, e.g. 1800")
         os.environ[TIME_LIMIT_ENV] = str(args.time_limit)  # the launcher reads it (keras_parity/run/launch.py)
     if getattr(args, "isa_cap", None):
         if platform.machine().lower() not in ("x86_64", "amd64"):
-            sys.exit(f"error: --isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")
+            usage_error(f"--isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")
         os.environ[ISA_CAP_ENV] = args.isa_cap  # the runners (local or in containers) apply it
-    return args.fn(args, console) if args.fn in (drift_cli.cmd_drift, cmd_zoo) else args.fn(args)
+    code = args.fn(args, console) if args.fn in (drift_cli.cmd_drift, cmd_zoo) else args.fn(args)
+    return int(code)
 
 
 if __name__ == "__main__":

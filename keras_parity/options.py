@@ -6,12 +6,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from keras_parity import __version__
 from keras_parity.drift import cli as drift_cli
 from keras_parity.pins import pinned_version
 from keras_parity.run.envinfo import RESULTS
 from keras_parity.run.machine import ISA_CAPS
 from keras_parity.twins import MODULES as TWINS
 
+VERBOSE = "also print the full per-cell table (always written to parity-table.txt in --out)"
 # The published TensorFlow CPU image of the pinned release: what the images' sizes are held against.
 UPSTREAM_TF = f"tensorflow/tensorflow:{pinned_version('tensorflow-cpu')}"
 
@@ -48,6 +50,7 @@ def parser(commands: dict) -> argparse.ArgumentParser:
             "model.keras --inputs inputs.npz; in pytest, the keras_parity fixture."
         ),
     )
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
     for name, fn, help_ in (
         ("parity", commands["parity"], "run every model on every backend and compare with the goldens"),
@@ -77,7 +80,7 @@ def parser(commands: dict) -> argparse.ArgumentParser:
         )
         p.set_defaults(
             fn=fn, float64=False, determinism=False, policy=None, training=True, tf32=False, lstm_no_cudnn=False,
-            strict=False, strict_bits=False, with_=None,
+            strict=False, strict_bits=False, with_=None, verbose=False,
         )  # fmt: skip
         if name == "golden":
             p.add_argument(
@@ -86,6 +89,7 @@ def parser(commands: dict) -> argparse.ArgumentParser:
                 help="record this platform's snapshots only; the float64 references and graphs stay as they are",
             )
         if name == "parity":
+            p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
             p.add_argument(
                 "--no-training",
                 dest="training",
@@ -161,5 +165,6 @@ def parser(commands: dict) -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="merge result directories of several machines into one report")
     p.add_argument("dirs", nargs="+", type=Path, help="directories written by `parity --out`")
     p.add_argument("--out", type=Path, default=RESULTS / "merged", help="where the merged report goes")
+    p.add_argument("-v", "--verbose", action="store_true", help=VERBOSE)
     p.set_defaults(fn=commands["report"])
     return ap

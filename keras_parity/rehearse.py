@@ -18,6 +18,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.judge.compare import CellResult
 from keras_parity.pins import lock_inputs
 from keras_parity.run import envs
@@ -252,9 +253,9 @@ def main(args, backends: list[str], models: list[str], console) -> int:
             rows, moved = rehearse(args, backends, models, log=console.print)
     except (RehearsalError, envs.EnvError) as exc:
         console.print(f"error: {exc}", soft_wrap=True, markup=False)
-        return 2 if isinstance(exc, RehearsalError) else 3  # what was asked, or the machine
+        return Exit.USAGE if isinstance(exc, RehearsalError) else Exit.INFRA  # what was asked, or the machine
     print_table(rows, moved, args.with_, console)
     path = args.out / "rehearse" / "rehearsal.json"
     path.write_text(json.dumps({"with": args.with_, "moved": moved, "cells": rows}, indent=1) + "\n")
     console.print(f"{len(rows)} cells; the goldens are untouched; rehearsal in {path}", soft_wrap=True)
-    return 1 if any(r["verdict"][1] in ("fail", "error") for r in rows) else 0
+    return from_verdicts(r["verdict"][1] for r in rows)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.exitcodes import Exit
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
@@ -44,7 +45,7 @@ from keras_parity.run.weights import checksum, seeded_case
 class ReproError(Exception):
     """A cell that cannot be written as a reproducer; the message names the thing and the fix."""
 
-    def __init__(self, message: str, code: int = 2):
+    def __init__(self, message: str, code: int = Exit.USAGE):
         super().__init__(message)
         self.code = code
 
@@ -348,24 +349,24 @@ def run(args, console) -> int:
     if not backends or unknown:
         what = f"unknown backend '{unknown[0]}'" if unknown else "no backend named"
         console.print(f"error: {what}; pass --backend with one of {', '.join(BACKENDS)}", soft_wrap=True)
-        return 2
+        return Exit.USAGE
     try:
         model, case = pick_cell(args.cell, args.models)
         _expected(model, case, args.golden_dir)
     except (ReproError, golden.GoldenError) as exc:
         console.print(f"error: {exc}", soft_wrap=True)
-        return getattr(exc, "code", 1)
+        return getattr(exc, "code", Exit.USAGE)
     with console.status(f"running {model} on {', '.join(backends)}"):
         runs = run_backends(
             backends, [model], args.out / "raw", RunFlags(configs=True, training=False), log=console.print
         )
     cells = evaluate(runs, [model], args.golden_dir, write_obtained=False, training=False)
-    failed = 0
+    failed = crashed = 0
     for b, r in runs.items():
         error = r.error or r.meta.get("errors", {}).get(model)
         if error or model not in r.meta.get("models", {}):
             console.print(f"error: {b} did not run {model}: {error}", soft_wrap=True)
-            failed += 1
+            crashed += 1
             continue
         order = [*PATHS[b], "call"]  # as the script runs them
         mine = sorted((c for c in cells if c.backend == b and c.case == case), key=lambda c: order.index(c.path))
@@ -381,4 +382,5 @@ def run(args, console) -> int:
                     f"{c.status} {model}/{case} {b} {c.path} {k}: rel L2 {m.rel_l2:.4e}, max abs {m.max_abs:.4e}"
                 )
         console.print(f"reproducer in {folder}: python {folder / 'repro.py'}", soft_wrap=True)
-    return 1 if failed else 0
+    # a backend that did not run is the machine's; a reproducer that could not be written is not
+    return Exit.INFRA if crashed else Exit.REGRESSION if failed else Exit.OK

@@ -36,7 +36,7 @@ def _judged(tmp_path: Path) -> dict[str, str]:
     runs = {b: load_run(MASTER / "raw", b, twin=twin) for b, twin in RUNS.items()}
     cells = evaluate(runs, MODELS, goldens)
     console = Console(record=True, width=200, color_system=None, force_terminal=False)
-    report.print_report(cells, console)
+    report.print_report(cells, console, verbose=True)  # the full table, then the grid and the failures
     report.write_json(cells, {}, tmp_path / "parity.json")
     report.write_junit(cells, tmp_path / "parity.xml")
     text = console.export_text()

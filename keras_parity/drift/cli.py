@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from keras_parity import golden
+from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
@@ -142,14 +143,13 @@ def cmd_drift(args, console) -> int:
                 path = report.write(hist, where / report.REPORT.name, where)
     except (matrix.MatrixError, history.HistoryError, groups.GroupError) as exc:
         console.print(f"[red]error[/]: {exc}", soft_wrap=True)
-        return 2
+        return Exit.USAGE
     limit = m.cache_limit_gb
     left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; {'rows' if args.group else 'report'}: {shown}")
     log(f"cached environments: {left / 1e3:.1f} GB in {cellenv.root()} (cap {limit:g} GB; --prune to empty)")
-    bad = [o for o in outcomes for r in o.rows if r["verdict"] in ("fail", "error")]
-    return 1 if bad else 0
+    return from_verdicts(r["verdict"] for o in outcomes for r in o.rows)
 
 
 def _bisect(args, m, folders, bisect, history, report, log) -> int:
@@ -180,9 +180,9 @@ def _merge(folders: list[Path], console) -> int:
         rows, conflicts = merge.merge(folders, DRIFT)
     except history.HistoryError as exc:
         console.print(f"[red]error[/]: {exc}; nothing was written", soft_wrap=True)
-        return 2
+        return Exit.USAGE
     for line in conflicts:
         console.print(f"[yellow]{line}[/]", soft_wrap=True)
     path = report.write(DRIFT / "history.csv", DRIFT / "report.md", DRIFT)
     console.print(f"merged {len(folders)} folders: {rows} rows in {DRIFT / 'history.csv'}; report: {path}")
-    return 1 if conflicts else 0
+    return Exit.REGRESSION if conflicts else Exit.OK  # rows that disagree are for a person to settle

@@ -1,8 +1,11 @@
-"""The parity report: one rich table on the terminal, JSON and JUnit XML on disk."""
+"""The parity report: the grid and the failures on the terminal (the full table with -v); the full
+table as text, JSON and JUnit XML on disk; the grid as Markdown on GitHub Actions."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
@@ -11,8 +14,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from keras_parity.judge.compare import CellResult
-
-_STYLE = {"pass": "green", "fail": "bold red", "error": "bold magenta", "unsupported": "yellow", "skipped": "yellow"}
+from keras_parity.report import grid
+from keras_parity.report.grid import STYLE
 
 
 def _fmt(x: float | None) -> str:
@@ -38,71 +41,106 @@ def _snapshot_text(cell: CellResult) -> str:
     return cell.snapshot
 
 
+_COLUMNS = (
+    ("model/case", "left"),
+    ("backend", "left"),
+    ("device", "left"),
+    ("path", "left"),
+    ("rel L2", "right"),
+    ("max abs", "right"),
+    ("max rel", "right"),
+    ("tol (rel L2)", "right"),
+    ("vs snapshot", "left"),
+    ("top-5", "right"),
+    ("float64 run", "left"),
+    ("run twice", "left"),
+    ("verdict", "left"),
+)
+# Columns filled only when asked for (--float64, --determinism, a classifier, a snapshot):
+# left out when every cell of the run holds nothing there.
+_OPTIONAL = {"top-5", "float64 run", "run twice", "vs snapshot"}
+
+
+def _row(c: CellResult) -> list[str]:
+    ms = list(c.outputs.values())
+    worst = lambda attr: max((getattr(m, attr) for m in ms), default=None)
+    top5 = [m.top5 for m in ms if m.top5 is not None]
+    return [
+        c.name,
+        c.backend,
+        c.device,
+        c.label,
+        _fmt(worst("rel_l2")),
+        _fmt(worst("max_abs")),
+        _fmt(worst("max_rel")),
+        _fmt(c.tol.rel_l2 if c.tol else None),
+        _snapshot_text(c),
+        f"{min(top5):.2f}" if top5 else "-",
+        f"{c.rounding} {_fmt(c.float64_rel_l2)}" if c.rounding else "-",
+        ("same bits" if c.determinism == "deterministic" else c.determinism) if c.determinism else "-",
+        f"[{STYLE[c.status]}]{c.status.upper()}[/]",
+    ]
+
+
 def table(cells: list[CellResult]) -> Table:
+    """Every cell on a row of its own, every number the judge computed."""
+    rows = [_row(c) for c in cells]
+    keep = [i for i, (col, _) in enumerate(_COLUMNS) if col not in _OPTIONAL or any(r[i] != "-" for r in rows)]
     t = Table(title="keras-parity: float32 outputs vs the float64 reference", show_lines=False)
-    for col, just in (
-        ("model/case", "left"),
-        ("backend", "left"),
-        ("device", "left"),
-        ("path", "left"),
-        ("rel L2", "right"),
-        ("max abs", "right"),
-        ("max rel", "right"),
-        ("tol (rel L2)", "right"),
-        ("vs snapshot", "left"),
-        ("top-5", "right"),
-        ("float64 run", "left"),
-        ("run twice", "left"),
-        ("verdict", "left"),
-    ):
-        t.add_column(col, justify=just, no_wrap=True)
-    for c in cells:
-        ms = list(c.outputs.values())
-        worst = lambda attr, ms=ms: max((getattr(m, attr) for m in ms), default=None)
-        top5 = [m.top5 for m in ms if m.top5 is not None]
-        t.add_row(
-            c.name,
-            c.backend,
-            c.device,
-            c.label,
-            _fmt(worst("rel_l2")),
-            _fmt(worst("max_abs")),
-            _fmt(worst("max_rel")),
-            _fmt(c.tol.rel_l2 if c.tol else None),
-            _snapshot_text(c),
-            f"{min(top5):.2f}" if top5 else "-",
-            f"{c.rounding} {_fmt(c.float64_rel_l2)}" if c.rounding else "-",
-            ("same bits" if c.determinism == "deterministic" else c.determinism) if c.determinism else "-",
-            f"[{_STYLE[c.status]}]{c.status.upper()}[/]",
-        )
+    for i in keep:
+        t.add_column(_COLUMNS[i][0], justify=_COLUMNS[i][1], no_wrap=True)
+    for r in rows:
+        t.add_row(*(r[i] for i in keep))
     return t
 
 
-def print_report(cells: list[CellResult], console: Console | None = None) -> None:
-    console = console or Console()
-    console.print(table(cells))
-    for c in cells:
-        where = escape(f"{c.name} ({c.backend}/{c.device}/{c.label})")
-        for f in c.findings:
-            if f.note:
-                console.print(f"[dim]note[/] {where}: {escape(f.line)}", highlight=False, soft_wrap=True)
-            else:
-                console.print(
-                    f"[{_STYLE[c.status]}]{c.status.upper()}[/] {where}: {escape(f.line)}",
-                    highlight=False,
-                    soft_wrap=True,
-                )
+def _snapshots_elsewhere(cells: list[CellResult]) -> str | None:
     elsewhere = sorted({c.snapshot_platform for c in cells if c.snapshot == "other-platform" and c.snapshot_platform})
-    if elsewhere:
-        console.print(
-            f"[dim]snapshots[/]: none recorded on this machine's platform; compared with {', '.join(elsewhere)} "
-            "for information only (another CPU's kernels may round differently); record this one's with "
-            "`nox -s golden -- --snapshots-only`",
-            soft_wrap=True,
-        )
-    n = {s: sum(c.status == s for c in cells) for s in _STYLE}
-    extra = "".join(f", {n[s]} {s}" for s in ("unsupported", "skipped") if n[s])
-    console.print(f"{len(cells)} cells: {n['pass']} passed, {n['fail']} failed, {n['error']} errors{extra}")
+    if not elsewhere:
+        return None
+    return (
+        f"[dim]snapshots[/]: none recorded on this machine's platform; compared with {', '.join(elsewhere)} "
+        "for information only (another CPU's kernels may round differently); record this one's with "
+        "`nox -s golden -- --snapshots-only`"
+    )
+
+
+def print_report(cells: list[CellResult], console: Console | None = None, verbose: bool = False) -> None:
+    """The grid, the failures one line each, the notes; with `verbose`, the full per-cell table too."""
+    console = console or Console()
+    if verbose:
+        console.print(table(cells))
+    console.print(grid.grid(cells))
+    for status, line in grid.failure_lines(cells):
+        console.print(f"[{STYLE[status]}]{status.upper()}[/] {escape(line)}", highlight=False, soft_wrap=True)
+    for line in grid.note_lines(cells):
+        console.print(f"[dim]note[/] {escape(line)}", highlight=False, soft_wrap=True)
+    if (text := _snapshots_elsewhere(cells)) is not None:
+        console.print(text, soft_wrap=True)
+    console.print(grid.totals(cells))
+
+
+def write_table(cells: list[CellResult], path: Path) -> None:
+    """The full per-cell table and every finding as plain text (what `-v` prints, kept on disk)."""
+    out = Console(file=io.StringIO(), record=True, width=400, color_system=None, highlight=False)
+    out.print(table(cells))
+    for c in cells:
+        for f in c.findings:
+            word = "note" if f.note else c.status.upper()
+            out.print(f"{word} {grid.where(c)}: {f.line}", markup=False, soft_wrap=True)
+    out.print(grid.totals(cells))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(line.rstrip() for line in out.export_text().splitlines()) + "\n")
+
+
+def write_step_summary(cells: list[CellResult], path: str | None = None) -> Path | None:
+    """On GitHub Actions, the grid and the failures appended to the job summary as Markdown."""
+    path = path if path is not None else os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return None
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(grid.markdown(cells))
+    return Path(path)
 
 
 def write_json(cells: list[CellResult], runs_meta: dict, path: Path, seeds: dict | None = None) -> None:
