@@ -1,6 +1,7 @@
 """What several test modules share: the keras-parity command line as a user runs it, and a
 copy of the project to plant changes in."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -27,3 +28,20 @@ def copy_project(dst: Path) -> Path:
         ignore = shutil.ignore_patterns("__pycache__", "*.obtained.npz")
         shutil.copytree(ROOT / d, dst / d, symlinks=True, ignore=ignore)
     return dst
+
+
+@contextlib.contextmanager
+def keras_in_float64():
+    """floatx and the default dtype policy float64, both restored afterwards. Keras keeps the
+    default policy from the first layer a process builds (a float32 one, when an earlier test
+    built a layer), and a changed floatx alone does not reach it."""
+    import keras
+
+    old_floatx, old_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(old_floatx)
+        keras.config.set_dtype_policy(old_policy)

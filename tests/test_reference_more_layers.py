@@ -4,6 +4,7 @@ float64 (which honours float64 end to end): one small functional model per case.
 
 import numpy as np
 import pytest
+from helpers import keras_in_float64
 
 keras = pytest.importorskip("keras")
 
@@ -17,10 +18,8 @@ TOL = 1e-12  # max |keras - reference| / max |keras|
 def float64_tensorflow():
     if keras.backend.backend() != "tensorflow":
         pytest.skip("Keras honours float64 end to end on TensorFlow only")
-    old = keras.config.floatx()
-    keras.config.set_floatx("float64")
-    yield
-    keras.config.set_floatx(old)
+    with keras_in_float64():
+        yield
 
 
 def _model(shapes, build, int_input=False):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import keras_in_float64
 
 if "KERAS_BACKEND" not in os.environ:
     for _backend in ("tensorflow", "jax", "torch"):
@@ -53,16 +54,14 @@ def tolerance(model, leaky_tol=LEAKY_TOL):
 @pytest.fixture(scope="module", autouse=True)
 def float64_keras():
     """floatx float64 (and x64 on JAX) for this module only, restored afterwards."""
-    old_floatx = keras.config.floatx()
     old_x64 = None
     if BACKEND == "jax":
         import jax
 
         old_x64 = jax.config.jax_enable_x64
         jax.config.update("jax_enable_x64", True)
-    keras.config.set_floatx("float64")
-    yield
-    keras.config.set_floatx(old_floatx)
+    with keras_in_float64():
+        yield
     if old_x64 is not None:
         import jax
 

@@ -47,6 +47,7 @@ def _digest(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_a_rehearsal_runs_beside_the_pinned_run_and_leaves_the_goldens_alone(tmp_path):
     before = _digest(ROOT / "golden" / "linear")
     done = cli("parity", "--with", "keras==3.14.1", "--model", "linear", "--backend", "jax", "--out", str(tmp_path))
@@ -60,6 +61,7 @@ def test_a_rehearsal_runs_beside_the_pinned_run_and_leaves_the_goldens_alone(tmp
     assert _digest(ROOT / "golden" / "linear") == before
 
 
+@pytest.mark.slow
 def test_a_bad_override_stops_with_exit_code_2(tmp_path):
     done = cli("parity", "--with", "numpy==1.20.0", "--model", "linear", "--backend", "jax", "--out", str(tmp_path))
     assert done.returncode == 2 and done.stdout.strip().startswith("error: numpy==1.20.0 cannot be installed")

@@ -97,6 +97,7 @@ def test_a_models_verdict_is_its_worst_backends(cells, missing, verdict):
     assert row.rel_l2["jax"] == 1e-7
 
 
+@pytest.mark.slow
 def test_the_ci_slice_meets_float64_on_every_backend(tmp_path):
     """The zoo's examples through the pipeline of `--model`: the reference from the runs, the
     table in results/zoo, nothing written into the checkout's goldens."""
