@@ -92,9 +92,9 @@ def report(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Unit tests, the float64 reference against Keras, and a real parity run on all backends."""
+    """The fast tests (-- -m slow: the end-to-end ones, real backend processes; CI runs both)."""
     _harness(session, "tests")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q", "tests"]))
+    session.run("python", "-m", "pytest", *(session.posargs or ["-q", "-m", "not slow", "tests"]))
 
 
 @nox.session(python=PYTHON)
