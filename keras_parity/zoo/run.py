@@ -100,16 +100,33 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     cells = evaluate(runs, registered, golden_dir, write_obtained=False, training=False, strict=True)
     rows = rows_of(registered, cells, runs)
     if float64:
-        asked = RunFlags(dtype="float64", training=False, predict_only=True)
-        again = {}
-        for b in backends:  # one at a time: JAX holds ConvNeXtLarge in float64 in 11 GB
-            again |= run_backends([b], registered, zoo_dir / "float64", asked, docker=docker, log=log, on_poll=on_poll)
+        again = {b: _float64_run(b, registered, zoo_dir / "float64", docker, log) for b in backends}
         judged = evaluate(again, registered, golden_dir, write_obtained=False, policy="float64", training=False)
         for row, other in zip(rows, rows_of(registered, judged, again)):
             row.float64 = other.rel_l2
             broken = [b for b, status in other.status.items() if status == "error"]  # not a departure: a crash
             row.problems += [f"float64 run: {p}" for p in other.problems if p.startswith(tuple(broken))]
     return rows, cells, runs
+
+
+def _float64_run(backend: str, names: list[str], out: Path, docker: bool, log) -> BackendRun:
+    """One backend's float64 run, a process per model, one model at a time: JAX under float64
+    holds ConvNeXtXLarge in more than 22 GB, and a process the kernel kills for memory then
+    loses that model only, recorded as its error."""
+    asked = RunFlags(dtype="float64", training=False, predict_only=True)
+    runs = {name: run_backends([backend], [name], out / name, asked, docker=docker, log=log)[backend] for name in names}
+    ran = [r for r in runs.values() if not r.error]
+    if not ran:  # no environment, no import: the backend's error, as a run of all models gives it
+        return next(iter(runs.values()))
+    whole = BackendRun(backend, meta={**ran[0].meta, "models": {}, "errors": {}})
+    for name, run in runs.items():
+        if run.error:
+            whole.meta["errors"][name] = run.error
+            continue
+        whole.meta["models"].update(run.meta.get("models", {}))
+        whole.meta["errors"].update(run.meta.get("errors", {}))
+        whole.arrays.update(run.arrays)
+    return whole
 
 
 def rows_of(names: list[str], cells: list[CellResult], runs: dict[str, BackendRun]) -> list[Row]:
