@@ -8,7 +8,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from test_reference_more_layers import _check, _model, float64_tensorflow  # noqa: E402, F401
+from test_reference_more_layers import _check, _gradient_meets_central_differences, _model, float64_tensorflow  # noqa: E402, F401
 
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
 from keras_parity.reference import ops as ref  # noqa: E402
@@ -271,7 +271,6 @@ def test_the_training_reference_differentiates_through_these_layers():
     """autograd's gradient through the new layers with weights (transposed and 3-d convolution,
     Attention's scale and concat weight, a nested functional model) and the new activations
     equals central differences of the forward, as for the layers before them."""
-    import autograd
 
     block = _blocks()[0]
 
@@ -284,19 +283,5 @@ def test_the_training_reference_differentiates_through_these_layers():
         b = L.Attention(use_scale=True)([a, y])
         return block(L.UnitNormalization()(L.GlobalAveragePooling1D()(K.glu(L.Concatenate()([a, b])))))
 
-    model = _model([(2, 4, 4, 2)], build)
-    rng = np.random.default_rng(3)
-    weights = {v.path: rng.standard_normal(tuple(v.shape)) * 0.5 for v in model.weights}
-    x, config = rng.standard_normal((2, 4, 4, 2)), model.get_config()
-
-    def loss(w):
-        return (evaluate(config, w, x).outputs[0] ** 2).sum()
-
-    grads = autograd.grad(loss)(weights)
-    direction = {k: rng.standard_normal(v.shape) for k, v in weights.items()}
-    h = 1e-5
-    step = lambda s: {k: v + s * h * direction[k] for k, v in weights.items()}  # noqa: E731
-    numeric = (loss(step(1)) - loss(step(-1))) / (2 * h)
-    analytic = sum(float((grads[k] * direction[k]).sum()) for k in weights)
-    assert abs(numeric - analytic) <= 1e-7 * abs(analytic), (numeric, analytic)
+    weights = _gradient_meets_central_differences(_model([(2, 4, 4, 2)], build), (2, 4, 4, 2))
     assert {"scale", "concat_score_weight", "inner_out/kernel"} <= {k.split("/", 1)[-1] for k in weights} | set(weights)

@@ -268,7 +268,6 @@ def test_keras_applications_meet_keras_in_float64(name):
 def test_the_training_reference_differentiates_through_the_new_layers():
     """autograd's gradient through the float64 layers equals central differences of the forward
     (the training path's reference uses the same layers: keras_parity/reference/training.py)."""
-    import autograd
 
     def build(x):
         y = L.SeparableConv1D(4, 3, padding="same", activation="gelu")(L.Conv1D(3, 2, groups=1)(x))
@@ -276,10 +275,17 @@ def test_the_training_reference_differentiates_through_the_new_layers():
         y = L.LayerNormalization()(L.Multiply()([y, L.Activation("silu")(y)]))
         return L.Dense(2)(K.mean(L.UpSampling1D(2)(y), axis=1) + 1.0)
 
-    model = _model([(2, 7, 3)], build)
+    _gradient_meets_central_differences(_model([(2, 7, 3)], build), (2, 7, 3))
+
+
+def _gradient_meets_central_differences(model, shape):
+    """autograd's gradient of the float64 forward, on seeded weights and inputs of `shape`,
+    against a central difference along a random direction."""
+    import autograd
+
     rng = np.random.default_rng(3)
     weights = {v.path: rng.standard_normal(tuple(v.shape)) * 0.5 for v in model.weights}
-    x, config = rng.standard_normal((2, 7, 3)), model.get_config()
+    x, config = rng.standard_normal(shape), model.get_config()
 
     def loss(w):
         return (evaluate(config, w, x).outputs[0] ** 2).sum()
@@ -291,6 +297,7 @@ def test_the_training_reference_differentiates_through_the_new_layers():
     numeric = (loss(step(1)) - loss(step(-1))) / (2 * h)
     analytic = sum(float((grads[k] * direction[k]).sum()) for k in weights)
     assert abs(numeric - analytic) <= 1e-7 * abs(analytic), (numeric, analytic)
+    return weights
 
 
 RECURRENT = {
