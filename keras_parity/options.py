@@ -18,8 +18,9 @@ VERBOSE = "also print the full per-cell table (always written to parity-table.tx
 UPSTREAM_TF = f"tensorflow/tensorflow:{pinned_version('tensorflow-cpu')}"
 
 
-def _common(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")
+def model_arguments(ap: argparse.ArgumentParser, golden_help: str) -> None:
+    """--model and the options of your own models (cli._models reads them), for every action
+    that runs models: parity, golden, bench, drift."""
     ap.add_argument(
         "--model",
         action="append",
@@ -28,10 +29,13 @@ def _common(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
     ap.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
     ap.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
-    ap.add_argument(
-        "--golden-dir", type=Path, help="your model's golden folder (default: golden/ beside the model file; ./golden)"
-    )
+    ap.add_argument("--golden-dir", type=Path, help=golden_help)
     ap.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+
+
+def _common(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")
+    model_arguments(ap, "your model's golden folder (default: golden/ beside the model file; ./golden)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
 
 

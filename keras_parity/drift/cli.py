@@ -17,6 +17,8 @@ from keras_parity.run.envinfo import RESULTS, ROOT
 
 
 def add_parser(sub) -> None:
+    from keras_parity.options import model_arguments  # here: options imports this module
+
     p = sub.add_parser(
         "drift",
         help="run the drift matrix of requirements/pins.toml and append to golden/drift/history.csv",
@@ -31,20 +33,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--full", action="store_true", help="the whole matrix instead of the newest releases")
     p.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
-    p.add_argument(
-        "--model",
-        action="append",
-        help="only this model (repeatable): a built-in one, or your builder as package.module:function",
-    )
-    p.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
-    p.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
-    p.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
-    p.add_argument(
-        "--golden-dir",
-        type=Path,
-        help="your model's golden folder (as for parity); its history and report go to <golden-dir>/drift/",
-    )
-    p.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+    model_arguments(p, "your model's golden folder (as for parity); its history and report go to <golden-dir>/drift/")
     p.add_argument(
         "--new",
         action="store_true",
