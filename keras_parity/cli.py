@@ -16,6 +16,7 @@ from keras_parity.exitcodes import Exit, from_verdicts, usage_error
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
+from keras_parity.report import progress
 from keras_parity.run.envinfo import CHECKOUT, ISA_CAP_ENV
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import TIME_LIMIT_ENV
@@ -70,7 +71,6 @@ def _models(args) -> list[str]:
 
 def cmd_parity(args) -> int:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
-    from keras_parity.report.progress import BackendProgress
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
     if args.with_:
@@ -79,9 +79,9 @@ def cmd_parity(args) -> int:
         return rehearse.main(args, backends, models, console)
     plan = Plan.from_args(args, backends, models)
     t0 = time.perf_counter()
-    with BackendProgress(console, backends, models) as progress:
-        runs, cells = run_and_judge(plan, log=console.print, on_poll=progress.update)
-    diagnose(plan, cells, runs, status=console.status)
+    with progress.BackendProgress(console, backends, models) as bars:
+        runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
+    diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
     wall = time.perf_counter() - t0
     _report(cells, args, console)
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
@@ -110,7 +110,7 @@ def cmd_golden(args) -> int:
     from keras_parity.run.launch import run_backends
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
-    with console.status(f"running {', '.join(models)} on {', '.join(backends)}"):
+    with progress.status(console, f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
             backends,
             models,
@@ -180,7 +180,7 @@ def cmd_localize(args) -> int:
     if not cases:
         usage_error(f"no case {args.case} in {args.model}; choose from {', '.join(c.name for c in spec.cases)}")
     t0 = time.perf_counter()
-    with console.status(f"capturing every layer of {args.model} on {', '.join(backends)}"):
+    with progress.status(console, f"capturing every layer of {args.model} on {', '.join(backends)}"):
         runs = run_backends(
             backends, [args.model], args.out / "raw", RunFlags(layers=True), docker=args.docker, log=console.print
         )

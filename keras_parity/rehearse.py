@@ -21,6 +21,7 @@ from pathlib import Path
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.judge.compare import CellResult
 from keras_parity.pins import lock_inputs
+from keras_parity.report import progress
 from keras_parity.run import envs
 
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
@@ -102,12 +103,11 @@ def candidate_env(backend: str, lock: Path, log=print) -> Path:
     python = env / "bin" / "python"
     if python.exists() and envs.is_synced(env, lock):
         return python
-    log(f"syncing the candidate environment {env}")
     envs.run_or_fail(
         [*envs.uv(), "venv", "--quiet", "--allow-existing", "--python", envs.sys.executable, str(env)],
         f"creating the candidate {backend} environment",
     )
-    envs.run_or_fail(envs.sync_command(lock, python), f"installing the candidate {backend} environment")
+    envs.sync(lock, python, f"installing the candidate {backend} environment", log=log)
     envs.mark_synced(env, lock)
     return python
 
@@ -249,7 +249,7 @@ def main(args, backends: list[str], models: list[str], console) -> int:
     import json
 
     try:
-        with console.status(f"rehearsing {' '.join(args.with_)}"):
+        with progress.status(console, f"rehearsing {' '.join(args.with_)}"):
             rows, moved = rehearse(args, backends, models, log=console.print)
     except (RehearsalError, envs.EnvError) as exc:
         console.print(f"error: {exc}", soft_wrap=True, markup=False)

@@ -36,6 +36,7 @@ from keras_parity.exitcodes import Exit
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
+from keras_parity.report import progress
 from keras_parity.run.envinfo import ISA_CAP_ENV
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS
@@ -356,7 +357,7 @@ def run(args, console) -> int:
     except (ReproError, golden.GoldenError) as exc:
         console.print(f"error: {exc}", soft_wrap=True)
         return getattr(exc, "code", Exit.USAGE)
-    with console.status(f"running {model} on {', '.join(backends)}"):
+    with progress.status(console, f"running {model} on {', '.join(backends)}"):
         runs = run_backends(
             backends, [model], args.out / "raw", RunFlags(configs=True, training=False), log=console.print
         )

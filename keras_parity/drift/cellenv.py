@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 from keras_parity.drift.matrix import Cell, Matrix
-from keras_parity.run.envs import env_root, index_args, last_line
+from keras_parity.report.progress import watch
+from keras_parity.run.envs import env_root, index_args, installed, last_line
 from keras_parity.run.envs import uv as envs_uv
 
 MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
@@ -50,7 +51,6 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
         os.utime(stamp)  # most recently used: last to be evicted
         return python
     shutil.rmtree(env, ignore_errors=True)  # a half-made environment from an interrupted run
-    log(f"{cell.label}: installing {' '.join(matrix.requirements(cell))}")
     uv = envs_uv()
     _run([*uv, "venv", "--quiet", "--python", sys.executable, str(env)], cell)
     install = [
@@ -66,7 +66,8 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
         *index_args("\n".join(matrix.requirements(cell))),
         *matrix.requirements(cell),
     ]
-    _run(install, cell)
+    what = f"{cell.label}: installing {' '.join(matrix.requirements(cell))}"
+    _run(install, cell, lambda cmd, **_: watch(cmd, what, lambda: installed(env), unit="packages", log=log))
     probe = f"import keras, {MODULE[cell.backend]}; print(keras.__version__)"
     proc = subprocess.run(
         [str(python), "-c", probe],
@@ -82,9 +83,9 @@ def ensure(matrix: Matrix, cell: Cell, log=print) -> Path:
     return python
 
 
-def _run(cmd: list[str], cell: Cell) -> None:
+def _run(cmd: list[str], cell: Cell, run=subprocess.run) -> None:
     try:
-        run_install(cmd)
+        run_install(cmd, run=run)
     except CellFailure:
         shutil.rmtree(root() / "tmp", ignore_errors=True)
         raise

@@ -76,6 +76,13 @@ def add_parser(sub) -> None:
 
 
 def cmd_drift(args, console) -> int:
+    from keras_parity.report import progress
+
+    with progress.live(console):  # environment installs and cells as bars on a terminal
+        return _drift(args, console)
+
+
+def _drift(args, console) -> int:
     from keras_parity.cli import _models
     from keras_parity.drift import cellenv, groups, history, matrix, releases, report
     from keras_parity.drift.bisect import bisect

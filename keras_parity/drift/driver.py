@@ -18,6 +18,7 @@ from keras_parity.drift import cellenv, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.judge.numerics import max_ulp
+from keras_parity.report.progress import activity
 from keras_parity.run import envinfo, machine
 from keras_parity.run.launch import BackendRun, run_backends
 
@@ -158,13 +159,20 @@ def run_cells(
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
         futures = [(pool.submit(_execute, matrix, c, ms, scratch, log), ms) for c, ms in todo]
-        for future, ms in futures:  # in matrix order: neighbours first
-            outcome = future.result()
-            outcome.rows = rows_for(outcome, ms, root, also)
-            history.append(outcome.rows, history_path)
-            verdicts = sorted({r["verdict"] for r in outcome.rows})
-            log(f"{outcome.cell.label}: {', '.join(verdicts)} in {outcome.seconds:.1f} s")
-            outcomes.append(outcome)
+        with activity("drift cells", total=len(todo), unit="cells", log=log) as act:
+            for i, (future, ms) in enumerate(futures):  # in matrix order: neighbours first
+                act.update(i, note=", ".join(c.label for c, _ in todo[i : i + max(1, jobs)]))
+                outcomes.append(_record(future.result(), ms, history_path, root, also, log))
+            act.update(len(todo))
     finally:
         pool.shutdown(cancel_futures=True)  # interrupted: queued cells do not start; a rerun resumes
     return outcomes
+
+
+def _record(outcome: Outcome, models: list[str], history_path: Path, root: Path, also, log) -> Outcome:
+    """Append a finished cell's rows to the history."""
+    outcome.rows = rows_for(outcome, models, root, also)
+    history.append(outcome.rows, history_path)
+    verdicts = sorted({r["verdict"] for r in outcome.rows})
+    log(f"{outcome.cell.label}: {', '.join(verdicts)} in {outcome.seconds:.1f} s")
+    return outcome

@@ -136,12 +136,31 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     python = env_python(backend, device)
     if python.exists() and is_synced(env, lock):
         return python
-    log(f"syncing environment {env} from {lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock}")
     venv = [*uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
-    for cmd in (venv, sync_command(lock, python)):
-        run_or_fail(cmd, f"creating the {backend} environment")
+    run_or_fail(venv, f"creating the {backend} environment")
+    sync(lock, python, f"creating the {backend} environment", log=log)
     mark_synced(env, lock)
     return python
+
+
+def sync(lock: Path, python: Path, what: str, log=print) -> None:
+    """Install exactly the lock into the environment of `python`, its packages counted on a bar."""
+    from keras_parity.report.progress import watch
+
+    env = python.parent.parent
+    shown = lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock
+    total = len(re.findall(r"^[A-Za-z0-9_.-]+==", lock.read_text(), flags=re.M))
+    proc = watch(
+        sync_command(lock, python), f"syncing {env.name} from {shown}", lambda: installed(env),
+        total=total, unit="packages", log=log,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise EnvError(f"{what} failed: {last_line(proc.stderr)}")
+
+
+def installed(env: Path) -> int:
+    """How many packages an environment holds (its .dist-info folders)."""
+    return sum(1 for _ in env.glob("lib/python*/site-packages/*.dist-info"))
 
 
 def sync_command(lock: Path, python: Path) -> list[str]:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import platform
+import re
 import shutil
 import sys
 import time
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from keras_parity.run import envs
 from keras_parity.run.envinfo import CHECKOUT, ROOT
-from keras_parity.run.envs import EnvError, index_args, is_synced, mark_synced, run_or_fail
+from keras_parity.run.envs import EnvError, index_args, is_synced, mark_synced
 from keras_parity.run.machine import lock_platform
 
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -116,16 +118,40 @@ def _source_digest() -> str:
 
 def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     """Download every wheel of the lock on the host (verifying hashes); reused when complete."""
+    from keras_parity.report.progress import watch
+
     candidate = _CANDIDATES.get((backend, device))
     dest = WHEELHOUSE / (f"candidate-{candidate.stem}" if candidate else f"{backend}-{device}")
-    if is_synced(dest, lock_file(backend, device)):
+    lock = lock_file(backend, device)
+    if is_synced(dest, lock):
         return dest
-    log(f"downloading the wheels of {lock_file(backend, device).name} into {dest}")
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = download_command(backend, device, dest)
-    run_or_fail(cmd, f"downloading the wheels for {backend}-{device}")
-    mark_synced(dest, lock_file(backend, device))
+    # pip writes each download into its temporary folder first: a private one, whose bytes are
+    # the download's progress (copies into dest come after, and are not counted twice).
+    tmp = WHEELHOUSE / f".tmp-{dest.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    wanted = len(re.findall(r"^[A-Za-z0-9_.-]+==", lock.read_text(), flags=re.M))
+    try:
+        proc = watch(
+            download_command(backend, device, dest), f"downloading the wheels of {lock.name} into {dest.name}",
+            lambda: _bytes(tmp), unit="bytes", env={**os.environ, "TMPDIR": str(tmp)}, log=log,
+            note=lambda: f"{sum(1 for _ in dest.glob('*.whl'))}/{wanted} wheels",
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if proc.returncode != 0:
+        raise EnvError(f"downloading the wheels for {backend}-{device} failed: {envs.last_line(proc.stderr)}")
+    mark_synced(dest, lock)
     return dest
+
+
+def _bytes(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):  # pip moves and deletes files as it goes
+            total += path.stat().st_size if path.is_file() else 0
+    return total
 
 
 def download_command(backend: str, device: str, dest: Path) -> list[str]:
@@ -168,19 +194,49 @@ def build(backend: str, device: str = "cpu", base_image: str | None = None, log=
     if base_image:
         args["BASE_IMAGE"] = base_image
     t0 = time.perf_counter()
+    lines: list[str] = []
     try:
-        image, _ = client.images.build(
-            path=str(ctx), tag=tag, buildargs=args, network_mode="none", rm=True, forcerm=True
-        )
-    except Exception as exc:  # docker.errors.BuildError carries the failing step's message
-        lines = [c.get("stream", "").strip() for c in getattr(exc, "build_log", [])]
-        tail = [ln for ln in lines if ln][-1:] or [str(exc).splitlines()[0]]
-        (CONTEXTS.parent / f"build-{backend}-{device}.log").write_text("\n".join(lines) + "\n")
-        raise EnvError(f"building {tag} failed: {tail[0][:300]} (log: .cache/build-{backend}-{device}.log)") from None
+        failure = _stream_build(client, ctx, tag, args, lines, log)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+    if failure:
+        (CONTEXTS.parent / f"build-{backend}-{device}.log").write_text("\n".join(lines) + "\n")
+        raise EnvError(f"building {tag} failed: {failure[:300]} (log: .cache/build-{backend}-{device}.log)")
     seconds = time.perf_counter() - t0
-    return {"tag": tag, "seconds": seconds, "size_mb": image.attrs["Size"] / 1e6}
+    return {"tag": tag, "seconds": seconds, "size_mb": client.images.get(tag).attrs["Size"] / 1e6}
+
+
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)")
+
+
+def _stream_build(client, ctx: Path, tag: str, args: dict, lines: list[str], log) -> str | None:
+    """Build through the SDK's low-level API, its steps on a bar (or, without a terminal, each
+    step as a log line); returns the failing step's message, or None."""
+    import docker
+    from keras_parity.report.progress import activity
+
+    with activity(f"building {tag}", unit="steps", log=log) as act:
+        try:
+            stream = client.api.build(
+                path=str(ctx), tag=tag, buildargs=args, network_mode="none", rm=True, forcerm=True, decode=True
+            )
+            for chunk in stream:
+                if "error" in chunk:
+                    lines.append(chunk["error"].strip())
+                    return lines[-1] or "the engine gave no reason"
+                for line in chunk.get("stream", "").splitlines():
+                    if line.strip():
+                        lines.append(line)
+                        step = _STEP.match(line)
+                        if step:
+                            act.update(int(step[1]) - 1, total=int(step[2]), note=step[3][:60])
+                            if act.bars is None:
+                                log(f"  {line[:200]}")
+        except docker.errors.APIError as exc:
+            lines.append(str(exc))
+            return str(exc.explanation or exc).splitlines()[0]
+        act.update(act.total)
+    return None
 
 
 def require(backend: str, device: str = "cpu"):
