@@ -68,6 +68,28 @@ def test_failures_are_one_line_each_with_their_fix():
     assert lines[-1] == "13 cells: 11 passed, 1 failed, 1 errors"
 
 
+def test_one_problem_on_several_paths_is_one_line_with_the_worst_numbers():
+    fix = "accept it on purpose with `nox -s golden`"
+    cells = []
+    for b, path, err in [
+        ("jax", "predict", 3e-3),
+        ("jax", "eager", 5e-3),
+        ("jax", "jit", 3e-3),
+        ("torch", "predict", 4e-3),
+    ]:
+        bad = Finding("compare", f"output: relative L2 error {err:.2e} > 1e-06", fix=fix)
+        cells.append(_cell("bn_mlp", "inference", b, path, err, "fail", [bad]))
+    crashed = Finding("backend", "torch crashed on bn_mlp", fix="see its log")
+    cells.append(_cell("bn_mlp", "inference", "torch", "eager", 0.0, "error", [crashed]))
+    fails = [line for line in _render(cells).splitlines() if line.startswith(("FAIL ", "ERROR "))]
+    assert fails == [
+        "FAIL bn_mlp/inference (jax/cpu/predict, eager, jit): output: relative L2 error 5.00e-03 > 1e-06 "
+        f"(the worst of 3 paths); {fix}",
+        f"FAIL bn_mlp/inference (torch/cpu/predict): output: relative L2 error 4.00e-03 > 1e-06; {fix}",
+        "ERROR bn_mlp/inference (torch/cpu/eager): torch crashed on bn_mlp; see its log",
+    ]
+
+
 def test_the_full_table_only_with_verbose_and_without_empty_columns():
     assert "max abs" not in _render(_cells())
     text = _render(_cells(), verbose=True)

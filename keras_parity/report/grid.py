@@ -5,12 +5,13 @@ each. The same summary as Markdown for a GitHub Actions job summary."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from rich.markup import escape
 from rich.table import Table
 
-from keras_parity.judge.compare import CellResult
+from keras_parity.judge.compare import CellResult, Finding
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.twins import MODULES as TWINS
 
@@ -98,14 +99,34 @@ def grid(cells: list[CellResult]) -> Table:
     return t
 
 
-def where(cell: CellResult) -> str:
-    return f"{cell.name} ({cell.backend}/{cell.device}/{cell.label})"
+def where(cell: CellResult, paths: list[str] | None = None) -> str:
+    """'model/case (backend/device/path)', or with several paths 'predict, eager, jit'."""
+    extras = cell.label[len(cell.path) :]  # ' [tf32]': what the paths ran under besides
+    return f"{cell.name} ({cell.backend}/{cell.device}/{', '.join(paths or [cell.path])}{extras})"
+
+
+# Numbers in a finding's message: the part that differs between paths with the same problem.
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?x?")
 
 
 def failure_lines(cells: list[CellResult]) -> list[tuple[str, str]]:
-    """(status, 'name (backend/device/path): cause; fix') for each problem of a cell that did not
-    pass, in the order of the cells."""
-    return [(c.status, f"{where(c)}: {f.line}") for c in cells if c.status != "pass" for f in c.findings if not f.note]
+    """(status, 'name (backend/device/paths): cause; fix') for each problem of a cell that did not
+    pass, in the order of the cells. One problem of one model case on one backend is one line
+    whatever the number of paths it shows on: the paths listed, the numbers of the worst."""
+    folds: dict[tuple, list[tuple[CellResult, Finding]]] = {}
+    for c in cells:
+        for f in c.findings if c.status != "pass" else ():
+            if not f.note:
+                key = (c.name, c.backend, c.device, c.label[len(c.path) :], c.status, f.kind, _NUMBER.sub("#", f.line))
+                folds.setdefault(key, []).append((c, f))
+    lines = []
+    for (*_, status, _kind, _shape), found in folds.items():
+        worst, finding = max(found, key=lambda cf: multiple(cf[0]) or 0.0)
+        paths = list(dict.fromkeys(c.path for c, _ in found))
+        differ = len({f.line for _, f in found}) > 1
+        text = finding.message + (f" (the worst of {len(paths)} paths)" if differ else "")
+        lines.append((status, f"{where(worst, paths)}: {text}{f'; {finding.fix}' if finding.fix else ''}"))
+    return lines
 
 
 def note_lines(cells: list[CellResult]) -> list[str]:
