@@ -23,6 +23,7 @@ from keras_parity.judge.compare import CellResult
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
+from keras_parity.report.progress import Activity, activity
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import BackendRun, run_backends
 from keras_parity.zoo import models
@@ -100,7 +101,8 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     cells = evaluate(runs, registered, golden_dir, write_obtained=False, training=False, strict=True)
     rows = rows_of(registered, cells, runs)
     if float64:
-        again = {b: _float64_run(b, registered, zoo_dir / "float64", docker, log) for b in backends}
+        with activity("float64 runs", total=len(backends) * len(registered), unit="models", log=log) as act:
+            again = {b: _float64_run(b, registered, zoo_dir / "float64", docker, log, act) for b in backends}
         judged = evaluate(again, registered, golden_dir, write_obtained=False, policy="float64", training=False)
         for row, other in zip(rows, rows_of(registered, judged, again)):
             row.float64 = other.rel_l2
@@ -109,12 +111,16 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     return rows, cells, runs
 
 
-def _float64_run(backend: str, names: list[str], out: Path, docker: bool, log) -> BackendRun:
+def _float64_run(backend: str, names: list[str], out: Path, docker: bool, log, act: Activity) -> BackendRun:
     """One backend's float64 run, a process per model, one model at a time: JAX under float64
     holds ConvNeXtXLarge in more than 22 GB, and a process the kernel kills for memory then
     loses that model only, recorded as its error."""
     asked = RunFlags(dtype="float64", training=False, predict_only=True)
-    runs = {name: run_backends([backend], [name], out / name, asked, docker=docker, log=log)[backend] for name in names}
+    runs = {}
+    for name in names:
+        act.update(note=f"{backend}: {name}")
+        runs[name] = run_backends([backend], [name], out / name, asked, docker=docker, log=log)[backend]
+        act.update(act.completed + 1)
     ran = [r for r in runs.values() if not r.error]
     if not ran:  # no environment, no import: the backend's error, as a run of all models gives it
         return next(iter(runs.values()))
