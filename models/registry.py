@@ -1,7 +1,7 @@
 """Every model the suite checks: its cases, input specs, seed and tolerances, in one table.
 
 Tolerances are against the float64 reference. On a CPU in float32, each cell's is ten times
-the float32 noise measured for it (models/noise.json, `nox -s noise`; README, "Tolerances");
+the float32 noise measured for it (models/noise.json, `nox -s noise`; docs/concepts.md, "Tolerances");
 the ones written below, each with its reason, hold where nothing is measured: a GPU, a case
 added since the last measurement.
 """

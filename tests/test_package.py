@@ -1,5 +1,5 @@
 """The installable package: its wheel, its console script, and the pytest fixture in a fresh
-repository that installs the wheel and runs the nox session the README gives it."""
+repository that installs the wheel and runs the nox session docs/own-models.md gives it."""
 
 import os
 import re
@@ -16,7 +16,7 @@ from keras_parity import __version__
 from keras_parity.run import envs
 
 pytestmark = pytest.mark.slow
-README = (ROOT / "README.md").read_text()
+OWN_MODELS_DOC = (ROOT / "docs" / "own-models.md").read_text()
 
 USER_TEST = """
 from pathlib import Path
@@ -94,14 +94,14 @@ def test_console_script_lists_the_nox_actions(wheel, tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def _readme_noxfile(wheel: Path) -> str:
-    block = re.search(r"```python\n(# noxfile\.py of your repository\n.*?)```", README, re.S).group(1)
+def _documented_noxfile(wheel: Path) -> str:
+    block = re.search(r"```python\n(# noxfile\.py of your repository\n.*?)```", OWN_MODELS_DOC, re.S).group(1)
     assert 'KERAS_PARITY = "keras-parity"' in block
     return block.replace('KERAS_PARITY = "keras-parity"', f'KERAS_PARITY = "{wheel}"')
 
 
 def _nox(repo: Path, *args) -> subprocess.CompletedProcess:
-    # uv as nox's installer, with the local wheel folder for torch's CPU build (README)
+    # uv as nox's installer, with the local wheel folder for torch's CPU build (docs/own-models.md)
     links = " ".join(envs.find_links())
     # Without CI: under it the fixture writes no goldens, and this test watches them being made.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KERAS", "PYTHONPATH")) and k != "CI"}
@@ -113,7 +113,7 @@ def _nox(repo: Path, *args) -> subprocess.CompletedProcess:
 def test_fixture_in_a_fresh_repository_under_three_backends(wheel, tmp_path):
     repo = tmp_path / "their-repo"
     (repo / "tests").mkdir(parents=True)
-    (repo / "noxfile.py").write_text(_readme_noxfile(wheel))
+    (repo / "noxfile.py").write_text(_documented_noxfile(wheel))
     (repo / "tests" / "test_models.py").write_text(USER_TEST)
     for f in ("shapes.keras", "inputs.npz"):
         shutil.copy(ROOT / "examples" / "shapes" / f, repo / f)

@@ -19,7 +19,7 @@ PLANTS = {  # model: (its forward case the layer is in, the layer's Keras class,
     "cnn": ("conv2d", "Conv2D", "conv_s1"),
     "bn_mlp": ("inference", "Dense", "dense_out"),
     "lstm": ("lstm", "Dense", "out"),
-    # mid-network: the residual paths dilute the change before the logits (README, "Layers")
+    # mid-network: the residual paths dilute the change before the logits (docs/concepts.md, "Every layer")
     "resnet50": ("logits", "Conv2D", "conv3_block2_2_conv"),
 }
 PLANT = """

@@ -53,7 +53,7 @@ def test_an_isa_cap_keys_by_the_cap_and_ignores_the_flags_above_it():
     assert capped.startswith("cpu-x86_64-cap-avx2-intel-") and capped != machine.cpu_key(INTEL)
     no_amx = {**INTEL, "flags": [f for f in INTEL["flags"] if not f.startswith(("amx", "avx512"))]}
     assert machine.cpu_key(no_amx, "avx2") == capped  # nothing above AVX2 can be used under the cap
-    assert machine.cpu_key(AMD, "avx2") != capped  # another CPU stays another key (README: ISA caps)
+    assert machine.cpu_key(AMD, "avx2") != capped  # another CPU stays another key (docs/concepts.md: ISA caps)
 
 
 def test_this_machine_has_a_key_with_readable_facts():

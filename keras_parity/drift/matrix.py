@@ -122,4 +122,4 @@ def load(path: Path = PINS) -> Matrix:
             added={str(k): str(v) for k, v in data.get("added", {}).items()},
         )
     except (OSError, KeyError, TypeError, ValueError, tomllib.TOMLDecodeError) as exc:
-        raise MatrixError(f"{path}: the [drift] table is unreadable ({exc!r}); compare it with the README") from None
+        raise MatrixError(f"{path}: the [drift] table is unreadable ({exc!r}); compare it with docs/drift.md") from None

@@ -24,7 +24,7 @@ from keras_parity.registry.spec import Case, ModelSpec, Tol
 # Any model of a few layers stays within ~1e-6 in float32; a user's model may be deeper, with
 # trained weights whose products reach further into float32 rounding, so the margin is wider
 # than the built-in models'. A one-value weight change, a layer option or a kernel that
-# differs between backends lands well above (README, "Your own models").
+# differs between backends lands well above (docs/own-models.md).
 USER_TOL = Tol(1e-4, 1e-5, 1e-3, "a model of unknown depth in float32; override with --rel-l2")
 USER_SEED = 7001
 DRAWN_BATCH = 4
