@@ -81,10 +81,19 @@ def test_one_problem_on_several_paths_is_one_line_with_the_worst_numbers():
         cells.append(_cell("bn_mlp", "inference", b, path, err, "fail", [bad]))
     crashed = Finding("backend", "torch crashed on bn_mlp", fix="see its log")
     cells.append(_cell("bn_mlp", "inference", "torch", "eager", 0.0, "error", [crashed]))
+    for c in cells[:3]:  # what the diagnoses found on jax: each adds its few words to the line
+        c.findings += [
+            Finding("localize", "localized: first divergent layer 'bn' (BatchNormalization): rel L2 4.68e-03 from "
+                    "inputs at 7.73e-08 (R = 2.64e+04); profile: results/layers/bn.png",
+                    brief="first divergent layer 'bn' (BatchNormalization)"),
+            Finding("rounding", "semantic: the float64 run departs from the reference too (rel L2 4.9e-03)",
+                    brief="semantic: the float64 run departs too (different math)"),
+        ]  # fmt: skip
     fails = [line for line in _render(cells).splitlines() if line.startswith(("FAIL ", "ERROR "))]
     assert fails == [
         "FAIL bn_mlp/inference (jax/cpu/predict, eager, jit): output: relative L2 error 5.00e-03 > 1e-06 "
-        f"(the worst of 3 paths); {fix}",
+        "(the worst of 3 paths); first divergent layer 'bn' (BatchNormalization); "
+        f"semantic: the float64 run departs too (different math); {fix}",
         f"FAIL bn_mlp/inference (torch/cpu/predict): output: relative L2 error 4.00e-03 > 1e-06; {fix}",
         "ERROR bn_mlp/inference (torch/cpu/eager): torch crashed on bn_mlp; see its log",
     ]

@@ -214,8 +214,11 @@ def _first_divergence(c, run, root: Path, out: Path) -> Finding:
             "localize",
             "localized: no layer of the training-mode forward pass jumps: the difference is in what "
             "training adds (gradients, optimizer steps, moving statistics; worst weight above)",
+            brief="no layer of the forward pass jumps: training adds the difference",
         )
-    return Finding("localize", f"localized: {describe(rows)}; profile: {stem}.png")
+    found = jumps(rows)
+    brief = f"first divergent layer '{found[0].name}' ({found[0].class_name})" if found else "no layer jumps"
+    return Finding("localize", f"localized: {describe(rows)}; profile: {stem}.png", brief=brief)
 
 
 def _not_localized(why: str) -> Finding:

@@ -40,6 +40,11 @@ class Finding:
     message: str  # what was found
     note: bool = False
     fix: str = ""  # what makes it go away, a clause of its own ('fix with ...')
+    brief: str = ""  # a few words for a failure's one line, where a finding adds to another's
+
+    @property
+    def short(self) -> str:
+        return self.brief or self.message
 
     @property
     def line(self) -> str:

@@ -34,4 +34,5 @@ def judge_layers(got: dict, want: dict, tols: dict[str, Tol], order: list[str] =
     return Finding(
         "layers",
         f"layer '{name}': relative L2 error {rel:.2e} > {tol.rel_l2:.1e}, its tolerance ({tol.why}){others}",
+        brief=f"first layer out of its tolerance '{name}'",
     )

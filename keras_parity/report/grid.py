@@ -110,23 +110,35 @@ _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?x?")
 
 
 def failure_lines(cells: list[CellResult]) -> list[tuple[str, str]]:
-    """(status, 'name (backend/device/paths): cause; fix') for each problem of a cell that did not
-    pass, in the order of the cells. One problem of one model case on one backend is one line
-    whatever the number of paths it shows on: the paths listed, the numbers of the worst."""
-    folds: dict[tuple, list[tuple[CellResult, Finding]]] = {}
+    """(status, 'name (backend/device/paths): cause; what the diagnoses add; fix'): one line per
+    model case and backend that did not pass, whatever the number of paths it shows on (the
+    paths listed, the worst path's numbers). Every finding in full: the table (-v, results/)."""
+    folds: dict[tuple, list[CellResult]] = {}
     for c in cells:
-        for f in c.findings if c.status != "pass" else ():
-            if not f.note:
-                key = (c.name, c.backend, c.device, c.label[len(c.path) :], c.status, f.kind, _NUMBER.sub("#", f.line))
-                folds.setdefault(key, []).append((c, f))
+        if c.status != "pass" and any(not f.note for f in c.findings):
+            folds.setdefault((c.name, c.backend, c.device, c.label[len(c.path) :], c.status), []).append(c)
     lines = []
-    for (*_, status, _kind, _shape), found in folds.items():
-        worst, finding = max(found, key=lambda cf: multiple(cf[0]) or 0.0)
-        paths = list(dict.fromkeys(c.path for c, _ in found))
-        differ = len({f.line for _, f in found}) > 1
-        text = finding.message + (f" (the worst of {len(paths)} paths)" if differ else "")
-        lines.append((status, f"{where(worst, paths)}: {text}{f'; {finding.fix}' if finding.fix else ''}"))
+    for (*_, status), group in folds.items():
+        worst = max(group, key=lambda c: multiple(c) or 0.0)
+        problems: dict[tuple[str, str], list[Finding]] = {}  # the same problem on several paths
+        for c in (worst, *(c for c in group if c is not worst)):
+            for f in c.findings:
+                if not f.note:
+                    problems.setdefault((f.kind, _NUMBER.sub("#", f.message)), []).append(f)
+        (first, *same), *rest = problems.values()
+        text = first.message
+        if any(f.message != first.message for f in same):
+            text += f" (the worst of {len(same) + 1} paths)"
+        text += "".join(f"; {fs[0].short}" for fs in rest)
+        text += "".join(f"; {fix}" for fix in dict.fromkeys(fs[0].fix for fs in problems.values() if fs[0].fix))
+        paths = list(dict.fromkeys(c.path for c in group))
+        lines.append((status, f"{where(worst, paths)}: {text}"))
     return lines
+
+
+def finding_lines(cells: list[CellResult]) -> list[tuple[str, str]]:
+    """(word, 'name (backend/device/path): finding; fix') for every finding of every cell."""
+    return [("note" if f.note else c.status, f"{where(c)}: {f.line}") for c in cells for f in c.findings]
 
 
 def note_lines(cells: list[CellResult]) -> list[str]:

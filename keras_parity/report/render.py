@@ -105,12 +105,17 @@ def _snapshots_elsewhere(cells: list[CellResult]) -> str | None:
     )
 
 
+def _word(status: str) -> str:
+    return status if status == "note" else status.upper()
+
+
 def print_report(cells: list[CellResult], console: Console | None = None, verbose: bool = False) -> None:
     """The grid, the failures one line each, the notes; with `verbose`, the full per-cell table too."""
     console = console or Console()
     if verbose:
         console.print(table(cells))
     console.print(grid.grid(cells))
+    # a line per failing model case and backend, then each note once (all of them: results/)
     for status, line in grid.failure_lines(cells):
         console.print(f"[{STYLE[status]}]{status.upper()}[/] {escape(line)}", highlight=False, soft_wrap=True)
     for line in grid.note_lines(cells):
@@ -124,10 +129,8 @@ def write_table(cells: list[CellResult], path: Path) -> None:
     """The full per-cell table and every finding as plain text (what `-v` prints, kept on disk)."""
     out = Console(file=io.StringIO(), record=True, width=400, color_system=None, highlight=False)
     out.print(table(cells))
-    for c in cells:
-        for f in c.findings:
-            word = "note" if f.note else c.status.upper()
-            out.print(f"{word} {grid.where(c)}: {f.line}", markup=False, soft_wrap=True)
+    for word, line in grid.finding_lines(cells):
+        out.print(f"{_word(word)} {line}", markup=False, soft_wrap=True)
     out.print(grid.totals(cells))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(line.rstrip() for line in out.export_text().splitlines()) + "\n")
