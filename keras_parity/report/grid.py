@@ -120,20 +120,28 @@ def failure_lines(cells: list[CellResult]) -> list[tuple[str, str]]:
     lines = []
     for (*_, status), group in folds.items():
         worst = max(group, key=lambda c: multiple(c) or 0.0)
-        problems: dict[tuple[str, str], list[Finding]] = {}  # the same problem on several paths
-        for c in (worst, *(c for c in group if c is not worst)):
-            for f in c.findings:
-                if not f.note:
-                    problems.setdefault((f.kind, _NUMBER.sub("#", f.message)), []).append(f)
-        (first, *same), *rest = problems.values()
-        text = first.message
-        if any(f.message != first.message for f in same):
-            text += f" (the worst of {len(same) + 1} paths)"
-        text += "".join(f"; {fs[0].short}" for fs in rest)
-        text += "".join(f"; {fix}" for fix in dict.fromkeys(fs[0].fix for fs in problems.values() if fs[0].fix))
         paths = list(dict.fromkeys(c.path for c in group))
-        lines.append((status, f"{where(worst, paths)}: {text}"))
+        lines.append((status, f"{where(worst, paths)}: {_one_line(worst, group)}"))
     return lines
+
+
+def _one_line(worst: CellResult, group: list[CellResult]) -> str:
+    """The worst path's problems, a clause per kind: the first in full (the cause) and the others
+    in a few words; a kind with several problems (a training case's arrays) says how many more."""
+    by_kind: dict[str, dict[str, list[Finding]]] = {}  # kind -> problem (numbers masked) -> on each path
+    for c in (worst, *(c for c in group if c is not worst)):
+        for f in c.findings:
+            if not f.note:
+                by_kind.setdefault(f.kind, {}).setdefault(_NUMBER.sub("#", f.message), []).append(f)
+    clauses = []
+    for i, problems in enumerate(by_kind.values()):
+        (first, *same), more = next(iter(problems.values())), len(problems) - 1
+        text = first.message if i == 0 else first.short
+        if i == 0 and any(f.message != first.message for f in same):
+            text += f" (the worst of {len(same) + 1} paths)"
+        clauses.append(text + (f" (and {more} more)" if more else ""))
+    fixes = dict.fromkeys(fs[0].fix for ps in by_kind.values() for fs in ps.values() if fs[0].fix)
+    return "; ".join([*clauses, *fixes])
 
 
 def finding_lines(cells: list[CellResult]) -> list[tuple[str, str]]:
