@@ -163,7 +163,7 @@ def run_cells(
             for i, (future, ms) in enumerate(futures):  # in matrix order: neighbours first
                 act.update(i, note=", ".join(c.label for c, _ in todo[i : i + max(1, jobs)]))
                 outcomes.append(_record(future.result(), ms, history_path, root, also, log))
-            act.update(len(todo))
+            act.update(len(todo), note="")
     finally:
         pool.shutdown(cancel_futures=True)  # interrupted: queued cells do not start; a rerun resumes
     return outcomes

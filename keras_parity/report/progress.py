@@ -124,7 +124,8 @@ def activity(what: str, total: float | None = None, unit: str = "", log: Callabl
         if own is not None:
             own.stop()
         if act.bars is None or not ok:
-            log(f"{what}: {act.amount()} in {act.seconds():.0f} s{'' if ok else ', stopped'}")
+            note = f" ({act.note})" if act.note else ""
+            log(f"{what}: {act.amount()}{note} in {act.seconds():.0f} s{'' if ok else ', stopped'}")
 
 
 def watch(

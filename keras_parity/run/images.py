@@ -126,8 +126,8 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     if is_synced(dest, lock):
         return dest
     dest.mkdir(parents=True, exist_ok=True)
-    # pip writes each download into its temporary folder first: a private one, whose bytes are
-    # the download's progress (copies into dest come after, and are not counted twice).
+    # pip writes each download into its temporary folder first (a private one here), then copies
+    # it into dest: the bytes so far are dest's wheels and the downloads not yet copied.
     tmp = WHEELHOUSE / f".tmp-{dest.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -135,7 +135,7 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     try:
         proc = watch(
             download_command(backend, device, dest), f"downloading the wheels of {lock.name} into {dest.name}",
-            lambda: _bytes(tmp), unit="bytes", env={**os.environ, "TMPDIR": str(tmp)}, log=log,
+            lambda: _bytes(dest, tmp), unit="bytes", env={**os.environ, "TMPDIR": str(tmp)}, log=log,
             note=lambda: f"{sum(1 for _ in dest.glob('*.whl'))}/{wanted} wheels",
         )  # fmt: skip
     finally:
@@ -146,11 +146,14 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     return dest
 
 
-def _bytes(folder: Path) -> int:
-    total = 0
-    for path in folder.rglob("*"):
+def _bytes(dest: Path, tmp: Path) -> int:
+    """Bytes of the wheels in dest, and of the files pip is still downloading (named as no wheel in dest)."""
+    total, done = 0, set()
+    for path in [*dest.glob("*.whl"), *tmp.rglob("*")]:
         with contextlib.suppress(OSError):  # pip moves and deletes files as it goes
-            total += path.stat().st_size if path.is_file() else 0
+            if path.is_file() and path.name not in done:
+                total += path.stat().st_size
+                done.add(path.name)
     return total
 
 
@@ -231,11 +234,11 @@ def _stream_build(client, ctx: Path, tag: str, args: dict, lines: list[str], log
                         if step:
                             act.update(int(step[1]) - 1, total=int(step[2]), note=step[3][:60])
                             if act.bars is None:
-                                log(f"  {line[:200]}")
+                                log(f"  {line[:150]}")
         except docker.errors.APIError as exc:
             lines.append(str(exc))
             return str(exc.explanation or exc).splitlines()[0]
-        act.update(act.total)
+        act.update(act.total, note="")
     return None
 
 

@@ -103,6 +103,7 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     if float64:
         with activity("float64 runs", total=len(backends) * len(registered), unit="models", log=log) as act:
             again = {b: _float64_run(b, registered, zoo_dir / "float64", docker, log, act) for b in backends}
+            act.update(note="")
         judged = evaluate(again, registered, golden_dir, write_obtained=False, policy="float64", training=False)
         for row, other in zip(rows, rows_of(registered, judged, again)):
             row.float64 = other.rel_l2
