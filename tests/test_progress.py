@@ -105,3 +105,13 @@ def test_a_failing_build_step_is_its_message_and_stays_in_the_build_log(tmp_path
     failure = images._stream_build(_Client(chunks), tmp_path, "t:1", {}, lines, lambda *a: None)
     assert failure == "The command '/bin/sh -c pip install' returned a non-zero code: 1"
     assert lines[0] == STEPS[0]["stream"].strip() and lines[-1] == failure
+
+
+def test_downloaded_bytes_count_each_wheel_once(tmp_path):
+    dest, tmp = tmp_path / "dest", tmp_path / "tmp" / "pip-unpack-1"
+    dest.mkdir()
+    tmp.mkdir(parents=True)
+    (dest / "a.whl").write_bytes(b"x" * 100)
+    (tmp / "a.whl").write_bytes(b"x" * 100)  # copied into dest already: not twice
+    (tmp / "b.whl").write_bytes(b"x" * 50)  # still downloading
+    assert images._bytes(dest, tmp_path / "tmp") == 150
