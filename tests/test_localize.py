@@ -36,9 +36,13 @@ NAMED = [  # model, case, the layer that must be named
     *(("lstm", case, "lstm") for case in TRAINING),
     ("resnet50", "logits", "conv3_block2_2_bn"),
 ]
-# ResNet50's training tolerances (float32 backprop through its BatchNormalizations, Adam's steps
-# on it) may or may not see an epsilon of 0.1 in one of 53 layers: if one fails, it names it.
-MAYBE = [("resnet50", "train_grad", "conv3_block2_2_bn"), ("resnet50", "train_adam", "conv3_block2_2_bn")]
+# ResNet50 runs its forward case only: the training path is named on the four small models, and
+# ResNet50's training cases with their float64 diagnoses would triple the fixture's time (186 s
+# against 54 s for ResNet50 alone on the 2-core CI machine).
+RUNS = (
+    ["--model", "linear", "--model", "cnn", "--model", "bn_mlp", "--model", "lstm"],
+    ["--model", "resnet50", "--no-training"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +54,19 @@ def planted(tmp_path_factory):
         text = src.read_text()
         assert old in text, f"{name} no longer holds {old!r}"
         src.write_text(text.replace(old, new))
-    proc = cli("parity", "--out", str(project / "out"), cwd=project)
-    cells = json.loads((project / "out" / "parity.json").read_text())["cells"]
-    return proc, cells
+    procs, cells = [], []
+    for i, args in enumerate(RUNS):
+        out = project / f"out{i}"
+        procs.append(cli("parity", *args, "--out", str(out), cwd=project))
+        cells += json.loads((out / "parity.json").read_text())["cells"]
+    return procs, cells
 
 
 @pytest.mark.parametrize("model, case, layer", NAMED, ids=[f"{m}-{c}" for m, c, _ in NAMED])
 def test_a_planted_change_is_named_on_every_backend(planted, model, case, layer):
-    proc, cells = planted
-    assert proc.returncode == 1
+    procs, cells = planted
+    assert [p.returncode for p in procs] == [1, 1]
+    stdout = "\n".join(p.stdout for p in procs)
     mine = [c for c in cells if c["model"] == model and c["case"] == case]
     assert {c["backend"] for c in mine} == set(BACKENDS)
     for c in mine:
@@ -66,7 +74,7 @@ def test_a_planted_change_is_named_on_every_backend(planted, model, case, layer)
         named = [p for p in c["problems"] if p.startswith("localized: ")]
         assert named and named[0].startswith(f"localized: first divergent layer '{layer}' "), c["problems"]
         # the failure's one line names the layer (every finding in full: results/parity-table.txt)
-        (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith(f"FAIL {model}/{case} ({c['backend']}/cpu/")]
+        (line,) = [ln for ln in stdout.splitlines() if ln.startswith(f"FAIL {model}/{case} ({c['backend']}/cpu/")]
         assert c["path"] in line.split("): ")[0] and f"; first divergent layer '{layer}'" in line, line
         # the backend's own float64 run departs too: different math, not rounding (torch's
         # float64 training runs return a float32 loss, which leaves them unclassified)
@@ -77,16 +85,9 @@ def test_a_planted_change_is_named_on_every_backend(planted, model, case, layer)
         assert any(p.startswith("semantic: the float64 run departs from the reference too") for p in c["problems"])
 
 
-def test_a_planted_change_the_gradient_tolerance_sees_is_named(planted):
-    _, cells = planted
-    for model, case, layer in MAYBE:
-        for c in (c for c in cells if c["model"] == model and c["case"] == case and c["status"] != "pass"):
-            assert any(p.startswith(f"localized: first divergent layer '{layer}' ") for p in c["problems"]), c
-
-
 def test_nothing_is_named_where_nothing_was_planted(planted):
     _, cells = planted
-    planted_cases = {(m, c) for m, c, _ in NAMED + MAYBE}
+    planted_cases = {(m, c) for m, c, _ in NAMED}
     clean = [c for c in cells if (c["model"], c["case"]) not in planted_cases]
     assert clean and all(c["status"] == "pass" for c in clean), [c for c in clean if c["status"] != "pass"]
     assert not any(p.startswith("localized") for c in clean for p in c["problems"])
