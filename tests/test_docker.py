@@ -44,9 +44,9 @@ def test_no_daemon_is_a_one_line_error(monkeypatch, tmp_path):
 
 
 @docker_only
-def test_container_outputs_are_bit_identical_to_the_local_run(tmp_path):
+def test_container_outputs_are_bit_identical_to_the_local_run(parity, tmp_path):
     models = list(REGISTRY)
-    local = run_backends(list(BACKENDS), models, tmp_path / "local", log=lambda *a: None)
+    _, _, local = parity  # the session's local run of everything (conftest.py)
     boxed = run_backends(list(BACKENDS), models, tmp_path / "docker", docker=True, log=lambda *a: None)
     for b in BACKENDS:
         assert local[b].error is None and boxed[b].error is None, (local[b].error, boxed[b].error)

@@ -21,20 +21,11 @@ from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import envs
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import load_run, run_backends
+from keras_parity.run.launch import run_backends
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = list(REGISTRY)
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def parity(tmp_path_factory):
-    """`keras_parity parity` on everything, as `nox -s parity` runs it."""
-    out = tmp_path_factory.mktemp("parity")
-    proc = cli("parity", "--out", str(out))
-    runs = {b: load_run(out / "raw", b) for b in BACKENDS}
-    return proc, out, runs
 
 
 @pytest.fixture
