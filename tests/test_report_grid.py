@@ -52,7 +52,7 @@ def test_the_grid_fits_100_columns_with_multiples_and_verdicts():
     assert "0.04x" in row and "FAIL 2.50x" in row and "ERROR" in row
     linear = next(line for line in grid.splitlines() if "linear/dense_nobias" in line)
     assert linear.count("0.03x") == 3 and linear.rstrip("│ ").endswith("-")  # no twin ran it
-    assert "worst of the paths per backend" in grid
+    assert "worst path of each backend; - not run" in grid
 
 
 def test_failures_are_one_line_each_with_their_fix():

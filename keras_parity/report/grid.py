@@ -22,7 +22,7 @@ _WORD = {"fail": "FAIL", "error": "ERROR", "unsupported": "n/a", "skipped": "ski
 TITLE = "keras-parity: error / tolerance (rel L2)"
 # Short: a caption wraps at the grid's width. The tolerances themselves are multiples of each
 # case's measured float32 noise (models/noise.json), so 1.00x is that many times the noise.
-CAPTION = "worst of the paths per backend (predict, eager, ...); - not run"
+CAPTION = "worst path of each backend; - not run"
 
 
 def multiple(cell: CellResult) -> float | None:
