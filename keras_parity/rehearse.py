@@ -103,12 +103,15 @@ def candidate_env(backend: str, lock: Path, log=print) -> Path:
     python = env / "bin" / "python"
     if python.exists() and envs.is_synced(env, lock):
         return python
-    envs.run_or_fail(
-        [*envs.uv(), "venv", "--quiet", "--allow-existing", "--python", envs.sys.executable, str(env)],
-        f"creating the candidate {backend} environment",
-    )
-    envs.sync(lock, python, f"installing the candidate {backend} environment", log=log)
-    envs.mark_synced(env, lock)
+    with envs.exclusive(env):
+        if python.exists() and envs.is_synced(env, lock):
+            return python
+        envs.run_or_fail(
+            [*envs.uv(), "venv", "--quiet", "--allow-existing", "--python", envs.sys.executable, str(env)],
+            f"creating the candidate {backend} environment",
+        )
+        envs.sync(lock, python, f"installing the candidate {backend} environment", log=log)
+        envs.mark_synced(env, lock)
     return python
 
 

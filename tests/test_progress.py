@@ -3,6 +3,7 @@ from outside the command (packages installed, bytes written, build steps)."""
 
 import io
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -115,3 +116,34 @@ def test_downloaded_bytes_count_each_wheel_once(tmp_path):
     (tmp / "a.whl").write_bytes(b"x" * 100)  # copied into dest already: not twice
     (tmp / "b.whl").write_bytes(b"x" * 50)  # still downloading
     assert images._bytes(dest, tmp_path / "tmp") == 150
+
+
+def test_two_commands_syncing_one_environment_install_it_once(tmp_path, monkeypatch):
+    """The second waits for the first (a lock beside the environment), then finds it synced."""
+    import threading
+    import time
+
+    monkeypatch.setenv("KERAS_PARITY_ENVS", str(tmp_path))
+    calls, inside = [], []
+
+    def venv(cmd, what):  # uv venv: the interpreter appears
+        python = Path(cmd[-1]) / "bin" / "python"
+        python.parent.mkdir(parents=True, exist_ok=True)
+        python.touch()
+
+    def sync(lock, python, what, log=print):  # a slow install, watched for overlap
+        inside.append(1)
+        calls.append(len(inside))
+        time.sleep(0.5)
+        inside.pop()
+
+    monkeypatch.setattr(envs, "run_or_fail", venv)
+    monkeypatch.setattr(envs, "sync", sync)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(envs.ensure("jax", log=None))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [1]  # one install, never two at once
+    assert got == [envs.env_python("jax")] * 2 and envs.is_synced(tmp_path / "jax", envs.lock_file("jax"))

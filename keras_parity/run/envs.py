@@ -7,6 +7,8 @@ a re-sync, an unchanged one installs nothing.
 from __future__ import annotations
 
 import configparser
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -136,11 +138,25 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     python = env_python(backend, device)
     if python.exists() and is_synced(env, lock):
         return python
-    venv = [*uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
-    run_or_fail(venv, f"creating the {backend} environment")
-    sync(lock, python, f"creating the {backend} environment", log=log)
-    mark_synced(env, lock)
+    with exclusive(env):
+        if python.exists() and is_synced(env, lock):  # another command synced it while this one waited
+            return python
+        venv = [*uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
+        run_or_fail(venv, f"creating the {backend} environment")
+        sync(lock, python, f"creating the {backend} environment", log=log)
+        mark_synced(env, lock)
     return python
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path):
+    """One writer of an environment (or a wheelhouse) at a time, across processes: two commands
+    started together (`nox -s parity` and `nox -s zoo` in two terminals) would otherwise install
+    into the same folder at once. The lock file sits beside the folder and stays."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
 
 
 def sync(lock: Path, python: Path, what: str, log=print) -> None:

@@ -118,13 +118,23 @@ def _source_digest() -> str:
 
 def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
     """Download every wheel of the lock on the host (verifying hashes); reused when complete."""
-    from keras_parity.report.progress import watch
 
     candidate = _CANDIDATES.get((backend, device))
     dest = WHEELHOUSE / (f"candidate-{candidate.stem}" if candidate else f"{backend}-{device}")
     lock = lock_file(backend, device)
     if is_synced(dest, lock):
         return dest
+    with envs.exclusive(dest):  # a second command waits for the first one's download
+        if not is_synced(dest, lock):
+            _download(backend, device, dest, log)
+            mark_synced(dest, lock)
+    return dest
+
+
+def _download(backend: str, device: str, dest: Path, log) -> None:
+    from keras_parity.report.progress import watch
+
+    lock = lock_file(backend, device)
     dest.mkdir(parents=True, exist_ok=True)
     # pip writes each download into its temporary folder first (a private one here), then copies
     # it into dest: the bytes so far are dest's wheels and the downloads not yet copied.
@@ -142,8 +152,6 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     if proc.returncode != 0:
         raise EnvError(f"downloading the wheels for {backend}-{device} failed: {envs.last_line(proc.stderr)}")
-    mark_synced(dest, lock)
-    return dest
 
 
 def _bytes(dest: Path, tmp: Path) -> int:
