@@ -119,8 +119,7 @@ def changed_pins(pinned: Path, candidate: Path) -> list[str]:
     """'name old -> new' for every package whose version the overrides moved."""
 
     def versions(path: Path) -> dict[str, str]:
-        found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", path.read_text(), flags=re.M)
-        return {_norm(n): v for n, v in found}
+        return {_norm(n): v for n, v in envs.locked(path.read_text()).items()}
 
     old, new = versions(pinned), versions(candidate)
     return [

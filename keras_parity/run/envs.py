@@ -89,6 +89,11 @@ def find_links() -> list[str]:
     return dirs.split()
 
 
+def locked(lock_text: str) -> dict[str, str]:
+    """{name as the lock writes it: version} of every pin of a lock."""
+    return dict(re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", lock_text, flags=re.M))
+
+
 def _cpu_builds(requirements: str) -> list[tuple[str, str]]:
     """(name, version) of every `name==version+cpu` pin: the PyTorch CPU index's builds."""
     return re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+\+cpu)\b", requirements, flags=re.M)
@@ -165,7 +170,7 @@ def sync(lock: Path, python: Path, what: str, log=print) -> None:
 
     env = python.parent.parent
     shown = lock.relative_to(ROOT) if lock.is_relative_to(ROOT) else lock
-    total = len(re.findall(r"^[A-Za-z0-9_.-]+==", lock.read_text(), flags=re.M))
+    total = len(locked(lock.read_text()))
     proc = watch(
         sync_command(lock, python), f"syncing {env.name} from {shown}", lambda: installed(env),
         total=total, unit="packages", log=log,

@@ -126,22 +126,21 @@ def wheelhouse(backend: str, device: str = "cpu", log=print) -> Path:
         return dest
     with envs.exclusive(dest):  # a second command waits for the first one's download
         if not is_synced(dest, lock):
-            _download(backend, device, dest, log)
+            _download(backend, device, lock, dest, log)
             mark_synced(dest, lock)
     return dest
 
 
-def _download(backend: str, device: str, dest: Path, log) -> None:
+def _download(backend: str, device: str, lock: Path, dest: Path, log) -> None:
     from keras_parity.report.progress import watch
 
-    lock = lock_file(backend, device)
     dest.mkdir(parents=True, exist_ok=True)
     # pip writes each download into its temporary folder first (a private one here), then copies
     # it into dest: the bytes so far are dest's wheels and the downloads not yet copied.
     tmp = WHEELHOUSE / f".tmp-{dest.name}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    wanted = len(re.findall(r"^[A-Za-z0-9_.-]+==", lock.read_text(), flags=re.M))
+    wanted = len(envs.locked(lock.read_text()))
     try:
         proc = watch(
             download_command(backend, device, dest), f"downloading the wheels of {lock.name} into {dest.name}",
