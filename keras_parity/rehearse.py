@@ -99,20 +99,7 @@ def _conflict(stderr: str) -> str:
 
 def candidate_env(backend: str, lock: Path, log=print) -> Path:
     """A throwaway environment synced from the candidate lock, reused while the lock holds."""
-    env = envs.env_root() / "rehearse" / lock.stem
-    python = env / "bin" / "python"
-    if python.exists() and envs.is_synced(env, lock):
-        return python
-    with envs.exclusive(env):
-        if python.exists() and envs.is_synced(env, lock):
-            return python
-        envs.run_or_fail(
-            [*envs.uv(), "venv", "--quiet", "--allow-existing", "--python", envs.sys.executable, str(env)],
-            f"creating the candidate {backend} environment",
-        )
-        envs.sync(lock, python, f"installing the candidate {backend} environment", log=log)
-        envs.mark_synced(env, lock)
-    return python
+    return envs.provision(envs.env_root() / "rehearse" / lock.stem, lock, f"the candidate {backend} environment", log)
 
 
 def changed_pins(pinned: Path, candidate: Path) -> list[str]:

@@ -139,16 +139,21 @@ def ensure(backend: str, log=print, device: str = "cpu") -> Path:
     lock = lock_file(backend, device)
     if not lock.exists():
         raise EnvError(f"no lock {lock.relative_to(LOCKS.parent)} for this platform; create it with `nox -s lock`")
-    env = env_root() / lock.stem
-    python = env_python(backend, device)
+    return provision(env_root() / lock.stem, lock, f"the {backend} environment", log=log)
+
+
+def provision(env: Path, lock: Path, what: str, log=print) -> Path:
+    """The python of `env`, created and synced from `lock` unless it holds that lock already;
+    one writer at a time. Failures say 'creating <what> failed: ...'."""
+    python = env / "bin" / "python"
     if python.exists() and is_synced(env, lock):
         return python
     with exclusive(env):
         if python.exists() and is_synced(env, lock):  # another command synced it while this one waited
             return python
         venv = [*uv(), "venv", "--quiet", "--allow-existing", "--python", sys.executable, str(env)]
-        run_or_fail(venv, f"creating the {backend} environment")
-        sync(lock, python, f"creating the {backend} environment", log=log)
+        run_or_fail(venv, f"creating {what}")
+        sync(lock, python, f"creating {what}", log=log)
         mark_synced(env, lock)
     return python
 
