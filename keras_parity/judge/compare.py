@@ -98,11 +98,16 @@ class CellResult:
     reference: str = "float64"  # or 'cross-backend': a user model the reference lacks layers for
 
     @property
-    def label(self) -> str:
-        """The path, with the policy and variant a cell ran under: 'predict [tf32]'."""
+    def conditions(self) -> str:
+        """What the cell ran under besides its path (policy, GPU variant, reference): ' [tf32]', or ''."""
         extra = [x for x in (self.policy if self.policy != "float32" else "", self.variant) if x]
         extra += ["cross-backend"] if self.reference != "float64" else []
-        return f"{self.path} [{', '.join(extra)}]" if extra else self.path
+        return f" [{', '.join(extra)}]" if extra else ""
+
+    @property
+    def label(self) -> str:
+        """The path, with the policy and variant a cell ran under: 'predict [tf32]'."""
+        return self.path + self.conditions
 
     @property
     def name(self) -> str:

@@ -42,9 +42,7 @@ def fmt_multiple(x: float) -> str:
 
 def _row_label(cell: CellResult) -> str:
     """model/case, with what the cell ran under besides its path (policy, GPU variant, reference)."""
-    extra = [x for x in (cell.policy if cell.policy != "float32" else "", cell.variant) if x]
-    extra += ["cross-backend"] if cell.reference != "float64" else []
-    return f"{cell.name} [{', '.join(extra)}]" if extra else cell.name
+    return cell.name + cell.conditions
 
 
 def _columns(cells: list[CellResult]) -> list[str]:
@@ -101,8 +99,7 @@ def grid(cells: list[CellResult]) -> Table:
 
 def where(cell: CellResult, paths: list[str] | None = None) -> str:
     """'model/case (backend/device/path)', or with several paths 'predict, eager, jit'."""
-    extras = cell.label[len(cell.path) :]  # ' [tf32]': what the paths ran under besides
-    return f"{cell.name} ({cell.backend}/{cell.device}/{', '.join(paths or [cell.path])}{extras})"
+    return f"{cell.name} ({cell.backend}/{cell.device}/{', '.join(paths or [cell.path])}{cell.conditions})"
 
 
 # Numbers in a finding's message: the part that differs between paths with the same problem.
@@ -116,7 +113,7 @@ def failure_lines(cells: list[CellResult]) -> list[tuple[str, str]]:
     folds: dict[tuple, list[CellResult]] = {}
     for c in cells:
         if c.status != "pass" and any(not f.note for f in c.findings):
-            folds.setdefault((c.name, c.backend, c.device, c.label[len(c.path) :], c.status), []).append(c)
+            folds.setdefault((c.name, c.backend, c.device, c.conditions, c.status), []).append(c)
     lines = []
     for (*_, status), group in folds.items():
         worst = max(group, key=lambda c: multiple(c) or 0.0)
