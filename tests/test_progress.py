@@ -41,7 +41,7 @@ def test_watch_passes_a_failure_on_with_its_message(tmp_path):
 
 
 def test_bytes_are_shown_as_sizes():
-    act = progress.Activity("downloading", None, "bytes", print)
+    act = progress.Activity("downloading", None, "bytes")
     act.update(1_234_000_000)
     assert act.amount() == "1.2 GB"
 

@@ -70,8 +70,8 @@ def live(console: Console) -> Iterator[Progress | None]:
 class Activity:
     """One piece of work: `update(completed, total=..., note=...)` as it goes."""
 
-    def __init__(self, what: str, total: float | None, unit: str, log: Callable[[str], None]):
-        self.what, self.total, self.unit, self.log = what, total, unit, log
+    def __init__(self, what: str, total: float | None, unit: str):
+        self.what, self.total, self.unit = what, total, unit
         self.completed, self.note, self.task, self.bars = 0.0, "", None, None
         self.t0 = time.monotonic()
 
@@ -99,7 +99,7 @@ class Activity:
 @contextlib.contextmanager
 def activity(what: str, total: float | None = None, unit: str = "", log: Callable[[str], None] = print):
     """A bar on the command's display (or a display of its own on a terminal), else two lines."""
-    act = Activity(what, total, unit, log)
+    act = Activity(what, total, unit)
     own = None
     bars = _LIVE
     if bars is None and sys.stderr.isatty():
@@ -169,7 +169,7 @@ class BackendProgress:
     """The backend processes of one run, a bar each; pass `update` as run_backends' `on_poll`."""
 
     def __init__(self, console: Console, backends: list[str], models: list[str]):
-        self.console, self.models, self.backends = console, list(models), list(backends)
+        self.models, self.backends = list(models), list(backends)
         self.tasks: dict[str, int] = {}
         self._live = live(console)
         self.bars: Progress | None = None
