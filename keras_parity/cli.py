@@ -175,34 +175,36 @@ def cmd_localize(args) -> int:
     from keras_parity.diagnose.localize import case_layers, describe, first_jump, plot, profile
     from keras_parity.run.launch import run_backends
 
-    backends, spec = _pick("backend", args.backend, BACKENDS), REGISTRY[_pick("model", [args.model], REGISTRY)[0]]
+    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
+    if len(models) != 1:
+        usage_error("localize profiles one model; pass one --model or one --model-file")
+    model = models[0]
+    spec = REGISTRY[model]
     cases = [c for c in spec.cases if c.mode != "moving_stats" and (not args.case or c.name in args.case)]
     if not cases:
-        usage_error(f"no case {args.case} in {args.model}; choose from {', '.join(c.name for c in spec.cases)}")
+        usage_error(f"no case {args.case} in {model}; choose from {', '.join(c.name for c in spec.cases)}")
     t0 = time.perf_counter()
-    with progress.status(console, f"capturing every layer of {args.model} on {', '.join(backends)}"):
+    with progress.status(console, f"capturing every layer of {model} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, [args.model], args.out / "raw", RunFlags(layers=True), docker=args.docker, log=console.print
+            backends, [model], args.out / "raw", RunFlags(layers=True), docker=args.docker, log=console.print
         )
     failed = 0
     for b, run in runs.items():
-        if run.error or args.model not in run.meta.get("models", {}):
-            console.print(
-                f"[red]error[/] {b}: {run.error or run.meta.get('errors', {}).get(args.model)}", soft_wrap=True
-            )
+        if run.error or model not in run.meta.get("models", {}):
+            console.print(f"[red]error[/] {b}: {run.error or run.meta.get('errors', {}).get(model)}", soft_wrap=True)
             failed += 1
             continue
         for case in cases:
-            rows = profile(args.model, case.name, case_layers(run, args.model, case.name))
+            rows = profile(model, case.name, case_layers(run, model, case.name), args.golden_dir, run.feeds)
             hit = first_jump(rows)
-            t = Table(title=f"{args.model}/{case.name} on {b}: error vs float64, layer by layer")
+            t = Table(title=f"{model}/{case.name} on {b}: error vs float64, layer by layer")
             for col in ("layer", "type", "rel L2", "inputs' rel L2", "R", ""):
                 t.add_column(col, justify="left" if col in ("layer", "type", "") else "right")
             for r in rows:
                 mark = "[red]<- first jump[/]" if r is hit else r.note
                 t.add_row(r.name, r.class_name, f"{r.rel_l2:.2e}", f"{r.inputs_rel_l2:.2e}", f"{r.rate:.3g}", mark)
             console.print(t)
-            png = plot(rows, hit, f"{args.model}/{case.name} on {b}", args.out / f"{args.model}-{case.name}-{b}.png")
+            png = plot(rows, hit, f"{model}/{case.name} on {b}", args.out / f"{model}-{case.name}-{b}.png")
             console.print(f"{describe(rows)}; plot: {png}", soft_wrap=True)
     console.print(f"localized in {time.perf_counter() - t0:.1f} s")
     return Exit.INFRA if failed else Exit.OK

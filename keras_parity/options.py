@@ -147,7 +147,7 @@ def parser(commands: dict) -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove images and cache volumes no current lock builds")
     p.set_defaults(fn=commands["images"])
     p = sub.add_parser("localize", help="every layer's error against float64, and the first layer where it jumps")
-    p.add_argument("--model", required=True, help="the model to profile")
+    model_arguments(p, "your model's golden folder (default: golden/ beside the model file; ./golden)")
     p.add_argument("--backend", action="append", help="only this backend (repeatable)")
     p.add_argument("--case", action="append", help="only this case (repeatable)")
     p.add_argument("--out", type=Path, default=RESULTS / "localize", help="where tables' plots go")

@@ -34,6 +34,7 @@ from keras_parity.registry.spec import Tol
 from keras_parity.run import envinfo, knobs
 from keras_parity.run.launch import BackendRun
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights
+from keras_parity.run.varpaths import variable_paths, weights_by_path
 from keras_parity.run.weights import checksum, config_hash, depthwise_fan_ins, generate_weights
 
 CASE = "inference"
@@ -96,7 +97,8 @@ class ParityCheck:
         # names depend on what else the process has built.
         specs = [(f"{i}/{v.path.rsplit('/', 1)[-1]}", tuple(v.shape)) for i, v in enumerate(model.weights)]
         depthwise = depthwise_fan_ins(model)
-        fan_in = {p: depthwise[v.path] for (p, _), v in zip(specs, model.weights) if v.path in depthwise}
+        paths = variable_paths(model)
+        fan_in = {p: depthwise[q] for (p, _), q in zip(specs, paths) if q in depthwise}
         set_weights(model, generate_weights(specs, seed, "seed_weights", generic=True, fan_in=fan_in))
 
     def check(self, model, inputs, *, name: str | None = None, rel_l2=None, atol=None, rtol=None) -> None:
@@ -187,14 +189,13 @@ def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
     """This process's run of the model, in the record format of the suite's backend runner
     (keras_parity/run/runner.py): arrays 'model/case/path/output', the model's checksums and
     the machine facts in meta, its weights and inputs as feeds."""
-    import keras
 
     from keras_parity.run.defaults import layer_defaults
 
     xs = [feed[n] for n in input_names(graph)]
     x = xs if isinstance(graph.input, (list, tuple)) else xs[0]
     calls = {"predict": lambda: graph.predict_on_batch(x), "eager": lambda: graph(x, training=False)}
-    weights = {v.path: np.asarray(keras.ops.convert_to_numpy(v)) for v in graph.weights}
+    weights = {p: np.asarray(w) for p, w in weights_by_path(graph).items()}
     arrays = {
         golden.key(key, CASE, path, out): value
         for path in PATHS[backend]

@@ -340,6 +340,16 @@ float64 for each call. Files: {files}.
 """
 
 
+def _weights_not_the_goldens(model: str, runs: dict, root: Path) -> str | None:
+    """The first backend whose run of `model` loaded other weights than its goldens', or None."""
+    meta = golden.read_json(golden.reference_path(model, usermodel.root_of(REGISTRY[model], root)).with_suffix(".json"))
+    for backend, r in runs.items():
+        for name, b in r.meta.get("models", {}).get(model, {}).get("builders", {}).items():
+            if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
+                return backend
+    return None
+
+
 def run(args, console) -> int:
     """The `repro` command: judge the cell as `parity` does, then write its folder per backend."""
     from keras_parity.judge.evaluate import evaluate
@@ -361,6 +371,15 @@ def run(args, console) -> int:
         runs = run_backends(
             backends, [model], args.out / "raw", RunFlags(configs=True, training=False), log=console.print
         )
+    changed = _weights_not_the_goldens(model, runs, args.golden_dir)
+    if changed:
+        console.print(
+            f"error: the weights of {model} on {changed} are not the ones its goldens were made from, so a "
+            "reproducer would present your own change as a backend's departure; restore the model, or "
+            "regenerate its goldens if the change is intended",
+            soft_wrap=True,
+        )
+        return Exit.USAGE
     cells = evaluate(runs, [model], args.golden_dir, write_obtained=False, training=False)
     failed = crashed = 0
     for b, r in runs.items():

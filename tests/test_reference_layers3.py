@@ -12,6 +12,7 @@ from test_reference_more_layers import _check, _gradient_meets_central_differenc
 
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
 from keras_parity.reference import ops as ref  # noqa: E402
+from keras_parity.run.varpaths import variable_paths, weights_by_path  # noqa: E402
 
 L, K = keras.layers, keras.ops
 
@@ -180,7 +181,7 @@ def test_a_transposed_convolution_by_hand():
     # Dilated: TensorFlow's CPU kernels refuse it, so it is refused here by name, unchecked.
     model = _model([(2, 6, 3)], lambda t: L.Conv1DTranspose(2, 3, dilation_rate=2, name="up")(t))
     with pytest.raises(UnsupportedLayer, match="dilation_rate=.*layer 'up'"):
-        evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, np.zeros((2, 6, 3)))
+        evaluate(model.get_config(), weights_by_path(model), np.zeros((2, 6, 3)))
 
 
 QV = [(2, 4, 5), (2, 6, 5)]
@@ -249,7 +250,9 @@ def test_nested_functional_models_meet_keras_in_float64():
 
     _check([(3, 5), (3, 5)], build)
     model = _model([(3, 5), (3, 5)], build)
-    assert any(v.path == "inner_out/kernel" for v in model.weights)  # no 'block/' prefix
+    # Keras names the nested model's kernel 'inner_out/kernel'; the layer tree, 'block/inner_out/kernel'.
+    assert any(v.path == "inner_out/kernel" for v in model.weights)
+    assert "block/inner_out/kernel" in variable_paths(model)
     # The model's output the nested model's: Keras numbers its node from 1 in output_layers.
     last = _blocks()[0]
     model = _model([(3, 5)], lambda t: last(L.Dense(5)(t)))

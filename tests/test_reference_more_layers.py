@@ -9,6 +9,7 @@ from helpers import keras_in_float64
 keras = pytest.importorskip("keras")
 
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
+from keras_parity.run.varpaths import variable_paths, weights_by_path  # noqa: E402
 
 L = keras.layers
 TOL = 1e-12  # max |keras - reference| / max |keras|
@@ -37,7 +38,7 @@ def _check(shapes, build, int_input=False, seed=0):
     else:
         xs = [rng.standard_normal(s) * 2.0 for s in shapes]
     want = np.asarray(model(xs if len(xs) > 1 else xs[0]))
-    weights = {v.path: np.asarray(v) for v in model.weights}
+    weights = weights_by_path(model)
     got = evaluate(model.get_config(), weights, xs if len(xs) > 1 else xs[0]).outputs[0]
     assert got.shape == want.shape and want.dtype == np.float64
     err = np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-300)
@@ -166,7 +167,7 @@ def _check_weights(shapes, build, fill, seed=0):
             layer.finalize_state()
     x = rng.standard_normal(shapes[0]) * 2.0
     want = np.asarray(model(x))
-    got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+    got = evaluate(model.get_config(), weights_by_path(model), x).outputs[0]
     assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= TOL
 
 
@@ -192,7 +193,7 @@ def test_keras_normalization_ignores_set_weights_until_finalize_state():
     assert np.allclose(np.asarray(model(x)), x)  # still mean 0, variance 1
     model.layers[1].finalize_state()
     assert np.allclose(np.asarray(model(x)), (x - 5.0) / 2.0)
-    weights = {v.path: np.asarray(v) for v in model.weights}
+    weights = weights_by_path(model)
     assert np.allclose(evaluate(model.get_config(), weights, x).outputs[0], (x - 5.0) / 2.0)
 
 
@@ -261,7 +262,7 @@ def test_keras_applications_meet_keras_in_float64(name):
     model = build(weights=None, input_shape=(size, size, 3), classes=10, classifier_activation=None)
     x = np.random.default_rng(0).uniform(0.0, 255.0, (2, size, size, 3))
     want = np.asarray(model(x))
-    got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+    got = evaluate(model.get_config(), weights_by_path(model), x).outputs[0]
     assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= tol
 
 
@@ -284,7 +285,7 @@ def _gradient_meets_central_differences(model, shape):
     import autograd
 
     rng = np.random.default_rng(3)
-    weights = {v.path: rng.standard_normal(tuple(v.shape)) * 0.5 for v in model.weights}
+    weights = {p: rng.standard_normal(tuple(v.shape)) * 0.5 for p, v in zip(variable_paths(model), model.weights)}
     x, config = rng.standard_normal(shape), model.get_config()
 
     def loss(w):
@@ -378,7 +379,7 @@ def test_keras_attention_scales_by_a_float32_rounding_of_one_over_sqrt_key_dim()
     def departure(key_dim):
         model = _model([x.shape], _attention(key_dim=key_dim))
         want = np.asarray(model(x))
-        got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+        got = evaluate(model.get_config(), weights_by_path(model), x).outputs[0]
         return np.max(np.abs(want - got)) / np.max(np.abs(want))
 
     rounding = abs(float(np.float32(1 / np.sqrt(3.0))) * np.sqrt(3.0) - 1.0)
@@ -393,7 +394,7 @@ def test_multi_head_attention_with_an_attention_mask_meets_keras_in_float64():
     q, m = keras.Input((5, 8)), keras.Input((5, 5), dtype="bool")
     model = keras.Model([q, m], L.MultiHeadAttention(num_heads=2, key_dim=4)(q, q, attention_mask=m))
     want = np.asarray(model([x, mask]))
-    weights = {v.path: np.asarray(v) for v in model.weights}
+    weights = weights_by_path(model)
     got = evaluate(model.get_config(), weights, [x, mask.astype(np.float64)]).outputs[0]
     assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= TOL
 
@@ -424,5 +425,5 @@ def test_the_kinds_of_models_teams_bring_have_a_float64_reference():
         assert reference_gaps(model.get_config()) == []
         x = rng.integers(0, 50, shape) if ints else rng.standard_normal(shape)
         want = np.asarray(model(x))
-        got = evaluate(model.get_config(), {v.path: np.asarray(v) for v in model.weights}, x).outputs[0]
+        got = evaluate(model.get_config(), weights_by_path(model), x).outputs[0]
         assert np.max(np.abs(got - want)) / np.max(np.abs(want)) <= 1e-7

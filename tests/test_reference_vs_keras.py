@@ -28,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from keras_parity.models import bn_mlp, cnn, linear, lstm, resnet50  # noqa: E402
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
+from keras_parity.run.varpaths import variable_paths  # noqa: E402
 
 BACKEND = keras.backend.backend()
 TOL = 1e-10  # max |keras - ref| / max |keras|, with Keras truly in float64
@@ -84,7 +85,7 @@ def set_random_weights(model, seed=0):
         else:
             arrays.append(rng.uniform(-0.1, 0.1, shape))
     model.set_weights(arrays)
-    return {v.path: a for v, a in zip(model.weights, arrays)}
+    return dict(zip(variable_paths(model), arrays))
 
 
 def random_inputs(model, batch, seed=1, fill=None):

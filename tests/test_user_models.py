@@ -96,7 +96,12 @@ def test_one_changed_weight_fails_naming_the_model(project, tmp_path):
     cells = _cells(out)
     assert {c["backend"] for c in cells} == {"tensorflow", "jax", "torch"}
     assert all(c["status"] == "fail" and c["model"] == "shapes" for c in cells)
-    assert all(any("weights of 'shapes' are not the ones" in p for p in c["problems"]) for c in cells)
+    # Named variable by variable against the weights the goldens keep (weights.npz), not by checksum.
+    assert all(
+        any("weights changed since the goldens: logits/bias by rel L2" in p for p in c["problems"]) for c in cells
+    )
+    row = next(line for line in proc.stdout.splitlines() if "shapes/inference" in line and "│" in line)
+    assert row.count("weights changed") == 3, row  # the grid says what it is, not "FAIL 0.15x"
     assert all(any("relative L2 error" in p for p in c["problems"]) for c in cells)  # the numbers moved too
     assert "FAIL shapes/inference" in proc.stdout
     assert _tree_digest(goldens) == before  # nothing overwritten without `golden`
@@ -288,3 +293,55 @@ def test_a_backend_over_its_time_limit_is_an_error_naming_the_model(tmp_path):
     (cell,) = _cells(tmp_path / "out")
     assert cell["status"] == "error", cell
     assert "jax did not finish within 30 s (it was on slow_models.hang)" in cell["problems"][0], cell
+
+
+_CONV_LSTM = """
+import sys, numpy as np, keras
+from keras import layers as L
+out = sys.argv[1]
+rng = np.random.default_rng(0)
+m = keras.Sequential([keras.Input((12, 3)), L.Conv1D(8, 3, activation="relu", name="conv"), L.LSTM(6, name="lstm"),
+                      L.Dense(1, name="out")])
+m.compile("adam", "mse")
+x = rng.standard_normal((16, 12, 3)).astype("float32")
+m.fit(x, rng.standard_normal((16, 1)).astype("float32"), epochs=1, verbose=0)  # trained, as users save them
+m.save(f"{out}/convlstm.keras"); np.savez(f"{out}/inputs.npz", x=x[:4])
+k = m.get_layer("lstm").cell.kernel
+k.assign(keras.ops.convert_to_numpy(k) * 1.001)  # the whole LSTM kernel scaled: the output moves ~1e-3
+m.save(f"{out}/changed/convlstm.keras")
+"""
+
+
+def test_a_saved_model_whose_weights_changed_is_diagnosed_as_a_built_in_one(tmp_path):
+    """A trained Conv1D + LSTM file (float32 dtype policy inside) whose LSTM kernel moved by 1e-3:
+    the grid says the weights changed and the line names the variable, the float64 run classifies
+    it (the file is rebuilt in float64), the layer profile blames the LSTM against the goldens'
+    own weights, and repro refuses to present the change as a backend's."""
+    (tmp_path / "changed").mkdir()
+    env = {"KERAS_BACKEND": "tensorflow", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([_backend_python("tensorflow"), "-c", _CONV_LSTM, str(tmp_path)], env=env, check=True)
+    args = ["--inputs", str(tmp_path / "inputs.npz"), "--golden-dir", str(tmp_path / "golden")]
+    made = cli("golden", "--model-file", str(tmp_path / "convlstm.keras"), *args, "--out", str(tmp_path / "g"))
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert (tmp_path / "golden" / "convlstm" / "weights.npz").exists()
+
+    changed = ["--model-file", str(tmp_path / "changed" / "convlstm.keras"), *args]
+    proc = cli("parity", *changed, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "convlstm/inference" in line and "│" in line)
+    assert row.count("weights changed") == 3, row
+    fails = [line for line in proc.stdout.splitlines() if line.startswith("FAIL convlstm/inference")]
+    assert len(fails) == 3, proc.stdout
+    for line in fails:
+        assert "weights changed since the goldens: lstm/lstm_cell/kernel by rel L2 1.0e-03" in line, line
+        assert "first divergent layer 'lstm' (LSTM)" in line, line
+        assert "semantic: the float64 run departs too" in line, line  # not "float64 not honoured"
+
+    local = cli("localize", *changed, "--backend", "jax", "--out", str(tmp_path / "loc"))
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert "first divergent layer 'lstm' (LSTM)" in local.stdout, local.stdout  # against the goldens' weights
+
+    repro = cli("repro", *changed, "--backend", "jax", "--out", str(tmp_path / "repro"))
+    assert repro.returncode == 2, repro.stdout + repro.stderr
+    assert "are not the ones its goldens were made from" in repro.stdout
+    assert not (tmp_path / "repro" / "convlstm-inference-jax").exists()

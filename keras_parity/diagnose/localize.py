@@ -61,10 +61,15 @@ def _reference(model: str, case_name: str, root: Path) -> tuple[dict, dict[str, 
 
 
 def _user_reference(model: str, case_name: str, root: Path, feeds: dict) -> tuple[dict, dict[str, np.ndarray]]:
-    """A user model's: its inputs are the ones the runner wrote (`feeds`), its weights too or
-    drawn again from the seed (usermodel.model_weights)."""
+    """A user model's: its inputs are the ones the runner wrote (`feeds`); its weights the
+    goldens' own (a .keras file's, kept in weights.npz: a run whose weights changed is profiled
+    against the model the goldens were made from), or drawn again from the seed."""
     graph = golden.read_json(golden.graph_path(model, root))[model]
-    weights = usermodel.model_weights(model, graph, feeds, REGISTRY[model].weight_scale)
+    kept = golden.weights_path(model, root)
+    if kept.exists():
+        weights = golden.read_npz(kept)
+    else:
+        weights = usermodel.model_weights(model, graph, feeds, REGISTRY[model].weight_scale)
     inputs = usermodel.feed_part(feeds, model, f"inputs/{case_name}")
     return graph, reference_eval(graph["config"], weights, inputs, capture=True).layers
 

@@ -14,6 +14,7 @@ from keras_parity.golden.files import (  # noqa: F401
     reference_path,
     snapshot_identity,
     snapshot_path,
+    weights_path,
     write_bytes,
     write_json,
     write_npz,

@@ -4,6 +4,7 @@ Layout, per model:
   golden/<model>/reference.npz            float64 reference, keys '<case>/<output>'
   golden/<model>/reference.json           seed, weight/input checksums, config hash, shapes
   golden/<model>/graph.json               each builder's Keras config, weight list and trainable weights
+  <golden-dir>/<model>/weights.npz        a .keras file's weights, keys its variable paths (your own models)
   Training cases (keras_parity/run/training.py) add keys '<case>/<group>/<weight path>'; arrays
   of more than 4096 values keep 1024 fixed positions, under '<key>@sample'.
   golden/<model>/snapshots/<platform>/<backend>.npz   float32 outputs, keys '<case>/<path>/<output>'
@@ -113,6 +114,12 @@ def reference_path(model: str, root: Path = GOLDEN) -> Path:
 def layers_path(model: str, root: Path = GOLDEN) -> Path:
     """The float64 reference's layer sketches of every forward case (golden/sketch.py)."""
     return root / model / "layers.npz"
+
+
+def weights_path(model: str, root: Path = GOLDEN) -> Path:
+    """A saved model's weights as its goldens were made from (a .keras file's; built-in models'
+    and builders' are drawn from their seed): what a later run's changed weights are named against."""
+    return root / model / "weights.npz"
 
 
 def graph_path(model: str, root: Path = GOLDEN) -> Path:

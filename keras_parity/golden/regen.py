@@ -12,6 +12,7 @@ import numpy as np
 
 from keras_parity import golden
 from keras_parity.golden import sketch
+from keras_parity.golden.settle import relative_change, settle
 from keras_parity.judge.numerics import ulp_distance
 from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer, reference_gaps
@@ -117,7 +118,10 @@ def _describe_keys(old: dict, new: dict) -> list[str]:
             lines.append(f"{key}: {old[key].dtype}{old[key].shape} -> {new[key].dtype}{new[key].shape}")
         elif not np.array_equal(old[key], new[key], equal_nan=True):
             d = np.abs(old[key].astype(np.float64) - new[key])
-            extra = f", max {int(ulp_distance(old[key], new[key]).max())} ulp" if new[key].dtype == np.float32 else ""
+            if new[key].dtype == np.float32:
+                extra = f", max {int(ulp_distance(old[key], new[key]).max())} ulp"
+            else:
+                extra = f", {relative_change(old[key], new[key]):.1e} of its largest value"
             lines.append(f"{key}: max abs change {d.max():.2e}{extra}")
     return lines
 
@@ -289,10 +293,28 @@ def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> lis
     if configs:
         meta["training"] = configs
     ref_path = golden.reference_path(model, mroot)
-    old = golden.read_npz(ref_path) if ref_path.exists() else None
-    for line in _describe_change(old, ref):
-        log(f"  {model} reference: {line}")
+    ref = _settled(ref_path, ref, f"{model} reference", log)
     if kind["kind"] != "float64":
         log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
     writes = [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
-    return writes + ([(golden.layers_path(model, mroot), layers)] if layers else [])
+    if spec.source and spec.source.kind == "file":  # what a later run's changed weights are named against
+        writes.append((golden.weights_path(model, mroot), usermodel.feed_part(ok[0].feeds, model, "weights")))
+    if layers:
+        layers_path = golden.layers_path(model, mroot)
+        writes.append((layers_path, _settled(layers_path, layers, f"{model} layer sketches", log)))
+    return writes
+
+
+def _settled(path: Path, new: dict[str, np.ndarray], what: str, log) -> dict[str, np.ndarray]:
+    """`new` with the arrays that agree with the file's to float64 rounding kept as they are
+    (golden/settle.py); says what moved beyond that, and by how much."""
+    old = golden.read_npz(path) if path.exists() else None
+    settled = settle(old, new)
+    for line in _describe_change(old, settled.arrays):
+        log(f"  {what}: {line}")
+    if settled.rounding > 0.0:
+        log(
+            f"  {what}: {settled.kept} arrays agree to float64 rounding (largest change {settled.rounding:.1e} "
+            f"relative, another CPU's BLAS), kept as they were"
+        )
+    return settled.arrays

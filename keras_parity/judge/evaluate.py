@@ -13,6 +13,8 @@ from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defau
 from keras_parity.judge.information import FIX as INFORMATION_FIX
 from keras_parity.judge.information import why_uninformative
 from keras_parity.judge.layers import judge_layers
+from keras_parity.judge.weights import changed as changed_weights
+from keras_parity.judge.weights import describe as describe_weights
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.run.launch import BackendRun
@@ -93,6 +95,7 @@ class Goldens:
     meta: dict = field(default_factory=dict)
     layers: dict = field(default_factory=dict)  # the reference's layer sketches, '<case>/<layer>'
     layer_order: dict = field(default_factory=dict)  # builder -> its layers in graph order
+    weights: dict = field(default_factory=dict)  # a .keras file's weights as the goldens were made from
     error: str | None = None
 
     @property
@@ -108,6 +111,8 @@ def read_goldens(model: str, root: Path, spec=None, regen: str = "`nox -s golden
     path = golden.reference_path(model, g.root)
     try:
         g.ref, g.meta = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
+        if golden.weights_path(model, g.root).exists():
+            g.weights = golden.read_npz(golden.weights_path(model, g.root))
         if golden.layers_path(model, g.root).exists():
             g.layers = golden.read_npz(golden.layers_path(model, g.root))
             g.layer_order = {
@@ -209,6 +214,9 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
     model, device, twin = g.model, run.meta.get("device", "?"), run.meta.get("twin", False)
     policy, precision = judging.policy, judging.precision
     provenance, notes = _check_provenance(model, g.meta, run, g.regen)
+    weights = _weights_changed(g, run)
+    if weights is not None:  # named variable by variable instead of by checksum
+        provenance = [p for p in provenance if not p.startswith("weights of ")]
     try:
         plain = policy == precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(model, run, g.root) if plain else (None, "missing", None)
@@ -242,6 +250,8 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
                     cell.add(Finding("information", uninformative, note=not judging.strict, fix=INFORMATION_FIX))
             for p in provenance:
                 cell.fail(p, "provenance")
+            if weights is not None:
+                cell.add(weights)
             for n in notes:
                 cell.note(n, "provenance")
             for finding in _defaults_moved(g, case, run):
@@ -250,6 +260,16 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
                 cell.note(KERAS_CASTS, "keras-casts")
             cells.append(cell)
     return cells
+
+
+def _weights_changed(g: Goldens, run: BackendRun) -> Finding | None:
+    """The variables of a saved model whose values differ from its goldens' (judge/weights.py),
+    or None: no kept weights to compare with, or none changed."""
+    loaded = golden.part(run.feeds, g.model, "weights") if g.weights else {}
+    changes = changed_weights(g.weights, loaded) if loaded else []
+    if not changes:
+        return None
+    return Finding("weights", describe_weights(changes), fix=f"if the change is intended, regenerate with {g.regen}")
 
 
 def _moved_bits(cell: CellResult, platform: str) -> Finding:

@@ -28,7 +28,9 @@ class Result:
 
 
 class _Params:
-    """One layer's view of the weights: p("kernel") reads "<layer>/kernel" as float64."""
+    """One layer's view of the weights: p("kernel") reads "<layer>/kernel" as float64. The
+    weights are keyed by the chain of layer names down to their owner, read off the layer
+    objects (keras_parity/run/varpaths.py), the chain this module walks in the config."""
 
     def __init__(self, layer, state, used, updated):
         self.layer, self.state, self.used, self.updated = layer, state, used, updated
@@ -201,8 +203,10 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
     return Result(outputs=outputs, updated=updated, layers=captured)
 
 
-def _run(config, inputs, state, used, updated, training, capture):
-    """Every node of a functional config, in order: (values by (layer, node), the outputs)."""
+def _run(config, inputs, state, used, updated, training, capture, prefix=""):
+    """Every node of a functional config, in order: (values by (layer, node), the outputs).
+    prefix: the names of the models this one is nested in ('block/'), which its layers'
+    weight paths start with (keras_parity/run/varpaths.py)."""
     values = {(name, 0): [x] for name, x in _feed(config, inputs).items()}
     unfed = [
         layer["name"] for layer in config["layers"] if not layer["inbound_nodes"] and (layer["name"], 0) not in values
@@ -228,7 +232,7 @@ def _run(config, inputs, state, used, updated, training, capture):
             if any(key not in values for key in history):
                 waiting.append((layer, i))
                 continue
-            values[(layer["name"], i)] = _call(layer, node, values, state, used, updated, training)
+            values[(layer["name"], i)] = _call(layer, node, values, state, used, updated, training, prefix)
             for key in history:
                 readers[key] -= 1
                 if readers[key] == 0 and not capture and key not in out_keys:
@@ -291,16 +295,16 @@ def _sequential(cfg, p, args, training):
     return x
 
 
-def _functional(layer, args, state, used, updated, training):
-    """A nested functional model: its own graph on the arrays it is called with. Its layers were
-    built when it was, outside this model, so Keras names their weights '<layer>/<leaf>' with no
-    prefix of the model's (one built under a name scope is found by _Params's suffix match)."""
+def _functional(layer, args, state, used, updated, training, prefix):
+    """A nested functional model: its own graph on the arrays it is called with, its layers'
+    weights under '<model>/<layer>/<leaf>' (keras_parity/run/varpaths.py)."""
     inputs = args[0] if len(args) == 1 else args
-    _, outputs = _run(layer["config"], inputs, state, used, updated, training, capture=False)
+    inner = f"{prefix}{layer['name']}/"
+    _, outputs = _run(layer["config"], inputs, state, used, updated, training, capture=False, prefix=inner)
     return outputs
 
 
-def _call(layer, node, values, state, used, updated, training):
+def _call(layer, node, values, state, used, updated, training, prefix=""):
     name, class_name = layer["name"], layer["class_name"]
     if is_operator(layer):
         _call_kwargs(node.get("kwargs") or {}, name)
@@ -309,7 +313,8 @@ def _call(layer, node, values, state, used, updated, training):
         _check_dtype_policy(layer)
         _call_kwargs(node.get("kwargs") or {}, name)
         return [
-            _f64(o) for o in _functional(layer, _resolve(node.get("args", []), values), state, used, updated, training)
+            _f64(o)
+            for o in _functional(layer, _resolve(node.get("args", []), values), state, used, updated, training, prefix)
         ]
     fn = LAYERS.get(class_name) if _implemented(layer) else None
     if class_name == "Sequential" and _implemented(layer):
@@ -327,7 +332,7 @@ def _call(layer, node, values, state, used, updated, training):
     if accepted:
         config["call_kwargs"] = _resolve({k: v for k, v in (node.get("kwargs") or {}).items() if k in accepted}, values)
     try:
-        out = fn(config, _Params(name, state, used, updated), args, bool(training))
+        out = fn(config, _Params(prefix + name, state, used, updated), args, bool(training))
     except ValueError as e:  # UnsupportedLayer included: name the layer if the math could not
         if f"'{name}'" in str(e):
             raise

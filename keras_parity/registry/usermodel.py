@@ -242,6 +242,41 @@ def load(source: Source):
     return graph_model(model, source.name)
 
 
+_FLOAT_POLICIES = ("float16", "bfloat16", "float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _float64_config(obj):
+    """A serialized model with every floating dtype and dtype policy made float64."""
+    if isinstance(obj, dict):
+        if obj.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(obj.get("config"), dict):
+            name = obj["config"].get("name")
+            return {**obj, "config": {**obj["config"], "name": "float64" if name in _FLOAT_POLICIES else name}}
+        return {k: _float64_config(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_float64_config(v) for v in obj]
+    return "float64" if obj in _FLOAT_POLICIES else obj
+
+
+def in_float64(model):
+    """`model` rebuilt with float64 layers and its weights cast: a saved file carries the dtype
+    policy it was saved under (float32), which keras.config.set_floatx does not override, so
+    its float64 run (the rounding diagnosis) would otherwise compute in float32."""
+    import keras
+
+    if all(getattr(v, "dtype", "float64") not in ("float16", "bfloat16", "float32") for v in model.weights):
+        return model
+    config = _float64_config(keras.saving.serialize_keras_object(model))
+    try:
+        clone = keras.saving.deserialize_keras_object(config)
+        clone.set_weights(model.get_weights())  # assign casts to each variable's dtype
+    except Exception as exc:
+        raise UserModelError(
+            f"{model.name}: rebuilding it in float64 failed ({type(exc).__name__}: {exc}); its float64 run "
+            "cannot tell rounding from semantic"
+        ) from None
+    return clone
+
+
 def graph_model(model, name: str):
     """`model` as a functional graph: a Sequential model's own (same layers, same variables)."""
     import keras

@@ -128,11 +128,19 @@ def _clear(out: Path, name: str) -> None:
 _TWINS = tuple(ENV)
 
 
+def child_env() -> dict[str, str]:
+    """A backend process's environment: this one's, with the harness's source first on
+    PYTHONPATH and the user's own entries kept after it (a builder module found through it)."""
+    mine = [str(envinfo.source_path())]
+    theirs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in mine]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(mine + theirs)}
+
+
 def _start_twin(twin, out, models, cache, golden_dir, log):
     exe = envs.ensure(ENV[twin][0], log=log)
     cmd = [str(exe), "-m", "keras_parity.twins.runner", "--twin", twin, "--out", str(out), "--cache-dir", str(cache)]
     cmd += [a for m in models for a in ("--model", m)] + (["--golden-dir", str(golden_dir)] if golden_dir else [])
-    env = {**os.environ, "PYTHONPATH": str(envinfo.source_path())}
+    env = child_env()
     with open(out / f"{twin}.log", "w") as log_file:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -148,7 +156,7 @@ def _start_local(b, out, args, cache, naive, python, log, device):
     exe = (python or {}).get(b) or envs.ensure(b, log=log, device=device)
     cmd = [str(exe), "-m", "keras_parity.run.runner", "--backend", b, "--out", str(out), *args]
     cmd += [] if naive else ["--cache-dir", str(cache)]
-    env = {**os.environ, "PYTHONPATH": str(envinfo.source_path())}
+    env = child_env()
     with open(out / f"{b}.log", "w") as log_file:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 

@@ -27,6 +27,7 @@ from keras_parity.registry import usermodel
 from keras_parity.run import envinfo, flags, knobs
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
+from keras_parity.run.varpaths import VariablePathError, path_of, variable_paths
 from keras_parity.run.weights import (
     cached_weights,
     checksum,
@@ -83,8 +84,9 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
     t0 = time.perf_counter()
     out = call()
     if case.mode == "moving_stats":
+        named = path_of(model)
         out = {
-            v.path: to_numpy(v)
+            named[id(v)]: to_numpy(v)
             for layer in model.layers
             if isinstance(layer, keras.layers.BatchNormalization)
             for v in (layer.moving_mean, layer.moving_variance)
@@ -121,7 +123,7 @@ def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
 @dataclass
 class _Capture:
     """What a run collects beyond its cells: every layer's output ('--layers'), a user model's
-    weights and inputs, which its float64 reference needs ('--configs', '--layers'), and the
+    weights and inputs (every run: its float64 reference and the judge read them), and the
     layer sketches of the built-in forward cases."""
 
     layers: dict | None = None
@@ -130,7 +132,9 @@ class _Capture:
 
     @classmethod
     def asked_by(cls, asked: RunFlags) -> _Capture:
-        return cls({} if asked.layers else None, {} if asked.configs or asked.layers else None)
+        # A user model's weights and inputs on every run: the judge names the variables that
+        # changed since its goldens, and its float64 reference needs them (only user models fill them).
+        return cls({} if asked.layers else None, {})
 
 
 def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | None):
@@ -147,14 +151,23 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
         # model that failed on one backend only), and the backends' weights would not line up.
         keras.utils.clear_session()
     model = usermodel.load(user) if user else getattr(module, case.builder)()
+    # A .keras file's weights as saved (float32): what its goldens and float64 reference use.
+    loaded = [np.asarray(w) for w in model.get_weights()] if user and user.kind == "file" else None
+    if user and asked.dtype == "float64":
+        model = usermodel.in_float64(model)  # a file keeps the float32 policy it was saved under
     timings["build"] += time.perf_counter() - t0
     for layer in model.layers if not asked.lstm_cudnn else ():
         if isinstance(layer, keras.layers.LSTM):
             layer.use_cudnn = False  # read at call time: the generic kernel, on any device
-    specs = [(v.path, tuple(v.shape)) for v in model.weights]
+    # Paths from the layer tree, not v.path: a loaded file's nested layers may share a v.path.
+    try:
+        paths = variable_paths(model)
+    except VariablePathError as exc:
+        raise usermodel.UserModelError(f"{spec.source.name if user else case.builder}: {exc}") from None
+    specs = [(p, tuple(v.shape)) for p, v in zip(paths, model.weights)]
     fan_in = depthwise_fan_ins(model)
-    if user and user.kind == "file":  # its trained weights, as loaded
-        weights = [np.asarray(w) for w in model.get_weights()]
+    if loaded is not None:  # its trained weights, as loaded
+        weights = loaded
     elif user:  # a builder's: each backend would initialise it with numbers of its own
         weights = generate_weights(specs, spec.seed, case.builder, spec.weight_scale, generic=True, fan_in=fan_in)
     else:
@@ -168,7 +181,7 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
         "fan_in": fan_in,
         "weights_sha256": checksum(weights),
         "jit_compile": bool(model.jit_compile),
-        "trainable": [v.path for v in model.trainable_variables],
+        "trainable": [path_of(model)[id(v)] for v in model.trainable_variables],
         "output_shape": list(model.outputs[0].shape),
         "defaults": defaults.layer_defaults(model),
     }

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from keras_parity.run import defaults, training
+from keras_parity.run.varpaths import path_of
 
 
 def make_loss(classifier: bool):
@@ -108,14 +109,15 @@ def run(model, case, xs: list, tgt: np.ndarray, hyper: dict, steps: int) -> dict
     """A training case's outputs (sampled as training.sample does), from the model's current
     weights. Leaves the model trained: the caller resets weights between cells."""
     loss_fn = make_loss(case.classifier)
+    named = path_of(model)  # each variable's name in the layer tree (run/varpaths.py)
     tgt = tgt.astype(keras.config.floatx())
     if case.mode == "grad":
         loss, gw, gx = gradients(model, xs, tgt, loss_fn)
         out = {"loss": _np(loss)}
-        out.update({f"grad/{v.path}": _np(g) for v, g in zip(model.trainable_variables, gw)})
+        out.update({f"grad/{named[id(v)]}": _np(g) for v, g in zip(model.trainable_variables, gw)})
         out.update({f"grad_input/{t.name}": _np(g) for t, g in zip(model.inputs, gx)})
         return training.sample(out)
-    before = {v.path: _np(v) for v in model.weights}
+    before = {named[id(v)]: _np(v) for v in model.weights}
     optimizer = make_optimizer(case.mode, hyper[case.mode])
     model.compile(optimizer=optimizer, loss=loss_fn)
     losses = []
@@ -124,11 +126,12 @@ def run(model, case, xs: list, tgt: np.ndarray, hyper: dict, steps: int) -> dict
         # this call's: reset, so every release reports the loss of the step.
         model.reset_metrics()
         losses.append(model.train_on_batch(_call_arg(model, xs), tgt))
-    trainable = {v.path for v in model.trainable_variables}
+    trainable = {named[id(v)] for v in model.trainable_variables}
     out = {"loss": np.asarray(losses, dtype=keras.config.floatx())}
     for v in model.weights:
         # The exact difference of the two stored values (in float64), rounded once.
-        w0 = before[v.path]
+        path = named[id(v)]
+        w0 = before[path]
         delta = (_np(v).astype(np.float64) - w0.astype(np.float64)).astype(w0.dtype)
-        out[f"{'delta' if v.path in trainable else 'moving'}/{v.path}"] = delta
+        out[f"{'delta' if path in trainable else 'moving'}/{path}"] = delta
     return training.sample(out)

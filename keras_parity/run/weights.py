@@ -136,7 +136,9 @@ def depthwise_fan_ins(model) -> dict[str, int]:
     shrinks by sqrt(channels) per block until every input gives the same output."""
     import keras
 
-    out = {}
+    from keras_parity.run.varpaths import path_of
+
+    out, named = {}, path_of(model)
     for layer in model._flatten_layers(include_self=False):
         if isinstance(layer, keras.layers.DepthwiseConv1D | keras.layers.DepthwiseConv2D):
             kernel = layer.kernel
@@ -144,7 +146,7 @@ def depthwise_fan_ins(model) -> dict[str, int]:
             kernel = layer.depthwise_kernel
         else:
             continue
-        out[kernel.path] = int(np.prod(kernel.shape[:-2]))
+        out[named[id(kernel)]] = int(np.prod(kernel.shape[:-2]))
     return out
 
 
