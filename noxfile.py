@@ -1,5 +1,6 @@
 """Sessions of keras-parity. Pins live in requirements/pins.toml, locked to requirements/<platform>/*.txt."""
 
+import os
 import platform
 from pathlib import Path
 
@@ -90,11 +91,47 @@ def report(session: nox.Session) -> None:
     _keras_parity(session, "report")
 
 
+# `nox -s tests -- --foreign-cpu`: the tests as on another x86-64 CPU, one without AVX-512 or of
+# another vendor (an AMD EPYC gets OpenBLAS's Haswell kernels), so that a test that holds only
+# on this CPU's kernels fails here and not on a colleague's machine. Each library's widest
+# instruction set is capped at AVX2; the backend processes the tests start inherit the cap.
+FOREIGN_CPU = {
+    "OPENBLAS_CORETYPE": "Haswell",  # NumPy's BLAS
+    "ONEDNN_MAX_CPU_ISA": "AVX2",  # TensorFlow's and torch's oneDNN kernels
+    "ATEN_CPU_CAPABILITY": "avx2",  # torch's vectorised kernels
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # torch's BLAS (MKL) on x86
+}
+# NumPy's own SIMD loops. NPY_DISABLE_CPU_FEATURES takes only names from NumPy's dispatch list
+# (NumPy 2.4 skips any other with an ImportWarning, hidden by default), so the session's NumPy
+# names them: its AVX-512 targets this CPU has (NumPy 2.4 here: X86_V4, AVX512_ICL, AVX512_SPR).
+_NUMPY_AVX512 = (
+    "import numpy._core._multiarray_umath as m; print(' '.join(t for t in m.__cpu_dispatch__ "
+    "if m.__cpu_features__.get(t) and (t.startswith('AVX512') or t == 'X86_V4')))"
+)
+
+
+def _foreign_cpu(session: nox.Session) -> dict[str, str]:
+    """The environment of `--foreign-cpu` (see FOREIGN_CPU)."""
+    if _MACHINE != "x86_64":
+        session.error(f"--foreign-cpu caps x86-64 kernels at AVX2; this machine is {platform.machine()}")
+    env = dict(FOREIGN_CPU)
+    env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa=AVX2".strip()  # JAX's XLA:CPU
+    output = session.run("python", "-c", _NUMPY_AVX512, silent=True) or ""
+    lines = output.strip().splitlines()
+    if lines and lines[-1].strip():
+        env["NPY_DISABLE_CPU_FEATURES"] = lines[-1].strip()
+    return env
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The fast tests (-- -m slow: the end-to-end ones, real backend processes; CI runs both)."""
+    """The fast tests (-- -m slow: the end-to-end ones; -- --foreign-cpu: as on another CPU; CI runs all three)."""
     _harness(session, "tests")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q", "-m", "not slow", "tests"]))
+    args, env = list(session.posargs), {}
+    if args[:1] == ["--foreign-cpu"]:
+        args, env = args[1:], _foreign_cpu(session)
+        session.log("as on another CPU: " + " ".join(f"{k}={v}" for k, v in env.items()))
+    session.run("python", "-m", "pytest", *(args or ["-q", "-m", "not slow", "tests"]), env=env)
 
 
 @nox.session(python=PYTHON)
@@ -105,7 +142,11 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", "--diff", ".")
     session.run("hadolint", "docker/Dockerfile")
     session.run(
-        "actionlint", ".github/workflows/parity.yml", ".github/workflows/drift.yml", ".github/workflows/drift-new.yml"
+        "actionlint",
+        ".github/workflows/parity.yml",
+        ".github/workflows/drift.yml",
+        ".github/workflows/drift-new.yml",
+        ".github/workflows/tests.yml",
     )
 
 

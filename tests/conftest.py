@@ -24,3 +24,27 @@ def parity(tmp_path_factory):
     proc = cli("parity", "--out", str(out))
     runs = {b: load_run(out / "raw", b) for b in BACKENDS}
     return proc, out, runs
+
+
+def pytest_addoption(parser):
+    """Options of the generated-model tests (tests/test_generated_models.py)."""
+    group = parser.getgroup("generated models")
+    group.addoption(
+        "--gen-seed",
+        type=int,
+        default=None,
+        help="explore generated graphs with Hypothesis from this seed, shrinking any failure "
+        "(or KERAS_PARITY_GEN_SEED); without it the draws are derandomized",
+    )
+    group.addoption(
+        "--gen-examples",
+        type=int,
+        default=None,
+        help="how many graphs Hypothesis draws (or KERAS_PARITY_GEN_EXAMPLES; default 10, not shrunk)",
+    )
+    group.addoption(
+        "--gen-models",
+        type=int,
+        default=None,
+        help="how many models the slow command-line test generates (or KERAS_PARITY_GEN_MODELS; default 100)",
+    )

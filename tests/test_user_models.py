@@ -345,3 +345,42 @@ def test_a_saved_model_whose_weights_changed_is_diagnosed_as_a_built_in_one(tmp_
     assert repro.returncode == 2, repro.stdout + repro.stderr
     assert "are not the ones its goldens were made from" in repro.stdout
     assert not (tmp_path / "repro" / "convlstm-inference-jax").exists()
+
+
+_WRAPPED = """
+import sys, numpy as np, keras
+from keras import layers as L
+out = sys.argv[1]
+# The issue's model: Conv1D + MaxPooling1D + Bidirectional(GRU) + Dropout + sigmoid, saved by model.save().
+seq = keras.Sequential([keras.Input((12, 3)), L.Conv1D(8, 3, activation="relu"), L.MaxPooling1D(2),
+                        L.Bidirectional(L.GRU(6), name="bigru"), L.Dropout(0.3), L.Dense(1, activation="sigmoid")])
+seq.save(f"{out}/bigru.keras")
+# A TimeDistributed Dense, a nested Sequential block and a nested functional block, whose Dense
+# layers a loaded file names 'dense/kernel' alike (v.path), beside a top-level 'dense'.
+x = keras.Input((10, 4))
+h = L.TimeDistributed(L.Dense(5), name="td")(x)
+h = keras.Sequential([L.Dense(6, activation="relu"), L.Dense(5)], name="seqblk")(h)
+h = L.Dense(6, name="dense")(L.GlobalAveragePooling1D()(h))
+i = keras.Input((6,))
+block = keras.Model(i, L.Dense(3, activation="tanh")(i), name="fblock")
+keras.Model(x, L.Dense(2)(block(h))).save(f"{out}/nested.keras")
+"""
+
+
+def test_wrapped_and_nested_layers_from_a_saved_file_get_a_float64_reference_and_pass(tmp_path):
+    env = {"KERAS_BACKEND": "tensorflow", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([_backend_python("tensorflow"), "-c", _WRAPPED, str(tmp_path)], env=env, check=True)
+    models = ["--model-file", str(tmp_path / "bigru.keras"), "--model-file", str(tmp_path / "nested.keras")]
+    args = [*models, "--golden-dir", str(tmp_path / "golden")]
+    made = cli("golden", *args, "--out", str(tmp_path / "g"))
+    assert made.returncode == 0, made.stdout + made.stderr
+    for name in ("bigru", "nested"):
+        meta = json.loads((tmp_path / "golden" / name / "reference.json").read_text())
+        assert meta["reference"] == {"kind": "float64"}, meta["reference"]
+    proc = cli("parity", *args, "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cells = _cells(tmp_path / "out")
+    assert {(c["model"], c["backend"]) for c in cells} == {
+        (m, b) for m in ("bigru", "nested") for b in ("tensorflow", "jax", "torch")
+    }
+    assert all(c["status"] == "pass" and c["reference"] == "float64" for c in cells)

@@ -14,6 +14,7 @@ from keras_parity.judge.compare import CellResult, OutputMetrics  # noqa: E402
 from keras_parity.judge.information import why_uninformative  # noqa: E402
 from keras_parity.registry import usermodel  # noqa: E402
 from keras_parity.run.launch import BackendRun  # noqa: E402
+from keras_parity.run.varpaths import path_of, variable_paths  # noqa: E402
 from keras_parity.run.weights import checksum, depthwise_fan_ins, generate_weights  # noqa: E402
 from keras_parity.zoo import models, run  # noqa: E402
 
@@ -31,7 +32,7 @@ def test_an_unknown_model_is_refused_by_name():
 
 
 def _drawn(model, fan_in):
-    specs = [(v.path, tuple(v.shape)) for v in model.weights]
+    specs = [(p, tuple(v.shape)) for p, v in zip(variable_paths(model), model.weights)]
     return specs, generate_weights(specs, usermodel.USER_SEED, "m", generic=True, fan_in=fan_in)
 
 
@@ -42,7 +43,7 @@ def test_depthwise_kernels_are_drawn_with_their_true_fan_in():
     fan_in = depthwise_fan_ins(model)
     assert sorted(fan_in.values()) == [9, 9]  # 3 x 3 per channel, not 3 x 3 x 64
     specs, drawn = _drawn(model, fan_in)
-    kernel = dict(zip((p for p, _ in specs), drawn))[model.layers[1].kernel.path]
+    kernel = dict(zip((p for p, _ in specs), drawn))[path_of(model)[id(model.layers[1].kernel)]]
     assert abs(kernel.std() - np.sqrt(2 / 9)) < 0.05
 
 

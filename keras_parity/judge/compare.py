@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.judge.numerics import array_error, array_scale, rms, scaled_ulp, ulp_distance
+from keras_parity.judge.numerics import array_error, array_scale, l2_norm, rms, scaled_ulp, ulp_distance
 from keras_parity.registry.spec import Tol
 
 
@@ -170,11 +170,11 @@ def value_metrics(out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
     finite = np.isfinite(diff)
     d = np.where(finite, diff, np.inf)
     rel = d / np.maximum(np.abs(ref), np.finfo(np.float32).tiny)
-    norm = np.linalg.norm(ref)
+    norm = l2_norm(ref)
     return OutputMetrics(
         max_abs=float(d.max()) if d.size else 0.0,
         max_rel=float(rel.max()) if rel.size else 0.0,
-        rel_l2=float(np.linalg.norm(np.where(finite, diff, np.inf)) / norm) if norm else float(np.linalg.norm(diff)),
+        rel_l2=l2_norm(d) / norm if norm else l2_norm(diff),
         nan=int(np.isnan(out).sum()),
         inf=int(np.isinf(out).sum()),
         worst_index=[int(i) for i in np.unravel_index(int(np.argmax(d)), d.shape)] if d.size else None,

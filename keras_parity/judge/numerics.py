@@ -3,13 +3,33 @@ and bit distances between float32 arrays (per element, and scaled to the array).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+
+def sum_of_squares(a: np.ndarray) -> float:
+    """The sum of the squares of `a`'s values in float64: every norm, RMS and relative error of
+    the judge is computed from it, with the same bits on every CPU.
+
+    Not np.linalg.norm, np.dot, @ or einsum: those call BLAS, whose kernel (OpenBLAS picks one
+    by CPU, or by OPENBLAS_CORETYPE) sums in another order on another machine, and the last
+    bits of a report's numbers followed it. NumPy's own sum is a pairwise sum in a fixed
+    order, the same C code under every SIMD extension, and fast enough: 0.1 s for ResNet50's
+    25.6M gradients (math.fsum: 2.6 s; docs/measurements.md)."""
+    x = np.asarray(a, dtype=np.float64).reshape(-1)  # one flat run in C order, whatever the layout
+    return float(np.add.reduce(np.square(x)))
+
+
+def l2_norm(a: np.ndarray) -> float:
+    """||a||, from sum_of_squares."""
+    return math.sqrt(sum_of_squares(a))
 
 
 def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
     """||got - want|| / ||want|| in float64 (the absolute norm when `want` is all zeros)."""
-    norm = float(np.linalg.norm(want))
-    diff = float(np.linalg.norm(got.astype(np.float64) - want))
+    norm = l2_norm(want)
+    diff = l2_norm(got.astype(np.float64) - want)
     return diff / norm if norm else diff
 
 
@@ -61,7 +81,8 @@ ZERO_BELOW = 1e-4
 
 def rms(a: np.ndarray) -> float:
     """Root mean square, the scale training outputs are judged in."""
-    return float(np.sqrt(np.mean(np.square(a))))
+    a = np.asarray(a)
+    return math.sqrt(sum_of_squares(a) / a.size) if a.size else float("nan")
 
 
 def array_scale(ref: np.ndarray, group_rms: float) -> float:
@@ -74,4 +95,4 @@ def array_error(got: np.ndarray, want: np.ndarray, scale: float) -> tuple[float,
     d = np.abs(got.astype(np.float64) - want)
     if not scale:
         return 0.0, 0.0
-    return float(np.sqrt(np.mean(d**2))) / scale, float(d.max(initial=0.0)) / scale
+    return rms(d) / scale, float(d.max(initial=0.0)) / scale

@@ -56,7 +56,7 @@ class _Params:
     def child(self, name):
         """The view of a layer inside this one (a wrapper's, a nested Sequential's): its
         weights under '<this layer>/<name>/', as Keras names them."""
-        return _Params(f"{self.layer}/{name}", self.state, self.used, self.updated)
+        return _Params(f"{self.layer}/{name}" if self.layer else name, self.state, self.used, self.updated)
 
     def update(self, leaf, value):
         # Later calls of a shared layer must see the assigned value, as Keras's would.
@@ -188,7 +188,12 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
         raise UnsupportedLayer("float64 reference evaluates functional models only (config has no 'layers')")
     state = {k: _f64(v) for k, v in weights.items()}
     used, updated, captured = set(), {}, {}
-    values, outputs = _run(config, inputs, state, used, updated, training, capture)
+    if "input_layers" not in config:  # a Sequential model's own config: its layers in a row
+        _refuse_gaps(config, config.get("name", "sequential"))
+        (x,) = _feed_sequential(config, inputs)
+        values, outputs = {}, [_f64(_sequential(config, _Params("", state, used, updated), [x], training))]
+    else:
+        values, outputs = _run(config, inputs, state, used, updated, training, capture)
 
     unused = sorted(set(state) - used - set(updated))
     if unused:
@@ -282,16 +287,40 @@ def _kind(layer) -> str:
     return layer.get("registered_name") or layer["class_name"]
 
 
+def _feed_sequential(config, inputs):
+    if isinstance(inputs, dict):
+        inputs = list(inputs.values())
+    xs = [inputs] if isinstance(inputs, np.ndarray) or isbox(inputs) else list(inputs)
+    if len(xs) != 1:
+        raise ValueError(f"a Sequential model takes one input, got {len(xs)}")
+    return [_f64(xs[0])]
+
+
+def _refuse_gaps(config, name):
+    gaps = reference_gaps(config)
+    if gaps:
+        raise UnsupportedLayer(
+            f"float64 reference has no implementation of layer type '{gaps[0]}' (inside '{name}'); "
+            "add one in keras_parity/reference/layers.py"
+        )
+
+
 def _sequential(cfg, p, args, training):
     """A nested Sequential: its layers in order, each with its weights under
-    '<sequential>/<layer>/' as Keras names them."""
+    '<sequential>/<layer>/' (keras_parity/run/varpaths.py); a model nested in it runs its own."""
     (x,) = args
     for inner in cfg["layers"]:
         if inner["class_name"] == "InputLayer":
             continue
         _check_dtype_policy(inner)
         name = inner["config"]["name"]
-        x = LAYERS[inner["class_name"]]({**inner["config"], "name": name}, p.child(name), [x], training)
+        if _is_model(inner) and inner["class_name"] == "Sequential":
+            x = _sequential(inner["config"], p.child(name), [x], training)
+        elif _is_model(inner):
+            prefix = f"{p.child(name).layer}/"
+            (x,) = _run(inner["config"], x, p.state, p.used, p.updated, training, capture=False, prefix=prefix)[1]
+        else:
+            x = LAYERS[inner["class_name"]]({**inner["config"], "name": name}, p.child(name), [x], training)
     return x
 
 
@@ -319,6 +348,8 @@ def _call(layer, node, values, state, used, updated, training, prefix=""):
     fn = LAYERS.get(class_name) if _implemented(layer) else None
     if class_name == "Sequential" and _implemented(layer):
         fn = _sequential
+    if _is_model(layer) and not _implemented(layer):  # name what inside it is missing
+        _refuse_gaps(layer["config"], name)
     if fn is None:
         raise UnsupportedLayer(
             f"float64 reference has no implementation of layer type '{class_name}' "

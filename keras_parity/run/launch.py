@@ -175,12 +175,21 @@ def _user_folders(models: list[str]) -> list[str]:
     return sorted(folders)
 
 
+CPU_KERNEL_ENV = (
+    "OPENBLAS_CORETYPE", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "XLA_FLAGS",
+    "NPY_DISABLE_CPU_FEATURES",
+)  # fmt: skip
+
+
 def _start_container(b, out, args, device, mounts):
     from keras_parity.run.images import ContainerRun
 
     env = {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}
     if envinfo.isa_cap():  # the runner sets each library's cap from it (keras_parity/run/knobs.py)
         env[envinfo.ISA_CAP_ENV] = envinfo.isa_cap()
+    # The kernel choices a machine (or `nox -s tests -- --foreign-cpu`) sets: a container runs
+    # on the same CPU and must pick the same kernels as a local process would.
+    env.update({k: os.environ[k] for k in CPU_KERNEL_ENV if os.environ.get(k)})
     return ContainerRun(b, out, args, env, device, mounts)
 
 

@@ -71,9 +71,8 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
 
     if case.training:
         return _run_training(model, case, inputs, seed, timings)
-    # The structure the functional model declares: one array, or a list in input order.
-    names = input_names(model)
-    inputs = [inputs[n] for n in names] if isinstance(model.input, (list, tuple)) else inputs[names[0]]
+    # The structure the functional model declares: one array, a list in input order or a dict.
+    inputs = keras.tree.pack_sequence_as(model.input, [inputs[n] for n in input_names(model)])
     if case.mode == "infer" and path == "predict":
         # The compiled step predict() runs (tf.function / jax.jit / torch eager), on the one
         # batch; same bits as predict(), without its per-call data-adapter set-up.
@@ -107,10 +106,15 @@ def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
     import keras
 
     names, tensors = [], []
+    # A layer's first call in this graph: for a nested model, layer.output is its own inner
+    # graph's output, which this graph's inputs do not reach.
+    mine = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
     for layer in model.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        for j, t in enumerate(keras.tree.flatten(layer.output)):
+        node = next((n for n in layer._inbound_nodes if id(n) in mine), None)
+        output = layer.output if node is None else node.output_tensors
+        for j, t in enumerate(keras.tree.flatten(output)):
             names.append(layer.name if j == 0 else f"{layer.name}:{j}")
             tensors.append(t)
     probe = keras.Model(model.inputs, tensors)
@@ -137,6 +141,10 @@ class _Capture:
         return cls({} if asked.layers else None, {})
 
 
+def _int64(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.int64) if a.dtype.kind in "iu" else a
+
+
 def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | None):
     """(model, its seeded weights, its builder record) for one of the model's builders."""
     import keras
@@ -152,7 +160,8 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
         keras.utils.clear_session()
     model = usermodel.load(user) if user else getattr(module, case.builder)()
     # A .keras file's weights as saved (float32): what its goldens and float64 reference use.
-    loaded = [np.asarray(w) for w in model.get_weights()] if user and user.kind == "file" else None
+    # Integers as int64: a Normalization's `count` loads as int64 on TensorFlow, int32 elsewhere.
+    loaded = [_int64(np.asarray(w)) for w in model.get_weights()] if user and user.kind == "file" else None
     if user and asked.dtype == "float64":
         model = usermodel.in_float64(model)  # a file keeps the float32 policy it was saved under
     timings["build"] += time.perf_counter() - t0

@@ -47,7 +47,8 @@ def _np(x) -> np.ndarray:
 
 
 def _call_arg(model, xs):
-    return xs if isinstance(model.input, (list, tuple)) else xs[0]
+    # xs in model.inputs order, which is model.input flattened: one array, a list or a dict.
+    return keras.tree.pack_sequence_as(model.input, list(xs))
 
 
 _JAX_GRAD: dict[tuple[int, str], object] = {}
