@@ -156,7 +156,10 @@ def test_golden_twice_in_a_row_is_byte_identical(golden_copy, tmp_path):
     second_run = cli("golden", *small, "--golden-dir", str(golden_copy), "--out", str(tmp_path / "b"))
     assert second_run.returncode == 0
     assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in golden_copy.rglob("*") if p.is_file()} == first
-    assert [line for line in second_run.stdout.splitlines() if line.startswith("  ")] == []  # no change lines
+    # No change lines; on a CPU whose BLAS differs from the goldens' (OPENBLAS_CORETYPE=Haswell),
+    # a line that the float64 files agree to rounding and were kept (golden/settle.py).
+    changes = [ln for ln in second_run.stdout.splitlines() if ln.startswith("  ") and "kept as they were" not in ln]
+    assert changes == []
     for model in MODELS:  # the float64 reference does not depend on the machine's float32 path
         new = golden.read_npz(golden_copy / model / "reference.npz")
         old = golden.read_npz(golden.reference_path(model))
