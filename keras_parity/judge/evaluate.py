@@ -29,14 +29,17 @@ def _load_snapshot(model: str, run: BackendRun, root: Path):
     return golden.read_npz(path), where, path.parent.name
 
 
-def _check_provenance(model: str, ref_meta: dict, run: BackendRun, regen: str) -> tuple[list[str], list[str]]:
+def _check_provenance(
+    model: str, ref_meta: dict, run: BackendRun, regen: str, weights_named: bool = False
+) -> tuple[list[str], list[str]]:
     """Weights/inputs must be the ones the goldens were made from; a config change is a note.
-    `regen` says how these goldens are made again."""
+    `regen` says how these goldens are made again; `weights_named`: changed weights are reported
+    variable by variable (_weights_changed), not by checksum here."""
     problems, notes = [], []
     got = run.meta["models"][model]
     for builder, b in got["builders"].items():
         want = ref_meta.get("builders", {}).get(builder, {})
-        if want.get("weights_sha256") != b["weights_sha256"]:
+        if want.get("weights_sha256") != b["weights_sha256"] and not weights_named:
             problems.append(
                 f"weights of '{builder}' are not the ones the goldens were made from "
                 f"(sha256 {b['weights_sha256']} != {want.get('weights_sha256')}); "
@@ -213,10 +216,8 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
     model, device, twin = g.model, run.meta.get("device", "?"), run.meta.get("twin", False)
     policy, precision = judging.policy, judging.precision
-    provenance, notes = _check_provenance(model, g.meta, run, g.regen)
     weights = _weights_changed(g, run)
-    if weights is not None:  # named variable by variable instead of by checksum
-        provenance = [p for p in provenance if not p.startswith("weights of ")]
+    provenance, notes = _check_provenance(model, g.meta, run, g.regen, weights_named=weights is not None)
     try:
         plain = policy == precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(model, run, g.root) if plain else (None, "missing", None)

@@ -174,6 +174,7 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
     except VariablePathError as exc:
         raise usermodel.UserModelError(f"{spec.source.name if user else case.builder}: {exc}") from None
     specs = [(p, tuple(v.shape)) for p, v in zip(paths, model.weights)]
+    named = {id(v): p for p, v in zip(paths, model.weights)}  # the layer tree walked once
     fan_in = depthwise_fan_ins(model)
     if loaded is not None:  # its trained weights, as loaded
         weights = loaded
@@ -190,7 +191,7 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
         "fan_in": fan_in,
         "weights_sha256": checksum(weights),
         "jit_compile": bool(model.jit_compile),
-        "trainable": [path_of(model)[id(v)] for v in model.trainable_variables],
+        "trainable": [named[id(v)] for v in model.trainable_variables],
         "output_shape": list(model.outputs[0].shape),
         "defaults": defaults.layer_defaults(model),
     }
