@@ -153,8 +153,13 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON, default=False)
 def noise(session: nox.Session) -> None:
     """Measure the float32 noise the built-in tolerances are derived from (models/noise.json)."""
-    _harness(session)
-    session.run("python", "-m", "keras_parity.registry.noise", *session.posargs)
+    _keras_parity(session, "noise")
+
+
+@nox.session(python=PYTHON, default=False)
+def growth(session: nox.Session) -> None:
+    """Measure every built-in layer's rounding growth, which localize's jump threshold R_JUMP is set above."""
+    _keras_parity(session, "growth")
 
 
 @nox.session(python=PYTHON, default=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
@@ -155,8 +156,7 @@ def bench_user(args, models: list[str], console) -> int:
 
     source = REGISTRY[models[-1]].source
     if source.kind != "file" or not source.inputs:
-        console.print("[red]error[/]: the overhead benchmark takes --model-file with --inputs")
-        return Exit.USAGE
+        raise UsageError("the overhead benchmark takes --model-file with --inputs")
     out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-user-"))
     t = Table(title=f"{source.name}: the suite's runner vs a plain script (seconds; one process each)")
     cols = ("plain wall", "no teardown", "plain load + compute", "runner wall", "runner load + calls", "overhead")

@@ -8,7 +8,6 @@ make it go away. The ERROR cells are still listed in the report.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from enum import IntEnum
 
@@ -27,8 +26,3 @@ def from_verdicts(verdicts: Iterable[str]) -> Exit:
         return Exit.REGRESSION
     return Exit.INFRA if "error" in seen else Exit.OK
 
-
-def usage_error(message: str) -> None:
-    """Stop with a usage error: one line on stderr, code 2 (argparse's own errors exit 2 too)."""
-    print(message if message.startswith("error: ") else f"error: {message}", file=sys.stderr)
-    raise SystemExit(Exit.USAGE)

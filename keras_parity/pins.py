@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tomllib
 
+from keras_parity.errors import UsageError
 from keras_parity.run.envinfo import LOCKS
 
 PINS = LOCKS / "pins.toml"
 
 
-class PinsError(Exception):
+class PinsError(UsageError):
     pass
 
 

@@ -18,7 +18,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_parity.exitcodes import Exit, from_verdicts
+from keras_parity.errors import UsageError
+from keras_parity.exitcodes import from_verdicts
 from keras_parity.judge.compare import CellResult
 from keras_parity.pins import lock_inputs
 from keras_parity.report import progress
@@ -27,7 +28,7 @@ from keras_parity.run import envs
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
-class RehearsalError(Exception):
+class RehearsalError(UsageError):
     """An override that cannot be used; the message names it and the fix."""
 
 
@@ -237,12 +238,8 @@ def print_table(rows: list[dict], moved: dict[str, list[str]], overrides: list[s
 def main(args, backends: list[str], models: list[str], console) -> int:
     import json
 
-    try:
-        with progress.status(console, f"rehearsing {' '.join(args.with_)}"):
-            rows, moved = rehearse(args, backends, models, log=console.print)
-    except (RehearsalError, envs.EnvError) as exc:
-        console.print(f"error: {exc}", soft_wrap=True, markup=False)
-        return Exit.USAGE if isinstance(exc, RehearsalError) else Exit.INFRA  # what was asked, or the machine
+    with progress.status(console, f"rehearsing {' '.join(args.with_)}"):
+        rows, moved = rehearse(args, backends, models, log=console.print)
     print_table(rows, moved, args.with_, console)
     path = args.out / "rehearse" / "rehearsal.json"
     path.write_text(json.dumps({"with": args.with_, "moved": moved, "cells": rows}, indent=1) + "\n")

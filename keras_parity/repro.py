@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
@@ -43,12 +44,12 @@ from keras_parity.run.modelio import PATHS
 from keras_parity.run.weights import checksum, seeded_case
 
 
-class ReproError(Exception):
+class ReproError(UsageError):
     """A cell that cannot be written as a reproducer; the message names the thing and the fix."""
 
     def __init__(self, message: str, code: int = Exit.USAGE):
         super().__init__(message)
-        self.code = code
+        self.exit_code = Exit(code)
 
 
 def pick_cell(cell: str | None, models: list[str]) -> tuple[str, str]:
@@ -359,27 +360,20 @@ def run(args, console) -> int:
     unknown = [b for b in backends if b not in BACKENDS]
     if not backends or unknown:
         what = f"unknown backend '{unknown[0]}'" if unknown else "no backend named"
-        console.print(f"error: {what}; pass --backend with one of {', '.join(BACKENDS)}", soft_wrap=True)
-        return Exit.USAGE
-    try:
-        model, case = pick_cell(args.cell, args.models)
-        _expected(model, case, args.golden_dir)
-    except (ReproError, golden.GoldenError) as exc:
-        console.print(f"error: {exc}", soft_wrap=True)
-        return getattr(exc, "code", Exit.USAGE)
+        raise ReproError(f"{what}; pass --backend with one of {', '.join(BACKENDS)}")
+    model, case = pick_cell(args.cell, args.models)
+    _expected(model, case, args.golden_dir)
     with progress.status(console, f"running {model} on {', '.join(backends)}"):
         runs = run_backends(
             backends, [model], args.out / "raw", RunFlags(configs=True, training=False), log=console.print
         )
     changed = _weights_not_the_goldens(model, runs, args.golden_dir)
     if changed:
-        console.print(
-            f"error: the weights of {model} on {changed} are not the ones its goldens were made from, so a "
+        raise ReproError(
+            f"the weights of {model} on {changed} are not the ones its goldens were made from, so a "
             "reproducer would present your own change as a backend's departure; restore the model, or "
-            "regenerate its goldens if the change is intended",
-            soft_wrap=True,
+            "regenerate its goldens if the change is intended"
         )
-        return Exit.USAGE
     cells = evaluate(runs, [model], args.golden_dir, write_obtained=False, training=False)
     failed = crashed = 0
     for b, r in runs.items():

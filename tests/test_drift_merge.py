@@ -201,14 +201,15 @@ def _args(**kw):
 
 
 def test_a_group_runs_its_cells_into_its_own_folder(tmp_path, monkeypatch):
-    from keras_parity.drift import cli, report
+    from keras_parity.commands import drift as drift_command
+    from keras_parity.drift import report
 
     seen = {}
     monkeypatch.setattr(driver, "run_cells", lambda m, cells, models, scratch, **kw: seen.update(kw, cells=cells) or [])
     monkeypatch.setattr(cellenv, "prune", lambda keep, **kw: 0.0)
     monkeypatch.setattr(report, "write", lambda *a, **k: pytest.fail("a group must not rewrite the report"))
     out = tmp_path / "job"
-    assert cli.cmd_drift(_args(group="3/8", out=out), _Console()) == 0
+    assert drift_command.run(_args(group="3/8", out=out), _Console()) == 0
     cells = matrix.load().cells(("tensorflow", "jax", "torch"), full=True)
     assert seen["cells"] == groups.split(cells, 8)[2]
     assert seen["history_path"] == out / "history.csv" and seen["root"] == out and seen["also"] == (driver.DRIFT,)
@@ -216,18 +217,17 @@ def test_a_group_runs_its_cells_into_its_own_folder(tmp_path, monkeypatch):
 
 
 def test_the_merge_command_writes_the_history_and_report_or_nothing(tmp_path, monkeypatch, folders):
-    from keras_parity.drift import cli
+    from keras_parity.commands import drift as drift_command
 
     root = _checked_in(tmp_path / "drift")
     monkeypatch.setattr(driver, "DRIFT", root)
     console = _Console()
-    assert cli.cmd_drift(_args(merge=folders), console) == 1  # the same-day conflict
+    assert drift_command.run(_args(merge=folders), console) == 1  # the same-day conflict
     assert console.lines[0].startswith("[yellow]conflict: ") and "6 rows" in console.lines[-1]
     assert "6 rows" in (root / "report.md").read_text() and (root / "plots" / "linear.png").is_file()
     before = (root / "history.csv").read_bytes()
     (folders[2] / "history.csv").write_text("garbage\n")
-    console = _Console()
-    assert cli.cmd_drift(_args(merge=folders), console) == 2
-    assert len(console.lines) == 1 and "job-3/history.csv:1: header is not" in console.lines[0]
-    assert console.lines[0].endswith("nothing was written")
+    with pytest.raises(history.HistoryError, match="job-3/history.csv:1: header is not .*nothing was written$") as bad:
+        drift_command.run(_args(merge=folders), _Console())
+    assert bad.value.exit_code == 2 and "\n" not in bad.value.line()
     assert (root / "history.csv").read_bytes() == before

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from keras_parity.calibrate.noise import U32, cell_noise
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import noise
 from keras_parity.registry.spec import BACKENDS
@@ -10,17 +11,17 @@ from keras_parity.run.runner import case_paths
 
 def test_a_forward_cell_keeps_its_worst_error_floored_at_float32():
     ref = np.array([[1.0, -2.0], [4.0, 0.5]])
-    exact = noise.cell_noise({"output": ref.astype(np.float32)}, {"output": ref}, training=False)
-    assert exact == {"output": (noise.U32, noise.U32 * 4.0)}  # nothing quieter than float32 can tell
+    exact = cell_noise({"output": ref.astype(np.float32)}, {"output": ref}, training=False)
+    assert exact == {"output": (U32, U32 * 4.0)}  # nothing quieter than float32 can tell
     moved = ref + np.array([[0.0, 0.0], [1e-3, 0.0]])
-    (rel, worst) = noise.cell_noise({"output": moved.astype(np.float32)}, {"output": ref}, training=False)["output"]
+    (rel, worst) = cell_noise({"output": moved.astype(np.float32)}, {"output": ref}, training=False)["output"]
     assert np.isclose(rel, 1e-3 / np.linalg.norm(ref), rtol=1e-3) and np.isclose(worst, 1e-3, rtol=1e-3)
 
 
 def test_a_training_array_of_rounding_residue_is_measured_on_its_groups_scale():
     ref = {"grad/a/kernel": np.full(4, 2.0), "grad/a/bias": np.zeros(2)}
     got = {"grad/a/kernel": np.full(4, 2.0, np.float32), "grad/a/bias": np.full(2, 1e-9, np.float32)}
-    measured = noise.cell_noise(got, ref, training=True)
+    measured = cell_noise(got, ref, training=True)
     group_rms = np.sqrt(np.mean(np.r_[ref["grad/a/kernel"], ref["grad/a/bias"]] ** 2))
     assert np.isclose(measured["grad/a/bias"][0], 1e-9 / (1e-4 * group_rms), rtol=1e-3)  # not 1e-9 / 0
 

@@ -64,4 +64,4 @@ def test_a_rehearsal_runs_beside_the_pinned_run_and_leaves_the_goldens_alone(tmp
 @pytest.mark.slow
 def test_a_bad_override_stops_with_exit_code_2(tmp_path):
     done = cli("parity", "--with", "numpy==1.20.0", "--model", "linear", "--backend", "jax", "--out", str(tmp_path))
-    assert done.returncode == 2 and done.stdout.strip().startswith("error: numpy==1.20.0 cannot be installed")
+    assert done.returncode == 2 and done.stderr.strip().startswith("error: numpy==1.20.0 cannot be installed")

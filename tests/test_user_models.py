@@ -343,7 +343,7 @@ def test_a_saved_model_whose_weights_changed_is_diagnosed_as_a_built_in_one(tmp_
 
     repro = cli("repro", *changed, "--backend", "jax", "--out", str(tmp_path / "repro"))
     assert repro.returncode == 2, repro.stdout + repro.stderr
-    assert "are not the ones its goldens were made from" in repro.stdout
+    assert "are not the ones its goldens were made from" in repro.stderr
     assert not (tmp_path / "repro" / "convlstm-inference-jax").exists()
 
 

@@ -10,6 +10,7 @@ from helpers import cli
 
 keras = pytest.importorskip("keras")
 
+from keras_parity.errors import UsageError  # noqa: E402
 from keras_parity.judge.compare import CellResult, OutputMetrics  # noqa: E402
 from keras_parity.judge.information import why_uninformative  # noqa: E402
 from keras_parity.registry import usermodel  # noqa: E402
@@ -26,7 +27,7 @@ def test_the_zoo_lists_every_keras_applications_architecture():
 
 
 def test_an_unknown_model_is_refused_by_name():
-    with pytest.raises(ValueError, match="no model ResNet49 in the zoo; choose from transformer_classifier"):
+    with pytest.raises(UsageError, match="no model ResNet49 in the zoo; choose from transformer_classifier"):
         run.pick(["ResNet49"], ci=False)
     assert run.pick(None, ci=True) == list(run.CI_SLICE)
 

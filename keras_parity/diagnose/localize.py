@@ -35,7 +35,7 @@ from keras_parity.run.weights import seeded_case
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
 # Rounding growth measured on passing cells: R <= 2.0 in every one of the 594 layer outputs of
 # the built-in forward cases on all three backends (the largest at first layers, whose inputs
-# are exact; 2026-12-02, `python -m keras_parity.diagnose.localize` re-measures it). A jump
+# are exact; 2026-12-02, `keras-parity growth` re-measures it). A jump
 # is five times that.
 R_JUMP = 10.0
 
@@ -228,32 +228,3 @@ def _first_divergence(c, run, root: Path, out: Path) -> Finding:
 
 def _not_localized(why: str) -> Finding:
     return Finding("localize", f"not localized: {why}", note=True)
-
-
-def measure_rounding_growth(out: Path) -> list[LayerError]:
-    """Every layer of every built-in forward case on the three backends, the largest R first:
-    the rounding growth R_JUMP is set above (run on the goldens' own models, so all pass)."""
-    from keras_parity.run.launch import run_backends
-
-    models = list(REGISTRY.builtin)
-    runs = run_backends(list(BACKENDS), models, out, RunFlags(layers=True, training=False), log=lambda *a: None)
-    rows = []
-    for run in runs.values():
-        if run.error:
-            raise SystemExit(f"error: {run.backend}: {run.error}")
-        for m in models:
-            for case in REGISTRY[m].cases:
-                if case.model_outputs:
-                    found = profile(m, case.name, case_layers(run, m, case.name))
-                    rows += [replace(r, name=f"{run.backend} {m}/{case.name} {r.name}") for r in found]
-    return sorted((r for r in rows if math.isfinite(r.rate)), key=lambda r: -r.rate)
-
-
-if __name__ == "__main__":
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        measured = measure_rounding_growth(Path(tmp))
-    for r in measured[:5]:
-        print(f"R = {r.rate:.3g}  rel L2 {r.rel_l2:.2e} from {r.inputs_rel_l2:.2e}  {r.name} ({r.class_name})")
-    print(f"{len(measured)} layer outputs; largest R {measured[0].rate:.3g}; R_JUMP = {R_JUMP:g}")

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from keras_parity.drift.matrix import Cell, Matrix
+from keras_parity.errors import InfraError
 from keras_parity.report.progress import watch
 from keras_parity.run.envs import env_root, index_args, installed, last_line
 from keras_parity.run.envs import uv as envs_uv
@@ -24,7 +25,7 @@ MODULE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 STAMP = ".drift-env.json"
 
 
-class CellFailure(Exception):
+class CellFailure(InfraError):
     """A cell that cannot run: `kind` is no-such-release, uninstallable, conflict, install-failed
     or import-error."""
 

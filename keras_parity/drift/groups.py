@@ -12,9 +12,10 @@ import hashlib
 import re
 
 from keras_parity.drift.matrix import Cell, version_key
+from keras_parity.errors import UsageError
 
 
-class GroupError(Exception):
+class GroupError(UsageError):
     pass
 
 

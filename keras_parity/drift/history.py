@@ -15,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from keras_parity.errors import UsageError
+
 COLUMNS = [
     "recorded",  # UTC date the cell ran
     "platform",
@@ -41,7 +43,7 @@ VERDICTS = {"pass", "fail", "error", "no-such-release", "uninstallable", "confli
 HISTORY = Path(__file__).resolve().parents[2] / "golden" / "drift" / "history.csv"
 
 
-class HistoryError(Exception):
+class HistoryError(UsageError):
     pass
 
 

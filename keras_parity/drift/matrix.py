@@ -11,10 +11,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keras_parity.errors import UsageError
 from keras_parity.pins import PINS
 
 
-class MatrixError(Exception):
+class MatrixError(UsageError):
     pass
 
 

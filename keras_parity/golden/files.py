@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_parity.errors import UsageError
 from keras_parity.run import machine
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden"
@@ -33,7 +34,7 @@ GOLDEN = Path(__file__).resolve().parents[2] / "golden"
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same numbers, same bytes
 
 
-class GoldenError(Exception):
+class GoldenError(UsageError):
     """A golden file that is missing or unreadable; the message says how to fix it."""
 
 

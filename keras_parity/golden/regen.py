@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.errors import InfraError
 from keras_parity.golden import sketch
 from keras_parity.golden.settle import relative_change, settle
 from keras_parity.judge.numerics import ulp_distance
@@ -24,7 +25,7 @@ from keras_parity.run.launch import BackendRun
 from keras_parity.run.weights import seeded_case
 
 
-class RegenError(Exception):
+class RegenError(InfraError):
     pass
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
+from keras_parity.errors import UsageError
 from keras_parity.registry.spec import Case, ModelSpec, Tol
 
 # Any model of a few layers stays within ~1e-6 in float32; a user's model may be deeper, with
@@ -30,7 +31,7 @@ USER_SEED = 7001
 DRAWN_BATCH = 4
 
 
-class UserModelError(Exception):
+class UserModelError(UsageError):
     """A user model, its inputs or its custom objects cannot be used; the message says the fix."""
 
 

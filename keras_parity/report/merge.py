@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from keras_parity.errors import UsageError
 from keras_parity.judge.compare import CellResult
 
 
-class MergeError(Exception):
+class MergeError(UsageError):
     pass
 
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from keras_parity.errors import InfraError
 from keras_parity.run.envinfo import HOME, LOCKS, ROOT
 from keras_parity.run.machine import LOCK_PLATFORMS, lock_platform
 
@@ -28,7 +29,7 @@ FIND_LINKS_ENV = "KERAS_PARITY_FIND_LINKS"
 PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
-class EnvError(Exception):
+class EnvError(InfraError):
     pass
 
 

@@ -12,8 +12,10 @@ that owns it, the same chain the config spells: 'bigru/forward_gru/gru_cell/kern
 
 from __future__ import annotations
 
+from keras_parity.errors import UsageError
 
-class VariablePathError(ValueError):
+
+class VariablePathError(UsageError, ValueError):
     """Two variables of one model would get the same path (a layer tree Keras would not save)."""
 
 

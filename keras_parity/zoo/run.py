@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import report
-from keras_parity.exitcodes import Exit, from_verdicts
+from keras_parity.errors import UsageError
+from keras_parity.exitcodes import from_verdicts
 from keras_parity.golden.regen import regenerate
 from keras_parity.judge.compare import CellResult
 from keras_parity.judge.evaluate import evaluate
@@ -232,7 +233,7 @@ def pick(only: list[str] | None, ci: bool) -> list[str]:
     if only:
         unknown = [n for n in only if n not in models.NAMES]
         if unknown:
-            raise ValueError(f"no model {', '.join(unknown)} in the zoo; choose from {', '.join(models.NAMES)}")
+            raise UsageError(f"no model {', '.join(unknown)} in the zoo; choose from {', '.join(models.NAMES)}")
         return list(dict.fromkeys(only))
     return list(CI_SLICE) if ci else list(models.NAMES)
 
@@ -241,11 +242,7 @@ def main(args, console) -> int:
     from keras_parity.registry.spec import BACKENDS
     from keras_parity.report.progress import BackendProgress
 
-    try:
-        names = pick(args.model, args.ci)
-    except ValueError as exc:
-        console.print(f"error: {exc}", soft_wrap=True, markup=False)
-        return Exit.USAGE
+    names = pick(args.model, args.ci)
     backends = args.backend or list(BACKENDS)
     t0 = time.perf_counter()
     with BackendProgress(console, backends, names) as progress:

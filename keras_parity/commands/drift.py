@@ -4,21 +4,24 @@ split the cells over jobs, --merge joins their result folders."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from pathlib import Path
 
 from keras_parity import golden
+from keras_parity.commands.arguments import model_arguments
+from keras_parity.commands.selection import models as chosen_models
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.envinfo import RESULTS, ROOT
 
+NEEDS_CHECKOUT = True  # the drift history and matrix are the checkout's
 
-def add_parser(sub) -> None:
-    from keras_parity.options import model_arguments  # here: options imports this module
 
+def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "drift",
         help="run the drift matrix of requirements/pins.toml and append to golden/drift/history.csv",
@@ -72,80 +75,81 @@ def add_parser(sub) -> None:
         metavar="DIR",
         help="merge the history rows and snapshots of --group result folders into golden/drift and rewrite the report",
     )
-    p.set_defaults(fn=cmd_drift)
+    return p
 
 
-def cmd_drift(args, console) -> int:
+def run(args, console) -> Exit:
     from keras_parity.report import progress
 
     with progress.live(console):  # environment installs and cells as bars on a terminal
-        return _drift(args, console)
+        return Exit(_drift(args, console))
 
 
 def _drift(args, console) -> int:
-    from keras_parity.cli import _models
-    from keras_parity.drift import cellenv, groups, history, matrix, releases, report
+    from keras_parity.drift import cellenv, groups, history, matrix, report
     from keras_parity.drift.bisect import bisect
     from keras_parity.drift.driver import DRIFT, run_cells
 
     t0 = time.perf_counter()
     # plain text: a requirement such as jax[cpu] is not markup
     log = lambda *a: console.print(*a, markup=False)  # noqa: E731
-    try:
-        m = matrix.load()
-        if args.merge:
-            history.read()  # a corrupt history stops everything before anything is merged
-            return _merge(args.merge, console)
-        models = _models(args)  # built-in names, then the user's models, registered
-        # each model's history and report sit beside its goldens: golden/drift/ for the built-in ones
-        folders: dict[Path, list[str]] = {}
-        for name in models:
-            folders.setdefault(usermodel.root_of(REGISTRY[name], DRIFT.parent) / "drift", []).append(name)
-        for where in folders:
-            history.read(where / history.HISTORY.name)  # a corrupt history stops everything before any cell runs
-        if args.prune:
-            keep = {cellenv.key(m, c) for c in m.cells(BACKENDS, full=True)}
-            left = cellenv.prune(keep, log=log)
-            log(f"cached environments: {left / 1e3:.1f} GB left in {cellenv.root()}")
-            return 0
-        if args.bisect:
-            return _bisect(args, m, folders, bisect, history, report, log)
-        if args.new:
-            added = releases.discover(m, log=log)
-            m = matrix.load()
-            cells = [c for c in releases.new_cells(m, added) if c.backend in (args.backend or BACKENDS)]
-        elif args.cell:
-            cells = [m.parse_cell(args.cell)]
-        else:
-            cells = m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
-        if args.list_groups is not None:
-            # plain stdout, one line: a workflow reads it into $GITHUB_OUTPUT
-            print(json.dumps(groups.listing(cells, args.list_groups, lambda c: cellenv.key(m, c))))
-            return 0
-        outcomes = []
-        if args.group:
-            cells = groups.select(cells, args.group)
-            path = args.out / "history.csv"
-            history.read(path)  # resuming a group: its own rows must be sound too
-            if not path.exists():  # an empty group still leaves a folder the merge accepts
-                golden.write_bytes(path, history.serialize([]))
-            log(f"group {args.group}: {', '.join(c.label for c in cells) or 'no cells'}")
-            place = {"history_path": path, "root": args.out, "also": (DRIFT,)}
-            outcomes = run_cells(m, cells, models, args.out / "runs", jobs=args.jobs, log=log, **place)
-        else:
-            for where, names in folders.items():
-                hist = where / history.HISTORY.name
-                outcomes += run_cells(m, cells, names, args.out, jobs=args.jobs, history_path=hist, root=where, log=log)
-                path = report.write(hist, where / report.REPORT.name, where)
-    except (matrix.MatrixError, history.HistoryError, groups.GroupError) as exc:
-        console.print(f"[red]error[/]: {exc}", soft_wrap=True)
-        return Exit.USAGE
+    m = matrix.load()
+    if args.merge:
+        history.read()  # a corrupt history stops everything before anything is merged
+        return _merge(args.merge, console)
+    models = chosen_models(args, console)  # built-in names, then the user's models, registered
+    # each model's history and report sit beside its goldens: golden/drift/ for the built-in ones
+    folders: dict[Path, list[str]] = {}
+    for name in models:
+        folders.setdefault(usermodel.root_of(REGISTRY[name], DRIFT.parent) / "drift", []).append(name)
+    for where in folders:
+        history.read(where / history.HISTORY.name)  # a corrupt history stops everything before any cell runs
+    if args.prune:
+        keep = {cellenv.key(m, c) for c in m.cells(BACKENDS, full=True)}
+        left = cellenv.prune(keep, log=log)
+        log(f"cached environments: {left / 1e3:.1f} GB left in {cellenv.root()}")
+        return 0
+    if args.bisect:
+        return _bisect(args, m, folders, bisect, history, report, log)
+    m, cells = _selected_cells(args, m, log)
+    if args.list_groups is not None:
+        # plain stdout, one line: a workflow reads it into $GITHUB_OUTPUT
+        print(json.dumps(groups.listing(cells, args.list_groups, lambda c: cellenv.key(m, c))))
+        return 0
+    outcomes = []
+    if args.group:
+        cells = groups.select(cells, args.group)
+        path = args.out / "history.csv"
+        history.read(path)  # resuming a group: its own rows must be sound too
+        if not path.exists():  # an empty group still leaves a folder the merge accepts
+            golden.write_bytes(path, history.serialize([]))
+        log(f"group {args.group}: {', '.join(c.label for c in cells) or 'no cells'}")
+        place = {"history_path": path, "root": args.out, "also": (DRIFT,)}
+        outcomes = run_cells(m, cells, models, args.out / "runs", jobs=args.jobs, log=log, **place)
+    else:
+        for where, names in folders.items():
+            hist = where / history.HISTORY.name
+            outcomes += run_cells(m, cells, names, args.out, jobs=args.jobs, history_path=hist, root=where, log=log)
+            path = report.write(hist, where / report.REPORT.name, where)
     limit = m.cache_limit_gb
     left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
     shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     log(f"{len(outcomes)} cells ran in {time.perf_counter() - t0:.0f} s; {'rows' if args.group else 'report'}: {shown}")
     log(f"cached environments: {left / 1e3:.1f} GB in {cellenv.root()} (cap {limit:g} GB; --prune to empty)")
     return from_verdicts(r["verdict"] for o in outcomes for r in o.rows)
+
+
+def _selected_cells(args, m, log) -> tuple:
+    """(the matrix, the cells asked for): --new's releases (added to the matrix), one cell, or a window."""
+    from keras_parity.drift import matrix, releases
+
+    if args.new:
+        added = releases.discover(m, log=log)
+        m = matrix.load()
+        return m, [c for c in releases.new_cells(m, added) if c.backend in (args.backend or BACKENDS)]
+    if args.cell:
+        return m, [m.parse_cell(args.cell)]
+    return m, m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
 
 
 def _bisect(args, m, folders, bisect, history, report, log) -> int:
@@ -174,9 +178,8 @@ def _merge(folders: list[Path], console) -> int:
 
     try:
         rows, conflicts = merge.merge(folders, DRIFT)
-    except history.HistoryError as exc:
-        console.print(f"[red]error[/]: {exc}; nothing was written", soft_wrap=True)
-        return Exit.USAGE
+    except history.HistoryError as exc:  # the same error, saying that the merge left everything as it was
+        raise history.HistoryError(f"{exc}; nothing was written") from exc
     for line in conflicts:
         console.print(f"[yellow]{line}[/]", soft_wrap=True)
     path = report.write(DRIFT / "history.csv", DRIFT / "report.md", DRIFT)

@@ -1,0 +1,130 @@
+"""The float32 noise every built-in tolerance is derived from, measured (`keras-parity noise`).
+
+Every built-in model runs on the three backends (forward and training path) and each cell's
+error against the float64 reference is taken; the snapshots of every platform in golden/ add
+theirs. Per model case and path (per array for the training path, where backprop through
+BatchNormalization amplifies rounding by layer), the envelope, the largest error seen, is
+written with its date to models/noise.json, which keras_parity/registry/noise.py reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from keras_parity import golden
+from keras_parity.errors import InfraError
+from keras_parity.judge.compare import pool
+from keras_parity.judge.numerics import array_error, array_scale, rel_l2, rms
+from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.noise import MARGIN
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.run.flags import RunFlags
+from keras_parity.run.launch import run_backends
+
+U32 = 2.0**-24  # float32's unit roundoff: the noise floor of a cell measured as exact
+
+
+def cell_noise(obtained: dict, reference: dict, training: bool) -> dict[str, tuple[float, float]]:
+    """{what: (relative L2, largest error)} of one cell: per output, the largest error absolute;
+    for a training case per array, both in units of the array's scale (numerics.array_scale).
+    Floored at U32: no cell is quieter than float32's unit roundoff."""
+
+    group_rms = {g: rms(v) for g, v in pool(reference).items()} if training else {}
+    noise = {}
+    for key, ref in reference.items():
+        got = obtained.get(key)
+        if got is None or got.shape != ref.shape or not np.all(np.isfinite(got)):
+            continue
+        if training:
+            rel, worst = array_error(got, ref, array_scale(ref, group_rms[golden.head(key)]))
+            noise[key] = (max(rel, U32), max(worst, U32))
+        else:
+            scale = float(np.max(np.abs(ref), initial=0.0))
+            worst = float(np.max(np.abs(got.astype(np.float64) - ref), initial=0.0))
+            noise[key] = (max(rel_l2(got, ref), U32), max(worst, U32 * scale))
+    return noise
+
+
+def group_noise(obtained: dict, reference: dict) -> dict[str, tuple[float, float]]:
+    """A training cell's noise per pooled group (judge.compare.pool), the largest error in units
+    of the group's RMS: what the cell's own tolerance is derived from."""
+
+    if set(obtained) != set(reference) or any(obtained[k].shape != v.shape for k, v in reference.items()):
+        return {}
+    got, want = pool(obtained), pool(reference)
+    noise = {g: array_error(got[g], w, rms(w)) for g, w in want.items()}
+    return {g: (max(r, U32), max(a, U32)) for g, (r, a) in noise.items() if np.isfinite(r)}
+
+
+def _widen(envelope: dict, cell: str, noise: dict, source: str, per_array: bool = False) -> None:
+    """Grow the envelopes by one measurement: the cell's (its worst output or group), or with
+    `per_array` each array's ('<cell>/<array>')."""
+    if not per_array:
+        noise = {"*": (max(r for r, _ in noise.values()), max(a for _, a in noise.values()))} if noise else {}
+    for key, (rel, atol) in noise.items():
+        name = f"{cell}/{key}" if per_array else cell
+        old = envelope.get(name)
+        envelope[name] = {
+            "rel_l2": max(rel, old["rel_l2"]) if old else rel,
+            "atol": max(atol, old["atol"]) if old else atol,
+            "worst": source if not old or rel > old["rel_l2"] else old["worst"],
+        }
+
+
+def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
+    """Run the built-in models on the three backends into `out`; return noise.json's content."""
+
+    root = golden_root or golden.GOLDEN
+    models = REGISTRY.builtin
+    runs = run_backends(list(BACKENDS), models, out, RunFlags(), log=log)
+    errors = {b: r.error for b, r in runs.items() if r.error}
+    if errors:
+        raise InfraError(f"backends failed, the noise is not measured: {errors}")
+    envelope: dict = {}
+    for model in models:
+        ref = golden.read_npz(golden.reference_path(model, root))
+        sources = [(f"{b} here", r.arrays, model) for b, r in runs.items()]
+        for snap in sorted((root / model / "snapshots").glob("*/*.npz")):
+            sources.append((f"{snap.stem} on {snap.parent.name}", golden.read_npz(snap), None))
+        for source, arrays, prefix in sources:
+            for case in REGISTRY[model].cases:
+                part = golden.part(arrays, *([prefix] if prefix else []), case.name)
+                for path in golden.children(part):
+                    got, want, cell = (
+                        golden.part(part, path),
+                        golden.part(ref, case.name),
+                        golden.key(model, case.name, path),
+                    )
+                    if case.training:
+                        _widen(envelope, cell, cell_noise(got, want, True), source, per_array=True)
+                        _widen(envelope, cell, group_noise(got, want), source)
+                    else:
+                        _widen(envelope, cell, cell_noise(got, want, False), source)
+        _layer_noise(envelope, model, runs, root)
+    versions = {b: r.meta.get("versions", {}) for b, r in runs.items()}
+    return {
+        "measured": datetime.date.today().isoformat(),
+        "margin": MARGIN,
+        "platform": next(iter(runs.values())).meta.get("platform"),
+        "versions": versions,
+        "cells": dict(sorted(envelope.items())),
+    }
+
+
+def _layer_noise(envelope: dict, model: str, runs: dict, root: Path) -> None:
+    """Each layer's noise of the forward cases, '<model>/<case>/layers/<layer>': the error of the
+    backends' layer sketches against the float64 reference's (golden/sketch.py; this CPU's
+    runs only: snapshots keep no layers)."""
+
+    path = golden.layers_path(model, root)
+    if not path.exists():
+        return
+    ref = golden.read_npz(path)
+    for backend, run in runs.items():
+        for case in golden.children(ref):
+            got, want = golden.part(run.sketches, model, case), golden.part(ref, case)
+            noise = {k: (max(rel_l2(got[k], w), U32),) * 2 for k, w in want.items() if k in got}
+            _widen(envelope, golden.key(model, case, "layers"), noise, f"{backend} here", per_array=True)

@@ -1,0 +1,60 @@
+"""The argument groups several commands share: the models to run, the backends and results
+folder, and how a backend process runs (image, device, twins, time limit, ISA cap)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from keras_parity.run.envinfo import RESULTS
+from keras_parity.run.machine import ISA_CAPS
+from keras_parity.twins import MODULES as TWINS
+
+VERBOSE = "also print the full per-cell table (always written to parity-table.txt in --out)"
+GOLDEN_DIR = "your model's golden folder (default: golden/ beside the model file; ./golden)"
+
+
+def model_arguments(ap: argparse.ArgumentParser, golden_help: str = GOLDEN_DIR) -> None:
+    """--model and the options of your own models (commands/selection.py reads them), for every
+    command that runs models: parity, golden, bench, localize, repro, drift."""
+    ap.add_argument(
+        "--model",
+        action="append",
+        help="run only this model (repeatable): a built-in one, or your builder as package.module:function",
+    )
+    ap.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
+    ap.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
+    ap.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
+    ap.add_argument("--golden-dir", type=Path, help=golden_help)
+    ap.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+
+
+def common(ap: argparse.ArgumentParser) -> None:
+    """--backend, the model arguments and --out."""
+    ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")
+    model_arguments(ap)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+
+
+def run_arguments(ap: argparse.ArgumentParser) -> None:
+    """How each backend process runs, for parity, golden and bench (parity.apply_run_limits applies
+    the time limit and the ISA cap)."""
+    ap.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
+    ap.add_argument(
+        "--twins",
+        nargs="*",
+        choices=sorted(TWINS),
+        help="also run the native twins (all, or those named): plain PyTorch, plain JAX, tf_keras",
+    )
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        metavar="SECONDS",
+        help="stop a backend process running longer than this, an ERROR naming its model (default 3600)",
+    )
+    ap.add_argument(
+        "--isa-cap",
+        choices=sorted(ISA_CAPS),
+        help="cap every backend's CPU kernels at this instruction set (x86; snapshots keyed by the cap)",
+    )

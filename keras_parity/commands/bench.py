@@ -1,0 +1,28 @@
+"""`keras-parity bench`: the parity run timed against a naive sequential, eager baseline."""
+
+from __future__ import annotations
+
+import argparse
+
+from keras_parity.commands.arguments import common, run_arguments
+from keras_parity.commands.parity import apply_run_limits
+from keras_parity.commands.selection import models as chosen_models
+from keras_parity.exitcodes import Exit
+
+HELP = "time the parity run against a naive sequential, eager baseline"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("bench", help=HELP, description=HELP)
+    common(p)
+    run_arguments(p)
+    return p
+
+
+def run(args, console) -> Exit:
+    from keras_parity.bench import bench, bench_user
+
+    apply_run_limits(args)
+    if args.model_file or any(":" in m for m in args.model or []):
+        return Exit(bench_user(args, chosen_models(args, console), console))
+    return Exit(bench(args, console))

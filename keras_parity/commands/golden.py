@@ -1,0 +1,53 @@
+"""`keras-parity golden`: regenerate the float64 references and this platform's snapshots."""
+
+from __future__ import annotations
+
+import argparse
+
+from keras_parity.commands.arguments import common, run_arguments
+from keras_parity.commands.parity import apply_run_limits
+from keras_parity.commands.selection import models as chosen_models
+from keras_parity.commands.selection import pick
+from keras_parity.exitcodes import Exit
+from keras_parity.registry.spec import BACKENDS
+from keras_parity.report import progress
+from keras_parity.run.flags import RunFlags
+
+HELP = "regenerate the float64 references and the backend snapshots"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("golden", help=HELP, description=HELP)
+    common(p)
+    run_arguments(p)
+    p.add_argument(
+        "--snapshots-only",
+        action="store_true",
+        help="record this platform's snapshots only; the float64 references and graphs stay as they are",
+    )
+    return p
+
+
+def run(args, console) -> Exit:
+    from keras_parity.golden.regen import regenerate
+    from keras_parity.run.launch import run_backends
+
+    apply_run_limits(args)
+    backends, models = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
+    with progress.status(console, f"running {', '.join(models)} on {', '.join(backends)}"):
+        runs = run_backends(
+            backends,
+            models,
+            args.out / "raw",
+            RunFlags(device=args.device, configs=True),
+            docker=args.docker,
+            twins=args.twins,
+            log=console.print,
+        )
+    console.print("regenerating goldens (unchanged files are not touched):")
+    problems = regenerate(runs, models, args.golden_dir, log=console.print, snapshots_only=args.snapshots_only)
+    # A backend whose process did not run is the machine's; anything else left unwritten (a model
+    # failing on a backend, snapshots refused) is for a person to look at.
+    if any(r.error for r in runs.values()):
+        return Exit.INFRA
+    return Exit.REGRESSION if problems else Exit.OK
