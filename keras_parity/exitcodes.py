@@ -25,4 +25,3 @@ def from_verdicts(verdicts: Iterable[str]) -> Exit:
     if "fail" in seen:
         return Exit.REGRESSION
     return Exit.INFRA if "error" in seen else Exit.OK
-

@@ -16,8 +16,8 @@ from keras_parity.golden.regen import RegenError
 from keras_parity.pins import PinsError
 from keras_parity.registry.usermodel import UserModelError
 from keras_parity.rehearse import RehearsalError
-from keras_parity.repro import ReproError
 from keras_parity.report.merge import MergeError
+from keras_parity.repro import ReproError
 from keras_parity.run.envs import EnvError
 from keras_parity.run.varpaths import VariablePathError
 
