@@ -14,7 +14,7 @@ import pytest
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run import images
+from keras_parity.run import container, images
 from keras_parity.run.envs import EnvError
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import load_run, run_backends
@@ -124,7 +124,7 @@ def test_missing_image_for_one_backend_leaves_the_others_running(monkeypatch, tm
 def test_container_killed_mid_run_is_reported(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    run = images.ContainerRun("torch", out, ["--model", "resnet50"], {})
+    run = container.ContainerRun("torch", out, ["--model", "resnet50"], {})
     time.sleep(2)
     run.container.kill()
     while run.poll() is None:

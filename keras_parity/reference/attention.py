@@ -1,5 +1,5 @@
-"""MultiHeadAttention and Attention in float64, registered into LAYERS of
-keras_parity/reference/layers.py: the query, key and value projections, scaled dot-product
+"""MultiHeadAttention and Attention in float64, registered into LAYERS
+(keras_parity/reference/registry.py): the query, key and value projections, scaled dot-product
 attention with an optional attention mask and causal mask, and the output projection, as
 keras.layers.MultiHeadAttention computes them at inference (no dropout, no gate, attention over
 the sequence axis); and the single-head, projection-free attention of keras.layers.Attention."""
@@ -10,8 +10,8 @@ import math
 
 import autograd.numpy as np
 
-from keras_parity.reference.layers import UnsupportedLayer, _register, _require
-from keras_parity.reference.ops import softmax
+from keras_parity.reference.ops import UnsupportedLayer, softmax
+from keras_parity.reference.registry import register, require
 
 
 def _project(x, p, name, use_bias):
@@ -19,9 +19,9 @@ def _project(x, p, name, use_bias):
     return y + p(f"{name}/bias") if use_bias else y
 
 
-@_register("MultiHeadAttention")
+@register("MultiHeadAttention")
 def _multi_head_attention(cfg, p, args, training):
-    _require(cfg, use_gate=(False,), sliding_window=(None,), output_shape=(None,))
+    require(cfg, use_gate=(False,), sliding_window=(None,), output_shape=(None,))
     if list(cfg.get("attention_axes") or [1]) != [1]:
         raise UnsupportedLayer(f"float64 reference implements attention over axis 1 only (layer '{cfg.get('name')}')")
     if training and cfg.get("dropout", 0.0) > 0:
@@ -47,13 +47,13 @@ def _multi_head_attention(cfg, p, args, training):
     return out + p("attention_output/bias") if bias else out
 
 
-@_register("Attention")
+@register("Attention")
 def _attention(cfg, p, args, training):
     """keras.layers.Attention: scores q.k (times 'scale') or, score_mode 'concat',
     concat_score_weight * sum(tanh(scale * (q + k))); softmax over the keys; a masked key's
     score lowered by 1e9 as Keras does (not replaced), so a row with every key masked still
     averages them. mask=[query_mask, value_mask]: a masked query's output is zero."""
-    _require(cfg, score_mode=("dot", "concat"))
+    require(cfg, score_mode=("dot", "concat"))
     if training and cfg.get("dropout", 0.0) > 0:
         raise UnsupportedLayer(f"float64 reference cannot draw the attention dropout of '{cfg.get('name')}'")
     kw = dict(cfg.get("call_kwargs") or {})

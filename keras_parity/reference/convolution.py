@@ -1,5 +1,5 @@
 """Transposed convolutions in float64 (Conv1DTranspose, Conv2DTranspose, Conv3DTranspose),
-registered into LAYERS of keras_parity/reference/layers.py: the output size Keras computes from
+registered into LAYERS (keras_parity/reference/registry.py): the output size Keras computes from
 padding and output_padding (keras/src/backend/common/backend_utils.py), the placement
 TensorFlow's conv_transpose gives it, as the ordinary convolution of ops.py over the input with
 zeros inserted between its pixels and the kernel flipped."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import autograd.numpy as np
 
-from keras_parity.reference.layers import UnsupportedLayer, _one, _register, _require
-from keras_parity.reference.ops import activation, conv
+from keras_parity.reference.ops import UnsupportedLayer, activation, conv
+from keras_parity.reference.registry import register, require, single_input
 
 
 def _tuple(value, n):
@@ -60,9 +60,9 @@ def conv_transpose(x, kernel, bias=None, strides=None, padding="valid", output_p
     return conv(x, np.swapaxes(flipped, -1, -2), bias)
 
 
-@_register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
+@register("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose")
 def _conv_transpose(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",), padding=("valid", "same"))
+    require(cfg, data_format=("channels_last",), padding=("valid", "same"))
     if set(cfg.get("dilation_rate") or [1]) != {1}:
         # TensorFlow's CPU kernels refuse it too, so nothing here could be checked against Keras.
         raise UnsupportedLayer(
@@ -71,7 +71,7 @@ def _conv_transpose(cfg, p, args, training):
         )
     bias = p("bias") if cfg.get("use_bias", True) else None
     y = conv_transpose(
-        _one(args),
+        single_input(args),
         p("kernel"),
         bias,
         strides=cfg.get("strides"),

@@ -12,8 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from autograd.tracer import isbox
 
+from keras_parity.reference.gaps import implemented, is_model, reference_gaps, refuse_gaps
 from keras_parity.reference.layers import LAYERS, UnsupportedLayer
-from keras_parity.reference.operators import OPS, evaluate_operator, is_operator
+from keras_parity.reference.operators import evaluate_operator, is_operator
+from keras_parity.reference.params import Params
+
+__all__ = ["Result", "evaluate", "reference_gaps", "node_inputs"]
 
 
 @dataclass
@@ -25,43 +29,6 @@ class Result:
     # capture=True only: every layer's output by layer name. Extra outputs of a multi-output
     # layer are keyed "name:1", "name:2"; calls after a layer's first, "name@1", "name@1:1".
     layers: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class _Params:
-    """One layer's view of the weights: p("kernel") reads "<layer>/kernel" as float64. The
-    weights are keyed by the chain of layer names down to their owner, read off the layer
-    objects (keras_parity/run/varpaths.py), the chain this module walks in the config."""
-
-    def __init__(self, layer, state, used, updated):
-        self.layer, self.state, self.used, self.updated = layer, state, used, updated
-
-    def __call__(self, leaf):
-        path = f"{self.layer}/{leaf}"
-        if path not in self.state:  # built under a name scope (NASNet's blocks): 'scope/layer/leaf'
-            scoped = [k for k in self.state if k.endswith(f"/{path}")]
-            path = scoped[0] if len(scoped) == 1 else path
-        if path not in self.state:
-            have = sorted(k for k in self.state if k.startswith(self.layer + "/"))
-            raise KeyError(f"layer '{self.layer}' needs weight '{path}'; weights under it: {have}")
-        self.used.add(path)
-        return self.state[path]
-
-    def only(self):
-        """The layer's one weight, whatever its leaf is called (a bare tf.Variable-style name,
-        'variable_3', numbered per process as in ConvNeXt's LayerScale)."""
-        (path,) = [k for k in self.state if k.startswith(self.layer + "/") and "/" not in k[len(self.layer) + 1 :]]
-        self.used.add(path)
-        return self.state[path]
-
-    def child(self, name):
-        """The view of a layer inside this one (a wrapper's, a nested Sequential's): its
-        weights under '<this layer>/<name>/', as Keras names them."""
-        return _Params(f"{self.layer}/{name}" if self.layer else name, self.state, self.used, self.updated)
-
-    def update(self, leaf, value):
-        # Later calls of a shared layer must see the assigned value, as Keras's would.
-        path = f"{self.layer}/{leaf}"
-        self.state[path] = self.updated[path] = value
 
 
 def _is_triple(x):
@@ -189,9 +156,9 @@ def evaluate(config, weights, inputs, *, training=False, capture=False):
     state = {k: _f64(v) for k, v in weights.items()}
     used, updated, captured = set(), {}, {}
     if "input_layers" not in config:  # a Sequential model's own config: its layers in a row
-        _refuse_gaps(config, config.get("name", "sequential"))
+        refuse_gaps(config, config.get("name", "sequential"))
         (x,) = _feed_sequential(config, inputs)
-        values, outputs = {}, [_f64(_sequential(config, _Params("", state, used, updated), [x], training))]
+        values, outputs = {}, [_f64(_sequential(config, Params("", state, used, updated), [x], training))]
     else:
         values, outputs = _run(config, inputs, state, used, updated, training, capture)
 
@@ -249,44 +216,6 @@ def _run(config, inputs, state, used, updated, training, capture, prefix=""):
     return values, [values[(n, k)][j] for n, k, j in outputs]
 
 
-def _is_model(layer) -> bool:
-    """A Keras Sequential or functional model used as a layer of this one."""
-    module, name = layer.get("module"), layer["class_name"]
-    return (name == "Sequential" and module == "keras") or (
-        name == "Functional" and module == "keras.src.models.functional"
-    )
-
-
-def _implemented(layer) -> bool:
-    if is_operator(layer):  # `x + 3.0`, ops.mean(...): a node of keras.src.ops
-        return layer["class_name"] in OPS
-    # A class registered outside this project is a user's own, whatever its name: its math is
-    # unknown here even when the name matches one of ours.
-    if _is_model(layer):
-        return all(_implemented(inner) for inner in layer["config"]["layers"])
-    registered = layer.get("registered_name")
-    # Keras's own applications register their custom layers too (ConvNeXt's LayerScale).
-    keras_own = str(layer.get("module", "")).startswith("keras.src.applications.")
-    own = registered is None or registered.startswith("keras_parity>") or keras_own
-    return layer["class_name"] == "InputLayer" or (layer["class_name"] in LAYERS and own)
-
-
-def reference_gaps(config) -> list[str]:
-    """The layer types of a model config the float64 reference does not implement."""
-    if "layers" not in config:
-        return [config.get("class_name", "a model without a layer graph")]
-    missing = [layer for layer in config["layers"] if not _implemented(layer)]
-    sequential = [layer for layer in missing if _is_model(layer)]
-    nested = {gap for layer in sequential for gap in reference_gaps(layer["config"])}
-    return sorted({_kind(layer) for layer in missing if layer not in sequential} | nested)
-
-
-def _kind(layer) -> str:
-    if is_operator(layer):
-        return f"operator {layer['module'].rsplit('.', 1)[1]}.{layer['class_name']}"
-    return layer.get("registered_name") or layer["class_name"]
-
-
 def _feed_sequential(config, inputs):
     if isinstance(inputs, dict):
         inputs = list(inputs.values())
@@ -294,15 +223,6 @@ def _feed_sequential(config, inputs):
     if len(xs) != 1:
         raise ValueError(f"a Sequential model takes one input, got {len(xs)}")
     return [_f64(xs[0])]
-
-
-def _refuse_gaps(config, name):
-    gaps = reference_gaps(config)
-    if gaps:
-        raise UnsupportedLayer(
-            f"float64 reference has no implementation of layer type '{gaps[0]}' (inside '{name}'); "
-            "add one in keras_parity/reference/layers.py"
-        )
 
 
 def _sequential(cfg, p, args, training):
@@ -314,9 +234,9 @@ def _sequential(cfg, p, args, training):
             continue
         _check_dtype_policy(inner)
         name = inner["config"]["name"]
-        if _is_model(inner) and inner["class_name"] == "Sequential":
+        if is_model(inner) and inner["class_name"] == "Sequential":
             x = _sequential(inner["config"], p.child(name), [x], training)
-        elif _is_model(inner):
+        elif is_model(inner):
             prefix = f"{p.child(name).layer}/"
             (x,) = _run(inner["config"], x, p.state, p.used, p.updated, training, capture=False, prefix=prefix)[1]
         else:
@@ -338,18 +258,18 @@ def _call(layer, node, values, state, used, updated, training, prefix=""):
     if is_operator(layer):
         _call_kwargs(node.get("kwargs") or {}, name)
         return [_f64(evaluate_operator(layer, _resolve(node.get("args", []), values)))]
-    if _is_model(layer) and class_name == "Functional" and _implemented(layer):
+    if is_model(layer) and class_name == "Functional" and implemented(layer):
         _check_dtype_policy(layer)
         _call_kwargs(node.get("kwargs") or {}, name)
         return [
             _f64(o)
             for o in _functional(layer, _resolve(node.get("args", []), values), state, used, updated, training, prefix)
         ]
-    fn = LAYERS.get(class_name) if _implemented(layer) else None
-    if class_name == "Sequential" and _implemented(layer):
+    fn = LAYERS.get(class_name) if implemented(layer) else None
+    if class_name == "Sequential" and implemented(layer):
         fn = _sequential
-    if _is_model(layer) and not _implemented(layer):  # name what inside it is missing
-        _refuse_gaps(layer["config"], name)
+    if is_model(layer) and not implemented(layer):  # name what inside it is missing
+        refuse_gaps(layer["config"], name)
     if fn is None:
         raise UnsupportedLayer(
             f"float64 reference has no implementation of layer type '{class_name}' "
@@ -363,7 +283,7 @@ def _call(layer, node, values, state, used, updated, training, prefix=""):
     if accepted:
         config["call_kwargs"] = _resolve({k: v for k, v in (node.get("kwargs") or {}).items() if k in accepted}, values)
     try:
-        out = fn(config, _Params(prefix + name, state, used, updated), args, bool(training))
+        out = fn(config, Params(prefix + name, state, used, updated), args, bool(training))
     except ValueError as e:  # UnsupportedLayer included: name the layer if the math could not
         if f"'{name}'" in str(e):
             raise

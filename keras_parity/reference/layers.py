@@ -1,13 +1,19 @@
-"""The Keras 3 layers the float64 reference knows: LAYERS maps a Keras class_name to an adapter
-that reads the layer config, insists on the options it understands and calls the math of
-keras_parity/reference/ops.py. Every option not implemented here raises rather than being
-ignored: a reference that quietly computes something else is worse than none.
+"""The Keras 3 layers the float64 reference knows: LAYERS (reference/registry.py) maps a Keras
+class_name to an adapter that reads the layer config, insists on the options it understands
+and calls the math of keras_parity/reference/ops.py. Importing this module fills LAYERS with
+every adapter, those of the modules beside it included. Every option not implemented here
+raises rather than being ignored: a reference that quietly computes something else is worse
+than none.
 """
 
 from __future__ import annotations
 
 import autograd.numpy as np
 
+# The weightless layers that combine, reshape and pool, the activation layers, the transposed
+# convolutions, the attention layers, GRU, SimpleRNN and Bidirectional: importing their
+# modules registers them.
+from keras_parity.reference import attention, convolution, recurrent, reshaping  # noqa: F401
 from keras_parity.reference.ops import (
     UnsupportedLayer,
     activation,
@@ -20,71 +26,43 @@ from keras_parity.reference.ops import (
     pad_spatial,
     relu,
 )
+from keras_parity.reference.registry import LAYERS, register, require, single_input
 
-# ------------------------------------------------------------------- Keras class adapters
-# adapter(cfg, p, args, training) -> array or list of arrays. cfg is the layer's "config",
-# args the resolved positional call arguments, p(leaf) reads the weight "<layer>/<leaf>" and
-# p.update(leaf, value) records a new value for it (BatchNormalization moving statistics).
-
-LAYERS = {}
+__all__ = ["LAYERS", "UnsupportedLayer"]
 
 
-def _register(*class_names):
-    def deco(fn):
-        LAYERS.update(dict.fromkeys(class_names, fn))
-        return fn
-
-    return deco
-
-
-def _require(cfg, **allowed):
-    """Raise unless each cfg[key] (when present) is one of the allowed values."""
-    for key, ok in allowed.items():
-        if key in cfg and cfg[key] not in ok:
-            raise UnsupportedLayer(
-                f"float64 reference does not implement {key}={cfg[key]!r} (layer "
-                f"'{cfg.get('name')}'); supported: {list(ok)}"
-            )
-
-
-def _one(args):
-    if len(args) != 1 or isinstance(args[0], (list, tuple)):
-        raise ValueError(f"expected one input tensor, got {len(args)} arguments")
-    return args[0]
-
-
-@_register("Dense")
+@register("Dense")
 def _dense(cfg, p, args, training):
-    _require(cfg, quantization_config=(None,), lora_rank=(None, 0))
+    require(cfg, quantization_config=(None,), lora_rank=(None, 0))
     bias = p("bias") if cfg.get("use_bias", True) else None
-    return activation(cfg.get("activation"), dense(_one(args), p("kernel"), bias))
+    return activation(cfg.get("activation"), dense(single_input(args), p("kernel"), bias))
 
 
-@_register("Conv1D", "Conv2D", "Conv3D")
+@register("Conv1D", "Conv2D", "Conv3D")
 def _conv(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",))
-    x, kernel = _one(args), p("kernel")
+    require(cfg, data_format=("channels_last",))
+    x, kernel = single_input(args), p("kernel")
     bias = p("bias") if cfg.get("use_bias", True) else None
     strides, padding, dilation = cfg.get("strides"), cfg.get("padding", "valid"), cfg.get("dilation_rate")
     y = conv(x, kernel, bias, strides=strides, padding=padding, groups=cfg.get("groups", 1), dilation=dilation)
     return activation(cfg.get("activation"), y)
 
 
-@_register("DepthwiseConv2D", "DepthwiseConv1D")
+@register("DepthwiseConv2D", "DepthwiseConv1D")
 def _depthwise_conv(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",))
+    require(cfg, data_format=("channels_last",))
     bias = p("bias") if cfg.get("use_bias", True) else None
     y = depthwise_conv(
-        _one(args), p("kernel"), bias, cfg.get("strides"), cfg.get("padding", "valid"), cfg.get("dilation_rate")
+        single_input(args), p("kernel"), bias, cfg.get("strides"), cfg.get("padding", "valid"), cfg.get("dilation_rate")
     )
     return activation(cfg.get("activation"), y)
 
 
-@_register("SeparableConv2D", "SeparableConv1D")
+@register("SeparableConv2D", "SeparableConv1D")
 def _separable_conv(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",))
+    require(cfg, data_format=("channels_last",))
     depthwise = depthwise_conv(
-        _one(args),
+        single_input(args),
         p("depthwise_kernel"),
         None,
         cfg.get("strides"),
@@ -95,13 +73,13 @@ def _separable_conv(cfg, p, args, training):
     return activation(cfg.get("activation"), conv(depthwise, p("pointwise_kernel"), bias))
 
 
-@_register("Normalization")
+@register("Normalization")
 def _normalization(cfg, p, args, training):
     # keras.layers.Normalization: (x - mean) / max(sqrt(variance), keras.config.epsilon()), the
     # statistics given in the config (EfficientNetV2, ConvNeXt) or adapted into its weights
     # ('count' only counts what adapt() saw).
-    _require(cfg, invert=(False,))
-    x = _one(args)
+    require(cfg, invert=(False,))
+    x = single_input(args)
     axes = cfg.get("axis", -1)
     axes = [a % x.ndim for a in (axes if isinstance(axes, (list, tuple)) else [axes])]
     shape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
@@ -113,30 +91,30 @@ def _normalization(cfg, p, args, training):
     return (x - mean) / np.maximum(np.sqrt(variance), 1e-7)
 
 
-@_register("Embedding")
+@register("Embedding")
 def _embedding(cfg, p, args, training):
     # A mask (mask_zero) changes what later layers compute; none of them here reads one.
-    _require(cfg, mask_zero=(False,), quantization_config=(None,), lora_rank=(None, 0))
-    ids = _one(args)
+    require(cfg, mask_zero=(False,), quantization_config=(None,), lora_rank=(None, 0))
+    ids = single_input(args)
     return p("embeddings")[np.asarray(ids).astype(int)]
 
 
-@_register("Activation")
+@register("Activation")
 def _activation(cfg, p, args, training):
-    return activation(cfg["activation"], _one(args))
+    return activation(cfg["activation"], single_input(args))
 
 
-@_register("ReLU")
+@register("ReLU")
 def _relu(cfg, p, args, training):
     return relu(
-        _one(args),
+        single_input(args),
         negative_slope=cfg.get("negative_slope", 0.0),
         max_value=cfg.get("max_value"),
         threshold=cfg.get("threshold", 0.0),
     )
 
 
-@_register("Add")
+@register("Add")
 def _add(cfg, p, args, training):
     xs = args[0] if len(args) == 1 else args
     out = xs[0]
@@ -145,45 +123,45 @@ def _add(cfg, p, args, training):
     return out
 
 
-@_register("Flatten")
+@register("Flatten")
 def _flatten(cfg, p, args, training):
-    x = _one(args)
+    x = single_input(args)
     if x.ndim > 2:
-        _require(cfg, data_format=("channels_last", None))
+        require(cfg, data_format=("channels_last", None))
     return x.reshape(x.shape[0], -1)
 
 
-@_register("ZeroPadding2D", "ZeroPadding3D")
+@register("ZeroPadding2D", "ZeroPadding3D")
 def _zero_padding(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",))
-    return pad_spatial(_one(args), [tuple(pair) for pair in cfg["padding"]])
+    require(cfg, data_format=("channels_last",))
+    return pad_spatial(single_input(args), [tuple(pair) for pair in cfg["padding"]])
 
 
-@_register("MaxPooling2D")
+@register("MaxPooling2D")
 def _max_pool(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",))
-    return max_pool(_one(args), tuple(cfg["pool_size"]), cfg.get("strides"), cfg.get("padding", "valid"))
+    require(cfg, data_format=("channels_last",))
+    return max_pool(single_input(args), tuple(cfg["pool_size"]), cfg.get("strides"), cfg.get("padding", "valid"))
 
 
-@_register("GlobalAveragePooling2D")
+@register("GlobalAveragePooling2D")
 def _global_avg_pool(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last",))
-    x = _one(args)
+    require(cfg, data_format=("channels_last",))
+    x = single_input(args)
     if x.ndim != 4:
         raise ValueError(f"GlobalAveragePooling2D needs a 4-d input, got {x.shape}")
     return x.mean(axis=(1, 2), keepdims=bool(cfg.get("keepdims", False)))
 
 
-@_register("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
+@register("Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise", "GaussianDropout")
 def _dropout(cfg, p, args, training):
     if training:
         raise UnsupportedLayer(f"float64 reference cannot draw the random mask of '{cfg.get('name')}' in training")
-    return _one(args)  # the identity at inference
+    return single_input(args)  # the identity at inference
 
 
-@_register("LayerNormalization")
+@register("LayerNormalization")
 def _layer_norm(cfg, p, args, training):
-    x = _one(args)
+    x = single_input(args)
     axes = cfg.get("axis", -1)
     axes = sorted(a % x.ndim for a in (axes if isinstance(axes, (list, tuple)) else [axes]))
     shape = [x.shape[d] if d in axes else 1 for d in range(x.ndim)]
@@ -200,10 +178,10 @@ def _layer_norm(cfg, p, args, training):
     return y
 
 
-@_register("GroupNormalization")
+@register("GroupNormalization")
 def _group_norm(cfg, p, args, training):
-    x = _one(args)
-    _require(cfg, axis=(-1, x.ndim - 1))
+    x = single_input(args)
+    require(cfg, axis=(-1, x.ndim - 1))
     groups, channels = cfg.get("groups", 32), x.shape[-1]
     grouped = x.reshape(*x.shape[:-1], groups, channels // groups)
     axes = tuple(range(1, grouped.ndim - 2)) + (grouped.ndim - 1,)  # all but batch and group
@@ -215,17 +193,17 @@ def _group_norm(cfg, p, args, training):
     return y + p("beta") if cfg.get("center", True) else y
 
 
-@_register("PReLU")
+@register("PReLU")
 def _prelu(cfg, p, args, training):
-    x = _one(args)  # alpha has size 1 along the shared axes: it broadcasts there
+    x = single_input(args)  # alpha has size 1 along the shared axes: it broadcasts there
     return np.maximum(x, 0.0) + p("alpha") * np.minimum(x, 0.0)
 
 
-@_register("TimeDistributed")
+@register("TimeDistributed")
 def _time_distributed(cfg, p, args, training):
     """The inner layer on every time step at once (batch and time folded together), its weights
     under '<time_distributed>/<layer>/'."""
-    x, inner = _one(args), cfg["layer"]
+    x, inner = single_input(args), cfg["layer"]
     if inner["class_name"] not in LAYERS or inner.get("registered_name") not in (None, inner["class_name"]):
         raise UnsupportedLayer(f"float64 reference has no implementation of TimeDistributed({inner['class_name']})")
     name, folded = inner["config"]["name"], x.reshape(-1, *x.shape[2:])
@@ -233,9 +211,9 @@ def _time_distributed(cfg, p, args, training):
     return y.reshape(x.shape[0], x.shape[1], *y.shape[1:])
 
 
-@_register("BatchNormalization")
+@register("BatchNormalization")
 def _batch_norm(cfg, p, args, training):
-    x = _one(args)
+    x = single_input(args)
     axis = cfg.get("axis", -1)
     axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
     if axis not in (-1, x.ndim - 1):
@@ -243,7 +221,7 @@ def _batch_norm(cfg, p, args, training):
             f"float64 reference supports BatchNormalization only on the last "
             f"axis, layer '{cfg.get('name')}' has axis={cfg.get('axis')!r}"
         )
-    _require(cfg, renorm=(False,))
+    require(cfg, renorm=(False,))
     # Keras: `if training and self.trainable` - a frozen BN always uses moving statistics.
     train = bool(training and cfg.get("trainable", True))
     gamma = p("gamma") if cfg.get("scale", True) else None
@@ -264,16 +242,16 @@ def _batch_norm(cfg, p, args, training):
     return y
 
 
-@_register("LSTM")
+@register("LSTM")
 def _lstm(cfg, p, args, training):
-    _require(cfg, go_backwards=(False,), stateful=(False,))
+    require(cfg, go_backwards=(False,), stateful=(False,))
     if training and (cfg.get("dropout", 0) > 0 or cfg.get("recurrent_dropout", 0) > 0):
         raise UnsupportedLayer(
             f"float64 reference cannot reproduce LSTM dropout masks (layer '{cfg.get('name')}', training=True)"
         )
     bias = p("lstm_cell/bias") if cfg.get("use_bias", True) else None
     out, h, c = lstm(
-        _one(args),
+        single_input(args),
         p("lstm_cell/kernel"),
         p("lstm_cell/recurrent_kernel"),
         bias,
@@ -287,12 +265,12 @@ def _lstm(cfg, p, args, training):
 # Custom layers of keras.applications (registered by Keras under their own names).
 
 
-@_register("LayerScale")
+@register("LayerScale")
 def _layer_scale(cfg, p, args, training):
-    return _one(args) * p.only()  # ConvNeXt: a per-channel scale, its variable named per process
+    return single_input(args) * p.only()  # ConvNeXt: a per-channel scale, its variable named per process
 
 
-@_register("CustomScaleLayer")
+@register("CustomScaleLayer")
 def _custom_scale(cfg, p, args, training):
     x, branch = args[0] if len(args) == 1 else args
     return x + branch * cfg["scale"]  # InceptionResNetV2's residual scaling
@@ -301,20 +279,14 @@ def _custom_scale(cfg, p, args, training):
 # Custom layers of this project (models/linear.py), dispatched by class_name.
 
 
-@_register("ElementwiseScale")
+@register("ElementwiseScale")
 def _elementwise_scale(cfg, p, args, training):
-    return _one(args) * p("scale")
+    return single_input(args) * p("scale")
 
 
-@_register("BranchSelect")
+@register("BranchSelect")
 def _branch_select(cfg, p, args, training):
     x, flag = args[0] if len(args) == 1 else args
     # Read both branches' weights so neither is reported unused; only one is applied.
     branches = {b: (p(f"{b}/kernel"), p(f"{b}/bias")) for b in ("branch_a", "branch_b")}
     return dense(x, *branches["branch_a" if np.mean(flag) > 0.5 else "branch_b"])
-
-
-# The weightless layers that combine, reshape and pool, the activation layers, the transposed
-# convolutions, the attention layers, GRU, SimpleRNN and Bidirectional register themselves into
-# LAYERS on import.
-from keras_parity.reference import attention, convolution, recurrent, reshaping  # noqa: E402, F401

@@ -1,12 +1,12 @@
 """Recurrent layers beyond LSTM: GRU, SimpleRNN, and Bidirectional around any of the three,
-registered into LAYERS of keras_parity/reference/layers.py (an option not implemented raises)."""
+registered into LAYERS (keras_parity/reference/registry.py) (an option not implemented raises)."""
 
 from __future__ import annotations
 
 import autograd.numpy as np
 
-from keras_parity.reference.layers import UnsupportedLayer, _one, _register, _require
-from keras_parity.reference.ops import gru, lstm, simple_rnn
+from keras_parity.reference.ops import UnsupportedLayer, gru, lstm, simple_rnn
+from keras_parity.reference.registry import register, require, single_input
 
 CELLS = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
 
@@ -14,7 +14,7 @@ CELLS = {"LSTM": "lstm_cell", "GRU": "gru_cell", "SimpleRNN": "simple_rnn_cell"}
 def _sequence(class_name, cfg, read, x, training):
     """Every step's output of one recurrent layer over x (batch, time, features), in the order
     Keras returns them: with go_backwards, the reversed input's steps."""
-    _require(cfg, stateful=(False,), unroll=(False, True))
+    require(cfg, stateful=(False,), unroll=(False, True))
     if training and (cfg.get("dropout", 0) > 0 or cfg.get("recurrent_dropout", 0) > 0):
         raise UnsupportedLayer(f"float64 reference cannot reproduce the dropout masks of '{cfg.get('name')}'")
     cell = CELLS[class_name]
@@ -31,17 +31,17 @@ def _sequence(class_name, cfg, read, x, training):
 
 
 def _rnn(class_name, cfg, p, args, training):
-    _require(cfg, return_state=(False,))
-    seq = _sequence(class_name, cfg, p, _one(args), training)
+    require(cfg, return_state=(False,))
+    seq = _sequence(class_name, cfg, p, single_input(args), training)
     return seq if cfg.get("return_sequences", False) else seq[:, -1]
 
 
-@_register("GRU")
+@register("GRU")
 def _gru(cfg, p, args, training):
     return _rnn("GRU", cfg, p, args, training)
 
 
-@_register("SimpleRNN")
+@register("SimpleRNN")
 def _simple_rnn(cfg, p, args, training):
     return _rnn("SimpleRNN", cfg, p, args, training)
 
@@ -54,21 +54,21 @@ MERGES = {
 }
 
 
-@_register("Bidirectional")
+@register("Bidirectional")
 def _bidirectional(cfg, p, args, training):
     """The forward layer and the backward one (go_backwards), each with its own weights under
     '<bidirectional>/<forward_x|backward_x>/'; the backward sequence reversed back to time order."""
     mode = cfg.get("merge_mode", "concat")
     if mode not in MERGES:
         raise UnsupportedLayer(f"float64 reference does not implement merge_mode={mode!r} (layer '{cfg.get('name')}')")
-    x, outs = _one(args), []
+    x, outs = single_input(args), []
     for which in ("forward", "backward"):
         inner = cfg.get(f"{which}_layer") or cfg["layer"]
         kind, inner_cfg = inner["class_name"], dict(inner["config"])
         if kind not in CELLS:
             what = f"Bidirectional({kind})"
             raise UnsupportedLayer(f"float64 reference does not implement {what} (layer '{cfg.get('name')}')")
-        _require(inner_cfg, return_state=(False,))
+        require(inner_cfg, return_state=(False,))
         if which == "backward" and not cfg.get("backward_layer"):
             inner_cfg["go_backwards"] = not inner_cfg.get("go_backwards", False)
         # Keras names them forward_<layer> and backward_<layer>; the config keeps the first.

@@ -1,6 +1,6 @@
 """Keras layers without weights that combine, reshape, pad, crop, resample, pool or normalize
 values, and the activation layers: their adapters on the float64 math (registered into LAYERS of
-keras_parity/reference/layers.py, with the same rule: an option not implemented raises)."""
+keras_parity/reference/registry.py, with the same rule: an option not implemented raises)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import functools
 
 import autograd.numpy as np
 
-from keras_parity.reference.layers import _one, _register, _require
 from keras_parity.reference.ops import avg_pool, elu, leaky_relu, max_pool, pad_spatial, softmax
+from keras_parity.reference.registry import register, require, single_input
 
 # ----------------------------------------------------------------------------------- merging
 
@@ -18,34 +18,34 @@ def _inputs(args):
     return list(args[0] if len(args) == 1 else args)
 
 
-@_register("Subtract")
+@register("Subtract")
 def _subtract(cfg, p, args, training):
     a, b = _inputs(args)
     return a - b
 
 
-@_register("Multiply")
+@register("Multiply")
 def _multiply(cfg, p, args, training):
     return functools.reduce(lambda a, b: a * b, _inputs(args))  # left to right, as Merge folds
 
 
-@_register("Average")
+@register("Average")
 def _average(cfg, p, args, training):
     xs = _inputs(args)
     return functools.reduce(lambda a, b: a + b, xs) / len(xs)
 
 
-@_register("Maximum")
+@register("Maximum")
 def _maximum(cfg, p, args, training):
     return functools.reduce(np.maximum, _inputs(args))
 
 
-@_register("Minimum")
+@register("Minimum")
 def _minimum(cfg, p, args, training):
     return functools.reduce(np.minimum, _inputs(args))
 
 
-@_register("Concatenate")
+@register("Concatenate")
 def _concatenate(cfg, p, args, training):
     return np.concatenate(_inputs(args), axis=cfg.get("axis", -1))
 
@@ -53,48 +53,48 @@ def _concatenate(cfg, p, args, training):
 # ------------------------------------------------------------------------- reshaping, scaling
 
 
-@_register("Rescaling")
+@register("Rescaling")
 def _rescaling(cfg, p, args, training):
     scale, offset = np.asarray(cfg.get("scale", 1.0)), np.asarray(cfg.get("offset", 0.0))
-    return _one(args) * scale + offset
+    return single_input(args) * scale + offset
 
 
-@_register("Reshape")
+@register("Reshape")
 def _reshape(cfg, p, args, training):
-    x = _one(args)
+    x = single_input(args)
     return x.reshape(x.shape[0], *cfg["target_shape"])
 
 
-@_register("Permute")
+@register("Permute")
 def _permute(cfg, p, args, training):
-    return np.transpose(_one(args), (0, *cfg["dims"]))
+    return np.transpose(single_input(args), (0, *cfg["dims"]))
 
 
-@_register("RepeatVector")
+@register("RepeatVector")
 def _repeat_vector(cfg, p, args, training):
-    x = _one(args)
+    x = single_input(args)
     return np.repeat(x[:, None, :], cfg["n"], axis=1)
 
 
-@_register("ZeroPadding1D")
+@register("ZeroPadding1D")
 def _zero_padding_1d(cfg, p, args, training):
     pad = cfg["padding"]
-    return pad_spatial(_one(args), [tuple(pad) if isinstance(pad, (list, tuple)) else (pad, pad)])
+    return pad_spatial(single_input(args), [tuple(pad) if isinstance(pad, (list, tuple)) else (pad, pad)])
 
 
-@_register("Cropping1D", "Cropping2D", "Cropping3D")
+@register("Cropping1D", "Cropping2D", "Cropping3D")
 def _cropping(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last", None))
-    x, crops = _one(args), cfg["cropping"]
+    require(cfg, data_format=("channels_last", None))
+    x, crops = single_input(args), cfg["cropping"]
     crops = [tuple(crops)] if not isinstance(crops[0], (list, tuple)) else [tuple(c) for c in crops]
     index = tuple(slice(a, n - b) for (a, b), n in zip(crops, x.shape[1:-1]))
     return x[(slice(None), *index)]
 
 
-@_register("UpSampling1D", "UpSampling2D", "UpSampling3D")
+@register("UpSampling1D", "UpSampling2D", "UpSampling3D")
 def _upsampling(cfg, p, args, training):
-    _require(cfg, data_format=("channels_last", None), interpolation=("nearest",))
-    x, size = _one(args), cfg["size"]
+    require(cfg, data_format=("channels_last", None), interpolation=("nearest",))
+    x, size = single_input(args), cfg["size"]
     for axis, times in enumerate([size] if isinstance(size, int) else size, start=1):
         x = np.repeat(x, times, axis=axis)
     return x
@@ -104,8 +104,8 @@ def _upsampling(cfg, p, args, training):
 
 
 def _pool(fn, cfg, args, ndim):
-    _require(cfg, data_format=("channels_last", None))
-    x = _one(args)
+    require(cfg, data_format=("channels_last", None))
+    x = single_input(args)
     if x.ndim != ndim + 2:
         raise ValueError(f"{ndim}-d pooling needs a {ndim + 2}-d input, got {x.shape}")
     size = cfg["pool_size"]
@@ -115,43 +115,43 @@ def _pool(fn, cfg, args, ndim):
     return fn(x, size, strides, cfg.get("padding", "valid"))
 
 
-@_register("MaxPooling1D")
+@register("MaxPooling1D")
 def _max_pool_1d(cfg, p, args, training):
     return _pool(max_pool, cfg, args, 1)
 
 
-@_register("AveragePooling1D")
+@register("AveragePooling1D")
 def _avg_pool_1d(cfg, p, args, training):
     return _pool(avg_pool, cfg, args, 1)
 
 
-@_register("AveragePooling2D")
+@register("AveragePooling2D")
 def _avg_pool_2d(cfg, p, args, training):
     return _pool(avg_pool, cfg, args, 2)
 
 
-@_register("MaxPooling3D")
+@register("MaxPooling3D")
 def _max_pool_3d(cfg, p, args, training):
     return _pool(max_pool, cfg, args, 3)
 
 
-@_register("AveragePooling3D")
+@register("AveragePooling3D")
 def _avg_pool_3d(cfg, p, args, training):
     return _pool(avg_pool, cfg, args, 3)
 
 
 def _global(reduce, cfg, args):
-    _require(cfg, data_format=("channels_last", None))
-    x = _one(args)
+    require(cfg, data_format=("channels_last", None))
+    x = single_input(args)
     return reduce(x, axis=tuple(range(1, x.ndim - 1)), keepdims=bool(cfg.get("keepdims", False)))
 
 
-@_register("GlobalAveragePooling1D", "GlobalAveragePooling3D")
+@register("GlobalAveragePooling1D", "GlobalAveragePooling3D")
 def _global_avg_pool_1d(cfg, p, args, training):
     return _global(np.mean, cfg, args)
 
 
-@_register("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")
+@register("GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D")
 def _global_max_pool(cfg, p, args, training):
     return _global(np.max, cfg, args)
 
@@ -159,11 +159,11 @@ def _global_max_pool(cfg, p, args, training):
 # ------------------------------------------------------------------------------ normalizing
 
 
-@_register("UnitNormalization")
+@register("UnitNormalization")
 def _unit_normalization(cfg, p, args, training):
     """x / ||x|| over the axes; Keras bounds 1/||x|| by 1/epsilon with epsilon 1e-12 (fixed in
     its call), so a norm below 1e-12 scales by 1e12 and the zero vector stays zero."""
-    x, axis = _one(args), cfg.get("axis", -1)
+    x, axis = single_input(args), cfg.get("axis", -1)
     squares = np.sum(x**2, axis=tuple(axis) if isinstance(axis, list) else axis, keepdims=True)
     return x / np.sqrt(np.maximum(squares, 1e-24))
 
@@ -171,17 +171,17 @@ def _unit_normalization(cfg, p, args, training):
 # ------------------------------------------------------------------------- activation layers
 
 
-@_register("Softmax")
+@register("Softmax")
 def _softmax(cfg, p, args, training):
     axis = cfg.get("axis", -1)
-    return softmax(_one(args), axis=tuple(axis) if isinstance(axis, list) else axis)
+    return softmax(single_input(args), axis=tuple(axis) if isinstance(axis, list) else axis)
 
 
-@_register("LeakyReLU")
+@register("LeakyReLU")
 def _leaky_relu(cfg, p, args, training):
-    return leaky_relu(_one(args), cfg.get("negative_slope", 0.3))  # the layer's default: 0.3
+    return leaky_relu(single_input(args), cfg.get("negative_slope", 0.3))  # the layer's default: 0.3
 
 
-@_register("ELU")
+@register("ELU")
 def _elu(cfg, p, args, training):
-    return elu(_one(args), cfg.get("alpha", 1.0))
+    return elu(single_input(args), cfg.get("alpha", 1.0))

@@ -27,7 +27,7 @@ def loss_value(y, t, classifier: bool):
 
 
 # The losses loss_value implements, at these settings (their Keras defaults but from_logits).
-LOSSES = {
+LOSSES: dict[str, dict[str, object]] = {
     "CategoricalCrossentropy": {
         "reduction": "sum_over_batch_size",
         "from_logits": True,
@@ -142,6 +142,8 @@ def reference(
         return out
     if mode not in ("sgd", "adam"):
         raise ValueError(f"not a training mode: {mode!r}")
+    if optimizer is None:
+        raise ValueError(f"training mode {mode!r} needs the optimizer's config")
     check_optimizer(mode, optimizer)
     update = (_sgd if mode == "sgd" else _adam)(optimizer, keras_casts)
     w, losses = dict(w0), []

@@ -182,7 +182,7 @@ CPU_KERNEL_ENV = (
 
 
 def _start_container(b, out, args, device, mounts):
-    from keras_parity.run.images import ContainerRun
+    from keras_parity.run.container import ContainerRun
 
     env = {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}
     if envinfo.isa_cap():  # the runner sets each library's cap from it (keras_parity/run/knobs.py)

@@ -4,7 +4,8 @@ The folder (results/repro/<model>-<case>-<backend>/) holds repro.py, which impor
 keras, numpy and the backend; model.json, the model's Keras config; weights.npz and
 inputs.npz, the float32 numbers the suite feeds it; expected.npz, the float64 reference's
 outputs from the goldens; suite.json, what the suite measured for the cell; and README.md,
-the text of an upstream issue with the script inline.
+the text of an upstream issue with the script inline. Both texts are filled in from the
+files of keras_parity/repro/templates/ (render.py).
 
 The model travels as its config, rebuilt with keras.Model.from_config, not as a .keras file:
 the config is what the runner records of the model it ran (RunFlags(configs=True)) and what
@@ -38,6 +39,7 @@ from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.report import progress
+from keras_parity.repro import render
 from keras_parity.run.envinfo import ISA_CAP_ENV
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS
@@ -165,7 +167,7 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
     env = {k: v for k, v in run.meta.get("env", {}).items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
     env.pop(ISA_CAP_ENV, None)
     normalization = '"Normalization"' in json.dumps(config)
-    script = _script(
+    script = render.script(
         model,
         case_name,
         backend,
@@ -194,151 +196,8 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
         "git_commit": run.meta.get("git_commit"),
     }  # fmt: skip
     (folder / "suite.json").write_text(json.dumps(suite, indent=1, sort_keys=True) + "\n")
-    (folder / "README.md").write_text(_readme(suite, config, script, [f.name for f in custom]))
+    (folder / "README.md").write_text(render.readme(suite, config, script, [f.name for f in custom]))
     return folder
-
-
-_HEADER = '''"""{model}/{case}: Keras on {backend} against a float64 reference (keras-parity reproducer).
-
-Run: python repro.py (KERAS_BACKEND in the environment runs it on another backend).
-"""
-
-BACKEND = {quoted}  # the backend the suite measured
-PATHS = {paths}  # predict: model.predict_on_batch(x); eager/call: model(x, training=TRAINING)
-TRAINING = {training!r}
-INPUTS = {inputs}  # inputs.npz's arrays, in the model's input order
-AS_LIST = {as_list!r}  # the model takes a list of inputs
-CUSTOM = {custom}  # modules beside this script that define the model's own layers
-# What the suite sets before the backend is imported: one compute thread, deterministic kernels.
-SETTINGS = {env}
-'''
-
-_BODY = """
-import importlib
-import json
-import os
-import platform
-import sys
-from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", BACKEND)
-for name, value in SETTINGS.items():
-    os.environ.setdefault(name, value)
-
-import keras  # after KERAS_BACKEND and the settings are set
-import numpy as np
-
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-for module in CUSTOM:
-    importlib.import_module(module)  # registers the model's own layer classes
-
-backend = keras.backend.backend()
-# The suite's settings after import: one thread, deterministic kernels, float32 matmuls in float32.
-if backend == "tensorflow":
-    import tensorflow as lib
-
-    lib.config.threading.set_intra_op_parallelism_threads(1)
-    lib.config.threading.set_inter_op_parallelism_threads(1)
-    lib.config.experimental.enable_op_determinism()
-elif backend == "jax":
-    import jax as lib
-
-    lib.config.update("jax_default_matmul_precision", "highest")
-else:
-    import torch as lib
-
-    lib.set_num_threads(1)
-    lib.set_num_interop_threads(1)
-    lib.use_deterministic_algorithms(True)
-
-model = keras.Model.from_config(json.loads((HERE / "model.json").read_text()))
-with np.load(HERE / "weights.npz") as w:
-    model.set_weights([w[k] for k in w.files])  # stored in model.weights order
-{normalization}with np.load(HERE / "inputs.npz") as z:
-    xs = [z[n] for n in INPUTS]
-x = xs if AS_LIST else xs[0]
-with np.load(HERE / "expected.npz") as e:
-    expected = {{k: e[k] for k in e.files}}
-
-versions = [("python", platform.python_version()), ("numpy", np.__version__), ("keras", keras.__version__)]
-print(", ".join(f"{{k}} {{v}}" for k, v in [*versions, (backend, lib.__version__)]))
-for path in PATHS:
-    y = model.predict_on_batch(x) if path == "predict" else model(x, training=TRAINING)
-    for i, out in enumerate(keras.tree.flatten(y)):
-        key = "output" if i == 0 else f"output:{{i}}"
-        got = np.asarray(keras.ops.convert_to_numpy(out)).astype(np.float64)
-        diff = np.abs(got - expected[key])
-        rel = np.linalg.norm(diff) / np.linalg.norm(expected[key])
-        print(f"{{backend}} {{path}} {{key}}: rel L2 {{rel:.4e}}, max abs {{diff.max():.4e}} (vs float64)")
-"""
-
-_NORMALIZATION = """# set_weights leaves a Normalization layer's statistics at their build-time values; loading
-# a saved model derives them from its weights, and so does the suite.
-for layer in model.layers:
-    if isinstance(layer, keras.layers.Normalization):
-        layer.finalize_state()
-"""
-
-
-def _script(model, case, backend, paths, training, inputs, as_list, custom, env, normalization) -> str:
-    d = json.dumps  # Python literals of strings and lists of strings, in double quotes
-    settings = "{\n" + "".join(f"    {d(k)}: {d(v)},\n" for k, v in sorted(env.items())) + "}"
-    head = _HEADER.format(
-        model=model, case=case, backend=backend, quoted=d(backend), paths=d(paths), training=training,
-        inputs=d(inputs), as_list=as_list, custom=d(custom), env=settings,
-    )  # fmt: skip
-    return head + _BODY.format(normalization=_NORMALIZATION if normalization else "")
-
-
-def _readme(suite: dict, config: dict, script: str, custom: list[str]) -> str:
-    v, backend = suite["versions"], suite["backend"]
-    lib_version = v.get(backend) or v.get(f"{backend}-cpu", "?")
-    layers = [layer["class_name"] for layer in config.get("layers", []) if layer["class_name"] != "InputLayer"]
-    rows = [
-        f"| {path} | {out} | {m['rel_l2']:.4e} | {m['max_abs']:.4e} | {c['tolerance'] or 0:.1e} | {c['status']} |"
-        for path, c in suite["measured"].items()
-        for out, m in c["outputs"].items()
-    ]
-    found = sorted({f"- {p}" for c in suite["measured"].values() if c["status"] != "pass" for p in c["problems"]})
-    calls = {
-        "predict": "`model.predict_on_batch(x)`",
-        "eager": "`model(x, training=False)`",
-        "call": "`model(x, training=True)`",
-    }
-    install = f"pip install keras=={v.get('keras')} numpy=={v.get('numpy')} {backend}=={lib_version}"
-    files = "repro.py, model.json (keras.Model.from_config), weights.npz, inputs.npz, expected.npz" + (
-        ", " + ", ".join(custom) + " (the model's own layers)" if custom else ""
-    )
-    return f"""# {suite["cell"]} on {backend}: float32 outputs against a float64 reference
-
-**What is compared.** A Keras 3 functional model of {len(layers)} layers ({", ".join(sorted(set(layers)))})
-on the {backend} backend, called as {" and ".join(calls[p] for p in suite["measured"])}, against
-the same model computed in float64 (keras-parity's independent NumPy reference) from the same
-float32 weights and inputs. The relative L2 error is ||y - y64|| / ||y64||.
-
-**What the suite measured** ({suite["device"]}, {suite["cpu"]}):
-
-| path | output | rel L2 | max abs | tolerance (rel L2) | verdict |
-|---|---|---|---|---|---|
-{chr(10).join(rows)}
-{chr(10) + "The suite's findings:" + chr(10) + chr(10).join(found) + chr(10) if found else ""}
-**Versions.** python {v.get("python")}, numpy {v.get("numpy")}, keras {v.get("keras")}, {backend} {lib_version}.
-
-**How to run.**
-
-```
-{install}
-python repro.py
-```
-
-It prints the versions, then the relative L2 error and the largest absolute error against
-float64 for each call. Files: {files}.
-
-```python
-{script.rstrip()}
-```
-"""
 
 
 def _weights_not_the_goldens(model: str, runs: dict, root: Path) -> str | None:
