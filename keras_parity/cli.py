@@ -6,18 +6,18 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 from rich.console import Console
 
-from keras_parity import golden, options, report
+from keras_parity import options, report
 from keras_parity.drift import cli as drift_cli
+from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit, from_verdicts, usage_error
-from keras_parity.models.registry import REGISTRY
-from keras_parity.registry import usermodel
+from keras_parity.paths import CHECKOUT
+from keras_parity.registry.select import Selection, select_models
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.report import progress
-from keras_parity.run.envinfo import CHECKOUT, ISA_CAP_ENV
+from keras_parity.run.envinfo import ISA_CAP_ENV
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import TIME_LIMIT_ENV
 
@@ -35,49 +35,27 @@ def _pick(kind: str, asked: list[str] | None, known) -> list[str]:
     return list(dict.fromkeys(asked)) if asked else list(known)
 
 
-def _models(args) -> list[str]:
-    """The models a command runs: built-in names, then the user's models, each registered."""
-    asked = args.model or []
-    builtin = [m for m in asked if ":" not in m]
+def _models(args) -> Selection:
+    """The models a command runs (keras_parity/registry/select.py), its notes on the console."""
     try:
-        users = [
-            usermodel.from_file(f, args.inputs, args.custom_objects, args.golden_dir, args.rel_l2)
-            for f in args.model_file or []
-        ]
-        users += [
-            usermodel.from_builder(
-                t, args.inputs, args.custom_objects, args.golden_dir or Path.cwd() / "golden", args.rel_l2
-            )
-            for t in asked
-            if ":" in t
-        ]
-        if args.inputs and len(users) != 1:
-            raise usermodel.UserModelError("--inputs belongs to one model; pass exactly one --model-file or builder")
-        names = [usermodel.register(u, REGISTRY) for u in users]
-    except usermodel.UserModelError as exc:
+        selection = select_models(args)
+    except UsageError as exc:
         usage_error(str(exc))
-    for note in filter(None, map(usermodel.inputs_note, users)):
+    for note in selection.notes:
         console.print(note, soft_wrap=True, markup=False)
-    known = REGISTRY.builtin
-    args.golden_dir = args.golden_dir if args.golden_dir and not users else golden.GOLDEN
-    picked = _pick("model", builtin, known) if builtin or not users else []
-    if picked and not CHECKOUT:  # the wheel carries the models, not their goldens
-        usage_error(
-            "the built-in models' goldens live in a checkout of keras-parity; run `nox -s parity` there, "
-            "or pass your own model with --model-file or --model package.module:function"
-        )
-    return picked + names
+    return selection
 
 
 def cmd_parity(args) -> int:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
 
-    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
+    backends, selection = _pick("backend", args.backend, BACKENDS), _models(args)
+    models = selection.models
     if args.with_:
         from keras_parity import rehearse
 
-        return rehearse.main(args, backends, models, console)
-    plan = Plan.from_args(args, backends, models)
+        return rehearse.main(args, backends, selection, console)
+    plan = Plan.from_args(args, backends, selection)
     t0 = time.perf_counter()
     with progress.BackendProgress(console, backends, models) as bars:
         runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
@@ -87,7 +65,7 @@ def cmd_parity(args) -> int:
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
     for r in meta.values():
         r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
-    report.write_json(cells, meta, args.out / "parity.json", seeds={m: REGISTRY[m].seed for m in models})
+    report.write_json(cells, meta, args.out / "parity.json", seeds={m: selection.registry[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
     console.print(
         f"wall time {wall:.1f} s; full table in {args.out / TABLE} (or -v); report in {args.out / 'parity.json'} "
@@ -109,19 +87,23 @@ def cmd_golden(args) -> int:
     from keras_parity.golden.regen import regenerate
     from keras_parity.run.launch import run_backends
 
-    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
+    backends, selection = _pick("backend", args.backend, BACKENDS), _models(args)
+    models, registry = selection.models, selection.registry
     with progress.status(console, f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
             backends,
             models,
             args.out / "raw",
             RunFlags(device=args.device, configs=True),
+            registry=registry,
             docker=args.docker,
             twins=args.twins,
             log=console.print,
         )
     console.print("regenerating goldens (unchanged files are not touched):")
-    problems = regenerate(runs, models, args.golden_dir, log=console.print, snapshots_only=args.snapshots_only)
+    problems = regenerate(
+        runs, models, registry, selection.golden_dir, log=console.print, snapshots_only=args.snapshots_only
+    )
     # A backend whose process did not run is the machine's; anything else left unwritten (a model
     # failing on a backend, snapshots refused) is for a person to look at.
     if any(r.error for r in runs.values()):
@@ -175,19 +157,20 @@ def cmd_localize(args) -> int:
     from keras_parity.diagnose.localize import case_layers, describe, first_jump, plot, profile
     from keras_parity.run.launch import run_backends
 
-    backends, models = _pick("backend", args.backend, BACKENDS), _models(args)
-    if len(models) != 1:
+    backends, selection = _pick("backend", args.backend, BACKENDS), _models(args)
+    if len(selection.models) != 1:
         usage_error("localize profiles one model; pass one --model or one --model-file")
-    model = models[0]
-    spec = REGISTRY[model]
+    model = selection.models[0]
+    spec = selection.registry[model]
     cases = [c for c in spec.cases if c.mode != "moving_stats" and (not args.case or c.name in args.case)]
     if not cases:
         usage_error(f"no case {args.case} in {model}; choose from {', '.join(c.name for c in spec.cases)}")
     t0 = time.perf_counter()
     with progress.status(console, f"capturing every layer of {model} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, [model], args.out / "raw", RunFlags(layers=True), docker=args.docker, log=console.print
-        )
+            backends, [model], args.out / "raw", RunFlags(layers=True), registry=selection.registry,
+            docker=args.docker, log=console.print,
+        )  # fmt: skip
     failed = 0
     for b, run in runs.items():
         if run.error or model not in run.meta.get("models", {}):
@@ -195,7 +178,8 @@ def cmd_localize(args) -> int:
             failed += 1
             continue
         for case in cases:
-            rows = profile(model, case.name, case_layers(run, model, case.name), args.golden_dir, run.feeds)
+            layers = case_layers(run, model, case.name)
+            rows = profile(spec, model, case.name, layers, selection.golden_dir, run.feeds)
             hit = first_jump(rows)
             t = Table(title=f"{model}/{case.name} on {b}: error vs float64, layer by layer")
             for col in ("layer", "type", "rel L2", "inputs' rel L2", "R", ""):
@@ -230,16 +214,16 @@ def cmd_report(args) -> int:
 def cmd_bench(args) -> int:
     from keras_parity.bench import bench, bench_user
 
+    selection = _models(args)
     if args.model_file or any(":" in m for m in args.model or []):
-        return bench_user(args, _models(args), console)
-    return bench(args, console)
+        return bench_user(args, selection, console)
+    return bench(args, selection, console)
 
 
 def cmd_repro(args) -> int:
     from keras_parity import repro
 
-    args.models = _models(args)  # registers a user model given with --model-file or --model
-    return repro.run(args, console)
+    return repro.run(args, _models(args), console)
 
 
 def cmd_zoo(args, console) -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from keras_parity import __version__
 from keras_parity.drift import cli as drift_cli
+from keras_parity.paths import RESULTS
 from keras_parity.pins import pinned_version
-from keras_parity.run.envinfo import RESULTS
 from keras_parity.run.machine import ISA_CAPS
 from keras_parity.twins import MODULES as TWINS
 

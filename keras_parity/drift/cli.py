@@ -10,10 +10,9 @@ from pathlib import Path
 
 from keras_parity import golden
 from keras_parity.exitcodes import Exit, from_verdicts
-from keras_parity.models.registry import REGISTRY
+from keras_parity.paths import RESULTS, ROOT
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run.envinfo import RESULTS, ROOT
 
 
 def add_parser(sub) -> None:
@@ -96,11 +95,12 @@ def _drift(args, console) -> int:
         if args.merge:
             history.read()  # a corrupt history stops everything before anything is merged
             return _merge(args.merge, console)
-        models = _models(args)  # built-in names, then the user's models, registered
+        selection = _models(args)  # built-in names, then the user's models
+        models, registry = selection.models, selection.registry
         # each model's history and report sit beside its goldens: golden/drift/ for the built-in ones
         folders: dict[Path, list[str]] = {}
         for name in models:
-            folders.setdefault(usermodel.root_of(REGISTRY[name], DRIFT.parent) / "drift", []).append(name)
+            folders.setdefault(usermodel.root_of(registry[name], DRIFT.parent) / "drift", []).append(name)
         for where in folders:
             history.read(where / history.HISTORY.name)  # a corrupt history stops everything before any cell runs
         if args.prune:
@@ -109,7 +109,7 @@ def _drift(args, console) -> int:
             log(f"cached environments: {left / 1e3:.1f} GB left in {cellenv.root()}")
             return 0
         if args.bisect:
-            return _bisect(args, m, folders, bisect, history, report, log)
+            return _bisect(args, m, folders, registry, bisect, history, report, log)
         if args.new:
             added = releases.discover(m, log=log)
             m = matrix.load()
@@ -131,11 +131,13 @@ def _drift(args, console) -> int:
                 golden.write_bytes(path, history.serialize([]))
             log(f"group {args.group}: {', '.join(c.label for c in cells) or 'no cells'}")
             place = {"history_path": path, "root": args.out, "also": (DRIFT,)}
-            outcomes = run_cells(m, cells, models, args.out / "runs", jobs=args.jobs, log=log, **place)
+            place |= {"registry": registry, "jobs": args.jobs}
+            outcomes = run_cells(m, cells, models, args.out / "runs", log=log, **place)
         else:
             for where, names in folders.items():
                 hist = where / history.HISTORY.name
-                outcomes += run_cells(m, cells, names, args.out, jobs=args.jobs, history_path=hist, root=where, log=log)
+                place = {"registry": registry, "jobs": args.jobs, "history_path": hist, "root": where}
+                outcomes += run_cells(m, cells, names, args.out, log=log, **place)
                 path = report.write(hist, where / report.REPORT.name, where)
     except (matrix.MatrixError, history.HistoryError, groups.GroupError) as exc:
         console.print(f"[red]error[/]: {exc}", soft_wrap=True)
@@ -148,7 +150,7 @@ def _drift(args, console) -> int:
     return from_verdicts(r["verdict"] for o in outcomes for r in o.rows)
 
 
-def _bisect(args, m, folders, bisect, history, report, log) -> int:
+def _bisect(args, m, folders, registry, bisect, history, report, log) -> int:
     """--bisect: per golden folder, the first release in LO..HI whose numbers change."""
     lib, lo, hi = args.bisect
     held = None
@@ -157,7 +159,8 @@ def _bisect(args, m, folders, bisect, history, report, log) -> int:
         held = m.parse_cell(words)
     for where, names in folders.items():
         hist = where / history.HISTORY.name
-        found = bisect(m, lib, lo, hi, names, args.out, held=held, root=where, history_path=hist, log=log)
+        place = {"registry": registry, "held": held, "root": where, "history_path": hist}
+        found = bisect(m, lib, lo, hi, names, args.out, log=log, **place)
         for model, hit in found.items():
             if hit is None:
                 log(f"{model}: the same bits from {lib} {lo} to {hi}")

@@ -15,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from keras_parity.paths import DRIFT_HISTORY
+
 COLUMNS = [
     "recorded",  # UTC date the cell ran
     "platform",
@@ -38,7 +40,7 @@ COLUMNS = [
     "reason",
 ]
 VERDICTS = {"pass", "fail", "error", "no-such-release", "uninstallable", "conflict", "install-failed", "import-error"}
-HISTORY = Path(__file__).resolve().parents[2] / "golden" / "drift" / "history.csv"
+HISTORY = DRIFT_HISTORY
 
 
 class HistoryError(Exception):

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_parity import paths
+
 MARGIN = 10.0
 U32 = 2.0**-24  # float32's unit roundoff: the noise floor of a cell measured as exact
-NOISE_FILE = Path(__file__).resolve().parents[1] / "models" / "noise.json"
+NOISE_FILE = paths.NOISE_FILE
 
 
 def cell_noise(obtained: dict, reference: dict, training: bool) -> dict[str, tuple[float, float]]:
@@ -78,14 +80,15 @@ def _widen(envelope: dict, cell: str, noise: dict, source: str, per_array: bool 
 def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
     """Run the built-in models on the three backends into `out`; return noise.json's content."""
     from keras_parity import golden
-    from keras_parity.models.registry import REGISTRY
+    from keras_parity.registry.builtin import builtin_registry
     from keras_parity.registry.spec import BACKENDS
     from keras_parity.run.flags import RunFlags
     from keras_parity.run.launch import run_backends
 
     root = golden_root or golden.GOLDEN
-    models = REGISTRY.builtin
-    runs = run_backends(list(BACKENDS), models, out, RunFlags(), log=log)
+    registry = builtin_registry()
+    models = registry.builtin
+    runs = run_backends(list(BACKENDS), models, out, RunFlags(), registry=registry, log=log)
     errors = {b: r.error for b, r in runs.items() if r.error}
     if errors:
         raise RuntimeError(f"backends failed, the noise is not measured: {errors}")
@@ -96,7 +99,7 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
         for snap in sorted((root / model / "snapshots").glob("*/*.npz")):
             sources.append((f"{snap.stem} on {snap.parent.name}", golden.read_npz(snap), None))
         for source, arrays, prefix in sources:
-            for case in REGISTRY[model].cases:
+            for case in registry[model].cases:
                 part = golden.part(arrays, *([prefix] if prefix else []), case.name)
                 for path in golden.children(part):
                     got, want, cell = (
