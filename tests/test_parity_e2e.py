@@ -140,7 +140,12 @@ def test_nan_output_fails_and_writes_obtained_beside_the_golden(parity, golden_c
 def test_backend_whose_import_fails_is_reported_and_others_run(tmp_path):
     # This test environment has no jax: pointing the jax runner at it makes its import fail.
     runs = run_backends(
-        ["jax", "torch"], ["linear"], tmp_path, python={"jax": Path(sys.executable)}, log=lambda *a: None
+        ["jax", "torch"],
+        ["linear"],
+        tmp_path,
+        python={"jax": Path(sys.executable)},
+        registry=BUILTIN,
+        log=lambda *a: None,
     )
     assert runs["jax"].error and "import failed" in runs["jax"].error and "jax" in runs["jax"].error
     cells = evaluate(runs, ["linear"], BUILTIN)
