@@ -17,7 +17,6 @@ from rich.table import Table
 
 from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import envs
 from keras_parity.run.flags import RunFlags
@@ -32,21 +31,28 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench(args, console) -> int:
+def bench(args, selection, console) -> int:
+    """The built-in models' parity run against the naive baseline; `selection`: select_models'."""
     backends = args.backend or list(BACKENDS)
-    models = args.model or list(REGISTRY)
+    models, registry = selection.models, selection.registry
     out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-"))
     # Warm-up: environments exist and the compilation cache is filled, as for a user's rerun.
-    run_backends(backends, models, out / "warm", log=console.print)
-    runs, wall = _timed(lambda: run_backends(backends, models, out / "parity", log=console.print))
+    run_backends(backends, models, out / "warm", registry=registry, log=console.print)
+    runs, wall = _timed(lambda: run_backends(backends, models, out / "parity", registry=registry, log=console.print))
     # The same run without the training path, right after: what gradients and steps add.
     _, forward_wall = _timed(
-        lambda: run_backends(backends, models, out / "forward", RunFlags(training=False), log=console.print)
+        lambda: run_backends(
+            backends, models, out / "forward", RunFlags(training=False), registry=registry, log=console.print
+        )
     )
-    steady = run_backends(backends, models, out / "steady", RunFlags(repeat=True), log=console.print)
+    steady = run_backends(backends, models, out / "steady", RunFlags(repeat=True), registry=registry, log=console.print)
     naive_wall, naive = 0.0, {}
     for b in backends:
-        r, t = _timed(lambda b=b: run_backends([b], models, out / "naive", RunFlags(naive=True), log=console.print))
+        r, t = _timed(
+            lambda b=b: run_backends(
+                [b], models, out / "naive", RunFlags(naive=True), registry=registry, log=console.print
+            )
+        )
         naive[b], naive_wall = r[b], naive_wall + t
     failed = [b for b, r in {**runs, **naive}.items() if r.error]
     for b in failed:
@@ -68,7 +74,7 @@ def bench(args, console) -> int:
             )
     console.print(t)
     if args.docker:
-        _container_overhead(backends, models, out, runs, console)
+        _container_overhead(backends, models, registry, out, runs, console)
     ratio = wall / naive_wall if naive_wall else float("nan")
     added = wall - forward_wall
     console.print(
@@ -82,7 +88,9 @@ def bench(args, console) -> int:
     console.print("steady_call comes from a separate run that calls each compiled case twice.")
     if args.twins is not None:  # the same run with the native twins beside the backends, right after
         _, twins_wall = _timed(
-            lambda: run_backends(backends, models, out / "twins", twins=args.twins, log=console.print)
+            lambda: run_backends(
+                backends, models, out / "twins", twins=args.twins, registry=registry, log=console.print
+            )
         )
         console.print(
             f"with the native twins (--twins): {twins_wall:.1f} s against {wall:.1f} s, "
@@ -91,10 +99,14 @@ def bench(args, console) -> int:
     return Exit.INFRA if failed else Exit.OK  # a backend that did not run
 
 
-def _container_overhead(backends, models, out, local, console) -> None:
+def _container_overhead(backends, models, registry, out, local, console) -> None:
     """Each backend's container against its local process, same work, same run."""
-    run_backends(backends, models, out / "docker-warm", docker=True, log=console.print)  # fills the cache volume
-    boxed, wall = _timed(lambda: run_backends(backends, models, out / "docker", docker=True, log=console.print))
+    run_backends(
+        backends, models, out / "docker-warm", docker=True, registry=registry, log=console.print
+    )  # fills the cache volume
+    boxed, wall = _timed(
+        lambda: run_backends(backends, models, out / "docker", docker=True, registry=registry, log=console.print)
+    )
     t = Table(title="container overhead (seconds of wall time, same models, warm caches)")
     for col in ("backend", "local", "container", "overhead", "in-process total (local / container)"):
         t.add_column(col, justify="left" if col == "backend" else "right")
@@ -149,12 +161,13 @@ def _plain(backend: str, source, console, teardown: bool = True) -> tuple[dict, 
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
-def bench_user(args, models: list[str], console) -> int:
+def bench_user(args, selection, console) -> int:
     """A user model (--model-file with --inputs) through the suite's runner against the same
     load and calls in a plain script, backend by backend, each warmed once."""
     from keras_parity.judge.evaluate import evaluate
 
-    source = REGISTRY[models[-1]].source
+    registry = selection.registry
+    source = registry[selection.models[-1]].source
     if source.kind != "file" or not source.inputs:
         raise UsageError("the overhead benchmark takes --model-file with --inputs")
     out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-user-"))
@@ -166,8 +179,8 @@ def bench_user(args, models: list[str], console) -> int:
     for b in args.backend or list(BACKENDS):
         phases, plain_wall = _plain(b, source, console)
         _, quick_wall = _plain(b, source, console, teardown=False)
-        run_backends([b], [source.name], out / "warm", log=console.print)
-        r = run_backends([b], [source.name], out / b, log=console.print)[b]
+        run_backends([b], [source.name], out / "warm", registry=registry, log=console.print)
+        r = run_backends([b], [source.name], out / b, registry=registry, log=console.print)[b]
         if r.error or source.name in r.meta.get("errors", {}):
             console.print(f"[red]{b}: {r.error or r.meta['errors'][source.name]}[/]")
             failed += 1
@@ -188,6 +201,6 @@ def bench_user(args, models: list[str], console) -> int:
         "overhead: the runner's wall minus the plain script's without interpreter teardown (which the "
         "runner skips too); the runner keeps JAX's compiled programs in a persistent cache"
     )
-    _, judge = _timed(lambda: evaluate(runs, [source.name], args.golden_dir, write_obtained=False))
+    _, judge = _timed(lambda: evaluate(runs, [source.name], registry, selection.golden_dir, write_obtained=False))
     console.print(f"judging the cells against the goldens: {judge:.3f} s (harness side, once per run)")
     return Exit.INFRA if failed else Exit.OK  # a backend that did not run

@@ -13,7 +13,7 @@ from rich.console import Console
 from keras_parity.commands.catalog import parser
 from keras_parity.errors import ParityError, UsageError
 from keras_parity.exitcodes import Exit
-from keras_parity.run.envinfo import CHECKOUT, RESULTS
+from keras_parity.paths import CHECKOUT, RESULTS
 
 ERROR_LOG = "keras-parity-error.log"
 

@@ -18,8 +18,8 @@ import tempfile
 import tomllib
 from pathlib import Path
 
+from keras_parity.paths import LOCKS
 from keras_parity.pins import PINS, PinsError, lock_inputs
-from keras_parity.run.envinfo import LOCKS
 from keras_parity.run.envs import index_args
 
 PYTHON = "3.11"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 
 from keras_parity.errors import UsageError
-from keras_parity.run.envinfo import LOCKS
+from keras_parity.paths import LOCKS
 
 PINS = LOCKS / "pins.toml"
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from keras_parity.diagnose import Diagnosed, apply
 from keras_parity.judge.compare import CellResult
+from keras_parity.registry.select import Selection
+from keras_parity.registry.spec import Registry
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import BackendRun
 
@@ -23,6 +25,7 @@ class Plan:
 
     backends: list[str]
     models: list[str]
+    registry: Registry  # the models' specs (keras_parity/registry/select.py)
     out: Path
     golden_dir: Path
     flags: RunFlags = RunFlags()  # what the main run's backend processes compute
@@ -40,12 +43,12 @@ class Plan:
         return self.flags.twice
 
     @classmethod
-    def from_args(cls, args, backends: list[str], models: list[str]) -> Plan:
+    def from_args(cls, args, backends: list[str], selection: Selection) -> Plan:
         variants = tuple(v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on)
         asked = RunFlags(device=args.device, training=args.training, twice=args.determinism)
         return cls(
-            backends, models, args.out, args.golden_dir, asked, args.docker, args.twins, tuple(args.policy or ()),
-            variants, args.float64, args.strict, args.strict_bits,
+            backends, selection.models, selection.registry, args.out, selection.golden_dir, asked, args.docker,
+            args.twins, tuple(args.policy or ()), variants, args.float64, args.strict, args.strict_bits,
         )  # fmt: skip
 
 
@@ -57,20 +60,27 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     from keras_parity.run.launch import run_backends
 
     runs = run_backends(
-        plan.backends, plan.models, plan.out / "raw", plan.flags, docker=plan.docker, twins=plan.twins,
+        plan.backends, plan.models, plan.out / "raw", plan.flags, registry=plan.registry, docker=plan.docker,
+        twins=plan.twins,
         golden_dir=plan.golden_dir, log=log, on_poll=on_poll,
     )  # fmt: skip
     strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
-    cells = evaluate(runs, plan.models, plan.golden_dir, training=plan.flags.training, **strict)
+    cells = evaluate(runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training, **strict)
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)
-        other = run_backends(plan.backends, plan.models, plan.out / policy, asked, docker=plan.docker)
-        cells += evaluate(other, plan.models, plan.golden_dir, write_obtained=False, policy=policy, strict=plan.strict)
+        other = run_backends(
+            plan.backends, plan.models, plan.out / policy, asked, registry=plan.registry, docker=plan.docker
+        )
+        cells += evaluate(
+            other, plan.models, plan.registry, plan.golden_dir, write_obtained=False, policy=policy,
+            strict=plan.strict,
+        )  # fmt: skip
     for variant in plan.variants:
         base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
         cells += variant_cells(
-            variant, base, runs, plan.backends, plan.models, plan.out, golden_dir=plan.golden_dir, docker=plan.docker
-        )
+            variant, base, runs, plan.backends, plan.models, plan.out, registry=plan.registry,
+            golden_dir=plan.golden_dir, docker=plan.docker,
+        )  # fmt: skip
     return runs, cells
 
 
@@ -99,7 +109,9 @@ class Determinism(Diagnosis):
         from keras_parity.run.launch import run_backends
 
         asked = replace(plan.flags, twice=False)
-        fresh = run_backends(plan.backends, plan.models, plan.out / "again", asked, docker=plan.docker)
+        fresh = run_backends(
+            plan.backends, plan.models, plan.out / "again", asked, registry=plan.registry, docker=plan.docker
+        )
         return judge(cells, runs, fresh)
 
 
@@ -112,7 +124,9 @@ class Localization(Diagnosis):
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.localize import localize_failures
 
-        return localize_failures(cells, plan.out / "layers", plan.flags, docker=plan.docker, root=plan.golden_dir)
+        return localize_failures(
+            cells, plan.out / "layers", plan.flags, plan.registry, docker=plan.docker, root=plan.golden_dir
+        )
 
 
 class Rounding(Diagnosis):
@@ -125,7 +139,7 @@ class Rounding(Diagnosis):
         from keras_parity.diagnose.rounding import classify
 
         return classify(
-            cells, plan.out / "float64", plan.flags, everything=plan.float64, docker=plan.docker,
+            cells, plan.out / "float64", plan.flags, plan.registry, everything=plan.float64, docker=plan.docker,
             root=plan.golden_dir,
         )  # fmt: skip
 

@@ -29,7 +29,7 @@ import pytest
 from keras_parity import golden
 from keras_parity.judge.compare import CellResult
 from keras_parity.judge.evaluate import judge_backend, read_goldens
-from keras_parity.registry import usermodel
+from keras_parity.registry import userload, usermodel
 from keras_parity.registry.spec import Tol
 from keras_parity.run import envinfo, knobs
 from keras_parity.run.launch import BackendRun
@@ -114,7 +114,7 @@ class ParityCheck:
         key = name or (self.name if self.calls == 0 else f"{self.name}-{self.calls}")
         self.calls += 1
         try:
-            graph = usermodel.graph_model(model, key)
+            graph = userload.graph_model(model, key)
             feed = _feed(inputs, graph, key)
         except usermodel.UserModelError as exc:
             pytest.fail(str(exc), pytrace=False)
@@ -229,7 +229,7 @@ def _snapshot_runs(key: str, platform: str, mine: str, root: Path) -> dict[str, 
 
 
 def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:
-    specs = usermodel.input_specs(graph)
+    specs = userload.input_specs(graph)
     names = [n for n, _, _ in specs]
     if isinstance(inputs, dict):
         given = dict(inputs)
@@ -237,7 +237,7 @@ def _feed(inputs, graph, key: str) -> dict[str, np.ndarray]:
         given = dict(zip(names, inputs)) if len(inputs) == len(names) else {f"#{i}": x for i, x in enumerate(inputs)}
     else:
         given = {names[0]: inputs} if len(names) == 1 else {"#0": inputs}
-    checked = usermodel.check_feed({k: np.asarray(v) for k, v in given.items()}, specs, "inputs", key)
+    checked = userload.check_feed({k: np.asarray(v) for k, v in given.items()}, specs, "inputs", key)
     return {n: checked[n] for n in names}
 
 

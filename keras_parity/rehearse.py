@@ -169,9 +169,10 @@ def row(pair: Pair) -> dict:
     }
 
 
-def rehearse(args, backends: list[str], models: list[str], log=print) -> tuple[list[dict], dict[str, list[str]]]:
+def rehearse(args, backends: list[str], selection, log=print) -> tuple[list[dict], dict[str, list[str]]]:
     """(one row per cell, the pins each candidate moved per backend): the pinned and the
-    candidate runs of the backends the overrides touch, judged against the same goldens."""
+    candidate runs of the backends the overrides touch, judged against the same goldens.
+    `selection`: the models (keras_parity/registry/select.py)."""
     from keras_parity.judge.evaluate import evaluate
     from keras_parity.run import images
     from keras_parity.run.flags import RunFlags
@@ -193,7 +194,8 @@ def rehearse(args, backends: list[str], models: list[str], log=print) -> tuple[l
             f"name a package of requirements/{envs.host_platform()}/<backend>.txt"
         )
     asked = RunFlags(device=args.device, training=args.training)
-    kw = {"golden_dir": args.golden_dir, "log": log, "docker": args.docker}
+    models, registry = selection.models, selection.registry
+    kw = {"registry": registry, "golden_dir": selection.golden_dir, "log": log, "docker": args.docker}
     pinned = run_backends(list(locks), models, out / "pinned", asked, **kw)
     if args.docker:
         bases = {b: images.base_of(b) for b in locks}  # built on what the pinned image was
@@ -206,7 +208,7 @@ def rehearse(args, backends: list[str], models: list[str], log=print) -> tuple[l
         python = {b: candidate_env(b, lock, log=log) for b, lock in locks.items()}
         candidate = run_backends(list(locks), models, out / "candidate", asked, python=python, **kw)
     judged = [
-        evaluate(runs, models, args.golden_dir, write_obtained=False, training=args.training)
+        evaluate(runs, models, registry, selection.golden_dir, write_obtained=False, training=args.training)
         for runs in (pinned, candidate)
     ]
     return [row(p) for p in pairs(*judged)], moved
@@ -235,11 +237,11 @@ def print_table(rows: list[dict], moved: dict[str, list[str]], overrides: list[s
             console.print(f"{r['cell']}: {line}", soft_wrap=True, markup=False)
 
 
-def main(args, backends: list[str], models: list[str], console) -> int:
+def main(args, backends: list[str], selection, console) -> int:
     import json
 
     with progress.status(console, f"rehearsing {' '.join(args.with_)}"):
-        rows, moved = rehearse(args, backends, models, log=console.print)
+        rows, moved = rehearse(args, backends, selection, log=console.print)
     print_table(rows, moved, args.with_, console)
     path = args.out / "rehearse" / "rehearsal.json"
     path.write_text(json.dumps({"with": args.with_, "moved": moved, "cells": rows}, indent=1) + "\n")

@@ -1,4 +1,5 @@
-"""Every model the suite checks: its cases, input specs, seed and tolerances, in one table.
+"""Every model the suite checks: its cases, input specs, seed and tolerances, in one table
+(`builtin_models`, read through keras_parity.registry.builtin.builtin_registry).
 
 Tolerances are against the float64 reference. On a CPU in float32, each cell's is ten times
 the float32 noise measured for it (models/noise.json, `nox -s noise`; docs/concepts.md, "Tolerances");
@@ -6,20 +7,9 @@ the ones written below, each with its reason, hold where nothing is measured: a 
 added since the last measurement.
 """
 
-from keras_parity.registry import noise
-from keras_parity.registry.spec import Case, Inp, ModelSpec, Registry, Tol
+from keras_parity.registry.spec import TRAIN_STEPS, Case, Inp, ModelSpec, Tol
 
 X = Inp  # short alias for the literal table below
-
-# The training path (keras_parity/run/training.py): TRAIN_STEPS steps of each optimizer, with
-# the hyperparameters given here and Keras's defaults for the rest. Adam is default-constructed,
-# `Adam()`, as users write it: the reference applies the config Keras reports, and a default a
-# release changes fails the cells that use it (keras_parity/run/defaults.py).
-TRAIN_STEPS = 3
-OPTIMIZERS = {
-    "sgd": {"learning_rate": 0.01, "momentum": 0.9, "nesterov": False},
-    "adam": {},
-}
 
 
 def training_cases(builder, inputs, classifier=False, modes=("grad", "sgd", "adam"), **tols):
@@ -39,8 +29,10 @@ _GRAD = Tol(1e-5, 1e-4, 1e-3, "a backward pass of a few float32 roundings per va
 _STEP = Tol(1e-4, 1e-3, 1e-2, f"{TRAIN_STEPS} float32 weight stores of |w| * 2^-24 on deltas of lr * |g|")
 TRAIN_TOL = {"grad": _GRAD, "sgd": _STEP, "adam": _STEP}
 
-REGISTRY = Registry(
-    {
+
+def builtin_models() -> dict[str, ModelSpec]:
+    """The built-in models by name; each module is named under keras_parity.models."""
+    return {
         "linear": ModelSpec(
             module="keras_parity.models.linear",
             seed=1001,
@@ -115,6 +107,4 @@ REGISTRY = Registry(
             # 16 residual additions keep logits O(1-10) instead of O(1000).
             weight_scale={"*_3_bn/gamma": 0.3},
         ),
-    },
-    noise.load(),  # the float32 noise the tolerances above give way to (keras_parity/registry/noise.py)
-)
+    }

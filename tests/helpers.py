@@ -22,8 +22,8 @@ def cli(*args, cwd=ROOT):
 
 
 def copy_project(dst: Path) -> Path:
-    """The harness, the models, the goldens and the locks copied into `dst` (keras_parity/models
-    stays a link to the copy's models/, so a change planted there is the one that runs)."""
+    """The harness, the models, the goldens and the locks copied into `dst` (the copy's
+    keras_parity.models is its own models/, so a change planted there is the one that runs)."""
     for d in ("keras_parity", "models", "golden", "requirements"):
         ignore = shutil.ignore_patterns("__pycache__", "*.obtained.npz")
         shutil.copytree(ROOT / d, dst / d, symlinks=True, ignore=ignore)

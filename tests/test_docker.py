@@ -12,12 +12,14 @@ from pathlib import Path
 import pytest
 
 from keras_parity.judge.evaluate import evaluate
-from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import container, images
 from keras_parity.run.envs import EnvError
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import load_run, run_backends
+
+BUILTIN = builtin_registry()
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,15 +41,17 @@ def test_no_daemon_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
     with pytest.raises(EnvError, match=r"no Docker daemon answers .*DOCKER_HOST"):
         images._client()
-    runs = run_backends(["torch"], ["linear"], tmp_path, docker=True, log=lambda *a: None)
+    runs = run_backends(["torch"], ["linear"], tmp_path, docker=True, registry=BUILTIN, log=lambda *a: None)
     assert "no Docker daemon answers" in runs["torch"].error
 
 
 @docker_only
 def test_container_outputs_are_bit_identical_to_the_local_run(parity, tmp_path):
-    models = list(REGISTRY)
+    models = list(BUILTIN)
     _, _, local = parity  # the session's local run of everything (conftest.py)
-    boxed = run_backends(list(BACKENDS), models, tmp_path / "docker", docker=True, log=lambda *a: None)
+    boxed = run_backends(
+        list(BACKENDS), models, tmp_path / "docker", docker=True, registry=BUILTIN, log=lambda *a: None
+    )
     for b in BACKENDS:
         assert local[b].error is None and boxed[b].error is None, (local[b].error, boxed[b].error)
         assert local[b].arrays.keys() == boxed[b].arrays.keys()
@@ -55,7 +59,7 @@ def test_container_outputs_are_bit_identical_to_the_local_run(parity, tmp_path):
             assert value.tobytes() == boxed[b].arrays[key].tobytes(), f"{b} {key}"
         assert boxed[b].meta["versions"] == local[b].meta["versions"] | {"python": boxed[b].meta["versions"]["python"]}
         assert boxed[b].meta["git_commit"] == local[b].meta["git_commit"]
-    assert all(c.status == "pass" for c in evaluate(boxed, models))
+    assert all(c.status == "pass" for c in evaluate(boxed, models, BUILTIN))
 
 
 # What the Dockerfile leaves out of the images' venv (the runner never imports it): printed by
@@ -87,12 +91,11 @@ def test_user_model_file_runs_in_the_containers_with_the_local_bits(tmp_path):
 
     example = ROOT / "examples" / "shapes"
     source = usermodel.from_file(example / "shapes.keras", example / "inputs.npz", None, None)
-    name = usermodel.register(source, REGISTRY)
-    try:
-        local = run_backends(list(BACKENDS), [name], tmp_path / "local", log=lambda *a: None)
-        boxed = run_backends(list(BACKENDS), [name], tmp_path / "docker", docker=True, log=lambda *a: None)
-    finally:
-        REGISTRY.remove_user(name)
+    registry, name = BUILTIN.with_users({source.name: usermodel.spec(source)}), source.name
+    local = run_backends(list(BACKENDS), [name], tmp_path / "local", registry=registry, log=lambda *a: None)
+    boxed = run_backends(
+        list(BACKENDS), [name], tmp_path / "docker", docker=True, registry=registry, log=lambda *a: None
+    )
     for b in BACKENDS:
         assert boxed[b].error is None and not boxed[b].meta["errors"], boxed[b].meta.get("errors")
         assert local[b].arrays.keys() == boxed[b].arrays.keys() and local[b].arrays
@@ -107,7 +110,7 @@ def test_image_from_another_lock_is_refused(monkeypatch, tmp_path):
         EnvError, match=r"image keras-parity-jax:cpu-000000000000 is missing.*another lock.*nox -s images"
     ):
         images.require("jax")
-    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, docker=True, log=lambda *a: None)
+    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, docker=True, registry=BUILTIN, log=lambda *a: None)
     assert "is missing" in runs["jax"].error and "is missing" in runs["torch"].error
 
 
@@ -115,7 +118,7 @@ def test_image_from_another_lock_is_refused(monkeypatch, tmp_path):
 def test_missing_image_for_one_backend_leaves_the_others_running(monkeypatch, tmp_path):
     real = images.image_tag
     monkeypatch.setattr(images, "image_tag", lambda b, d="cpu": "keras-parity-none:cpu-0" if b == "jax" else real(b, d))
-    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, docker=True, log=lambda *a: None)
+    runs = run_backends(["jax", "torch"], ["linear"], tmp_path, docker=True, registry=BUILTIN, log=lambda *a: None)
     assert "keras-parity-none:cpu-0 is missing" in runs["jax"].error
     assert runs["torch"].error is None and runs["torch"].arrays
 
@@ -141,7 +144,9 @@ def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch,
     real = images.require
     monkeypatch.setattr(images, "require", lambda b, d="cpu": real(b, "cpu"))  # the CPU image, asked for a GPU
     asked = RunFlags(device="cuda")
-    runs = run_backends(["torch", "jax"], ["linear"], tmp_path, asked, docker=True, log=lambda *a: None)
+    runs = run_backends(
+        ["torch", "jax"], ["linear"], tmp_path, asked, docker=True, registry=BUILTIN, log=lambda *a: None
+    )
     for b in ("torch", "jax"):
         assert "cannot get a GPU" in runs[b].error and "--device cpu" in runs[b].error
         assert "\n" not in runs[b].error

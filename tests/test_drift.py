@@ -14,6 +14,9 @@ import pytest
 
 from keras_parity.drift import cellenv, driver, history, matrix, report
 from keras_parity.drift.matrix import Cell, Matrix
+from keras_parity.registry.builtin import builtin_registry
+
+BUILTIN = builtin_registry()
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -156,6 +159,7 @@ def test_bisect_names_the_keras_release_that_changed_torch_lstm(drift_env):
         "3.14.1",
         ["lstm", "linear"],
         drift_env / "scratch",
+        registry=BUILTIN,
         held=Cell("torch", "3.15.1", "2.13.0+cpu"),
         root=root,
         history_path=root / "history.csv",
@@ -179,12 +183,23 @@ def test_real_cells_record_rows_neighbours_and_failures_then_resume(drift_env, m
 
     monkeypatch.setattr(driver, "_execute", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        driver.run_cells(SMALL, cells, ["linear"], drift_env / "scratch", history_path=hist, root=root, log=logs.append)
+        driver.run_cells(
+            SMALL,
+            cells,
+            ["linear"],
+            drift_env / "scratch",
+            registry=BUILTIN,
+            history_path=hist,
+            root=root,
+            log=logs.append,
+        )
     first = hist.read_bytes()
     assert {r["keras"] for r in history.read(hist)} == {"3.14.1"}
     monkeypatch.setattr(driver, "_execute", real)
 
-    driver.run_cells(SMALL, cells, ["linear"], drift_env / "scratch", history_path=hist, root=root, log=logs.append)
+    driver.run_cells(
+        SMALL, cells, ["linear"], drift_env / "scratch", registry=BUILTIN, history_path=hist, root=root, log=logs.append
+    )
     assert hist.read_bytes().startswith(first)  # rows already written stay as they were
     rows = history.read(hist)
     by = {(r["backend"], r["keras"], r["library_version"]): r for r in rows}
@@ -200,7 +215,12 @@ def test_real_cells_record_rows_neighbours_and_failures_then_resume(drift_env, m
 
     logs.clear()  # a rerun of the same cells: nothing installed, nothing run, no row added
     before = hist.read_bytes()
-    assert driver.run_cells(SMALL, cells, ["linear"], drift_env, history_path=hist, root=root, log=logs.append) == []
+    assert (
+        driver.run_cells(
+            SMALL, cells, ["linear"], drift_env, registry=BUILTIN, history_path=hist, root=root, log=logs.append
+        )
+        == []
+    )
     assert hist.read_bytes() == before
     assert not any("installing" in line for line in logs)
     assert sum("in the history already" in line for line in logs) == len(cells)

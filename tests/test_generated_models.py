@@ -29,7 +29,7 @@ keras = pytest.importorskip("keras")
 import modelgen  # noqa: E402
 
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
-from keras_parity.registry.usermodel import graph_model  # noqa: E402
+from keras_parity.registry.userload import graph_model  # noqa: E402
 from keras_parity.run.modelio import set_weights  # noqa: E402
 from keras_parity.run.varpaths import variable_paths, weights_by_path  # noqa: E402
 

@@ -7,9 +7,11 @@ import pytest
 from keras_parity import golden
 from keras_parity.golden.regen import _settled, reference_outputs
 from keras_parity.golden.settle import ROUNDING, settle
-from keras_parity.models.registry import REGISTRY
 from keras_parity.reference import evaluate
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.run.weights import seeded_case
+
+BUILTIN = builtin_registry()
 
 
 def _arrays(rng):
@@ -67,13 +69,13 @@ def test_shape_dtype_nan_and_new_keys_are_never_settled():
 def test_the_checked_in_references_are_reproduced_here_to_float64_rounding(model):
     """Run on any CPU (`nox -s tests -- --foreign-cpu` emulates another one): `nox -s golden` with
     nothing changed leaves reference.npz and layers.npz byte for byte as they are."""
-    spec, graph = REGISTRY[model], golden.read_json(golden.graph_path(model))
+    spec, graph = BUILTIN[model], golden.read_json(golden.graph_path(model))
     meta = golden.read_json(golden.reference_path(model).with_suffix(".json"))
     for case in spec.cases:  # the runner reports the output shape; graph.json does not keep it
         b = graph[case.builder]
         weights, inputs = seeded_case(spec, case, b)
         b.setdefault("output_shape", list(evaluate(b["config"], weights, inputs).outputs[0].shape))
-    ref, layers = reference_outputs(model, graph, meta.get("training"))
+    ref, layers = reference_outputs(spec, graph, meta.get("training"))
     for path, new in ((golden.reference_path(model), ref), (golden.layers_path(model), layers)):
         settled = settle(golden.read_npz(path), new)
         assert settled.moved == (), f"{path.name}: moved beyond float64 rounding: {settled.moved}"

@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 from helpers import cli
 
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import run_backends
+
+BUILTIN = builtin_registry()
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,8 +40,12 @@ def test_without_a_gpu_the_variants_are_skipped_not_failed(tmp_path):
 
 
 def test_tf32_knobs_are_recorded_and_change_nothing_on_a_cpu(tmp_path):
-    plain = run_backends(list(BACKENDS), ["lstm", "cnn"], tmp_path / "plain", RunFlags(training=False))
-    varied = run_backends(list(BACKENDS), ["lstm", "cnn"], tmp_path / "tf32", RunFlags(training=False, tf32=True))
+    plain = run_backends(
+        list(BACKENDS), ["lstm", "cnn"], tmp_path / "plain", RunFlags(training=False), registry=BUILTIN
+    )
+    varied = run_backends(
+        list(BACKENDS), ["lstm", "cnn"], tmp_path / "tf32", RunFlags(training=False, tf32=True), registry=BUILTIN
+    )
     for b in BACKENDS:
         assert not plain[b].error and not varied[b].error, (plain[b].error, varied[b].error)
         knobs = varied[b].meta["knobs"]

@@ -3,10 +3,12 @@
 import numpy as np
 
 from keras_parity.calibrate.noise import U32, cell_noise
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import noise
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.runner import case_paths
+
+BUILTIN = builtin_registry()
 
 
 def test_a_forward_cell_keeps_its_worst_error_floored_at_float32():
@@ -27,7 +29,7 @@ def test_a_training_array_of_rounding_residue_is_measured_on_its_groups_scale():
 
 
 def test_a_cpu_float32_cell_gets_ten_times_its_noise_and_others_the_registrys_own():
-    spec = REGISTRY["lstm"]
+    spec = BUILTIN["lstm"]
     case = spec.case("lstm")
     envelope = spec.noise["lstm/predict"]
     tol = spec.tolerance("jax", "cpu", "float32", case, "predict")
@@ -43,8 +45,8 @@ def test_a_cpu_float32_cell_gets_ten_times_its_noise_and_others_the_registrys_ow
 
 def test_every_built_in_cell_has_its_noise_measured():
     """A case added to the registry without `nox -s noise` would fall back to a written tolerance."""
-    for name in REGISTRY.builtin:
-        spec = REGISTRY[name]
+    for name in BUILTIN.builtin:
+        spec = BUILTIN[name]
         for case in spec.cases:
             for backend in BACKENDS:
                 for path in case_paths(case, backend):
@@ -55,8 +57,8 @@ def test_every_layer_of_every_built_in_forward_case_has_its_noise_and_its_golden
     """Layer judging (judge/layers.py) covers each layer the float64 reference sketched."""
     from keras_parity import golden
 
-    for name in REGISTRY.builtin:
-        spec, sketches = REGISTRY[name], golden.read_npz(golden.layers_path(name))
+    for name in BUILTIN.builtin:
+        spec, sketches = BUILTIN[name], golden.read_npz(golden.layers_path(name))
         for case in spec.cases:
             if case.training or case.mode == "moving_stats":
                 continue

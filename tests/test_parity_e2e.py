@@ -17,14 +17,16 @@ from helpers import cli, copy_project
 from keras_parity import golden
 from keras_parity.golden.regen import regenerate
 from keras_parity.judge.evaluate import evaluate
-from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import envs
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import run_backends
 
+BUILTIN = builtin_registry()
+
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = list(REGISTRY)
+MODELS = list(BUILTIN)
 pytestmark = pytest.mark.slow
 
 
@@ -44,7 +46,7 @@ def test_full_parity_run_passes_every_case_on_every_backend(parity):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "parity.json").read_text())
     seen = {(c["model"], c["case"], c["backend"]) for c in report["cells"] if c["status"] == "pass"}
-    want = {(m, c.name, b) for m, s in REGISTRY.items() for c in s.cases for b in BACKENDS}
+    want = {(m, c.name, b) for m, s in BUILTIN.items() for c in s.cases for b in BACKENDS}
     assert want <= seen
     # The compiled path and, where it differs, the eager call are separate cells.
     paths = {(c["backend"], c["path"]) for c in report["cells"]}
@@ -58,7 +60,7 @@ def test_full_parity_run_passes_every_case_on_every_backend(parity):
     for b in BACKENDS:
         meta = report["runs"][b]
         assert meta["versions"]["keras"] and meta["git_commit"] and meta["cpu_model"] and meta["knobs"]
-    assert report["seeds"] == {m: s.seed for m, s in REGISTRY.items()}
+    assert report["seeds"] == {m: s.seed for m, s in BUILTIN.items()}
     assert runs["jax"].meta["knobs"]["default_matmul_precision"] == "highest"
     assert runs["tensorflow"].meta["knobs"]["op_determinism"] is True
     assert runs["torch"].meta["knobs"]["deterministic_algorithms"] is True
@@ -85,7 +87,7 @@ def test_unknown_names_get_one_line_errors():
 def test_missing_golden_is_an_error_for_that_model_only(parity, golden_copy):
     _, _, runs = parity
     (golden_copy / "lstm" / "reference.npz").unlink()
-    cells = evaluate(runs, MODELS, golden_copy)
+    cells = evaluate(runs, MODELS, BUILTIN, golden_copy)
     lstm = by_model(cells, "lstm")
     assert len(lstm) == 3 and all(c.status == "error" for c in lstm)
     assert "missing; create it with `nox -s golden`" in lstm[0].problems[0]
@@ -96,7 +98,7 @@ def test_truncated_golden_is_reported_as_corrupt(parity, golden_copy):
     _, _, runs = parity
     p = golden_copy / "cnn" / "reference.npz"
     p.write_bytes(p.read_bytes()[:200])
-    cells = by_model(evaluate(runs, ["cnn"], golden_copy), "cnn")
+    cells = by_model(evaluate(runs, ["cnn"], BUILTIN, golden_copy), "cnn")
     assert all(c.status == "error" and "corrupt" in c.problems[0] for c in cells)
 
 
@@ -113,7 +115,7 @@ def test_damaged_golden_contents_fail_with_the_reason(parity, golden_copy, damag
     _, _, runs = parity
     p = golden_copy / "linear" / "reference.npz"
     golden.write_npz(p, damage(golden.read_npz(p)))
-    cells = by_model(evaluate(runs, ["linear"], golden_copy, write_obtained=False), "linear")
+    cells = by_model(evaluate(runs, ["linear"], BUILTIN, golden_copy, write_obtained=False), "linear")
     assert cells and all(c.status == "fail" for c in cells)
     assert all(any(message in p for p in c.problems) for c in cells)
 
@@ -126,7 +128,7 @@ def test_nan_output_fails_and_writes_obtained_beside_the_golden(parity, golden_c
     bad[0, 0] = np.nan
     arrays["lstm/lstm/predict/output"] = bad
     damaged = {**runs, "jax": type(jax)("jax", jax.meta, arrays)}
-    cells = evaluate(damaged, ["lstm"], golden_copy)
+    cells = evaluate(damaged, ["lstm"], BUILTIN, golden_copy)
     failed = [c for c in cells if c.status != "pass"]
     assert [(c.backend, c.path) for c in failed] == [("jax", "predict")]
     assert "1 NaN" in failed[0].problems[0]
@@ -138,10 +140,15 @@ def test_nan_output_fails_and_writes_obtained_beside_the_golden(parity, golden_c
 def test_backend_whose_import_fails_is_reported_and_others_run(tmp_path):
     # This test environment has no jax: pointing the jax runner at it makes its import fail.
     runs = run_backends(
-        ["jax", "torch"], ["linear"], tmp_path, python={"jax": Path(sys.executable)}, log=lambda *a: None
+        ["jax", "torch"],
+        ["linear"],
+        tmp_path,
+        python={"jax": Path(sys.executable)},
+        registry=BUILTIN,
+        log=lambda *a: None,
     )
     assert runs["jax"].error and "import failed" in runs["jax"].error and "jax" in runs["jax"].error
-    cells = evaluate(runs, ["linear"])
+    cells = evaluate(runs, ["linear"], BUILTIN)
     assert [c.status for c in cells if c.backend == "jax"] == ["error"]
     assert all(c.status == "pass" for c in cells if c.backend == "torch")
 
@@ -171,7 +178,7 @@ def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_cop
     _, _, runs = parity
     before = {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()}
     # A failure: these runs carry no model configs, so no reference can be computed.
-    assert regenerate(runs, MODELS, golden_copy, log=lambda *a: None) == len(MODELS)
+    assert regenerate(runs, MODELS, BUILTIN, golden_copy, log=lambda *a: None) == len(MODELS)
     assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == before
     # An interruption while the third model's reference is computed: nothing is written.
     calls = []
@@ -184,7 +191,7 @@ def test_failed_or_interrupted_golden_leaves_previous_goldens(parity, golden_cop
 
     monkeypatch.setattr("keras_parity.golden.regen.reference_outputs", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        regenerate(runs, MODELS, golden_copy, log=lambda *a: None)
+        regenerate(runs, MODELS, BUILTIN, golden_copy, log=lambda *a: None)
     assert {p: p.read_bytes() for p in golden_copy.rglob("*") if p.is_file()} == before
 
 
@@ -253,8 +260,10 @@ def test_report_merges_result_directories_of_two_machines(parity, tmp_path):
 
 def test_gpu_asked_for_where_none_exists_is_reported(tmp_path):
     python = {"torch": envs.ensure("torch")}  # the CPU environment: no GPU to be seen
-    runs = run_backends(["torch"], ["linear"], tmp_path, RunFlags(device="cuda"), python=python, log=lambda *a: None)
+    runs = run_backends(
+        ["torch"], ["linear"], tmp_path, RunFlags(device="cuda"), python=python, registry=BUILTIN, log=lambda *a: None
+    )
     assert runs["torch"].error == (
         "a GPU was asked for (--device cuda) but torch sees none; run it on a GPU host or with --device cpu"
     )
-    assert evaluate(runs, ["linear"])[0].status == "error"
+    assert evaluate(runs, ["linear"], BUILTIN)[0].status == "error"

@@ -10,16 +10,18 @@ from pathlib import Path
 import pytest
 
 from keras_parity.judge.evaluate import evaluate
-from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import POLICIES, POLICY_ULPS
 from keras_parity.run import envs
 from keras_parity.run.launch import BackendRun
+
+BUILTIN = builtin_registry()
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_policy_tolerances_follow_the_unit_roundoff():
-    spec = REGISTRY["lstm"]
+    spec = BUILTIN["lstm"]
     assert spec.tolerance("jax", "cpu") == spec.tol  # float32: the registry's own
     for policy, u in POLICIES.items():
         if policy != "float32":
@@ -33,10 +35,10 @@ NO_HALF = "RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'"
 
 def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
     run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": NO_HALF}})
-    (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False, policy="mixed_float16")
+    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False, policy="mixed_float16")
     assert cell.status == "unsupported" and cell.policy == "mixed_float16"
     assert cell.problems == [f"unsupported under mixed_float16: {NO_HALF}"]
-    (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False)  # under float32 it is an error
+    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False)  # under float32 it is an error
     assert cell.status == "error"
 
 
@@ -46,7 +48,7 @@ def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
 )
 def test_a_crash_under_a_policy_that_is_no_dtype_limitation_is_an_error(crash):
     run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": crash}})
-    (cell,) = evaluate({"torch": run}, ["lstm"], write_obtained=False, policy="mixed_bfloat16")
+    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False, policy="mixed_bfloat16")
     assert cell.status == "error" and crash in cell.problems[0]
 
 

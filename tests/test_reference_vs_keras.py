@@ -26,7 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from keras_parity.registry.builtin import models_package  # noqa: E402
+
+models_package()  # keras_parity.models: the checkout's models/ (keras_parity/registry/builtin.py)
 from keras_parity.models import bn_mlp, cnn, linear, lstm, resnet50  # noqa: E402
+
 from keras_parity.reference import UnsupportedLayer, evaluate  # noqa: E402
 from keras_parity.run.varpaths import variable_paths  # noqa: E402
 

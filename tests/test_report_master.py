@@ -23,7 +23,10 @@ from rich.console import Console
 
 from keras_parity import report
 from keras_parity.judge.evaluate import evaluate
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.run.launch import load_run
+
+BUILTIN = builtin_registry()
 
 MASTER = Path(__file__).parent / "data" / "master"
 MODELS = ["linear", "bn_mlp", "lstm"]
@@ -34,7 +37,7 @@ def _judged(tmp_path: Path) -> dict[str, str]:
     goldens = tmp_path / "golden"
     shutil.copytree(MASTER / "golden", goldens)  # the judge writes .obtained.npz beside them
     runs = {b: load_run(MASTER / "raw", b, twin=twin) for b, twin in RUNS.items()}
-    cells = evaluate(runs, MODELS, goldens)
+    cells = evaluate(runs, MODELS, BUILTIN, goldens)
     console = Console(record=True, width=200, color_system=None, force_terminal=False)
     report.print_report(cells, console, verbose=True)  # the full table, then the grid and the failures
     report.write_json(cells, {}, tmp_path / "parity.json")

@@ -14,21 +14,23 @@ from helpers import cli, copy_project
 
 from keras_parity import golden
 from keras_parity.judge.compare import CellResult, compare, pool
-from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.training import check_optimizer, loss_value, reference
-from keras_parity.registry.spec import BACKENDS, Tol
+from keras_parity.registry.builtin import builtin_registry
+from keras_parity.registry.spec import BACKENDS, OPTIMIZERS, TRAIN_STEPS, Tol
 from keras_parity.run import envs, training
 from keras_parity.run.weights import generate_inputs, generate_weights
 
+BUILTIN = builtin_registry()
+
 ROOT = Path(__file__).resolve().parent.parent
-TRAINED = [(m, c) for m, spec in REGISTRY.items() for c in spec.cases if c.mode == "grad"]
+TRAINED = [(m, c) for m, spec in BUILTIN.items() for c in spec.cases if c.mode == "grad"]
 
 
 def _problem(model, case):
     """Everything the reference needs for one training case, from the checked-in goldens."""
-    spec = REGISTRY[model]
+    spec = BUILTIN[model]
     b = golden.read_json(golden.graph_path(model))[case.builder]
     specs = [(p, tuple(s)) for p, s in b["weights"]]
     weights = dict(zip([p for p, _ in specs], generate_weights(specs, spec.seed, case.builder, spec.weight_scale)))
@@ -84,7 +86,7 @@ def test_tensorflow_float64_training_meets_the_reference(tmp_path):
     checked = 0
     for model in models:
         ref = golden.read_npz(golden.reference_path(model))
-        for case in (c for c in REGISTRY[model].cases if c.training):
+        for case in (c for c in BUILTIN[model].cases if c.training):
             path = "eager" if case.mode == "grad" else "fit"
             got = {k.split("/", 3)[3]: v for k, v in arrays.items() if k.startswith(f"{model}/{case.name}/{path}/")}
             want = {k.split("/", 1)[1]: v for k, v in ref.items() if k.startswith(case.name + "/")}

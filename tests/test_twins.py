@@ -9,10 +9,13 @@ from helpers import cli, copy_project
 
 from keras_parity import golden
 from keras_parity.judge.evaluate import evaluate
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.run import launch as run_module
 from keras_parity.run import machine
 from keras_parity.run.launch import run_backends
 from keras_parity.twins import port
+
+BUILTIN = builtin_registry()
 
 pytestmark = pytest.mark.slow
 TWINS = ("torch-native", "jax-native", "tf_keras")
@@ -161,8 +164,10 @@ def test_a_planted_port_mistake_fails_its_twin_named(project, tmp_path, file, ol
 def test_a_twin_asked_for_whose_library_is_missing_is_an_error_and_the_rest_go_on(monkeypatch, tmp_path):
     # tf_keras's twin in the tensorflow environment, which has Keras 3 but no tf_keras
     monkeypatch.setitem(run_module.ENV, "tf_keras", ("tensorflow", "tensorflow"))
-    runs = run_backends(["jax"], ["linear"], tmp_path, twins=["tf_keras", "torch-native"], log=lambda *a: None)
-    cells = evaluate(runs, ["linear"], write_obtained=False, training=False)
+    runs = run_backends(
+        ["jax"], ["linear"], tmp_path, twins=["tf_keras", "torch-native"], registry=BUILTIN, log=lambda *a: None
+    )
+    cells = evaluate(runs, ["linear"], BUILTIN, write_obtained=False, training=False)
     (failed,) = [c for c in cells if c.backend == "tf_keras"]
     assert failed.status == "error"
     assert (

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from keras_parity.registry import usermodel
+from keras_parity.registry import userload, usermodel
 
 ONE = [("image", (None, 3), "float32")]
 TWO = [("image", (None, 3), "float32"), ("mask", (None, 3), "float32")]
@@ -14,14 +14,14 @@ X = np.zeros((2, 3), "float32")
 
 
 def test_one_array_feeds_one_input_whatever_its_name():
-    assert list(usermodel.check_feed({"x": X}, ONE, "in.npz", "m")) == ["image"]
+    assert list(userload.check_feed({"x": X}, ONE, "in.npz", "m")) == ["image"]
 
 
 def test_several_inputs_still_need_their_names():
     with pytest.raises(usermodel.UserModelError, match=r"holds \['a', 'b'\] but m takes inputs \['image', 'mask'\]"):
-        usermodel.check_feed({"a": X, "b": X}, TWO, "in.npz", "m")
+        userload.check_feed({"a": X, "b": X}, TWO, "in.npz", "m")
     with pytest.raises(usermodel.UserModelError, match=r"holds \['x'\] but m takes inputs"):
-        usermodel.check_feed({"x": X}, TWO, "in.npz", "m")
+        userload.check_feed({"x": X}, TWO, "in.npz", "m")
 
 
 def _keras_file(path, input_layers):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from keras_parity.diagnose.localize import LayerError, case_layers, profile
 from keras_parity.errors import InfraError
-from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import run_backends
@@ -17,15 +17,17 @@ from keras_parity.run.launch import run_backends
 
 def measure_rounding_growth(out: Path) -> list[LayerError]:
     """Every layer of every built-in forward case on the three backends, the largest R first."""
-    models = list(REGISTRY.builtin)
-    runs = run_backends(list(BACKENDS), models, out, RunFlags(layers=True, training=False), log=lambda *a: None)
+    registry = builtin_registry()
+    models = list(registry.builtin)
+    asked = RunFlags(layers=True, training=False)
+    runs = run_backends(list(BACKENDS), models, out, asked, registry=registry, log=lambda *a: None)
     rows = []
     for run in runs.values():
         if run.error:
             raise InfraError(f"{run.backend}: {run.error}")
         for m in models:
-            for case in REGISTRY[m].cases:
+            for case in registry[m].cases:
                 if case.model_outputs:
-                    found = profile(m, case.name, case_layers(run, m, case.name))
+                    found = profile(registry[m], m, case.name, case_layers(run, m, case.name))
                     rows += [replace(r, name=f"{run.backend} {m}/{case.name} {r.name}") for r in found]
     return sorted((r for r in rows if math.isfinite(r.rate)), key=lambda r: -r.rate)

@@ -18,7 +18,7 @@ from keras_parity import golden
 from keras_parity.errors import InfraError
 from keras_parity.judge.compare import pool
 from keras_parity.judge.numerics import array_error, array_scale, rel_l2, rms
-from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.noise import MARGIN
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run.flags import RunFlags
@@ -78,8 +78,9 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
     """Run the built-in models on the three backends into `out`; return noise.json's content."""
 
     root = golden_root or golden.GOLDEN
-    models = REGISTRY.builtin
-    runs = run_backends(list(BACKENDS), models, out, RunFlags(), log=log)
+    registry = builtin_registry()
+    models = registry.builtin
+    runs = run_backends(list(BACKENDS), models, out, RunFlags(), registry=registry, log=log)
     errors = {b: r.error for b, r in runs.items() if r.error}
     if errors:
         raise InfraError(f"backends failed, the noise is not measured: {errors}")
@@ -90,7 +91,7 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
         for snap in sorted((root / model / "snapshots").glob("*/*.npz")):
             sources.append((f"{snap.stem} on {snap.parent.name}", golden.read_npz(snap), None))
         for source, arrays, prefix in sources:
-            for case in REGISTRY[model].cases:
+            for case in registry[model].cases:
                 part = golden.part(arrays, *([prefix] if prefix else []), case.name)
                 for path in golden.children(part):
                     got, want, cell = (

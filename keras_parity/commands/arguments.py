@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from keras_parity.run.envinfo import RESULTS
+from keras_parity.paths import RESULTS
 from keras_parity.run.machine import ISA_CAPS
 from keras_parity.twins import MODULES as TWINS
 

@@ -23,6 +23,7 @@ def run(args, console) -> Exit:
     from keras_parity.bench import bench, bench_user
 
     apply_run_limits(args)
+    selection = chosen_models(args, console)
     if args.model_file or any(":" in m for m in args.model or []):
-        return Exit(bench_user(args, chosen_models(args, console), console))
-    return Exit(bench(args, console))
+        return Exit(bench_user(args, selection, console))
+    return Exit(bench(args, selection, console))

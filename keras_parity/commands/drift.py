@@ -13,10 +13,9 @@ from keras_parity import golden
 from keras_parity.commands.arguments import model_arguments
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.exitcodes import Exit, from_verdicts
-from keras_parity.models.registry import REGISTRY
+from keras_parity.paths import RESULTS, ROOT
 from keras_parity.registry import usermodel
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run.envinfo import RESULTS, ROOT
 
 NEEDS_CHECKOUT = True  # the drift history and matrix are the checkout's
 
@@ -97,11 +96,12 @@ def _drift(args, console) -> int:
     if args.merge:
         history.read()  # a corrupt history stops everything before anything is merged
         return _merge(args.merge, console)
-    models = chosen_models(args, console)  # built-in names, then the user's models, registered
+    selection = chosen_models(args, console)  # built-in names, then the user's models
+    models, registry = selection.models, selection.registry
     # each model's history and report sit beside its goldens: golden/drift/ for the built-in ones
     folders: dict[Path, list[str]] = {}
     for name in models:
-        folders.setdefault(usermodel.root_of(REGISTRY[name], DRIFT.parent) / "drift", []).append(name)
+        folders.setdefault(usermodel.root_of(registry[name], DRIFT.parent) / "drift", []).append(name)
     for where in folders:
         history.read(where / history.HISTORY.name)  # a corrupt history stops everything before any cell runs
     if args.prune:
@@ -110,7 +110,7 @@ def _drift(args, console) -> int:
         log(f"cached environments: {left / 1e3:.1f} GB left in {cellenv.root()}")
         return 0
     if args.bisect:
-        return _bisect(args, m, folders, bisect, history, report, log)
+        return _bisect(args, m, folders, registry, bisect, history, report, log)
     m, cells = _selected_cells(args, m, log)
     if args.list_groups is not None:
         # plain stdout, one line: a workflow reads it into $GITHUB_OUTPUT
@@ -125,11 +125,13 @@ def _drift(args, console) -> int:
             golden.write_bytes(path, history.serialize([]))
         log(f"group {args.group}: {', '.join(c.label for c in cells) or 'no cells'}")
         place = {"history_path": path, "root": args.out, "also": (DRIFT,)}
-        outcomes = run_cells(m, cells, models, args.out / "runs", jobs=args.jobs, log=log, **place)
+        place |= {"registry": registry, "jobs": args.jobs}
+        outcomes = run_cells(m, cells, models, args.out / "runs", log=log, **place)
     else:
         for where, names in folders.items():
             hist = where / history.HISTORY.name
-            outcomes += run_cells(m, cells, names, args.out, jobs=args.jobs, history_path=hist, root=where, log=log)
+            place = {"registry": registry, "jobs": args.jobs, "history_path": hist, "root": where}
+            outcomes += run_cells(m, cells, names, args.out, log=log, **place)
             path = report.write(hist, where / report.REPORT.name, where)
     limit = m.cache_limit_gb
     left = cellenv.prune({cellenv.key(m, c) for c in cells}, limit_gb=limit, log=log)
@@ -152,7 +154,7 @@ def _selected_cells(args, m, log) -> tuple:
     return m, m.cells(args.backend or BACKENDS, full=args.full, axes=args.axis or ())
 
 
-def _bisect(args, m, folders, bisect, history, report, log) -> int:
+def _bisect(args, m, folders, registry, bisect, history, report, log) -> int:
     """--bisect: per golden folder, the first release in LO..HI whose numbers change."""
     lib, lo, hi = args.bisect
     held = None
@@ -161,7 +163,8 @@ def _bisect(args, m, folders, bisect, history, report, log) -> int:
         held = m.parse_cell(words)
     for where, names in folders.items():
         hist = where / history.HISTORY.name
-        found = bisect(m, lib, lo, hi, names, args.out, held=held, root=where, history_path=hist, log=log)
+        place = {"registry": registry, "held": held, "root": where, "history_path": hist}
+        found = bisect(m, lib, lo, hi, names, args.out, log=log, **place)
         for model, hit in found.items():
             if hit is None:
                 log(f"{model}: the same bits from {lib} {lo} to {hi}")

@@ -33,19 +33,23 @@ def run(args, console) -> Exit:
     from keras_parity.run.launch import run_backends
 
     apply_run_limits(args)
-    backends, models = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
+    backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
+    models, registry = selection.models, selection.registry
     with progress.status(console, f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = run_backends(
             backends,
             models,
             args.out / "raw",
             RunFlags(device=args.device, configs=True),
+            registry=registry,
             docker=args.docker,
             twins=args.twins,
             log=console.print,
         )
     console.print("regenerating goldens (unchanged files are not touched):")
-    problems = regenerate(runs, models, args.golden_dir, log=console.print, snapshots_only=args.snapshots_only)
+    problems = regenerate(
+        runs, models, registry, selection.golden_dir, log=console.print, snapshots_only=args.snapshots_only
+    )
     # A backend whose process did not run is the machine's; anything else left unwritten (a model
     # failing on a backend, snapshots refused) is for a person to look at.
     if any(r.error for r in runs.values()):

@@ -11,10 +11,9 @@ from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
 from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit
-from keras_parity.models.registry import REGISTRY
+from keras_parity.paths import RESULTS
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.report import progress
-from keras_parity.run.envinfo import RESULTS
 from keras_parity.run.flags import RunFlags
 
 HELP = "every layer's error against float64, and the first layer where it jumps"
@@ -34,19 +33,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args, console) -> Exit:
     from keras_parity.run.launch import run_backends
 
-    backends, models = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
+    backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
+    models = selection.models
     if len(models) != 1:
         raise UsageError("localize profiles one model; pass one --model or one --model-file")
     model = models[0]
-    spec = REGISTRY[model]
+    spec = selection.registry[model]
     cases = [c for c in spec.cases if c.mode != "moving_stats" and (not args.case or c.name in args.case)]
     if not cases:
         raise UsageError(f"no case {args.case} in {model}; choose from {', '.join(c.name for c in spec.cases)}")
     t0 = time.perf_counter()
     with progress.status(console, f"capturing every layer of {model} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, [model], args.out / "raw", RunFlags(layers=True), docker=args.docker, log=console.print
-        )
+            backends, [model], args.out / "raw", RunFlags(layers=True), registry=selection.registry,
+            docker=args.docker, log=console.print,
+        )  # fmt: skip
     failed = 0
     for b, run in runs.items():
         if run.error or model not in run.meta.get("models", {}):
@@ -54,18 +55,18 @@ def run(args, console) -> Exit:
             failed += 1
             continue
         for case in cases:
-            _show_case(model, case.name, b, run, args, console)
+            _show_case(model, spec, case.name, b, run, selection.golden_dir, args, console)
     console.print(f"localized in {time.perf_counter() - t0:.1f} s")
     return Exit.INFRA if failed else Exit.OK
 
 
-def _show_case(model: str, case: str, backend: str, run, args, console) -> None:
+def _show_case(model: str, spec, case: str, backend: str, run, golden_dir, args, console) -> None:
     """One case's layer-by-layer table on the terminal, and its plot beside the results."""
     from rich.table import Table
 
     from keras_parity.diagnose.localize import case_layers, describe, first_jump, plot, profile
 
-    rows = profile(model, case, case_layers(run, model, case), args.golden_dir, run.feeds)
+    rows = profile(spec, model, case, case_layers(run, model, case), golden_dir, run.feeds)
     hit = first_jump(rows)
     t = Table(title=f"{model}/{case} on {backend}: error vs float64, layer by layer")
     for col in ("layer", "type", "rel L2", "inputs' rel L2", "R", ""):

@@ -13,7 +13,6 @@ from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
 from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit, from_verdicts
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.report import progress
 from keras_parity.run.envinfo import ISA_CAP_ENV
@@ -90,12 +89,13 @@ def run(args, console) -> Exit:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
 
     apply_run_limits(args)
-    backends, models = pick("backend", args.backend, BACKENDS), chosen_models(args, console)  # (sets args.golden_dir)
+    backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
+    models = selection.models
     if args.with_:
         from keras_parity import rehearse
 
-        return Exit(rehearse.main(args, backends, models, console))
-    plan = Plan.from_args(args, backends, models)
+        return Exit(rehearse.main(args, backends, selection, console))
+    plan = Plan.from_args(args, backends, selection)
     t0 = time.perf_counter()
     with progress.BackendProgress(console, backends, models) as bars:
         runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
@@ -105,7 +105,7 @@ def run(args, console) -> Exit:
     meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
     for r in meta.values():
         r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
-    report.write_json(cells, meta, args.out / "parity.json", seeds={m: REGISTRY[m].seed for m in models})
+    report.write_json(cells, meta, args.out / "parity.json", seeds={m: selection.registry[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
     console.print(
         f"wall time {wall:.1f} s; full table in {args.out / TABLE} (or -v); report in {args.out / 'parity.json'} "

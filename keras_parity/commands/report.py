@@ -9,7 +9,7 @@ from keras_parity import report
 from keras_parity.commands.arguments import VERBOSE
 from keras_parity.commands.parity import TABLE, show_report
 from keras_parity.exitcodes import Exit, from_verdicts
-from keras_parity.run.envinfo import RESULTS
+from keras_parity.paths import RESULTS
 
 HELP = "merge result directories of several machines into one report"
 

@@ -7,7 +7,7 @@ import argparse
 from keras_parity.commands.arguments import common
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.exitcodes import Exit
-from keras_parity.run.envinfo import RESULTS
+from keras_parity.paths import RESULTS
 
 HELP = "one cell as a standalone script, its weights, inputs and float64 outputs"
 
@@ -23,5 +23,4 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args, console) -> Exit:
     from keras_parity import repro
 
-    args.models = chosen_models(args, console)  # registers a user model given with --model-file or --model
-    return Exit(repro.run(args, console))
+    return Exit(repro.run(args, chosen_models(args, console), console))

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from keras_parity.exitcodes import Exit
-from keras_parity.run.envinfo import RESULTS
+from keras_parity.paths import RESULTS
 
 HELP = "every keras.applications architecture and example model against float64"
 

@@ -51,6 +51,7 @@ def variant_cells(
     models,
     out: Path,
     *,
+    registry,
     golden_dir,
     docker=False,
     log=print,
@@ -73,11 +74,12 @@ def variant_cells(
             tf32=variant == "tf32",
             lstm_cudnn=variant != "lstm-no-cudnn",
         ),
+        registry=registry,
         docker=docker,
         log=log,
     )
     precision = "tf32" if variant == "tf32" else "float32"
-    found = evaluate(other, chosen, golden_dir, write_obtained=False, precision=precision, training=False)
+    found = evaluate(other, chosen, registry, golden_dir, write_obtained=False, precision=precision, training=False)
     main = {(c.model, c.case, c.backend, c.path): c for c in base if c.policy == "float32" and not c.variant}
     for c in found:
         c.variant = variant

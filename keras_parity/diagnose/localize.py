@@ -13,7 +13,6 @@ layer jumps, the layer adding the most is named, and the profile is kept beside 
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -24,11 +23,10 @@ from keras_parity import golden
 from keras_parity.diagnose import Diagnosed
 from keras_parity.judge.compare import Finding
 from keras_parity.judge.numerics import rel_l2
-from keras_parity.models.registry import REGISTRY
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.graph import node_inputs
 from keras_parity.registry import usermodel
-from keras_parity.registry.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS, ModelSpec, Registry
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.weights import seeded_case
 
@@ -50,17 +48,30 @@ class LayerError:
     note: str = ""
 
 
-@functools.lru_cache(maxsize=8)
-def _reference(model: str, case_name: str, root: Path) -> tuple[dict, dict[str, np.ndarray]]:
+# The float64 layers of the last few built-in cases profiled: every failing backend of a case
+# walks the same ones. A built-in model's name means one spec in every registry (with_users
+# refuses the name to anything else), so the name is the key.
+_REFERENCES: dict[tuple[str, str, Path], tuple[dict, dict[str, np.ndarray]]] = {}
+_KEPT = 8
+
+
+def _reference(spec: ModelSpec, model: str, case_name: str, root: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """(graph, every layer's float64 output) for one case: the same for every backend."""
-    spec = REGISTRY[model]
-    case = next(c for c in spec.cases if c.name == case_name)
-    graph = golden.read_json(golden.graph_path(model, root))[case.builder]
-    weights, inputs = seeded_case(spec, case, graph)
-    return graph, reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True).layers
+    key = (model, case_name, root)
+    if key not in _REFERENCES:
+        case = spec.case(case_name)
+        graph = golden.read_json(golden.graph_path(model, root))[case.builder]
+        weights, inputs = seeded_case(spec, case, graph)
+        res = reference_eval(graph["config"], weights, inputs, training=case.mode != "infer", capture=True)
+        while len(_REFERENCES) >= _KEPT:
+            del _REFERENCES[next(iter(_REFERENCES))]
+        _REFERENCES[key] = graph, res.layers
+    return _REFERENCES[key]
 
 
-def _user_reference(model: str, case_name: str, root: Path, feeds: dict) -> tuple[dict, dict[str, np.ndarray]]:
+def _user_reference(
+    spec: ModelSpec, model: str, case_name: str, root: Path, feeds: dict
+) -> tuple[dict, dict[str, np.ndarray]]:
     """A user model's: its inputs are the ones the runner wrote (`feeds`); its weights the
     goldens' own (a .keras file's, kept in weights.npz: a run whose weights changed is profiled
     against the model the goldens were made from), or drawn again from the seed."""
@@ -69,22 +80,26 @@ def _user_reference(model: str, case_name: str, root: Path, feeds: dict) -> tupl
     if kept.exists():
         weights = golden.read_npz(kept)
     else:
-        weights = usermodel.model_weights(model, graph, feeds, REGISTRY[model].weight_scale)
+        weights = usermodel.model_weights(model, graph, feeds, spec.weight_scale)
     inputs = usermodel.feed_part(feeds, model, f"inputs/{case_name}")
     return graph, reference_eval(graph["config"], weights, inputs, capture=True).layers
 
 
 def profile(
-    model: str, case_name: str, layers: dict[str, np.ndarray], root: Path = golden.GOLDEN, feeds: dict | None = None
+    spec: ModelSpec,
+    model: str,
+    case_name: str,
+    layers: dict[str, np.ndarray],
+    root: Path = golden.GOLDEN,
+    feeds: dict | None = None,
 ) -> list[LayerError]:
     """Per layer, in graph order: the error of `layers` (name -> backend output) vs float64.
-    A user model's weights and inputs come from the run (`feeds`)."""
-    spec = REGISTRY[model]
+    `spec` is the model's; a user model's weights and inputs come from the run (`feeds`)."""
     root = usermodel.root_of(spec, root)
     if spec.source:
-        graph, ref = _user_reference(model, case_name, root, feeds or {})
+        graph, ref = _user_reference(spec, model, case_name, root, feeds or {})
     else:
-        graph, ref = _reference(model, case_name, Path(root))
+        graph, ref = _reference(spec, model, case_name, Path(root))
     errors: dict[str, float] = {}
     rows = []
     for layer in graph["config"]["layers"]:
@@ -167,10 +182,10 @@ def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
 
 
 def localize_failures(
-    cells, out: Path, base: RunFlags, *, docker=False, root: Path = golden.GOLDEN, log=print
+    cells, out: Path, base: RunFlags, registry: Registry, *, docker=False, root: Path = golden.GOLDEN, log=print
 ) -> list[Diagnosed]:
     """Name the first divergent layer of every failing cell: one more run of the failing
-    backends and models with every layer's output."""
+    backends and models with every layer's output; `registry` holds their specs."""
     from keras_parity.run.launch import run_backends
 
     failing = [c for c in cells if c.values_failed and c.case != "*" and c.policy == "float32"]
@@ -181,40 +196,40 @@ def localize_failures(
         return found
     backends = sorted({c.backend for c in failing})
     models = sorted({c.model for c in failing})
-    training = any(REGISTRY[c.model].case(c.case).training for c in failing)
+    training = any(registry[c.model].case(c.case).training for c in failing)
     asked = replace(base, layers=True, training=training, twice=False)
-    runs = run_backends(backends, models, out, asked, docker=docker, log=log)
+    runs = run_backends(backends, models, out, asked, registry=registry, docker=docker, log=log)
     seen: dict[tuple, Finding] = {}
     for c in failing:
         key = (c.backend, c.model, c.case)
         if key not in seen:
-            seen[key] = _localize(c, runs[c.backend], root, out)
+            seen[key] = _localize(c, registry[c.model], runs[c.backend], root, out)
         found.append(Diagnosed(c.id, seen[key]))
     return found
 
 
-def _localize(c, run, root: Path, out: Path) -> Finding:
+def _localize(c, spec: ModelSpec, run, root: Path, out: Path) -> Finding:
     """One failing cell's first divergent layer, or why it has none."""
-    if c.case in {x.name for x in REGISTRY[c.model].cases if x.mode == "moving_stats"}:
+    if c.case in {x.name for x in spec.cases if x.mode == "moving_stats"}:
         return _not_localized("moving statistics are variables, not layer outputs")
     if c.reference != "float64":
         return _not_localized("the model has no float64 reference to walk layer by layer")
     if run.error or not run.layers:
         return _not_localized(run.error or "no layer outputs were written")
     try:
-        return _first_divergence(c, run, root, out)
+        return _first_divergence(c, spec, run, root, out)
     except Exception as exc:  # the reference lacks a layer, the graph is missing, ...
         return _not_localized(f"{type(exc).__name__}: {exc}")
 
 
-def _first_divergence(c, run, root: Path, out: Path) -> Finding:
-    rows = profile(c.model, c.case, case_layers(run, c.model, c.case), root, run.feeds)
+def _first_divergence(c, spec: ModelSpec, run, root: Path, out: Path) -> Finding:
+    rows = profile(spec, c.model, c.case, case_layers(run, c.model, c.case), root, run.feeds)
     # every failing cell's whole profile beside the report, whatever the finding says
     stem = out / f"{c.model}-{c.case}-{c.backend}"
     golden.write_json(stem.with_suffix(".json"), [asdict(r) for r in rows])
     hit = first_jump(rows)
     plot(rows, hit, f"{c.model}/{c.case} on {c.backend}", stem.with_suffix(".png"))
-    if hit is None and REGISTRY[c.model].case(c.case).training:
+    if hit is None and spec.case(c.case).training:
         return Finding(
             "localize",
             "localized: no layer of the training-mode forward pass jumps: the difference is in what "

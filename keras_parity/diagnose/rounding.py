@@ -21,9 +21,8 @@ from keras_parity.diagnose.localize import case_layers, profile
 from keras_parity.judge.compare import Finding, pool
 from keras_parity.judge.evaluate import KERAS_CASTS
 from keras_parity.judge.numerics import rel_l2
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
-from keras_parity.registry.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS, ModelSpec, Registry
 from keras_parity.run.flags import RunFlags
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
@@ -35,22 +34,22 @@ BRIEF = {
 }
 
 
-def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
-    """(kind, float64 rel L2, explanation) for one cell from its backend's float64 run."""
+def verdict(cell, spec: ModelSpec, run, reference: dict, root: Path) -> tuple[str, float, str]:
+    """(kind, float64 rel L2, explanation) for one cell of the model `spec` from its backend's float64 run."""
     obtained = run.cell(cell.model, cell.case, cell.path)
     if not obtained:
         return "unclassified", float("nan"), "the float64 run produced no output for this cell"
     narrow = sorted(k for k, v in obtained.items() if v.dtype != np.float64)
     ref = {k: reference[golden.key(cell.case, k)] for k in obtained}
-    if REGISTRY[cell.model].case(cell.case).training:  # judged per group, as compare() does
+    case = spec.case(cell.case)
+    if case.training:  # judged per group, as compare() does
         obtained, ref = pool(obtained), pool(ref)
     rel = max(rel_l2(v, ref[k]) for k, v in obtained.items())
     if rel <= FLOAT64_TOL and not narrow:
         return "rounding", rel, f"the float64 run meets the reference (rel L2 {rel:.1e}): the difference is rounding"
     layers = case_layers(run, cell.model, cell.case)
     # a training cell's layers are its forward pass: they cannot say where a gradient departs
-    training = REGISTRY[cell.model].case(cell.case).training
-    rows = profile(cell.model, cell.case, layers, root, run.feeds) if layers and not training else []
+    rows = profile(spec, cell.model, cell.case, layers, root, run.feeds) if layers and not case.training else []
     downcast = next((n for n, v in layers.items() if v.dtype != np.float64), None)
     departs = next((r for r in rows if r.rel_l2 > FLOAT64_TOL), None)
     tol = cell.tol.rel_l2 if cell.tol else 0.0
@@ -73,7 +72,7 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
             f"layer '{departs.name}' ({departs.class_name}) departs from the float64 reference by rel L2 "
             f"{departs.rel_l2:.1e}, far above float64 rounding"
         )
-    if not what and REGISTRY[cell.model].case(cell.case).mode in ("sgd", "adam"):
+    if not what and case.mode in ("sgd", "adam"):
         what = KERAS_CASTS
     return (
         "unclassified",
@@ -83,10 +82,18 @@ def verdict(cell, run, reference: dict, root: Path) -> tuple[str, float, str]:
 
 
 def classify(
-    cells, out: Path, base: RunFlags, *, everything=False, docker=False, root: Path = golden.GOLDEN, log=print
+    cells,
+    out: Path,
+    base: RunFlags,
+    registry: Registry,
+    *,
+    everything=False,
+    docker=False,
+    root: Path = golden.GOLDEN,
+    log=print,
 ) -> list[Diagnosed]:
     """Run the backends in float64 (every layer captured) and label cells rounding, semantic or
-    unclassified: the failing ones, or with `everything` all of them."""
+    unclassified: the failing ones, or with `everything` all of them; `registry` holds their specs."""
     from keras_parity.run.launch import run_backends
 
     todo = [
@@ -105,17 +112,17 @@ def classify(
         return found
     backends = sorted({c.backend for c in todo})
     models = sorted({c.model for c in todo})
-    training = any(REGISTRY[c.model].case(c.case).training for c in todo)
+    training = any(registry[c.model].case(c.case).training for c in todo)
     asked = replace(base, layers=True, dtype="float64", training=training, twice=False)
-    runs = run_backends(backends, models, out, asked, docker=docker, log=log)
-    refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(REGISTRY[m], root))) for m in models}
+    runs = run_backends(backends, models, out, asked, registry=registry, docker=docker, log=log)
+    refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(registry[m], root))) for m in models}
     for c in todo:
         run, rel = runs[c.backend], None
         if run.error or c.model not in run.meta.get("models", {}):
             kind, note = "unclassified", f"the float64 run failed: {run.error or run.meta['errors'].get(c.model)}"
         else:
             try:
-                kind, rel, note = verdict(c, run, refs[c.model], root)
+                kind, rel, note = verdict(c, registry[c.model], run, refs[c.model], root)
             except Exception as exc:  # a layer the reference lacks, a missing graph
                 kind, note = "unclassified", f"{type(exc).__name__}: {exc}"
         reported = c.status == "fail" or kind != "rounding"

@@ -15,6 +15,7 @@ from keras_parity import golden
 from keras_parity.drift.driver import DRIFT, run_cells, snapshot_path
 from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
 from keras_parity.judge.numerics import max_ulp
+from keras_parity.registry.spec import Registry
 from keras_parity.run import envinfo, machine
 
 
@@ -49,6 +50,7 @@ def bisect(
     models: list[str],
     scratch: Path,
     *,
+    registry: Registry,
     held: Cell | None = None,
     root: Path = DRIFT,
     history_path=None,
@@ -70,7 +72,7 @@ def bisect(
             path = snapshot_path(make(v), platform, root)
             have = golden.read_npz(path) if path.exists() else {}
             if not all(golden.part(have, m) for m in models):
-                run_cells(matrix, [make(v)], models, scratch, jobs=1, root=root, log=log, **extra)
+                run_cells(matrix, [make(v)], models, scratch, registry=registry, jobs=1, root=root, log=log, **extra)
             cache[v] = golden.read_npz(path) if path.exists() else None
         return cache[v]
 

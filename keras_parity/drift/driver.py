@@ -13,16 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keras_parity import golden
+from keras_parity import golden, paths
 from keras_parity.drift import cellenv, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.judge.numerics import max_ulp
+from keras_parity.registry.spec import Registry
 from keras_parity.report.progress import activity
 from keras_parity.run import envinfo, machine
 from keras_parity.run.launch import BackendRun, run_backends
 
-DRIFT = golden.GOLDEN / "drift"
+DRIFT = paths.DRIFT
 
 
 @dataclass
@@ -63,9 +64,9 @@ def _vs(arrays: dict, prev: dict | None, prefix: str) -> tuple[str, str]:
     return str(ulp), "yes" if all(arrays[k].tobytes() == prev[k].tobytes() for k in keys) else "no"
 
 
-def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT, also=()) -> list[dict]:
+def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path = DRIFT, also=()) -> list[dict]:
     """The cell's history rows; its snapshot is written under `root`, its neighbours are looked
-    for there and then in the drift folders `also`."""
+    for there and then in the drift folders `also`. `registry` holds the models' specs."""
     cell, run = outcome.cell, outcome.run
     base = {
         "recorded": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
@@ -88,7 +89,7 @@ def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT, also=()) -
     golden.write_npz(snap, earlier | run.arrays)
     golden.write_json(snap.with_suffix(".json"), {k: v for k, v in run.meta.items() if k != "models"})
     rows = []
-    for result in evaluate({cell.backend: run}, models, write_obtained=False):
+    for result in evaluate({cell.backend: run}, models, registry, write_obtained=False):
         prefix = golden.key(result.model, result.case, result.path) + golden.SEP
         ulp_k, same_k = _vs(run.arrays, prev["keras"], prefix)
         ulp_l, same_l = _vs(run.arrays, prev["library"], prefix)
@@ -116,14 +117,15 @@ def rows_for(outcome: Outcome, models: list[str], root: Path = DRIFT, also=()) -
     return rows
 
 
-def _execute(matrix: Matrix, cell: Cell, models: list[str], scratch: Path, log) -> Outcome:
+def _execute(matrix: Matrix, cell: Cell, models: list[str], registry: Registry, scratch: Path, log) -> Outcome:
     t0 = time.perf_counter()
     outcome = Outcome(cell)
     try:
         python = cellenv.ensure(matrix, cell, log=log)
-        outcome.run = run_backends([cell.backend], models, scratch / cell.slug, python={cell.backend: python}, log=log)[
-            cell.backend
-        ]
+        python = {cell.backend: python}
+        outcome.run = run_backends(
+            [cell.backend], models, scratch / cell.slug, registry=registry, python=python, log=log
+        )[cell.backend]
     except cellenv.CellFailure as exc:
         outcome.failure = exc
     outcome.seconds = time.perf_counter() - t0
@@ -136,6 +138,7 @@ def run_cells(
     models: list[str],
     scratch: Path,
     *,
+    registry: Registry,
     jobs: int = 2,
     history_path: Path = history.HISTORY,
     root: Path = DRIFT,
@@ -144,7 +147,7 @@ def run_cells(
 ) -> list[Outcome]:
     """Run the cells not yet in the history (nor in the drift folders `also`, whose snapshots also
     serve as neighbours); append each one's rows as soon as it and every cell before it are done.
-    Returns the outcomes of the cells that ran."""
+    Returns the outcomes of the cells that ran; `registry` holds the models' specs."""
     platform = machine.platform_key("cpu", None, envinfo.isa_cap())
     done = history.recorded([r for p in (history_path, *(a / "history.csv" for a in also)) for r in history.read(p)])
     todo = []
@@ -158,20 +161,22 @@ def run_cells(
     outcomes = []
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        futures = [(pool.submit(_execute, matrix, c, ms, scratch, log), ms) for c, ms in todo]
+        futures = [(pool.submit(_execute, matrix, c, ms, registry, scratch, log), ms) for c, ms in todo]
         with activity("drift cells", total=len(todo), unit="cells", log=log) as act:
             for i, (future, ms) in enumerate(futures):  # in matrix order: neighbours first
                 act.update(i, note=", ".join(c.label for c, _ in todo[i : i + max(1, jobs)]))
-                outcomes.append(_record(future.result(), ms, history_path, root, also, log))
+                outcomes.append(_record(future.result(), ms, registry, history_path, root, also, log))
             act.update(len(todo), note="")
     finally:
         pool.shutdown(cancel_futures=True)  # interrupted: queued cells do not start; a rerun resumes
     return outcomes
 
 
-def _record(outcome: Outcome, models: list[str], history_path: Path, root: Path, also, log) -> Outcome:
+def _record(
+    outcome: Outcome, models: list[str], registry: Registry, history_path: Path, root: Path, also, log
+) -> Outcome:
     """Append a finished cell's rows to the history."""
-    outcome.rows = rows_for(outcome, models, root, also)
+    outcome.rows = rows_for(outcome, models, registry, root, also)
     history.append(outcome.rows, history_path)
     verdicts = sorted({r["verdict"] for r in outcome.rows})
     log(f"{outcome.cell.label}: {', '.join(verdicts)} in {outcome.seconds:.1f} s")

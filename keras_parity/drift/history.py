@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from keras_parity.errors import UsageError
+from keras_parity.paths import DRIFT_HISTORY
 
 COLUMNS = [
     "recorded",  # UTC date the cell ran
@@ -40,7 +41,7 @@ COLUMNS = [
     "reason",
 ]
 VERDICTS = {"pass", "fail", "error", "no-such-release", "uninstallable", "conflict", "install-failed", "import-error"}
-HISTORY = Path(__file__).resolve().parents[2] / "golden" / "drift" / "history.csv"
+HISTORY = DRIFT_HISTORY
 
 
 class HistoryError(UsageError):

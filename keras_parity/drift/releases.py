@@ -30,11 +30,12 @@ from packaging.version import InvalidVersion, Version
 
 from keras_parity.drift import cellenv, matrix
 from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
+from keras_parity.paths import RELEASES
 from keras_parity.pins import PINS
 from keras_parity.run.envs import index_args
 from keras_parity.run.envs import uv as envs_uv
 
-RECORD = Path(__file__).resolve().parents[2] / "golden" / "drift" / "releases.json"
+RECORD = RELEASES
 PYPI = "https://pypi.org/pypi/{name}/json"
 
 # name on the index -> {version: [file, ...]}, each file as PyPI's JSON API gives it

@@ -26,10 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity.errors import UsageError
+from keras_parity.paths import GOLDEN
 from keras_parity.run import machine
-
-GOLDEN = Path(__file__).resolve().parents[2] / "golden"
-
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same numbers, same bytes
 

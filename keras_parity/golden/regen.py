@@ -15,11 +15,11 @@ from keras_parity.errors import InfraError
 from keras_parity.golden import sketch
 from keras_parity.golden.settle import relative_change, settle
 from keras_parity.judge.numerics import ulp_distance
-from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
 from keras_parity.reference import UnsupportedLayer, reference_gaps
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference import training as training_reference
 from keras_parity.registry import usermodel
+from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS, ModelSpec, Registry
 from keras_parity.run import training
 from keras_parity.run.launch import BackendRun
 from keras_parity.run.weights import seeded_case
@@ -35,12 +35,11 @@ GRAPH_KEYS = ("config", "weights", "fan_in", "trainable")
 
 
 def reference_outputs(
-    model: str, builders: dict, optimizers: dict | None = None
+    spec: ModelSpec, builders: dict, optimizers: dict | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The float64 reference for every case of a model, keys '<case>/<output>', and the layer
     sketches of its forward cases, '<case>/<layer>' (golden/sketch.py). `optimizers`: the
     training path's configs as Keras reported them (run/train_step.configs)."""
-    spec = REGISTRY[model]
     out, layers = {}, {}
     for case in spec.cases:
         b = builders[case.builder]
@@ -66,17 +65,17 @@ def reference_outputs(
     return out, layers
 
 
-def user_reference(model: str, builders: dict, feeds: dict, cases=None) -> tuple[dict[str, np.ndarray], dict]:
+def user_reference(
+    model: str, builders: dict, feeds: dict, cases: list[str], weight_scale: dict | None = None
+) -> tuple[dict[str, np.ndarray], dict]:
     """A user model's float64 reference from the weights and inputs its runner used, or, for a
     model with layers the reference lacks, none: ({}, the cross-backend fallback's record).
-    `cases`: the case names (default: the registry's for the model)."""
+    `cases`: the case names; `weight_scale`: its spec's."""
     (b,) = builders.values()
     gaps = reference_gaps(b["config"])
-    weights = (
-        usermodel.model_weights(model, b, feeds, getattr(REGISTRY.get(model), "weight_scale", None)) if not gaps else {}
-    )
+    weights = usermodel.model_weights(model, b, feeds, weight_scale) if not gaps else {}
     out = {}
-    for case in cases or [c.name for c in REGISTRY[model].cases]:
+    for case in cases:
         if gaps:
             break
         inputs = usermodel.feed_part(feeds, model, f"inputs/{case}")
@@ -207,14 +206,20 @@ def _not_the_goldens(model: str, ref_json: Path, runs: list[BackendRun]) -> str 
 
 
 def regenerate(
-    runs: dict[str, BackendRun], models: list[str], root: Path = golden.GOLDEN, log=print, snapshots_only=False
+    runs: dict[str, BackendRun],
+    models: list[str],
+    registry: Registry,
+    root: Path = golden.GOLDEN,
+    log=print,
+    snapshots_only=False,
 ) -> int:
     """Returns the number of problems (0 = all written). snapshots_only: write this platform's
-    snapshots only, from runs whose weights and inputs are the goldens' own."""
+    snapshots only, from runs whose weights and inputs are the goldens' own. `registry` holds
+    the models' specs."""
     writes: list[tuple[Path, object]] = []
     problems = 0
     for model in models:
-        model_writes, model_problems = _model_writes(model, runs, root, log, snapshots_only)
+        model_writes, model_problems = _model_writes(model, registry[model], runs, root, log, snapshots_only)
         writes += model_writes
         problems += model_problems
     for path, content in writes:
@@ -230,7 +235,7 @@ def regenerate(
     return problems
 
 
-def _model_writes(model: str, runs: dict[str, BackendRun], root: Path, log, snapshots_only: bool):
+def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root: Path, log, snapshots_only: bool):
     """(the files to write for one model, the number of problems found), nothing written yet."""
     done = [r for r in runs.values() if not r.error and model in r.meta.get("models", {})]
     # The reference comes from the Keras runs; a native twin (--twins) only gets its snapshot.
@@ -243,7 +248,7 @@ def _model_writes(model: str, runs: dict[str, BackendRun], root: Path, log, snap
     if not ok:
         log(f"[red]{model}: no backend produced it; its goldens are left as they were[/]")
         return [], problems + 1
-    mroot = usermodel.root_of(REGISTRY[model], root)
+    mroot = usermodel.root_of(spec, root)
     if snapshots_only:  # the references stay; only runs of the goldens' own model may add snapshots
         try:
             stale = _not_the_goldens(model, golden.reference_path(model, mroot).with_suffix(".json"), ok)
@@ -254,23 +259,23 @@ def _model_writes(model: str, runs: dict[str, BackendRun], root: Path, log, snap
             return [], problems + 1
         return _snapshot_writes(model, done, mroot, log), problems
     try:
-        writes = _reference_writes(model, ok, mroot, log)
+        writes = _reference_writes(model, spec, ok, mroot, log)
     except Exception as exc:
         log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
         return [], problems + 1
     return writes + _snapshot_writes(model, done, mroot, log), problems
 
 
-def _reference_writes(model: str, ok: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
+def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
     """The float64 reference, its JSON and the graph it was computed from, for one model."""
-    spec = REGISTRY[model]
     builders = _builders_agree(model, ok)
     configs = _training_configs(model, ok)
     layers = {}
     if spec.source:
-        ref, kind = user_reference(model, builders, ok[0].feeds)
+        cases = [c.name for c in spec.cases]
+        ref, kind = user_reference(model, builders, ok[0].feeds, cases, spec.weight_scale)
     else:
-        (ref, layers), kind = reference_outputs(model, builders, configs), {"kind": "float64"}
+        (ref, layers), kind = reference_outputs(spec, builders, configs), {"kind": "float64"}
     # The graph and weight list the reference was computed from: localization walks
     # this float64 graph layer by layer, even after the model's code has changed.
     graph = {n: {k: b[k] for k in GRAPH_KEYS if b.get(k) not in (None, {})} for n, b in builders.items()}

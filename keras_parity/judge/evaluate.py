@@ -15,8 +15,8 @@ from keras_parity.judge.information import why_uninformative
 from keras_parity.judge.layers import judge_layers
 from keras_parity.judge.weights import changed as changed_weights
 from keras_parity.judge.weights import describe as describe_weights
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
+from keras_parity.registry.spec import ModelSpec, Registry
 from keras_parity.run.launch import BackendRun
 
 
@@ -107,9 +107,8 @@ class Goldens:
         return None if self.error else self.meta.get("reference", {}).get("missing")
 
 
-def read_goldens(model: str, root: Path, spec=None, regen: str = "`nox -s golden`") -> Goldens:
-    """The goldens of `model` (the registry's, or the `spec` given: a model of the pytest fixture)."""
-    spec = spec or REGISTRY[model]
+def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s golden`") -> Goldens:
+    """The goldens of `model`, whose spec is `spec` (a registry's, or a model of the pytest fixture's)."""
     g = Goldens(model, spec, usermodel.root_of(spec, root), regen)
     path = golden.reference_path(model, g.root)
     try:
@@ -147,6 +146,7 @@ PLAIN = Judging()
 def evaluate(
     runs: dict[str, BackendRun],
     models: list[str],
+    registry: Registry,
     root: Path = golden.GOLDEN,
     write_obtained: bool = True,
     policy: str = "float32",
@@ -156,11 +156,11 @@ def evaluate(
     strict_bits: bool = False,
 ) -> list[CellResult]:
     """Cells of `runs` against the goldens; a run under another dtype policy gets that policy's
-    tolerance, and no snapshot (snapshots are float32)."""
+    tolerance, and no snapshot (snapshots are float32). `registry` holds the models' specs."""
     judging = Judging(policy, training, precision, strict, strict_bits)
     cells: list[CellResult] = []
     for model in models:
-        g = read_goldens(model, root)
+        g = read_goldens(model, root, registry[model])
         for backend, run in runs.items():
             judged = judge_backend(g, backend, runs, judging)
             cells += judged

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from keras_parity import paths
+
 MARGIN = 10.0
-NOISE_FILE = Path(__file__).resolve().parents[1] / "models" / "noise.json"
+NOISE_FILE = paths.NOISE_FILE
 
 
 def load(path: Path = NOISE_FILE) -> dict:

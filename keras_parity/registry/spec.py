@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -26,6 +27,16 @@ SOURCES = {
     "tf32": "NVIDIA TF32, 10 explicit mantissa bits",
 }
 MODES = ("infer", "train", "moving_stats", "grad", "sgd", "adam")
+
+# The training path (keras_parity/run/training.py): TRAIN_STEPS steps of each optimizer, with
+# the hyperparameters given here and Keras's defaults for the rest. Adam is default-constructed,
+# `Adam()`, as users write it: the reference applies the config Keras reports, and a default a
+# release changes fails the cells that use it (keras_parity/run/defaults.py).
+TRAIN_STEPS = 3
+OPTIMIZERS = {
+    "sgd": {"learning_rate": 0.01, "momentum": 0.9, "nesterov": False},
+    "adam": {},
+}
 
 
 @dataclass(frozen=True)
@@ -170,9 +181,9 @@ def _derived(envelope: dict) -> Tol:
 
 
 class Registry(Mapping):
-    """The models a process knows: the built-in table (models/registry.py), read-only, then the
-    user's models this run was given (keras_parity/registry/usermodel.py), each added once by
-    name. Nothing replaces a model already known, so a lookup means the same all run long."""
+    """The models one command knows: the built-in table (models/registry.py), then the user's
+    models it was given (keras_parity/registry/usermodel.py). Read-only: `with_users` makes a
+    new one, so a lookup means the same all run long, and two commands never share a user model."""
 
     def __init__(self, builtin: dict[str, ModelSpec], noise: dict[str, dict] | None = None):
         """`noise`: the measured envelopes of noise.json, '<model>/<case>/...' -> envelope."""
@@ -183,7 +194,7 @@ class Registry(Mapping):
                 for name, spec in builtin.items()
             }
         )
-        self._users: dict[str, ModelSpec] = {}
+        self._users: Mapping[str, ModelSpec] = MappingProxyType({})
 
     def __getitem__(self, name: str) -> ModelSpec:
         return self._users[name] if name in self._users else self._builtin[name]
@@ -199,16 +210,16 @@ class Registry(Mapping):
     def builtin(self) -> list[str]:
         return list(self._builtin)
 
-    def add_user(self, name: str, spec: ModelSpec) -> str:
-        """Add a user's model under `name`; the same model again is a no-op, another one under a
-        known name is refused (ValueError saying which model holds the name)."""
-        known = self.get(name)
-        if known is not None and known != spec:
-            holder = "a built-in model" if known.source is None else known.source.target
-            raise ValueError(f"model name '{name}' is already taken by {holder}; rename the file or the function")
-        self._users[name] = spec
-        return name
-
-    def remove_user(self, name: str) -> None:
-        """Forget a user's model (a test that added one); built-in models stay."""
-        del self._users[name]
+    def with_users(self, specs: dict[str, ModelSpec]) -> Registry:
+        """This registry and the user's models `specs`, by name; the same model twice is kept
+        once, another one under a known name is refused (ValueError saying which model holds it)."""
+        users = dict(self._users)
+        for name, spec in specs.items():
+            known = users.get(name, self._builtin.get(name))
+            if known is not None and known != spec:
+                holder = "a built-in model" if known.source is None else known.source.target
+                raise ValueError(f"model name '{name}' is already taken by {holder}; rename the file or the function")
+            users[name] = spec
+        new = copy.copy(self)
+        new._users = MappingProxyType(users)
+        return new

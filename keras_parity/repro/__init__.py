@@ -35,9 +35,8 @@ import numpy as np
 from keras_parity import golden
 from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
-from keras_parity.registry.spec import BACKENDS
+from keras_parity.registry.spec import BACKENDS, ModelSpec, Registry
 from keras_parity.report import progress
 from keras_parity.repro import render
 from keras_parity.run.envinfo import ISA_CAP_ENV
@@ -54,11 +53,11 @@ class ReproError(UsageError):
         self.exit_code = Exit(code)
 
 
-def pick_cell(cell: str | None, models: list[str]) -> tuple[str, str]:
+def pick_cell(cell: str | None, models: list[str], registry: Registry) -> tuple[str, str]:
     """(model, case) of the command line: 'model/case', or for one user model its case alone
-    (or nothing: its only case)."""
+    (or nothing: its only case); `registry` holds the models' specs."""
     model, _, case = (cell or "").rpartition("/")
-    users = [m for m in models if REGISTRY[m].source]
+    users = [m for m in models if registry[m].source]
     if users:
         if model and model != users[0]:
             raise ReproError(
@@ -67,9 +66,9 @@ def pick_cell(cell: str | None, models: list[str]) -> tuple[str, str]:
         model = users[0]
     elif not model:
         raise ReproError(f"name the cell as MODEL/CASE, e.g. lstm/lstm (got '{cell or ''}')")
-    if model not in REGISTRY:
-        raise ReproError(f"unknown model '{model}'; choose from: {', '.join(REGISTRY.builtin)}")
-    spec = REGISTRY[model]
+    if model not in registry:
+        raise ReproError(f"unknown model '{model}'; choose from: {', '.join(registry.builtin)}")
+    spec = registry[model]
     case = case or (spec.cases[0].name if len(spec.cases) == 1 else "")
     names = [c.name for c in spec.cases]
     if case not in names:
@@ -88,8 +87,7 @@ def pick_cell(cell: str | None, models: list[str]) -> tuple[str, str]:
     return model, case
 
 
-def _expected(model: str, case: str, root: Path) -> dict[str, np.ndarray]:
-    spec = REGISTRY[model]
+def _expected(model: str, spec: ModelSpec, case: str, root: Path) -> dict[str, np.ndarray]:
     path = golden.reference_path(model, usermodel.root_of(spec, root))
     if not path.exists():
         how = f"`nox -s golden -- {usermodel.command_args(spec.source)}`" if spec.source else "`nox -s golden`"
@@ -100,9 +98,8 @@ def _expected(model: str, case: str, root: Path) -> dict[str, np.ndarray]:
     return ref
 
 
-def _feeds(model: str, case, record: dict, run) -> tuple[dict, dict]:
+def _feeds(model: str, spec: ModelSpec, case, record: dict, run) -> tuple[dict, dict]:
     """(weights by path in model order, inputs by name) as the runner fed them."""
-    spec = REGISTRY[model]
     if spec.source:
         weights = usermodel.model_weights(model, record, run.feeds, spec.weight_scale)
         inputs = usermodel.feed_part(run.feeds, model, golden.key("inputs", case.name))
@@ -142,13 +139,14 @@ def _custom_modules(config, source) -> list[Path]:
     return files
 
 
-def write(model: str, case_name: str, backend: str, run, cell_results, folder: Path, root: Path) -> Path:
-    """The reproducer folder of one cell from its backend's run (RunFlags(configs=True))."""
-    spec = REGISTRY[model]
+def write(
+    model: str, spec: ModelSpec, case_name: str, backend: str, run, cell_results, folder: Path, root: Path
+) -> Path:
+    """The reproducer folder of one cell of the model `spec` from its backend's run (RunFlags(configs=True))."""
     case = spec.case(case_name)
-    expected = _expected(model, case_name, root)
+    expected = _expected(model, spec, case_name, root)
     record = run.meta["models"][model]["builders"][case.builder]
-    weights, inputs = _feeds(model, case, record, run)
+    weights, inputs = _feeds(model, spec, case, record, run)
     config = record["config"]
     names = config["input_layers"]
     as_list = bool(names) and isinstance(names[0], list)
@@ -200,9 +198,9 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
     return folder
 
 
-def _weights_not_the_goldens(model: str, runs: dict, root: Path) -> str | None:
+def _weights_not_the_goldens(model: str, spec: ModelSpec, runs: dict, root: Path) -> str | None:
     """The first backend whose run of `model` loaded other weights than its goldens', or None."""
-    meta = golden.read_json(golden.reference_path(model, usermodel.root_of(REGISTRY[model], root)).with_suffix(".json"))
+    meta = golden.read_json(golden.reference_path(model, usermodel.root_of(spec, root)).with_suffix(".json"))
     for backend, r in runs.items():
         for name, b in r.meta.get("models", {}).get(model, {}).get("builders", {}).items():
             if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
@@ -210,8 +208,9 @@ def _weights_not_the_goldens(model: str, runs: dict, root: Path) -> str | None:
     return None
 
 
-def run(args, console) -> int:
-    """The `repro` command: judge the cell as `parity` does, then write its folder per backend."""
+def run(args, selection, console) -> int:
+    """The `repro` command: judge the cell as `parity` does, then write its folder per backend;
+    `selection`: the models (keras_parity/registry/select.py)."""
     from keras_parity.judge.evaluate import evaluate
     from keras_parity.run.launch import run_backends
 
@@ -220,20 +219,23 @@ def run(args, console) -> int:
     if not backends or unknown:
         what = f"unknown backend '{unknown[0]}'" if unknown else "no backend named"
         raise ReproError(f"{what}; pass --backend with one of {', '.join(BACKENDS)}")
-    model, case = pick_cell(args.cell, args.models)
-    _expected(model, case, args.golden_dir)
+    registry, root = selection.registry, selection.golden_dir
+    model, case = pick_cell(args.cell, selection.models, registry)
+    spec = registry[model]
+    _expected(model, spec, case, root)
     with progress.status(console, f"running {model} on {', '.join(backends)}"):
         runs = run_backends(
-            backends, [model], args.out / "raw", RunFlags(configs=True, training=False), log=console.print
-        )
-    changed = _weights_not_the_goldens(model, runs, args.golden_dir)
+            backends, [model], args.out / "raw", RunFlags(configs=True, training=False), registry=registry,
+            log=console.print,
+        )  # fmt: skip
+    changed = _weights_not_the_goldens(model, spec, runs, root)
     if changed:
         raise ReproError(
             f"the weights of {model} on {changed} are not the ones its goldens were made from, so a "
             "reproducer would present your own change as a backend's departure; restore the model, or "
             "regenerate its goldens if the change is intended"
         )
-    cells = evaluate(runs, [model], args.golden_dir, write_obtained=False, training=False)
+    cells = evaluate(runs, [model], registry, root, write_obtained=False, training=False)
     failed = crashed = 0
     for b, r in runs.items():
         error = r.error or r.meta.get("errors", {}).get(model)
@@ -244,7 +246,7 @@ def run(args, console) -> int:
         order = [*PATHS[b], "call"]  # as the script runs them
         mine = sorted((c for c in cells if c.backend == b and c.case == case), key=lambda c: order.index(c.path))
         try:
-            folder = write(model, case, b, r, mine, args.out / f"{model}-{case}-{b}", args.golden_dir)
+            folder = write(model, spec, case, b, r, mine, args.out / f"{model}-{case}-{b}", root)
         except (ReproError, usermodel.UserModelError) as exc:
             console.print(f"error: {exc}", soft_wrap=True)
             failed += 1

@@ -9,16 +9,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from keras_parity.paths import CHECKOUT, HOME, PACKAGE, ROOT
 from keras_parity.run import machine
 
-ROOT = Path(__file__).resolve().parents[2]
-# A source checkout (nox sessions) keeps everything under ROOT. An installed package (pip
-# install keras-parity) has its locks inside the package, and puts the backend environments
-# and caches under KERAS_PARITY_HOME, results under the current folder.
-CHECKOUT = (ROOT / "requirements" / "pins.toml").exists()
-LOCKS = ROOT / "requirements" if CHECKOUT else Path(__file__).resolve().parents[1] / "requirements"
-HOME = ROOT if CHECKOUT else Path(os.environ.get("KERAS_PARITY_HOME", Path.home() / ".cache" / "keras-parity"))
-RESULTS = ROOT / "results" if CHECKOUT else Path("results")
 # The ISA cap of a run (keras_parity/run/knobs.py), handed from the launcher to every runner.
 ISA_CAP_ENV = "KERAS_PARITY_ISA_CAP"
 
@@ -31,10 +24,10 @@ def source_path() -> Path:
     src = HOME / "src"
     src.mkdir(parents=True, exist_ok=True)
     (src / "models").unlink(missing_ok=True)  # left by a release that installed a top-level `models`
-    link, pkg = src / "keras_parity", Path(__file__).resolve().parents[1]
-    if not (link.is_symlink() and link.resolve() == pkg):
+    link = src / "keras_parity"
+    if not (link.is_symlink() and link.resolve() == PACKAGE):
         link.unlink(missing_ok=True)
-        link.symlink_to(pkg)
+        link.symlink_to(PACKAGE)
     return src
 
 

@@ -17,8 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from keras_parity import paths
 from keras_parity.errors import InfraError
-from keras_parity.run.envinfo import HOME, LOCKS, ROOT
+from keras_parity.paths import LOCKS, ROOT
 from keras_parity.run.machine import LOCK_PLATFORMS, lock_platform
 
 # Local wheel folders (e.g. a CPU build of torch) searched before the index; pip's
@@ -55,7 +56,7 @@ def lock_file(backend: str, device: str = "cpu", platform: str | None = None) ->
 
 
 def env_root() -> Path:
-    return Path(os.environ.get("KERAS_PARITY_ENVS", HOME / ".venvs"))
+    return paths.env_root()
 
 
 def env_python(backend: str, device: str = "cpu") -> Path:

@@ -19,12 +19,12 @@ import sys
 import time
 from pathlib import Path
 
+from keras_parity.paths import CHECKOUT, DOCKER, MODELS, ROOT
 from keras_parity.run import envs
-from keras_parity.run.envinfo import CHECKOUT, ROOT
 from keras_parity.run.envs import EnvError, index_args, is_synced, mark_synced
 from keras_parity.run.machine import lock_platform
 
-DOCKERFILE = ROOT / "docker" / "Dockerfile"
+DOCKERFILE = DOCKER / "Dockerfile"
 WHEELHOUSE = ROOT / ".wheelhouse"
 CONTEXTS = ROOT / ".cache" / "docker-context"
 
@@ -182,8 +182,10 @@ def context(backend: str, device: str, wheels: Path) -> Path:
     shutil.copy2(DOCKERFILE, ctx / "Dockerfile")
     shutil.copy2(lock_file(backend, device), ctx / "lock.txt")
     shutil.copytree(wheels, ctx / "wheels", copy_function=_link, ignore=shutil.ignore_patterns(".*"))
-    # keras_parity/models links to the top-level models/: copied as the folder it names.
-    shutil.copytree(ROOT / "keras_parity", ctx / "keras_parity", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    # The models as the wheel lays them out, keras_parity/models (keras_parity/paths.py).
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "keras_parity", ctx / "keras_parity", ignore=skip)
+    shutil.copytree(MODELS, ctx / "keras_parity" / "models", ignore=skip)
     return ctx
 
 

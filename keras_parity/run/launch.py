@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden
+from keras_parity import golden, paths
+from keras_parity.paths import ROOT
+from keras_parity.registry.spec import ModelSpec, Registry
 from keras_parity.run import envinfo, envs, flags
-from keras_parity.run.envinfo import ROOT
 from keras_parity.run.flags import RunFlags
 from keras_parity.twins import ENV
 
@@ -57,6 +58,7 @@ def run_backends(
     out: Path,
     asked: RunFlags | None = None,
     *,
+    registry: Registry,
     docker: bool = False,
     python: dict[str, Path] | None = None,
     twins: list[str] | None = None,
@@ -66,18 +68,19 @@ def run_backends(
 ) -> dict[str, BackendRun]:
     """Start one runner per backend at once (imports overlap on the cores), each computing what
     `asked` says: a local process in the backend's environment, or with docker=True a container
-    of the backend's image; then the native twins named (twins=[]: all of them) beside them."""
+    of the backend's image; then the native twins named (twins=[]: all of them) beside them.
+    `registry` holds the models' specs: a user model's travels to the runners as its source."""
     asked = asked or RunFlags()
     out.mkdir(parents=True, exist_ok=True)
     runs, procs = {b: BackendRun(b) for b in backends}, {}
     # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
-    cache = Path(os.environ.get("KERAS_PARITY_CACHE", envinfo.HOME / ".cache"))
-    args = [a for m in models for a in _model_args(m)] + flags.to_argv(asked)
+    cache = paths.cache_dir()
+    args = [a for m in models for a in _model_args(m, registry[m])] + flags.to_argv(asked)
     for b in backends:
         _clear(out, b)
         try:
             procs[b] = (
-                _start_container(b, out, args, asked.device, _user_folders(models))
+                _start_container(b, out, args, asked.device, _user_folders(registry, models))
                 if docker
                 else _start_local(b, out, args, cache, asked.naive, python, log, asked.device),
                 time.perf_counter(),
@@ -90,7 +93,7 @@ def run_backends(
         if docker:
             runs[twin].error = "twins run in the local environments only; run without --docker"
             continue
-        builtin = [m for m in models if not _model_args(m)[0] == "--user-model"]
+        builtin = [m for m in models if not registry[m].source]
         try:
             procs[twin] = (_start_twin(twin, out, builtin, cache, golden_dir, log), time.perf_counter())
         except envs.EnvError as exc:
@@ -145,11 +148,9 @@ def _start_twin(twin, out, models, cache, golden_dir, log):
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def _model_args(name: str) -> tuple[str, str]:
-    from keras_parity.models.registry import REGISTRY
-
-    source = REGISTRY[name].source
-    return ("--user-model", source.to_json()) if source else ("--model", name)
+def _model_args(name: str, spec: ModelSpec) -> tuple[str, str]:
+    """How a runner's command line names a model: a built-in by name, a user's by its source."""
+    return ("--user-model", spec.source.to_json()) if spec.source else ("--model", name)
 
 
 def _start_local(b, out, args, cache, naive, python, log, device):
@@ -161,14 +162,12 @@ def _start_local(b, out, args, cache, naive, python, log, device):
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
 
-def _user_folders(models: list[str]) -> list[str]:
+def _user_folders(registry: Registry, models: list[str]) -> list[str]:
     """The host folders a container needs to see a user model: its file's, its inputs' and
     the folder its modules import from (mounted read-only at the same paths)."""
-    from keras_parity.models.registry import REGISTRY
-
     folders = set()
     for m in models:
-        s = REGISTRY[m].source
+        s = registry[m].source
         if s:
             files = [s.target] if s.kind == "file" else []
             folders |= {s.cwd, *(str(Path(f).parent) for f in [*files, s.inputs] if f)}

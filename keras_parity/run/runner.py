@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import resource
 import sys
 import time
@@ -22,8 +21,10 @@ import numpy as np
 from keras_parity import golden
 from keras_parity.golden import sketch
 from keras_parity.judge.numerics import max_ulp
-from keras_parity.models.registry import OPTIMIZERS, REGISTRY, TRAIN_STEPS
-from keras_parity.registry import usermodel
+from keras_parity.registry import userload, usermodel
+from keras_parity.registry.builtin import builtin_registry, model_module
+from keras_parity.registry.select import runner_registry
+from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS
 from keras_parity.run import envinfo, flags, knobs
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
@@ -158,12 +159,12 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
         # session a builder's variable paths would hang on the models run before it (and on a
         # model that failed on one backend only), and the backends' weights would not line up.
         keras.utils.clear_session()
-    model = usermodel.load(user) if user else getattr(module, case.builder)()
+    model = userload.load(user) if user else getattr(module, case.builder)()
     # A .keras file's weights as saved (float32): what its goldens and float64 reference use.
     # Integers as int64: a Normalization's `count` loads as int64 on TensorFlow, int32 elsewhere.
     loaded = [_int64(np.asarray(w)) for w in model.get_weights()] if user and user.kind == "file" else None
     if user and asked.dtype == "float64":
-        model = usermodel.in_float64(model)  # a file keeps the float32 policy it was saved under
+        model = userload.in_float64(model)  # a file keeps the float32 policy it was saved under
     timings["build"] += time.perf_counter() - t0
     for layer in model.layers if not asked.lstm_cudnn else ():
         if isinstance(layer, keras.layers.LSTM):
@@ -201,17 +202,17 @@ def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | Non
 
 
 def run_model(
-    name: str, backend: str, asked: RunFlags, timings: dict, cache: Path | None = None, capture: _Capture | None = None
+    spec, backend: str, asked: RunFlags, timings: dict, cache: Path | None = None, capture: _Capture | None = None
 ) -> tuple[dict, dict]:
     """Returns ({'case/path/output': array}, model metadata); `capture` collects every layer's
     output per case ('case/layer') and a user model's weights and inputs ('weights/<path>',
     'inputs/<case>/<name>')."""
     import keras
 
-    spec, capture = REGISTRY[name], capture or _Capture()
+    capture = capture or _Capture()
     user = spec.source
     feeds = capture.feeds if user else None
-    module = None if user else importlib.import_module(spec.module)
+    module = None if user else model_module(spec.module)
     arrays, meta, built = {}, {"builders": {}}, {}
     for case in spec.cases_for(asked.dtype, asked.training):
         if case.builder not in built:
@@ -225,7 +226,7 @@ def run_model(
                     }
                 )
         model, weights = built[case.builder]
-        inputs = usermodel.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
+        inputs = userload.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
         if feeds is not None:
             feeds.update({golden.key("inputs", case.name, k): v for k, v in inputs.items()})
         meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
@@ -296,7 +297,7 @@ def _start(backend: str, asked: RunFlags, meta: dict) -> tuple[str, dict | None]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", required=True, choices=sorted(PATHS))
-    ap.add_argument("--model", action="append", choices=sorted(REGISTRY))
+    ap.add_argument("--model", action="append", choices=builtin_registry().builtin)
     ap.add_argument("--user-model", action="append", default=[], help="a user model's usermodel.Source, as JSON")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--cache-dir", type=Path)
@@ -315,10 +316,12 @@ def main(argv=None) -> int:
         return 2
     timings["import"] = time.perf_counter() - t_start
     meta.update(envinfo.provenance(*started))
-    users = [usermodel.register(usermodel.Source.from_json(j), REGISTRY) for j in args.user_model]
-    names = (args.model or ([] if users else list(REGISTRY))) + users
+    registry = runner_registry(args.user_model)
+    users = [m for m in registry if registry[m].source]
+    names = (args.model or ([] if users else registry.builtin)) + users
     progress = out / f"{backend}.progress"  # the harness names the model a hung process was on
-    arrays, capture = _run_models(names, backend, asked, timings, args.cache_dir, meta, progress.write_text)
+    specs = {name: registry[name] for name in names}
+    arrays, capture = _run_models(specs, backend, asked, timings, args.cache_dir, meta, progress.write_text)
     timings["total"] = time.perf_counter() - t_start
     meta["timings"] = timings
     meta["peak_rss_mb"] = _peak_rss_mb()
@@ -332,17 +335,17 @@ def main(argv=None) -> int:
     return 0
 
 
-def _run_models(names, backend, asked: RunFlags, timings, cache, meta, on_model=None) -> tuple[dict, _Capture]:
+def _run_models(specs, backend, asked: RunFlags, timings, cache, meta, on_model=None) -> tuple[dict, _Capture]:
     """Every model in turn; one that fails is recorded in meta['errors'] and the rest go on.
     `on_model(name)` is told each model before it starts."""
     arrays, capture = {}, _Capture.asked_by(asked)
-    for name in names:
+    for name, spec in specs.items():
         if on_model:
             on_model(name)
         mine = _Capture.asked_by(asked)
         t0 = time.perf_counter()
         try:
-            model_arrays, meta["models"][name] = run_model(name, backend, asked, timings, cache, mine)
+            model_arrays, meta["models"][name] = run_model(spec, backend, asked, timings, cache, mine)
             meta["models"][name]["seconds"] = round(time.perf_counter() - t0, 2)
         except usermodel.UserModelError as exc:  # already one line with its fix
             meta["errors"][name] = str(exc)
@@ -350,7 +353,7 @@ def _run_models(names, backend, asked: RunFlags, timings, cache, meta, on_model=
             continue
         except Exception as exc:
             meta["errors"][name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            if REGISTRY[name].source:  # the user's own code: say where to look
+            if spec.source:  # the user's own code: say where to look
                 meta["errors"][name] += f" (raised by the model's own code on {backend}; fix it there)"
             traceback.print_exc()
             continue

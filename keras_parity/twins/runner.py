@@ -16,14 +16,14 @@ import traceback
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.models.registry import REGISTRY
+from keras_parity.registry.builtin import builtin_registry
+from keras_parity.registry.spec import ModelSpec
 from keras_parity.run import envinfo, knobs
 from keras_parity.run.weights import cached_weights, checksum, generate_inputs
 from keras_parity.twins import ENV, MODULES
 
 
-def run_model(name: str, twin, root: Path, cache: Path | None, label: str) -> tuple[dict, dict]:
-    spec = REGISTRY[name]
+def run_model(name: str, spec: ModelSpec, twin, root: Path, cache: Path | None, label: str) -> tuple[dict, dict]:
     graph = golden.read_json(golden.graph_path(name, root))
     ref_meta = golden.read_json(golden.reference_path(name, root).with_suffix(".json"))
     missing = sorted({c.builder for c in spec.cases if c.builder not in twin.TWINS})
@@ -55,7 +55,8 @@ def run_model(name: str, twin, root: Path, cache: Path | None, label: str) -> tu
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--twin", required=True, choices=sorted(MODULES))
-    ap.add_argument("--model", action="append", choices=sorted(REGISTRY))
+    registry = builtin_registry()  # twins are of built-in models only
+    ap.add_argument("--model", action="append", choices=registry.builtin)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--golden-dir", type=Path, default=golden.GOLDEN)
     ap.add_argument("--cache-dir", type=Path)
@@ -74,9 +75,9 @@ def main(argv=None) -> int:
         return 2
     meta.update(envinfo.provenance("cpu", None))
     arrays = {}
-    for name in args.model or list(REGISTRY):
+    for name in args.model or registry.builtin:
         try:
-            model_arrays, model_meta = run_model(name, twin, args.golden_dir, args.cache_dir, args.twin)
+            model_arrays, model_meta = run_model(name, registry[name], twin, args.golden_dir, args.cache_dir, args.twin)
         except LookupError as exc:  # a model without a twin: a one-line note, not a failure
             meta.setdefault("no_twin", {})[name] = str(exc)
             continue

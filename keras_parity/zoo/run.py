@@ -22,8 +22,8 @@ from keras_parity.exitcodes import from_verdicts
 from keras_parity.golden.regen import regenerate
 from keras_parity.judge.compare import CellResult
 from keras_parity.judge.evaluate import evaluate
-from keras_parity.models.registry import REGISTRY
 from keras_parity.registry import usermodel
+from keras_parity.registry.builtin import builtin_registry
 from keras_parity.report.progress import Activity, activity
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import BackendRun, run_backends
@@ -94,18 +94,24 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     """(rows, cells, runs) of the zoo's `names` on `backends`; with `float64`, each backend runs
     them again under a float64 policy, which should meet the reference to float64 rounding."""
     zoo_dir, golden_dir = out / "zoo", out / "zoo" / "golden"
-    registered = [usermodel.register(s, REGISTRY) for s in sources(names, zoo_dir)]
+    zoo = sources(names, zoo_dir)
+    registry = builtin_registry().with_users({s.name: usermodel.spec(s) for s in zoo})
+    registered = [s.name for s in zoo]
     asked = RunFlags(configs=True, training=False, predict_only=True)
-    runs = run_backends(backends, registered, zoo_dir / "raw", asked, docker=docker, log=log, on_poll=on_poll)
+    runs = run_backends(
+        backends, registered, zoo_dir / "raw", asked, registry=registry, docker=docker, log=log, on_poll=on_poll
+    )
     # The reference from these runs, by `golden`'s own writer; only its problems are shown.
-    regenerate(runs, registered, golden_dir, log=lambda line: log(line) if "[red]" in line else None)
-    cells = evaluate(runs, registered, golden_dir, write_obtained=False, training=False, strict=True)
+    regenerate(runs, registered, registry, golden_dir, log=lambda line: log(line) if "[red]" in line else None)
+    cells = evaluate(runs, registered, registry, golden_dir, write_obtained=False, training=False, strict=True)
     rows = rows_of(registered, cells, runs)
     if float64:
         with activity("float64 runs", total=len(backends) * len(registered), unit="models", log=log) as act:
-            again = {b: _float64_run(b, registered, zoo_dir / "float64", docker, log, act) for b in backends}
+            again = {b: _float64_run(b, registry, registered, zoo_dir / "float64", docker, log, act) for b in backends}
             act.update(note="")
-        judged = evaluate(again, registered, golden_dir, write_obtained=False, policy="float64", training=False)
+        judged = evaluate(
+            again, registered, registry, golden_dir, write_obtained=False, policy="float64", training=False
+        )
         for row, other in zip(rows, rows_of(registered, judged, again)):
             row.float64 = other.rel_l2
             broken = [b for b, status in other.status.items() if status == "error"]  # not a departure: a crash
@@ -113,7 +119,7 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     return rows, cells, runs
 
 
-def _float64_run(backend: str, names: list[str], out: Path, docker: bool, log, act: Activity) -> BackendRun:
+def _float64_run(backend: str, registry, names: list[str], out: Path, docker: bool, log, act: Activity) -> BackendRun:
     """One backend's float64 run, a process per model, one model at a time: JAX under float64
     holds ConvNeXtXLarge in more than 22 GB, and a process the kernel kills for memory then
     loses that model only, recorded as its error."""
@@ -121,7 +127,9 @@ def _float64_run(backend: str, names: list[str], out: Path, docker: bool, log, a
     runs = {}
     for name in names:
         act.update(note=f"{backend}: {name}")
-        runs[name] = run_backends([backend], [name], out / name, asked, docker=docker, log=log)[backend]
+        runs[name] = run_backends([backend], [name], out / name, asked, registry=registry, docker=docker, log=log)[
+            backend
+        ]
         act.update(act.completed + 1)
     ran = [r for r in runs.values() if not r.error]
     if not ran:  # no environment, no import: the backend's error, as a run of all models gives it

@@ -1,0 +1,76 @@
+"""The models one command runs: the built-in ones and the user's, chosen once from its options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_parity import paths
+from keras_parity.errors import UsageError
+from keras_parity.registry import usermodel
+from keras_parity.registry.builtin import builtin_registry
+from keras_parity.registry.spec import Registry
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The registry a command reads its specs from, the models it runs (built-in names first,
+    then the user's), the goldens' root, and notes on the user's inputs to show before running."""
+
+    registry: Registry
+    models: list[str]
+    golden_dir: Path
+    notes: tuple[str, ...] = ()
+
+
+def select_models(args) -> Selection:
+    """The models the options name (--model, --model-file, --inputs, --custom-objects,
+    --golden-dir, --rel-l2); raises UsageError for one that cannot run. `args` is only read."""
+    asked = getattr(args, "model", None) or []
+    golden_dir = getattr(args, "golden_dir", None)
+    builtin = [m for m in asked if ":" not in m]
+    try:
+        users = _user_sources(args, [m for m in asked if ":" in m])
+    except usermodel.UserModelError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        registry = builtin_registry().with_users({u.name: usermodel.spec(u) for u in users})
+    except ValueError as exc:  # a name already taken
+        raise UsageError(str(exc)) from None
+    known = registry.builtin
+    for name in builtin:
+        if name not in known:
+            raise UsageError(
+                f"unknown model '{name}'; choose from: {', '.join(known)} or package.module:function (your own)"
+            )
+    picked = list(dict.fromkeys(builtin)) if builtin else [] if users else list(known)
+    if picked and not paths.CHECKOUT:  # the wheel carries the models, not their goldens
+        raise UsageError(
+            "the built-in models' goldens live in a checkout of keras-parity; run `nox -s parity` there, "
+            "or pass your own model with --model-file or --model package.module:function"
+        )
+    # A user's goldens sit in their own folder (each Source holds it); the built-in ones in golden/.
+    root = golden_dir if golden_dir and not users else paths.GOLDEN
+    notes = tuple(filter(None, map(usermodel.inputs_note, users)))
+    return Selection(registry, picked + list(dict.fromkeys(u.name for u in users)), Path(root), notes)
+
+
+def _user_sources(args, builders: list[str]) -> list[usermodel.Source]:
+    """The user's models: each --model-file, then each --model package.module:function."""
+    inputs, custom, rel_l2 = args.inputs, args.custom_objects, args.rel_l2
+    golden_dir = getattr(args, "golden_dir", None)
+    users = [usermodel.from_file(f, inputs, custom, golden_dir, rel_l2) for f in args.model_file or []]
+    users += [usermodel.from_builder(t, inputs, custom, golden_dir or Path.cwd() / "golden", rel_l2) for t in builders]
+    if inputs and len(users) != 1:
+        raise usermodel.UserModelError("--inputs belongs to one model; pass exactly one --model-file or builder")
+    return users
+
+
+def runner_registry(user_models: list[str]) -> Registry:
+    """The registry of a backend process: the built-in models and the user's its command line
+    carries (each a usermodel.Source as JSON), the same the harness selected."""
+    sources = [usermodel.Source.from_json(j) for j in user_models]
+    try:
+        return builtin_registry().with_users({s.name: usermodel.spec(s) for s in sources})
+    except ValueError as exc:
+        raise usermodel.UserModelError(str(exc)) from None
