@@ -71,6 +71,7 @@ def _models(args) -> list[str]:
 
 def cmd_parity(args) -> int:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
+    from keras_parity.run.record import summary
 
     backends, models = _pick("backend", args.backend, BACKENDS), _models(args)  # (sets args.golden_dir)
     if args.with_:
@@ -84,9 +85,7 @@ def cmd_parity(args) -> int:
     diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
     wall = time.perf_counter() - t0
     _report(cells, args, console)
-    meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
-    for r in meta.values():
-        r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
+    meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/
     report.write_json(cells, meta, args.out / "parity.json", seeds={m: REGISTRY[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
     console.print(
@@ -190,8 +189,8 @@ def cmd_localize(args) -> int:
         )
     failed = 0
     for b, run in runs.items():
-        if run.error or model not in run.meta.get("models", {}):
-            console.print(f"[red]error[/] {b}: {run.error or run.meta.get('errors', {}).get(model)}", soft_wrap=True)
+        if run.error or model not in run.models:
+            console.print(f"[red]error[/] {b}: {run.failure(model)}", soft_wrap=True)
             failed += 1
             continue
         for case in cases:

@@ -144,7 +144,7 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
     spec = REGISTRY[model]
     case = spec.case(case_name)
     expected = _expected(model, case_name, root)
-    record = run.meta["models"][model]["builders"][case.builder]
+    record = run.models[model].builders[case.builder].as_json()
     weights, inputs = _feeds(model, case, record, run)
     config = record["config"]
     names = config["input_layers"]
@@ -161,7 +161,7 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
     np.savez(folder / "expected.npz", **expected)
     for f in custom:
         shutil.copy(f, folder / f.name)
-    env = {k: v for k, v in run.meta.get("env", {}).items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
+    env = {k: v for k, v in run.env.items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
     env.pop(ISA_CAP_ENV, None)
     normalization = '"Normalization"' in json.dumps(config)
     script = _script(
@@ -188,9 +188,9 @@ def write(model: str, case_name: str, backend: str, run, cell_results, folder: P
     }
     suite = {
         "cell": f"{model}/{case_name}", "backend": backend, "measured": measured,
-        "versions": run.meta.get("versions", {}), "device": run.meta.get("device"),
-        "cpu": run.meta.get("cpu_model"), "platform": run.meta.get("platform"),
-        "git_commit": run.meta.get("git_commit"),
+        "versions": run.versions, "device": run.provenance and run.provenance.device,
+        "cpu": run.provenance and run.provenance.cpu_model, "platform": run.platform,
+        "git_commit": run.provenance and run.provenance.git_commit,
     }  # fmt: skip
     (folder / "suite.json").write_text(json.dumps(suite, indent=1, sort_keys=True) + "\n")
     (folder / "README.md").write_text(_readme(suite, config, script, [f.name for f in custom]))
@@ -344,8 +344,8 @@ def _weights_not_the_goldens(model: str, runs: dict, root: Path) -> str | None:
     """The first backend whose run of `model` loaded other weights than its goldens', or None."""
     meta = golden.read_json(golden.reference_path(model, usermodel.root_of(REGISTRY[model], root)).with_suffix(".json"))
     for backend, r in runs.items():
-        for name, b in r.meta.get("models", {}).get(model, {}).get("builders", {}).items():
-            if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
+        for name, b in (r.models[model].builders if model in r.models else {}).items():
+            if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b.weights_sha256:
                 return backend
     return None
 
@@ -383,8 +383,8 @@ def run(args, console) -> int:
     cells = evaluate(runs, [model], args.golden_dir, write_obtained=False, training=False)
     failed = crashed = 0
     for b, r in runs.items():
-        error = r.error or r.meta.get("errors", {}).get(model)
-        if error or model not in r.meta.get("models", {}):
+        error = r.failure(model)
+        if error or model not in r.models:
             console.print(f"error: {b} did not run {model}: {error}", soft_wrap=True)
             crashed += 1
             continue

@@ -56,8 +56,8 @@ def variant_cells(
     log=print,
 ) -> list[CellResult]:
     """Cells of one variant, each with a note comparing it with the same cell of the main run."""
-    gpu = [b for b in backends if runs[b].meta.get("device") == "gpu"]
-    device = next((runs[b].meta.get("device") for b in backends if runs[b].meta.get("device")), "cpu")
+    gpu = [b for b in backends if runs[b].device == "gpu"]
+    device = next((runs[b].device for b in backends if runs[b].device != "?"), "cpu")
     chosen = _models(variant, models)
     todo = [b for b in backends if not runs[b].error and (b in gpu or variant != "tf32")]
     cells = _skipped(variant, [b for b in backends if b not in gpu], models, device) if variant == "tf32" else []
