@@ -82,7 +82,7 @@ def cmd_parity(args) -> int:
     t0 = time.perf_counter()
     with progress.BackendProgress(console, backends, models) as bars:
         runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
-    diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
+    cells = diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
     wall = time.perf_counter() - t0
     _report(cells, args, console)
     meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/

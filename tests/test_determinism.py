@@ -29,7 +29,7 @@ def test_moved_bits_are_flagged_with_the_knob_and_kept_bits_are_not():
     fresh = {"jax": _run("jax", one_ulp, 0), "torch": _run("torch", 1.0, 0), "tensorflow": _run("tensorflow", 1.0, 0)}
     found = judge(list(cells.values()), first, fresh)
     assert all(c.status == "pass" and not c.findings for c in cells.values())  # judge changes no cell
-    apply(list(cells.values()), found)
+    cells = {c.backend: c for c in apply(list(cells.values()), found)}
     assert cells["tensorflow"].determinism == "deterministic" and cells["tensorflow"].status == "pass"
     assert cells["jax"].status == "fail" and "fresh process 1 ULP" in cells["jax"].problems[0]
     assert "xla_cpu_multi_thread_eigen=false" in cells["jax"].problems[0]
@@ -43,7 +43,7 @@ def test_a_fresh_run_that_failed_fails_its_cells_naming_the_knob_and_a_twin_is_o
     crashed = BackendRun("jax", error="runner exited with code -9: Killed")
     broken = _run("torch", 1.0, 0)
     broken.arrays, broken.errors = {}, {"m": "RuntimeError: out of memory"}
-    apply(cells, judge(cells, first, {"jax": crashed, "torch": broken}))
+    cells = apply(cells, judge(cells, first, {"jax": crashed, "torch": broken}))
     jax, torch, twin = cells
     assert jax.status == "fail" and "fresh-process run failed (runner exited with code -9: Killed)" in jax.problems[0]
     assert "xla_cpu_multi_thread_eigen=false" in jax.problems[0]

@@ -77,10 +77,7 @@ def _cell(backend, status="pass", rel_l2=1e-7, reference="float64"):
 
 
 def _runs(*backends, missing=()):
-    return {
-        b: BackendRun(b, models={} if b in missing else {"m": ModelRecord(seconds=1.5)})
-        for b in backends
-    }
+    return {b: BackendRun(b, models={} if b in missing else {"m": ModelRecord(seconds=1.5)}) for b in backends}
 
 
 @pytest.mark.parametrize(

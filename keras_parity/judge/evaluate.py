@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, Finding, compare
+from keras_parity.judge.compare import CellResult, CellStatus, Finding, compare
 from keras_parity.judge.crossref import cross_compare
 from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
 from keras_parity.judge.information import FIX as INFORMATION_FIX
@@ -197,19 +197,18 @@ def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> C
     twin = run.twin
     if twin and g.spec.source:
         why = f"{backend}: twins exist for the built-in models only; {model} is your own"
-        return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
+        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, [Finding("twin", why)])
     if twin and not g.error and not run.error and model in run.no_twin:
         why = run.no_twin[model]
-        return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
+        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, [Finding("twin", why)])
     if not problem:
         return None
     who = f"{backend} failed on {model}: " if model_error else ""
-    cell = CellResult(model, "*", backend, device, "*", "error", [Finding("backend", who + problem)])
     if policy != "float32" and model_error and policy_limitation(model_error):  # the policy, not the backend
-        cell.status = "unsupported"
-        cell.findings = [Finding("policy", f"unsupported under {policy}: {problem}")]
-    cell.policy = policy
-    return cell
+        why = Finding("policy", f"unsupported under {policy}: {problem}")
+        return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, [why], policy=policy)
+    why = Finding("backend", who + problem)
+    return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, [why], policy=policy)
 
 
 def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
