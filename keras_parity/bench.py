@@ -62,7 +62,7 @@ def bench(args, selection, console) -> int:
         t.add_column(col, justify="left" if col in ("backend", "run") else "right")
     for b in backends:
         for label, r in (("parity", runs[b]), ("naive", naive[b])):
-            tm = {**r.meta.get("timings", {}), "steady_call": steady[b].meta.get("timings", {}).get("steady_call", 0)}
+            tm = {**r.timings, "steady_call": steady[b].timings.get("steady_call", 0)}
             if label == "naive":
                 tm["steady_call"] = 0.0
             t.add_row(
@@ -70,7 +70,7 @@ def bench(args, selection, console) -> int:
                 label,
                 *(f"{tm.get(p, 0):.2f}" for p in PHASES),
                 f"{r.wall:.2f}",
-                f"{r.meta.get('peak_rss_mb', 0):.0f}",
+                f"{r.peak_rss_mb or 0:.0f}",
             )
     console.print(t)
     if args.docker:
@@ -83,7 +83,7 @@ def bench(args, selection, console) -> int:
         f"{added / forward_wall:.2f}x the forward run (target <= 1.00)\n"
         f"naive baseline wall time: {naive_wall:.1f} s (backend after backend, eager, no caches)\n"
         f"ratio: {ratio:.2f} (target <= 0.40); forward parity under 15 s: {'yes' if forward_wall < 15 else 'no'}; "
-        f"peak RSS max {max(r.meta.get('peak_rss_mb', 0) for r in runs.values()):.0f} MB (target < 2048)"
+        f"peak RSS max {max(r.peak_rss_mb or 0 for r in runs.values()):.0f} MB (target < 2048)"
     )
     console.print("steady_call comes from a separate run that calls each compiled case twice.")
     if args.twins is not None:  # the same run with the native twins beside the backends, right after
@@ -114,7 +114,7 @@ def _container_overhead(backends, models, registry, out, local, console) -> None
         if boxed[b].error:
             console.print(f"[red]{b} in docker: {boxed[b].error}[/]")
             continue
-        lt, ct = local[b].meta.get("timings", {}), boxed[b].meta.get("timings", {})
+        lt, ct = local[b].timings, boxed[b].timings
         t.add_row(
             b,
             f"{local[b].wall:.2f}",
@@ -181,11 +181,11 @@ def bench_user(args, selection, console) -> int:
         _, quick_wall = _plain(b, source, console, teardown=False)
         run_backends([b], [source.name], out / "warm", registry=registry, log=console.print)
         r = run_backends([b], [source.name], out / b, registry=registry, log=console.print)[b]
-        if r.error or source.name in r.meta.get("errors", {}):
-            console.print(f"[red]{b}: {r.error or r.meta['errors'][source.name]}[/]")
+        if r.failure(source.name):
+            console.print(f"[red]{b}: {r.failure(source.name)}[/]")
             failed += 1
             continue
-        runs[b], tm = r, r.meta["timings"]
+        runs[b], tm = r, r.timings
         own = phases["load"] + phases["compute"]
         t.add_row(
             b,

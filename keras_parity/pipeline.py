@@ -153,10 +153,11 @@ DIAGNOSES: tuple[Diagnosis, ...] = (
 )
 
 
-def diagnose(plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun], status=None) -> None:
-    """Every wanted diagnosis in turn, its findings applied to the cells before the next asks.
-    `status(text)` is a context manager showing what runs (the console's spinner)."""
+def diagnose(plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun], status=None) -> list[CellResult]:
+    """The cells with every wanted diagnosis's findings, each diagnosis asking the cells the
+    ones before it built. `status(text)` is a context manager showing what runs (the console's spinner)."""
     for diagnosis in DIAGNOSES:
         if diagnosis.wanted(plan, cells):
             with status(diagnosis.status) if status else contextlib.nullcontext():
-                apply(cells, diagnosis.run(plan, cells, runs))
+                cells = apply(cells, diagnosis.run(plan, cells, runs))
+    return cells

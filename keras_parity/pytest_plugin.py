@@ -32,8 +32,8 @@ from keras_parity.judge.evaluate import judge_backend, read_goldens
 from keras_parity.registry import userload, usermodel
 from keras_parity.registry.spec import Tol
 from keras_parity.run import envinfo, knobs
-from keras_parity.run.launch import BackendRun
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights
+from keras_parity.run.record import BackendRun, BuilderRecord, ModelRecord, Provenance
 from keras_parity.run.varpaths import variable_paths, weights_by_path
 from keras_parity.run.weights import checksum, config_hash, depthwise_fan_ins, generate_weights
 
@@ -119,7 +119,7 @@ class ParityCheck:
         except usermodel.UserModelError as exc:
             pytest.fail(str(exc), pytrace=False)
         run = _produce(graph, feed, key, backend)
-        snapshot, platform = golden.part(run.arrays, key), run.meta["platform"]
+        snapshot, platform = golden.part(run.arrays, key), run.platform
         snap_file = golden.snapshot_path(key, platform, backend, self.root)
         if not self.regen and self.strict and not golden.reference_path(key, self.root).exists():
             pytest.fail(
@@ -163,12 +163,12 @@ class ParityCheck:
         from keras_parity.golden.regen import user_reference
 
         ref, kind = user_reference(key, {key: {"config": graph.get_config()}}, run.feeds, cases=[CASE])
-        made = run.meta["models"][key]
+        made = run.models[key]
         meta = {
             "model": key,
             "reference": kind,
-            "builders": {key: {k: made["builders"][key][k] for k in ("weights_sha256", "config_sha256", "defaults")}},
-            "inputs_sha256": made["inputs_sha256"],
+            "builders": {key: made.builders[key].as_json()},
+            "inputs_sha256": made.inputs_sha256,
         }
         golden.write_npz(golden.reference_path(key, self.root), ref)
         golden.write_json(golden.reference_path(key, self.root).with_suffix(".json"), meta)
@@ -186,9 +186,9 @@ def _tolerance(rel_l2, atol, rtol) -> Tol:
 
 
 def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
-    """This process's run of the model, in the record format of the suite's backend runner
-    (keras_parity/run/runner.py): arrays 'model/case/path/output', the model's checksums and
-    the machine facts in meta, its weights and inputs as feeds."""
+    """This process's run of the model, the record a backend runner returns (keras_parity/run/record.py):
+    arrays 'model/case/path/output', the model's checksums, the machine facts, its weights and
+    inputs as feeds."""
 
     from keras_parity.run.defaults import layer_defaults
 
@@ -201,16 +201,20 @@ def _produce(graph, feed: dict, key: str, backend: str) -> BackendRun:
         for path in PATHS[backend]
         for out, value in output_dict(calls[path]()).items()
     }
-    builder = {
-        "weights_sha256": _digest(weights),
-        "config_sha256": config_hash(graph.get_config()),
-        "defaults": layer_defaults(graph),  # the Keras defaults its layers lean on
-    }
-    meta = {"backend": backend, "models": {key: {"builders": {key: builder}, "inputs_sha256": {CASE: _digest(feed)}}}}
-    meta.update(envinfo.provenance(*knobs.device_info(backend)))
+    builder = BuilderRecord(
+        config_sha256=config_hash(graph.get_config()),
+        weights_sha256=_digest(weights),
+        defaults=layer_defaults(graph),  # the Keras defaults its layers lean on
+    )
     feeds = {golden.key(key, "weights", p): w for p, w in weights.items()}
     feeds |= {golden.key(key, "inputs", CASE, n): v for n, v in feed.items()}
-    return BackendRun(backend, meta, arrays, feeds=feeds)
+    return BackendRun(
+        backend,
+        arrays,
+        feeds=feeds,
+        provenance=Provenance(**envinfo.provenance(*knobs.device_info(backend))),
+        models={key: ModelRecord({key: builder}, inputs_sha256={CASE: _digest(feed)})},
+    )
 
 
 def _snapshot_runs(key: str, platform: str, mine: str, root: Path) -> dict[str, BackendRun]:
@@ -224,7 +228,7 @@ def _snapshot_runs(key: str, platform: str, mine: str, root: Path) -> dict[str, 
             theirs = golden.read_npz(found[0])
             last = golden.children(theirs, CASE)[-1]
             arrays = {golden.key(key, CASE, last, k): v for k, v in golden.part(theirs, CASE, last).items()}
-            runs[other] = BackendRun(other, {"models": {key: {}}}, arrays)
+            runs[other] = BackendRun(other, arrays, models={key: ModelRecord()})
     return runs
 
 

@@ -11,14 +11,14 @@ from helpers import cli
 from keras_parity.diagnose import apply
 from keras_parity.diagnose.determinism import judge
 from keras_parity.judge.compare import CellResult
-from keras_parity.run.launch import BackendRun
+from keras_parity.run.record import BackendRun, ModelRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(backend, value, twice_ulp):
     run = BackendRun(backend, arrays={"m/c/predict/output": np.float32([value, 2.0])})
-    run.meta = {"models": {"m": {"twice_max_ulp": {"c/predict": twice_ulp}}}}
+    run.models = {"m": ModelRecord(twice_max_ulp={"c/predict": twice_ulp})}
     return run
 
 
@@ -29,7 +29,7 @@ def test_moved_bits_are_flagged_with_the_knob_and_kept_bits_are_not():
     fresh = {"jax": _run("jax", one_ulp, 0), "torch": _run("torch", 1.0, 0), "tensorflow": _run("tensorflow", 1.0, 0)}
     found = judge(list(cells.values()), first, fresh)
     assert all(c.status == "pass" and not c.findings for c in cells.values())  # judge changes no cell
-    apply(list(cells.values()), found)
+    cells = {c.backend: c for c in apply(list(cells.values()), found)}
     assert cells["tensorflow"].determinism == "deterministic" and cells["tensorflow"].status == "pass"
     assert cells["jax"].status == "fail" and "fresh process 1 ULP" in cells["jax"].problems[0]
     assert "xla_cpu_multi_thread_eigen=false" in cells["jax"].problems[0]
@@ -42,8 +42,8 @@ def test_a_fresh_run_that_failed_fails_its_cells_naming_the_knob_and_a_twin_is_o
     first = {b: _run(b, 1.0, 0) for b in ("jax", "torch", "torch-native")}
     crashed = BackendRun("jax", error="runner exited with code -9: Killed")
     broken = _run("torch", 1.0, 0)
-    broken.arrays, broken.meta["errors"] = {}, {"m": "RuntimeError: out of memory"}
-    apply(cells, judge(cells, first, {"jax": crashed, "torch": broken}))
+    broken.arrays, broken.errors = {}, {"m": "RuntimeError: out of memory"}
+    cells = apply(cells, judge(cells, first, {"jax": crashed, "torch": broken}))
     jax, torch, twin = cells
     assert jax.status == "fail" and "fresh-process run failed (runner exited with code -9: Killed)" in jax.problems[0]
     assert "xla_cpu_multi_thread_eigen=false" in jax.problems[0]

@@ -57,8 +57,8 @@ def test_container_outputs_are_bit_identical_to_the_local_run(parity, tmp_path):
         assert local[b].arrays.keys() == boxed[b].arrays.keys()
         for key, value in local[b].arrays.items():
             assert value.tobytes() == boxed[b].arrays[key].tobytes(), f"{b} {key}"
-        assert boxed[b].meta["versions"] == local[b].meta["versions"] | {"python": boxed[b].meta["versions"]["python"]}
-        assert boxed[b].meta["git_commit"] == local[b].meta["git_commit"]
+        assert boxed[b].versions == local[b].versions | {"python": boxed[b].versions["python"]}
+        assert boxed[b].provenance.git_commit == local[b].provenance.git_commit
     assert all(c.status == "pass" for c in evaluate(boxed, models, BUILTIN))
 
 
@@ -97,7 +97,7 @@ def test_user_model_file_runs_in_the_containers_with_the_local_bits(tmp_path):
         list(BACKENDS), [name], tmp_path / "docker", docker=True, registry=registry, log=lambda *a: None
     )
     for b in BACKENDS:
-        assert boxed[b].error is None and not boxed[b].meta["errors"], boxed[b].meta.get("errors")
+        assert boxed[b].error is None and not boxed[b].errors, boxed[b].errors
         assert local[b].arrays.keys() == boxed[b].arrays.keys() and local[b].arrays
         for key, value in local[b].arrays.items():
             assert value.tobytes() == boxed[b].arrays[key].tobytes(), f"{b} {key}"

@@ -48,8 +48,8 @@ def test_tf32_knobs_are_recorded_and_change_nothing_on_a_cpu(tmp_path):
     )
     for b in BACKENDS:
         assert not plain[b].error and not varied[b].error, (plain[b].error, varied[b].error)
-        knobs = varied[b].meta["knobs"]
-        assert knobs["lstm_use_cudnn"] == plain[b].meta["knobs"]["lstm_use_cudnn"] == "auto"
+        knobs = varied[b].knobs
+        assert knobs["lstm_use_cudnn"] == plain[b].knobs["lstm_use_cudnn"] == "auto"
         tf32 = {
             "tensorflow": knobs.get("tensor_float_32"),
             "jax": knobs.get("default_matmul_precision") == "tensorfloat32",

@@ -13,7 +13,7 @@ from keras_parity.judge.evaluate import evaluate
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import POLICIES, POLICY_ULPS
 from keras_parity.run import envs
-from keras_parity.run.launch import BackendRun
+from keras_parity.run.record import BackendRun, Provenance
 
 BUILTIN = builtin_registry()
 
@@ -34,7 +34,7 @@ NO_HALF = "RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'"
 
 
 def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
-    run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": NO_HALF}})
+    run = BackendRun("torch", provenance=Provenance(device="cpu"), errors={"lstm": NO_HALF})
     (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False, policy="mixed_float16")
     assert cell.status == "unsupported" and cell.policy == "mixed_float16"
     assert cell.problems == [f"unsupported under mixed_float16: {NO_HALF}"]
@@ -47,7 +47,7 @@ def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
     ["ValueError: Input 0 of layer 'lstm' is incompatible", "RuntimeError: CUDA out of memory", "KeyError: 'kernel'"],
 )
 def test_a_crash_under_a_policy_that_is_no_dtype_limitation_is_an_error(crash):
-    run = BackendRun("torch", meta={"device": "cpu", "models": {}, "errors": {"lstm": crash}})
+    run = BackendRun("torch", provenance=Provenance(device="cpu"), errors={"lstm": crash})
     (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False, policy="mixed_bfloat16")
     assert cell.status == "error" and crash in cell.problems[0]
 

@@ -14,7 +14,7 @@ from keras_parity.errors import UsageError  # noqa: E402
 from keras_parity.judge.compare import CellResult, OutputMetrics  # noqa: E402
 from keras_parity.judge.information import why_uninformative  # noqa: E402
 from keras_parity.registry import usermodel  # noqa: E402
-from keras_parity.run.launch import BackendRun  # noqa: E402
+from keras_parity.run.record import BackendRun, ModelRecord  # noqa: E402
 from keras_parity.run.varpaths import path_of, variable_paths  # noqa: E402
 from keras_parity.run.weights import checksum, depthwise_fan_ins, generate_weights  # noqa: E402
 from keras_parity.zoo import models, run  # noqa: E402
@@ -78,10 +78,7 @@ def _cell(backend, status="pass", rel_l2=1e-7, reference="float64"):
 
 
 def _runs(*backends, missing=()):
-    return {
-        b: BackendRun(b, meta={"models": {} if b in missing else {"m": {"seconds": 1.5}}, "errors": {}})
-        for b in backends
-    }
+    return {b: BackendRun(b, models={} if b in missing else {"m": ModelRecord(seconds=1.5)}) for b in backends}
 
 
 @pytest.mark.parametrize(
@@ -125,14 +122,14 @@ def unnamed_layers():
 def test_a_builders_variable_paths_do_not_hang_on_what_the_process_built_before(tmp_path):
     from pathlib import Path
 
-    from keras_parity.run import runner
+    from keras_parity.run.build import build_model
     from keras_parity.run.flags import RunFlags
 
     here = str(Path(__file__).parent)
     spec = usermodel.spec(usermodel.Source("unnamed", "builder", "test_zoo:unnamed_layers", str(tmp_path), cwd=here))
     timings = dict.fromkeys(("build",), 0.0)
-    first = runner._build(spec, spec.cases[0], None, RunFlags(), timings, None)[2]["weights"]
+    first = build_model(spec, spec.cases[0], None, RunFlags(), timings, None)[2].weights
     keras.layers.Dense(5)  # what another model (or a failed one) would have numbered first
-    again = runner._build(spec, spec.cases[0], None, RunFlags(), timings, None)[2]["weights"]
+    again = build_model(spec, spec.cases[0], None, RunFlags(), timings, None)[2].weights
     assert first == again
     assert {p for p, _ in first} == {"dense/kernel", "dense/bias", "dense_1/kernel", "dense_1/bias"}

@@ -105,11 +105,11 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
                     else:
                         _widen(envelope, cell, cell_noise(got, want, False), source)
         _layer_noise(envelope, model, runs, root)
-    versions = {b: r.meta.get("versions", {}) for b, r in runs.items()}
+    versions = {b: r.versions for b, r in runs.items()}
     return {
         "measured": datetime.date.today().isoformat(),
         "margin": MARGIN,
-        "platform": next(iter(runs.values())).meta.get("platform"),
+        "platform": next(iter(runs.values())).platform,
         "versions": versions,
         "cells": dict(sorted(envelope.items())),
     }

@@ -50,8 +50,8 @@ def run(args, console) -> Exit:
         )  # fmt: skip
     failed = 0
     for b, run in runs.items():
-        if run.error or model not in run.meta.get("models", {}):
-            console.print(f"[red]error[/] {b}: {run.error or run.meta.get('errors', {}).get(model)}", soft_wrap=True)
+        if run.error or model not in run.models:
+            console.print(f"[red]error[/] {b}: {run.failure(model)}", soft_wrap=True)
             failed += 1
             continue
         for case in cases:

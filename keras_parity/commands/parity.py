@@ -87,6 +87,7 @@ def apply_run_limits(args) -> None:
 
 def run(args, console) -> Exit:
     from keras_parity.pipeline import Plan, diagnose, run_and_judge
+    from keras_parity.run.record import summary
 
     apply_run_limits(args)
     backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
@@ -99,12 +100,10 @@ def run(args, console) -> Exit:
     t0 = time.perf_counter()
     with progress.BackendProgress(console, backends, models) as bars:
         runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
-    diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
+    cells = diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
     wall = time.perf_counter() - t0
     show_report(cells, args, console)
-    meta = {b: {**r.meta, "error": r.error, "wall_s": round(r.wall, 2)} for b, r in runs.items()}
-    for r in meta.values():
-        r.pop("models", None)  # graphs and weight lists live in raw/, not in the summary
+    meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/
     report.write_json(cells, meta, args.out / "parity.json", seeds={m: selection.registry[m].seed for m in models})
     report.write_junit(cells, args.out / "parity.xml")
     console.print(

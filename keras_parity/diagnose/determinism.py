@@ -30,7 +30,7 @@ def _fresh_failure(other, model: str) -> str | None:
     """Why the fresh-process run has no output for `model` (None when it has)."""
     if other is None:
         return "it did not run"
-    return other.error or other.meta.get("errors", {}).get(model)
+    return other.failure(model)
 
 
 def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
@@ -40,9 +40,8 @@ def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
         if c.case == "*":
             continue
         run, other = first.get(c.backend), fresh.get(c.backend)
-        same = (run.meta.get("models", {}).get(c.model, {}).get("twice_max_ulp", {}) if run else {}).get(
-            golden.key(c.case, c.path)
-        )
+        made = run.models.get(c.model) if run else None
+        same = made.twice_max_ulp.get(golden.key(c.case, c.path)) if made else None
         again, failed = None, _fresh_failure(other, c.model)
         if failed is None:
             again = _max_ulp(run.cell(c.model, c.case, c.path), other.cell(c.model, c.case, c.path))

@@ -13,9 +13,10 @@ torch to a fused loop of its own). It runs on any device.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from keras_parity.judge.compare import CellResult, Finding
+from keras_parity.judge.compare import CellResult, CellStatus, Finding
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import run_backends
@@ -37,7 +38,7 @@ def _skipped(variant, backends, models, device) -> list[CellResult]:
         "rerun with --device cuda on a GPU host"
     )
     return [
-        CellResult(m, "*", b, device, "*", "skipped", [Finding("variant", why)], variant=variant)
+        CellResult(m, "*", b, device, "*", CellStatus.SKIPPED, [Finding("variant", why)], variant=variant)
         for m in _models(variant, models)
         for b in backends
     ]
@@ -57,8 +58,8 @@ def variant_cells(
     log=print,
 ) -> list[CellResult]:
     """Cells of one variant, each with a note comparing it with the same cell of the main run."""
-    gpu = [b for b in backends if runs[b].meta.get("device") == "gpu"]
-    device = next((runs[b].meta.get("device") for b in backends if runs[b].meta.get("device")), "cpu")
+    gpu = [b for b in backends if runs[b].device == "gpu"]
+    device = next((runs[b].device for b in backends if runs[b].device != "?"), "cpu")
     chosen = _models(variant, models)
     todo = [b for b in backends if not runs[b].error and (b in gpu or variant != "tf32")]
     cells = _skipped(variant, [b for b in backends if b not in gpu], models, device) if variant == "tf32" else []
@@ -82,14 +83,26 @@ def variant_cells(
     found = evaluate(other, chosen, registry, golden_dir, write_obtained=False, precision=precision, training=False)
     main = {(c.model, c.case, c.backend, c.path): c for c in base if c.policy == "float32" and not c.variant}
     for c in found:
-        c.variant = variant
         twin = main.get((c.model, c.case, c.backend, c.path))
-        if twin is not None and c.outputs and twin.outputs:
-            now = max(m.rel_l2 for m in c.outputs.values())
-            before = max(m.rel_l2 for m in twin.outputs.values())
-            ratio = f", {now / before:.3g}x" if before else ""
-            main_kernel = ""
-            if variant == "lstm-no-cudnn":
-                main_kernel = " (cuDNN)" if c.backend in gpu else " (the backend's LSTM function, no cuDNN on a CPU)"
-            c.note(f"{VARIANTS[variant]}: rel L2 {now:.2e}; the main run{main_kernel}: {before:.2e}{ratio}", "variant")
-    return cells + found
+        beside = [] if twin is None else _beside_main(variant, c, twin, c.backend in gpu)
+        cells.append(replace(c, variant=variant, findings=[*c.findings, *beside]))
+    return cells
+
+
+def _beside_main(variant: str, cell: CellResult, main: CellResult, on_gpu: bool) -> list[Finding]:
+    """The note setting a variant's cell beside the same cell of the main run (none without numbers)."""
+    if not (cell.outputs and main.outputs):
+        return []
+    now = max(m.rel_l2 for m in cell.outputs.values())
+    before = max(m.rel_l2 for m in main.outputs.values())
+    ratio = f", {now / before:.3g}x" if before else ""
+    main_kernel = ""
+    if variant == "lstm-no-cudnn":
+        main_kernel = " (cuDNN)" if on_gpu else " (the backend's LSTM function, no cuDNN on a CPU)"
+    return [
+        Finding(
+            "variant",
+            f"{VARIANTS[variant]}: rel L2 {now:.2e}; the main run{main_kernel}: {before:.2e}{ratio}",
+            note=True,
+        )
+    ]

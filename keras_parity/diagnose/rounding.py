@@ -118,8 +118,8 @@ def classify(
     refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(registry[m], root))) for m in models}
     for c in todo:
         run, rel = runs[c.backend], None
-        if run.error or c.model not in run.meta.get("models", {}):
-            kind, note = "unclassified", f"the float64 run failed: {run.error or run.meta['errors'].get(c.model)}"
+        if run.error or c.model not in run.models:
+            kind, note = "unclassified", f"the float64 run failed: {run.failure(c.model)}"
         else:
             try:
                 kind, rel, note = verdict(c, registry[c.model], run, refs[c.model], root)

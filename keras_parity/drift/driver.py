@@ -70,7 +70,7 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
     cell, run = outcome.cell, outcome.run
     base = {
         "recorded": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
-        "platform": (run.meta.get("platform") if run else None) or machine.platform_key("cpu", None, envinfo.isa_cap()),
+        "platform": (run.platform if run else None) or machine.platform_key("cpu", None, envinfo.isa_cap()),
         "device": "cpu",
         "backend": cell.backend,
         "keras": cell.keras,
@@ -79,7 +79,7 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
     if outcome.failure or run.error:
         kind, reason = (outcome.failure.kind, outcome.failure.reason) if outcome.failure else ("error", run.error)
         return [base | {"model": "*", "case": "*", "path": "*", "verdict": kind, "reason": reason[:300]}]
-    base["versions"] = ";".join(f"{k}={v}" for k, v in sorted(run.meta.get("versions", {}).items()))
+    base["versions"] = ";".join(f"{k}={v}" for k, v in sorted(run.versions.items()))
     platform = base["platform"]
     found = {axis: _neighbour(cell, axis, platform, (root, *also)) for axis in ("keras", "library")}
     neighbours = {a: f[0] if f else None for a, f in found.items()}
@@ -87,7 +87,7 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
     snap = snapshot_path(cell, platform, root)
     earlier = golden.read_npz(snap) if snap.exists() else {}  # models of this cell recorded before
     golden.write_npz(snap, earlier | run.arrays)
-    golden.write_json(snap.with_suffix(".json"), {k: v for k, v in run.meta.items() if k != "models"})
+    golden.write_json(snap.with_suffix(".json"), run.header())
     rows = []
     for result in evaluate({cell.backend: run}, models, registry, write_obtained=False):
         prefix = golden.key(result.model, result.case, result.path) + golden.SEP

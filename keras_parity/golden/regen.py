@@ -129,7 +129,7 @@ def _describe_keys(old: dict, new: dict) -> list[str]:
 def _training_configs(model: str, runs: list[BackendRun]) -> dict | None:
     """The optimizer and loss configs Keras reports, which must hold the registry's
     hyperparameters (as float32, the dtype Keras keeps them in): the reference applies them."""
-    configs = runs[0].meta["models"][model].get("training")
+    configs = runs[0].models[model].training
     for kind, hyper in OPTIMIZERS.items():
         if configs is None:
             break
@@ -147,7 +147,7 @@ def _training_configs(model: str, runs: list[BackendRun]) -> dict | None:
 
 def _same_defaults(model: str, first: BackendRun, run: BackendRun, want: dict, *where: str) -> None:
     """Every backend's Keras must report the same defaults, or the goldens record no single one."""
-    got = run.meta["models"][model]
+    got = run.models[model].as_json()
     for key in where:
         got = got.get(key, {})
     for cls in sorted(set(want) | set(got)):
@@ -160,9 +160,9 @@ def _same_defaults(model: str, first: BackendRun, run: BackendRun, want: dict, *
 
 def _builders_agree(model: str, runs: list[BackendRun]) -> dict:
     """Every backend must see the same weights and the same graph, or the reference is moot."""
-    first = runs[0].meta["models"][model]["builders"]
+    first = {n: b.as_json() for n, b in runs[0].models[model].builders.items()}
     for run in runs[1:]:
-        other = run.meta["models"][model]["builders"]
+        other = {n: b.as_json() for n, b in run.models[model].builders.items()}
         for name, b in first.items():
             if other[name]["weights"] != b["weights"]:
                 raise RegenError(f"{model}/{name}: {run.backend} lists different weights than {runs[0].backend}")
@@ -183,11 +183,11 @@ def _snapshot_writes(model: str, runs: list[BackendRun], mroot: Path, log) -> li
     writes: list[tuple[Path, object]] = []
     for run in runs:
         arrays = golden.part(run.arrays, model)
-        path = golden.snapshot_path(model, run.meta["platform"], run.backend, mroot)
+        path = golden.snapshot_path(model, run.platform, run.backend, mroot)
         old = golden.read_npz(path) if path.exists() else None
         for line in _describe_change(old, arrays):
-            log(f"  {model} {run.backend} snapshot ({run.meta['platform']}): {line}")
-        snap_meta = {k: run.meta.get(k) for k in _SNAPSHOT_META}
+            log(f"  {model} {run.backend} snapshot ({run.platform}): {line}")
+        snap_meta = {k: run.header().get(k) for k in _SNAPSHOT_META}
         writes += [(path, arrays), (path.with_suffix(".json"), snap_meta)]
     return writes
 
@@ -200,7 +200,7 @@ def _not_the_goldens(model: str, ref_json: Path, runs: list[BackendRun]) -> str 
     for name, b in _builders_agree(model, runs).items():
         if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
             return f"the weights of '{name}' are not the goldens' ones; regenerate everything with `nox -s golden`"
-    if meta.get("inputs_sha256") != run.meta["models"][model]["inputs_sha256"]:
+    if meta.get("inputs_sha256") != run.models[model].inputs_sha256:
         return "the inputs are not the goldens' ones; regenerate everything with `nox -s golden`"
     return None
 
@@ -237,13 +237,13 @@ def regenerate(
 
 def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root: Path, log, snapshots_only: bool):
     """(the files to write for one model, the number of problems found), nothing written yet."""
-    done = [r for r in runs.values() if not r.error and model in r.meta.get("models", {})]
+    done = [r for r in runs.values() if not r.error and model in r.models]
     # The reference comes from the Keras runs; a native twin (--twins) only gets its snapshot.
-    ok = [r for r in done if not r.meta.get("twin")]
+    ok = [r for r in done if not r.twin]
     problems = 0
     for r in runs.values():
-        if not r.error and model in r.meta.get("errors", {}):
-            log(f"[red]{r.backend} failed on {model}: {r.meta['errors'][model]}; its snapshot is left as it was[/]")
+        if not r.error and model in r.errors:
+            log(f"[red]{r.backend} failed on {model}: {r.errors[model]}; its snapshot is left as it was[/]")
             problems += 1
     if not ok:
         log(f"[red]{model}: no backend produced it; its goldens are left as they were[/]")
@@ -293,7 +293,7 @@ def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: 
             }
             for n, b in builders.items()
         },
-        "inputs_sha256": ok[0].meta["models"][model]["inputs_sha256"],
+        "inputs_sha256": ok[0].models[model].inputs_sha256,
         "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
     }
     if configs:

@@ -8,6 +8,7 @@ for bit (ULP distance) and only reported, since it tracks drift rather than corr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -62,6 +63,16 @@ class Finding:
         return cls("report", text[6:] if note else text, note)
 
 
+class CellStatus(StrEnum):
+    """A cell's verdict; its value is what the report and the JSON print."""
+
+    PASS = "pass"
+    FAIL = "fail"  # a problem: the numbers, a moved default, a changed definition
+    ERROR = "error"  # no result: the backend or the goldens failed
+    UNSUPPORTED = "unsupported"  # the backend cannot run the cell's dtype policy
+    SKIPPED = "skipped"  # nothing to run (no twin of the model, no GPU for a variant)
+
+
 VALUE_KINDS = ("compare", "cross-backend", "layers")  # the findings about a cell's numbers
 
 
@@ -84,7 +95,7 @@ class CellResult:
     backend: str
     device: str
     path: str
-    status: str = "pass"  # pass | fail | error | unsupported | skipped
+    status: CellStatus = CellStatus.PASS
     findings: list[Finding] = field(default_factory=list)
     outputs: dict[str, OutputMetrics] = field(default_factory=dict)
     snapshot: str = "missing"  # identical | changed | missing | other-platform
@@ -138,7 +149,7 @@ class CellResult:
     def add(self, finding: Finding) -> None:
         """A finding: a problem fails the cell (an error stays an error), a note only reports."""
         if not finding.note:
-            self.status = "fail" if self.status != "error" else "error"
+            self.status = CellStatus.FAIL if self.status != CellStatus.ERROR else CellStatus.ERROR
         self.findings.append(finding)
 
     def as_dict(self) -> dict:
@@ -155,6 +166,7 @@ class CellResult:
         d["findings"] = [Finding.from_text(p) for p in d.pop("problems", [])]
         d["outputs"] = {k: OutputMetrics(**m) for k, m in d.get("outputs", {}).items()}
         d["tol"] = Tol(**d["tol"]) if d.get("tol") else None
+        d["status"] = CellStatus(d.get("status", "pass"))
         return cls(**d)
 
 
@@ -218,7 +230,7 @@ def compare(
     `per_array` (a tolerance for every array, in units of its scale), each array too."""
     cell.tol = tol
     if not obtained and not reference:  # nothing compared is never a pass
-        cell.status = "error"
+        cell.status = CellStatus.ERROR
         cell.findings.append(
             Finding(
                 "compare",

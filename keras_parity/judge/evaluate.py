@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, Finding, compare
+from keras_parity.judge.compare import CellResult, CellStatus, Finding, compare
 from keras_parity.judge.crossref import cross_compare
 from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
 from keras_parity.judge.information import FIX as INFORMATION_FIX
@@ -22,8 +22,8 @@ from keras_parity.run.launch import BackendRun
 
 def _load_snapshot(model: str, run: BackendRun, root: Path):
     """(arrays, 'same'|'other-platform', platform) for this backend, or (None, 'missing', None)."""
-    platform = run.meta.get("platform", "")
-    path, where = golden.find_snapshot(model, platform, run.backend, golden.snapshot_identity(run.meta), root)
+    identity = run.provenance.identity() if run.provenance else golden.snapshot_identity({})
+    path, where = golden.find_snapshot(model, run.platform or "", run.backend, identity, root)
     if path is None:
         return None, where, None
     return golden.read_npz(path), where, path.parent.name
@@ -36,18 +36,18 @@ def _check_provenance(
     `regen` says how these goldens are made again; `weights_named`: changed weights are reported
     variable by variable (_weights_changed), not by checksum here."""
     problems, notes = [], []
-    got = run.meta["models"][model]
-    for builder, b in got["builders"].items():
+    got = run.models[model]
+    for builder, b in got.builders.items():
         want = ref_meta.get("builders", {}).get(builder, {})
-        if want.get("weights_sha256") != b["weights_sha256"] and not weights_named:
+        if want.get("weights_sha256") != b.weights_sha256 and not weights_named:
             problems.append(
                 f"weights of '{builder}' are not the ones the goldens were made from "
-                f"(sha256 {b['weights_sha256']} != {want.get('weights_sha256')}); "
+                f"(sha256 {b.weights_sha256} != {want.get('weights_sha256')}); "
                 f"if the change is intended, regenerate with {regen}"
             )
-        if want.get("config_sha256") not in (None, b["config_sha256"]):
+        if want.get("config_sha256") not in (None, b.config_sha256):
             notes.append(f"model definition of '{builder}' changed since the goldens were made")
-    for case, digest in got.get("inputs_sha256", {}).items():
+    for case, digest in got.inputs_sha256.items():
         if ref_meta.get("inputs_sha256", {}).get(case) != digest:
             problems.append(f"inputs of case '{case}' changed since the goldens were made; regenerate with {regen}")
     return problems, notes
@@ -77,7 +77,7 @@ KERAS_CASTS = (
 
 def _defaults_moved(g: Goldens, case, run: BackendRun) -> list[Finding]:
     """The Keras defaults this cell uses that moved since the goldens (judge/defaults.py)."""
-    got = cell_defaults(run.meta["models"][g.model], case.builder, case.mode)
+    got = cell_defaults(run.models[g.model].as_json(), case.builder, case.mode)
     if got is None:  # a twin's run: no Keras classes
         return []
     want = cell_defaults(g.meta, case.builder, case.mode)
@@ -189,32 +189,31 @@ def judge_backend(g: Goldens, backend: str, runs: dict[str, BackendRun], judging
 def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> CellResult | None:
     """The one cell standing for a whole run of the model when it cannot be judged case by
     case: a twin skipped, a backend or goldens error, a policy the backend cannot run."""
-    model, device = g.model, run.meta.get("device", "?")
-    model_error = None if run.error else run.meta.get("errors", {}).get(model)
+    model, device = g.model, run.device
+    model_error = None if run.error else run.errors.get(model)
     problem = run.error or model_error or g.error
-    if problem is None and model not in run.meta.get("models", {}):
+    if problem is None and model not in run.models:
         problem = f"model '{model}' was not run"
-    twin = run.meta.get("twin", False)
+    twin = run.twin
     if twin and g.spec.source:
         why = f"{backend}: twins exist for the built-in models only; {model} is your own"
-        return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
-    if twin and not g.error and not run.error and model in run.meta.get("no_twin", {}):
-        why = run.meta["no_twin"][model]
-        return CellResult(model, "*", backend, device, "native", "skipped", [Finding("twin", why)])
+        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, [Finding("twin", why)])
+    if twin and not g.error and not run.error and model in run.no_twin:
+        why = run.no_twin[model]
+        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, [Finding("twin", why)])
     if not problem:
         return None
     who = f"{backend} failed on {model}: " if model_error else ""
-    cell = CellResult(model, "*", backend, device, "*", "error", [Finding("backend", who + problem)])
     if policy != "float32" and model_error and policy_limitation(model_error):  # the policy, not the backend
-        cell.status = "unsupported"
-        cell.findings = [Finding("policy", f"unsupported under {policy}: {problem}")]
-    cell.policy = policy
-    return cell
+        why = Finding("policy", f"unsupported under {policy}: {problem}")
+        return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, [why], policy=policy)
+    why = Finding("backend", who + problem)
+    return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, [why], policy=policy)
 
 
 def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
-    model, device, twin = g.model, run.meta.get("device", "?"), run.meta.get("twin", False)
+    model, device, twin = g.model, run.device, run.twin
     policy, precision = judging.policy, judging.precision
     weights = _weights_changed(g, run)
     provenance, notes = _check_provenance(model, g.meta, run, g.regen, weights_named=weights is not None)
@@ -227,7 +226,7 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
     cells = []
     dtype = precision if precision != "float32" else policy  # a GPU variant (TF32) is judged by its precision
     for case in g.spec.cases_for(policy, judging.training):
-        if twin and case.name not in run.meta["models"][model]["cases"]:
+        if twin and case.name not in (run.models[model].cases or []):
             continue  # twins run the forward cases
         for path in run.paths(model, case.name) or ["?"]:
             cell = CellResult(model, case.name, backend, device, path, policy=policy)
@@ -238,7 +237,7 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
             if snapshot is not None and where == "other-platform":
                 cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
             elif judging.strict_bits and cell.snapshot == "changed":
-                cell.add(_moved_bits(cell, run.meta.get("platform", "?")))
+                cell.add(_moved_bits(cell, run.platform or "?"))
             if case.model_outputs:
                 layers = golden.part(run.sketches, model, case.name), golden.part(g.layers, case.name)
                 order = g.layer_order.get(case.builder, [])

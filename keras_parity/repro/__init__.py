@@ -145,7 +145,7 @@ def write(
     """The reproducer folder of one cell of the model `spec` from its backend's run (RunFlags(configs=True))."""
     case = spec.case(case_name)
     expected = _expected(model, spec, case_name, root)
-    record = run.meta["models"][model]["builders"][case.builder]
+    record = run.models[model].builders[case.builder].as_json()
     weights, inputs = _feeds(model, spec, case, record, run)
     config = record["config"]
     names = config["input_layers"]
@@ -162,7 +162,7 @@ def write(
     np.savez(folder / "expected.npz", **expected)
     for f in custom:
         shutil.copy(f, folder / f.name)
-    env = {k: v for k, v in run.meta.get("env", {}).items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
+    env = {k: v for k, v in run.env.items() if k not in ("KERAS_BACKEND", "JAX_COMPILATION_CACHE_DIR")}
     env.pop(ISA_CAP_ENV, None)
     normalization = '"Normalization"' in json.dumps(config)
     script = render.script(
@@ -189,9 +189,9 @@ def write(
     }
     suite = {
         "cell": f"{model}/{case_name}", "backend": backend, "measured": measured,
-        "versions": run.meta.get("versions", {}), "device": run.meta.get("device"),
-        "cpu": run.meta.get("cpu_model"), "platform": run.meta.get("platform"),
-        "git_commit": run.meta.get("git_commit"),
+        "versions": run.versions, "device": run.provenance and run.provenance.device,
+        "cpu": run.provenance and run.provenance.cpu_model, "platform": run.platform,
+        "git_commit": run.provenance and run.provenance.git_commit,
     }  # fmt: skip
     (folder / "suite.json").write_text(json.dumps(suite, indent=1, sort_keys=True) + "\n")
     (folder / "README.md").write_text(render.readme(suite, config, script, [f.name for f in custom]))
@@ -202,8 +202,8 @@ def _weights_not_the_goldens(model: str, spec: ModelSpec, runs: dict, root: Path
     """The first backend whose run of `model` loaded other weights than its goldens', or None."""
     meta = golden.read_json(golden.reference_path(model, usermodel.root_of(spec, root)).with_suffix(".json"))
     for backend, r in runs.items():
-        for name, b in r.meta.get("models", {}).get(model, {}).get("builders", {}).items():
-            if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
+        for name, b in (r.models[model].builders if model in r.models else {}).items():
+            if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b.weights_sha256:
                 return backend
     return None
 
@@ -238,8 +238,8 @@ def run(args, selection, console) -> int:
     cells = evaluate(runs, [model], registry, root, write_obtained=False, training=False)
     failed = crashed = 0
     for b, r in runs.items():
-        error = r.error or r.meta.get("errors", {}).get(model)
-        if error or model not in r.meta.get("models", {}):
+        error = r.failure(model)
+        if error or model not in r.models:
             console.print(f"error: {b} did not run {model}: {error}", soft_wrap=True)
             crashed += 1
             continue

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import Protocol
 
 from keras_parity import golden, paths
 from keras_parity.paths import ROOT
 from keras_parity.registry.spec import ModelSpec, Registry
 from keras_parity.run import envinfo, envs, flags
 from keras_parity.run.flags import RunFlags
+from keras_parity.run.record import BackendRun, read_run
 from keras_parity.twins import ENV
 
 # A backend process that runs longer than this is stopped and its backend reported as an
@@ -34,22 +33,14 @@ def current_model(out: Path, backend: str) -> str | None:
     return path.read_text().strip() or None if path.exists() else None
 
 
-@dataclass
-class BackendRun:
-    backend: str
-    meta: dict = field(default_factory=dict)
-    arrays: dict[str, np.ndarray] = field(default_factory=dict)
-    layers: dict[str, np.ndarray] = field(default_factory=dict)  # '--layers': 'model/case/layer'
-    sketches: dict[str, np.ndarray] = field(default_factory=dict)  # every layer's sketch: 'model/case/layer'
-    feeds: dict[str, np.ndarray] = field(default_factory=dict)  # '--configs', user models' weights and inputs
-    error: str | None = None  # the whole backend failed: no environment, no import, a crash
-    wall: float = 0.0
+class Process(Protocol):
+    """A running backend or twin: a local process (subprocess.Popen) or its container (images.ContainerRun)."""
 
-    def cell(self, model: str, case: str, path: str) -> dict[str, np.ndarray]:
-        return golden.part(self.arrays, model, case, path)
+    returncode: int | None
 
-    def paths(self, model: str, case: str) -> list[str]:
-        return golden.children(self.arrays, model, case)
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
 
 
 def run_backends(
@@ -72,7 +63,8 @@ def run_backends(
     `registry` holds the models' specs: a user model's travels to the runners as its source."""
     asked = asked or RunFlags()
     out.mkdir(parents=True, exist_ok=True)
-    runs, procs = {b: BackendRun(b) for b in backends}, {}
+    runs = {b: BackendRun(b) for b in backends}
+    procs: dict[str, tuple[Process, float]] = {}
     # Compiled JAX programs and big models' weights, reused between runs (--naive: none).
     cache = paths.cache_dir()
     args = [a for m in models for a in _model_args(m, registry[m])] + flags.to_argv(asked)
@@ -88,7 +80,7 @@ def run_backends(
         except envs.EnvError as exc:
             runs[b].error = str(exc)
     for twin in (twins or _TWINS) if twins is not None else ():
-        runs[twin] = BackendRun(twin, meta={"twin": True})
+        runs[twin] = BackendRun(twin, twin=True)
         _clear(out, twin)
         if docker:
             runs[twin].error = "twins run in the local environments only; run without --docker"
@@ -193,34 +185,24 @@ def _start_container(b, out, args, device, mounts):
 
 
 def load_run(out: Path, backend: str, returncode: int = 0, twin: bool = False) -> BackendRun:
-    """Read back what one runner process wrote to `out`."""
-    run = BackendRun(backend, meta={"twin": True} if twin else {})
+    """Read back what one runner process wrote to `out`, its error said with its fix."""
     try:
-        run.meta = golden.read_json(out / f"{backend}.json")
+        run = read_run(out, backend)
     except golden.GoldenError:
         log_file = out / f"{backend}.log"
         log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
-        run.error = f"runner exited with code {returncode}: {envs.last_line(log_text)}"
-        return run
-    if "device_error" in run.meta:
-        run.error = f"{run.meta['device_error']}; run it on a GPU host or with --device cpu"
-    elif "import_error" in run.meta and run.meta.get("twin"):  # asked for with --twins: an error, not a skip
+        return BackendRun(backend, twin=twin, error=f"runner exited with code {returncode}: {envs.last_line(log_text)}")
+    if run.device_error:
+        run.error = f"{run.device_error}; run it on a GPU host or with --device cpu"
+    elif run.import_error and run.twin:  # asked for with --twins: an error, not a skip
         where = envs.env_root() / ENV[backend][0]
         run.error = (
-            f"{backend} was asked for and cannot run: {run.meta['import_error']}; its library is not in "
+            f"{backend} was asked for and cannot run: {run.import_error}; its library is not in "
             f"{where}: recreate it with `rm -r {where}` and rerun, or leave {backend} out of --twins"
         )
-    elif "import_error" in run.meta:
+    elif run.import_error:
         run.error = (
-            f"import failed: {run.meta['import_error']}; recreate its environment with "
+            f"import failed: {run.import_error}; recreate its environment with "
             f"`rm -r {envs.env_root() / backend}` and rerun"
         )
-    else:
-        run.arrays = golden.read_npz(out / f"{backend}.npz")
-        if (out / f"{backend}.layers.npz").exists():
-            run.layers = golden.read_npz(out / f"{backend}.layers.npz")
-        if (out / f"{backend}.sketches.npz").exists():
-            run.sketches = golden.read_npz(out / f"{backend}.sketches.npz")
-        if (out / f"{backend}.feeds.npz").exists():
-            run.feeds = golden.read_npz(out / f"{backend}.feeds.npz")
     return run

@@ -2,7 +2,8 @@
 
 Usage: python -m keras_parity.run.runner --backend jax --out DIR [--model M ...] [--repeat]
 KERAS_BACKEND is set here, before keras is imported, and never changes in the process.
-Writes DIR/<backend>.npz (cell outputs) and DIR/<backend>.json (metadata, timings, errors).
+Writes its BackendRun to DIR (keras_parity/run/record.py): outputs, captures, and its record
+(provenance, timings, per-model builders, errors).
 """
 
 from __future__ import annotations
@@ -26,17 +27,12 @@ from keras_parity.registry.builtin import builtin_registry, model_module
 from keras_parity.registry.select import runner_registry
 from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS
 from keras_parity.run import envinfo, flags, knobs
+from keras_parity.run.build import build_model
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
-from keras_parity.run.varpaths import VariablePathError, path_of, variable_paths
-from keras_parity.run.weights import (
-    cached_weights,
-    checksum,
-    config_hash,
-    depthwise_fan_ins,
-    generate_inputs,
-    generate_weights,
-)
+from keras_parity.run.record import BackendRun, ModelRecord, Provenance, write_run
+from keras_parity.run.varpaths import path_of
+from keras_parity.run.weights import checksum, generate_inputs
 
 
 def _peak_rss_mb() -> float:
@@ -142,69 +138,10 @@ class _Capture:
         return cls({} if asked.layers else None, {})
 
 
-def _int64(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.int64) if a.dtype.kind in "iu" else a
-
-
-def _build(spec, case, module, asked: RunFlags, timings: dict, cache: Path | None):
-    """(model, its seeded weights, its builder record) for one of the model's builders."""
-    import keras
-
-    from keras_parity.run import defaults  # imports keras: after KERAS_BACKEND is set
-
-    user = spec.source
-    t0 = time.perf_counter()
-    if user and user.kind == "builder":
-        # Keras names an unnamed layer by how many the process built before: without a fresh
-        # session a builder's variable paths would hang on the models run before it (and on a
-        # model that failed on one backend only), and the backends' weights would not line up.
-        keras.utils.clear_session()
-    model = userload.load(user) if user else getattr(module, case.builder)()
-    # A .keras file's weights as saved (float32): what its goldens and float64 reference use.
-    # Integers as int64: a Normalization's `count` loads as int64 on TensorFlow, int32 elsewhere.
-    loaded = [_int64(np.asarray(w)) for w in model.get_weights()] if user and user.kind == "file" else None
-    if user and asked.dtype == "float64":
-        model = userload.in_float64(model)  # a file keeps the float32 policy it was saved under
-    timings["build"] += time.perf_counter() - t0
-    for layer in model.layers if not asked.lstm_cudnn else ():
-        if isinstance(layer, keras.layers.LSTM):
-            layer.use_cudnn = False  # read at call time: the generic kernel, on any device
-    # Paths from the layer tree, not v.path: a loaded file's nested layers may share a v.path.
-    try:
-        paths = variable_paths(model)
-    except VariablePathError as exc:
-        raise usermodel.UserModelError(f"{spec.source.name if user else case.builder}: {exc}") from None
-    specs = [(p, tuple(v.shape)) for p, v in zip(paths, model.weights)]
-    named = {id(v): p for p, v in zip(paths, model.weights)}  # the layer tree walked once
-    fan_in = depthwise_fan_ins(model)
-    if loaded is not None:  # its trained weights, as loaded
-        weights = loaded
-    elif user:  # a builder's: each backend would initialise it with numbers of its own
-        weights = generate_weights(specs, spec.seed, case.builder, spec.weight_scale, generic=True, fan_in=fan_in)
-    else:
-        weights = cached_weights(
-            specs, spec.seed, case.builder, spec.weight_scale, cache and cache / "weights", fan_in=fan_in
-        )
-    config = model.get_config()
-    record = {
-        "config_sha256": config_hash(config),
-        "weights": [[p, list(s)] for p, s in specs],
-        "fan_in": fan_in,
-        "weights_sha256": checksum(weights),
-        "jit_compile": bool(model.jit_compile),
-        "trainable": [named[id(v)] for v in model.trainable_variables],
-        "output_shape": list(model.outputs[0].shape),
-        "defaults": defaults.layer_defaults(model),
-    }
-    if asked.configs:  # the float64 reference walks this graph; parity needs only the hash
-        record["config"] = config
-    return model, weights, record
-
-
 def run_model(
     spec, backend: str, asked: RunFlags, timings: dict, cache: Path | None = None, capture: _Capture | None = None
-) -> tuple[dict, dict]:
-    """Returns ({'case/path/output': array}, model metadata); `capture` collects every layer's
+) -> tuple[dict, ModelRecord]:
+    """Returns ({'case/path/output': array}, its ModelRecord); `capture` collects every layer's
     output per case ('case/layer') and a user model's weights and inputs ('weights/<path>',
     'inputs/<case>/<name>')."""
     import keras
@@ -213,31 +150,26 @@ def run_model(
     user = spec.source
     feeds = capture.feeds if user else None
     module = None if user else model_module(spec.module)
-    arrays, meta, built = {}, {"builders": {}}, {}
+    arrays, record, built = {}, ModelRecord(), {}
     for case in spec.cases_for(asked.dtype, asked.training):
         if case.builder not in built:
-            model, weights, meta["builders"][case.builder] = _build(spec, case, module, asked, timings, cache)
-            built[case.builder] = (model, weights)
+            model, weights, made = build_model(spec, case, module, asked, timings, cache)
+            record.builders[case.builder], built[case.builder] = made, (model, weights)
             if feeds is not None and user.kind == "file":  # a builder's are drawn again from the seed
-                feeds.update(
-                    {
-                        golden.key("weights", p): w
-                        for (p, _), w in zip(meta["builders"][case.builder]["weights"], weights)
-                    }
-                )
+                feeds.update({golden.key("weights", p): w for (p, _), w in zip(made.weights, weights)})
         model, weights = built[case.builder]
         inputs = userload.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
         if feeds is not None:
             feeds.update({golden.key("inputs", case.name, k): v for k, v in inputs.items()})
-        meta.setdefault("inputs_sha256", {})[case.name] = checksum(inputs)
+        record.inputs_sha256[case.name] = checksum(inputs)
         # float32 values, held in floatx; integer inputs (token ids) stay as they are
         inputs = {k: v.astype(keras.config.floatx()) if v.dtype.kind == "f" else v for k, v in inputs.items()}
-        if case.training and "training" not in meta:
+        if case.training and record.training is None:
             from keras_parity.run import train_step
 
             # Every optimizer's full config, defaults included: a default a release changes shows.
-            meta["training"] = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
-        _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, meta)
+            record.training = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
+        _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, record)
         if case.mode != "moving_stats" and (capture.layers is not None or _sketched(spec, case, asked)):
             t0 = time.perf_counter()
             set_weights(model, weights)
@@ -247,7 +179,7 @@ def run_model(
             if _sketched(spec, case, asked):
                 capture.sketches.update({golden.key(case.name, k): v for k, v in sketch.sketches(layers).items()})
             timings["layers"] += time.perf_counter() - t0
-    return arrays, meta
+    return arrays, record
 
 
 def _sketched(spec, case, asked: RunFlags) -> bool:
@@ -256,8 +188,8 @@ def _sketched(spec, case, asked: RunFlags) -> bool:
     return spec.source is None and case.model_outputs and asked.dtype == "float32"
 
 
-def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, meta) -> None:
-    """Every path of one case into `arrays`, its timing (and with --twice its repeat) into `meta`."""
+def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, record) -> None:
+    """Every path of one case into `arrays`, its timing (and with --twice its repeat) into `record`."""
     for path in case_paths(case, backend, asked.naive, asked.predict_only):
         t0 = time.perf_counter()
         # Fresh weights for every cell: a training-mode call moves BN statistics.
@@ -266,31 +198,31 @@ def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, 
         t0 = time.perf_counter()
         first = _run_case(model, case, inputs, path, asked.repeat, timings, seed)
         arrays.update({golden.key(case.name, path, out): value for out, value in first.items()})
-        meta.setdefault("cell_seconds", {})[golden.key(case.name, path)] = round(time.perf_counter() - t0, 3)
+        record.cell_seconds[golden.key(case.name, path)] = round(time.perf_counter() - t0, 3)
         if asked.twice:  # the same cell again in this process, from the same weights
             set_weights(model, weights)
             again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed)
-            meta.setdefault("twice_max_ulp", {})[golden.key(case.name, path)] = max_ulp(first, again)
+            record.twice_max_ulp[golden.key(case.name, path)] = max_ulp(first, again)
 
 
-def _start(backend: str, asked: RunFlags, meta: dict) -> tuple[str, dict | None] | str:
+def _start(backend: str, asked: RunFlags, run: BackendRun) -> tuple[str, dict | None] | str:
     """Import Keras on `backend` with the run's knobs and dtype: (device, gpu), or why not."""
     try:
         import keras  # (the backend is imported here, once)
 
-        meta["knobs"] = knobs.after_import(backend, tf32=asked.tf32)
-        meta["knobs"]["lstm_use_cudnn"] = "auto" if asked.lstm_cudnn else "off"
+        run.knobs = knobs.after_import(backend, tf32=asked.tf32)
+        run.knobs["lstm_use_cudnn"] = "auto" if asked.lstm_cudnn else "off"
         if asked.dtype.startswith("mixed_"):
             keras.config.set_dtype_policy(asked.dtype)
         else:
             keras.config.set_floatx(asked.dtype)
         device, gpu = knobs.device_info(backend)
     except Exception as exc:  # an import that fails is reported, the other backends go on
-        meta["import_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return f"import failed: {meta['import_error']}"
+        run.import_error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return f"import failed: {run.import_error}"
     if asked.device != "cpu" and device != "gpu":
-        meta["device_error"] = f"a GPU was asked for (--device {asked.device}) but {backend} sees none"
-        return meta["device_error"]
+        run.device_error = f"a GPU was asked for (--device {asked.device}) but {backend} sees none"
+        return run.device_error
     return device, gpu
 
 
@@ -307,63 +239,58 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     env = knobs.before_import(backend, args.cache_dir and args.cache_dir / "jax", asked.dtype)
-    meta = {"backend": backend, "env": env, "dtype": asked.dtype, "models": {}, "errors": {}}
+    run = BackendRun(backend, env=env, dtype=asked.dtype)
     timings = dict.fromkeys(("import", "build", "set_weights", "first_call", "steady_call", "training", "layers"), 0.0)
-    started = _start(backend, asked, meta)
+    started = _start(backend, asked, run)
     if isinstance(started, str):
-        golden.write_json(out / f"{backend}.json", meta)
+        write_run(out, run)
         print(f"{backend}: {started}", file=sys.stderr)
         return 2
     timings["import"] = time.perf_counter() - t_start
-    meta.update(envinfo.provenance(*started))
+    run.provenance = Provenance(**envinfo.provenance(*started))
     registry = runner_registry(args.user_model)
     users = [m for m in registry if registry[m].source]
     names = (args.model or ([] if users else registry.builtin)) + users
     progress = out / f"{backend}.progress"  # the harness names the model a hung process was on
     specs = {name: registry[name] for name in names}
-    arrays, capture = _run_models(specs, backend, asked, timings, args.cache_dir, meta, progress.write_text)
+    capture = _run_models(specs, asked, timings, args.cache_dir, run, progress.write_text)
     timings["total"] = time.perf_counter() - t_start
-    meta["timings"] = timings
-    meta["peak_rss_mb"] = _peak_rss_mb()
-    if asked.layers:
-        golden.write_npz(out / f"{backend}.layers.npz", capture.layers)
-    if capture.feeds:
-        golden.write_npz(out / f"{backend}.feeds.npz", capture.feeds)
-    if capture.sketches:
-        golden.write_npz(out / f"{backend}.sketches.npz", capture.sketches)
-    golden.write_run(out, backend, arrays, meta)
+    run.timings, run.peak_rss_mb = timings, _peak_rss_mb()
+    run.layers, run.feeds, run.sketches = capture.layers or {}, capture.feeds or {}, capture.sketches
+    write_run(out, run)
     return 0
 
 
-def _run_models(specs, backend, asked: RunFlags, timings, cache, meta, on_model=None) -> tuple[dict, _Capture]:
-    """Every model in turn; one that fails is recorded in meta['errors'] and the rest go on.
-    `on_model(name)` is told each model before it starts."""
-    arrays, capture = {}, _Capture.asked_by(asked)
+def _run_models(specs, asked: RunFlags, timings, cache, run: BackendRun, on_model=None) -> _Capture:
+    """Every model in turn into `run` (its outputs, records and errors), what it captured
+    returned; one that fails is recorded in run.errors and the rest go on. `on_model(name)` is
+    told each model before it starts."""
+    backend, capture = run.backend, _Capture.asked_by(asked)
     for name, spec in specs.items():
         if on_model:
             on_model(name)
         mine = _Capture.asked_by(asked)
         t0 = time.perf_counter()
         try:
-            model_arrays, meta["models"][name] = run_model(spec, backend, asked, timings, cache, mine)
-            meta["models"][name]["seconds"] = round(time.perf_counter() - t0, 2)
+            model_arrays, run.models[name] = run_model(spec, backend, asked, timings, cache, mine)
+            run.models[name].seconds = round(time.perf_counter() - t0, 2)
         except usermodel.UserModelError as exc:  # already one line with its fix
-            meta["errors"][name] = str(exc)
+            run.errors[name] = str(exc)
             print(f"{backend}: {exc}", file=sys.stderr)
             continue
         except Exception as exc:
-            meta["errors"][name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            run.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             if spec.source:  # the user's own code: say where to look
-                meta["errors"][name] += f" (raised by the model's own code on {backend}; fix it there)"
+                run.errors[name] += f" (raised by the model's own code on {backend}; fix it there)"
             traceback.print_exc()
             continue
-        arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
+        run.arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
         parts = ((mine.layers, capture.layers), (mine.feeds, capture.feeds), (mine.sketches, capture.sketches))
         for mine_part, all_part in parts:
             if mine_part is not None:
                 all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
         _release(backend)
-    return arrays, capture
+    return capture
 
 
 def _release(backend: str) -> None:

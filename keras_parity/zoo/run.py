@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from keras_parity.registry.builtin import builtin_registry
 from keras_parity.report.progress import Activity, activity
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.launch import BackendRun, run_backends
+from keras_parity.run.record import summary
 from keras_parity.zoo import models
 
 # What CI runs of the zoo: the three kinds of model of the zoo's examples, a minute in all.
@@ -134,13 +135,13 @@ def _float64_run(backend: str, registry, names: list[str], out: Path, docker: bo
     ran = [r for r in runs.values() if not r.error]
     if not ran:  # no environment, no import: the backend's error, as a run of all models gives it
         return next(iter(runs.values()))
-    whole = BackendRun(backend, meta={**ran[0].meta, "models": {}, "errors": {}})
+    whole = replace(ran[0], arrays={}, layers={}, sketches={}, feeds={}, models={}, errors={}, wall=0.0)
     for name, run in runs.items():
         if run.error:
-            whole.meta["errors"][name] = run.error
+            whole.errors[name] = run.error
             continue
-        whole.meta["models"].update(run.meta.get("models", {}))
-        whole.meta["errors"].update(run.meta.get("errors", {}))
+        whole.models.update(run.models)
+        whole.errors.update(run.errors)
         whole.arrays.update(run.arrays)
     return whole
 
@@ -159,11 +160,11 @@ def rows_of(names: list[str], cells: list[CellResult], runs: dict[str, BackendRu
         row.problems += [f"{c.backend}/{c.path}: {p}" for p in c.problems]
     for backend, run in runs.items():
         for name in names:
-            made = run.meta.get("models", {}).get(name)
+            made = run.models.get(name)
             if made is not None:
-                rows[name].seconds[backend] = made.get("seconds", 0.0)
+                rows[name].seconds[backend] = made.seconds or 0.0
                 continue
-            why = run.meta.get("errors", {}).get(name) or run.error or "the runner ended without it"
+            why = run.errors.get(name) or run.error or "the runner ended without it"
             refused = KERAS_REFUSES.search(why)
             if refused:  # a limitation of Keras (NASNetMobile on torch), not an error of the run
                 why = f"Keras does not build it on {backend}: '{refused.group(0)}'"
@@ -176,8 +177,7 @@ def rows_of(names: list[str], cells: list[CellResult], runs: dict[str, BackendRu
 def write(rows: list[Row], cells: list[CellResult], runs: dict[str, BackendRun], out: Path, backends) -> Path:
     """zoo.json, zoo.md, and parity.json/parity.xml as `parity` writes them; returns zoo.md."""
     zoo_dir = out / "zoo"
-    meta = {b: {**{k: v for k, v in r.meta.items() if k != "models"}, "error": r.error, "wall_s": round(r.wall, 2)}
-            for b, r in runs.items()}  # fmt: skip
+    meta = {b: summary(r) for b, r in runs.items()}
     report.write_json(cells, meta, zoo_dir / "parity.json")
     report.write_junit(cells, zoo_dir / "parity.xml")
     doc = {"backends": backends, "rows": [asdict(r) | {"verdict": r.verdict} for r in rows], "runs": meta}
@@ -201,7 +201,7 @@ def markdown(rows: list[Row], backends: list[str], runs: dict[str, BackendRun]) 
         cells += [r.verdict, *(f"{r.seconds[b]:.1f}" if b in r.seconds else "-" for b in backends)]
         lines.append("| " + " | ".join(cells) + " |")
     walls = ", ".join(f"{b} {run.wall:.0f} s" for b, run in runs.items())
-    versions = ", ".join(f"{b}: keras {run.meta.get('versions', {}).get('keras', '?')}" for b, run in runs.items())
+    versions = ", ".join(f"{b}: keras {run.versions.get('keras', '?')}" for b, run in runs.items())
     return "\n".join([*lines, "", f"Wall time per backend process: {walls}. {versions}.", *_findings(rows), ""])
 
 
