@@ -18,9 +18,9 @@ from rich.table import Table
 from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run import envs
-from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import run_backends
+from keras_parity.run import envs, service
+from keras_parity.run.service import RunPlan
+from keras_parity.run.settings import USERS, Settings
 
 PHASES = ("import", "build", "set_weights", "first_call", "steady_call", "training")
 
@@ -31,28 +31,20 @@ def _timed(fn):
     return out, time.perf_counter() - t0
 
 
-def bench(args, selection, console) -> int:
+def bench(args, selection, console, settings: Settings = USERS) -> int:
     """The built-in models' parity run against the naive baseline; `selection`: select_models'."""
     backends = args.backend or list(BACKENDS)
-    models, registry = selection.models, selection.registry
-    out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-"))
+    plan = RunPlan(backends=backends, models=selection.models, registry=selection.registry, settings=settings)
+    out, log = Path(tempfile.mkdtemp(prefix="keras-parity-bench-")), console.print
     # Warm-up: environments exist and the compilation cache is filled, as for a user's rerun.
-    run_backends(backends, models, out / "warm", registry=registry, log=console.print)
-    runs, wall = _timed(lambda: run_backends(backends, models, out / "parity", registry=registry, log=console.print))
+    service.run(plan, into=out / "warm", log=log)
+    runs, wall = _timed(lambda: service.run(plan, into=out / "parity", log=log))
     # The same run without the training path, right after: what gradients and steps add.
-    _, forward_wall = _timed(
-        lambda: run_backends(
-            backends, models, out / "forward", RunFlags(training=False), registry=registry, log=console.print
-        )
-    )
-    steady = run_backends(backends, models, out / "steady", RunFlags(repeat=True), registry=registry, log=console.print)
+    _, forward_wall = _timed(lambda: service.run(plan, into=out / "forward", training=False, log=log))
+    steady = service.run(plan, into=out / "steady", repeat=True, log=log)
     naive_wall, naive = 0.0, {}
     for b in backends:
-        r, t = _timed(
-            lambda b=b: run_backends(
-                [b], models, out / "naive", RunFlags(naive=True), registry=registry, log=console.print
-            )
-        )
+        r, t = _timed(lambda b=b: service.run(plan, into=out / "naive", backends=[b], naive=True, log=log))
         naive[b], naive_wall = r[b], naive_wall + t
     failed = [b for b, r in {**runs, **naive}.items() if r.error]
     for b in failed:
@@ -74,7 +66,7 @@ def bench(args, selection, console) -> int:
             )
     console.print(t)
     if args.docker:
-        _container_overhead(backends, models, registry, out, runs, console)
+        _container_overhead(plan, out, runs, console)
     ratio = wall / naive_wall if naive_wall else float("nan")
     added = wall - forward_wall
     console.print(
@@ -87,11 +79,7 @@ def bench(args, selection, console) -> int:
     )
     console.print("steady_call comes from a separate run that calls each compiled case twice.")
     if args.twins is not None:  # the same run with the native twins beside the backends, right after
-        _, twins_wall = _timed(
-            lambda: run_backends(
-                backends, models, out / "twins", twins=args.twins, registry=registry, log=console.print
-            )
-        )
+        _, twins_wall = _timed(lambda: service.run(plan, into=out / "twins", twins=args.twins, log=log))
         console.print(
             f"with the native twins (--twins): {twins_wall:.1f} s against {wall:.1f} s, "
             f"+{(twins_wall / wall - 1) * 100:.0f}% (target <= 30%)"
@@ -99,14 +87,11 @@ def bench(args, selection, console) -> int:
     return Exit.INFRA if failed else Exit.OK  # a backend that did not run
 
 
-def _container_overhead(backends, models, registry, out, local, console) -> None:
+def _container_overhead(plan: RunPlan, out, local, console) -> None:
     """Each backend's container against its local process, same work, same run."""
-    run_backends(
-        backends, models, out / "docker-warm", docker=True, registry=registry, log=console.print
-    )  # fills the cache volume
-    boxed, wall = _timed(
-        lambda: run_backends(backends, models, out / "docker", docker=True, registry=registry, log=console.print)
-    )
+    backends = plan.backends
+    service.run(plan, into=out / "docker-warm", docker=True, log=console.print)  # fills the cache volume
+    boxed, wall = _timed(lambda: service.run(plan, into=out / "docker", docker=True, log=console.print))
     t = Table(title="container overhead (seconds of wall time, same models, warm caches)")
     for col in ("backend", "local", "container", "overhead", "in-process total (local / container)"):
         t.add_column(col, justify="left" if col == "backend" else "right")
@@ -161,7 +146,7 @@ def _plain(backend: str, source, console, teardown: bool = True) -> tuple[dict, 
     return json.loads(proc.stdout.strip().splitlines()[-1]), wall
 
 
-def bench_user(args, selection, console) -> int:
+def bench_user(args, selection, console, settings: Settings = USERS) -> int:
     """A user model (--model-file with --inputs) through the suite's runner against the same
     load and calls in a plain script, backend by backend, each warmed once."""
     from keras_parity.judge.evaluate import evaluate
@@ -171,6 +156,7 @@ def bench_user(args, selection, console) -> int:
     if source.kind != "file" or not source.inputs:
         raise UsageError("the overhead benchmark takes --model-file with --inputs")
     out = Path(tempfile.mkdtemp(prefix="keras-parity-bench-user-"))
+    plan = RunPlan(backends=[], models=[source.name], registry=registry, settings=settings)
     t = Table(title=f"{source.name}: the suite's runner vs a plain script (seconds; one process each)")
     cols = ("plain wall", "no teardown", "plain load + compute", "runner wall", "runner load + calls", "overhead")
     for col in ("backend", *cols):
@@ -179,8 +165,8 @@ def bench_user(args, selection, console) -> int:
     for b in args.backend or list(BACKENDS):
         phases, plain_wall = _plain(b, source, console)
         _, quick_wall = _plain(b, source, console, teardown=False)
-        run_backends([b], [source.name], out / "warm", registry=registry, log=console.print)
-        r = run_backends([b], [source.name], out / b, registry=registry, log=console.print)[b]
+        service.run(plan, into=out / "warm", backends=[b], log=console.print)
+        r = service.run(plan, into=out / b, backends=[b], log=console.print)[b]
         if r.failure(source.name):
             console.print(f"[red]{b}: {r.failure(source.name)}[/]")
             failed += 1

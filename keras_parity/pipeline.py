@@ -3,39 +3,41 @@
 The plan is built once from the options. The run and judge steps produce the cells: the main
 run, then each dtype policy's and each GPU variant's. Diagnoses come after, each one a step
 that says when it is wanted and what more it runs; adding one means adding it to DIAGNOSES.
+Every run goes through the run service (run/service.py), which a test replaces with recorded runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from keras_parity.diagnose import Diagnosed, apply
 from keras_parity.judge.compare import CellResult
 from keras_parity.registry.select import Selection
-from keras_parity.registry.spec import Registry
+from keras_parity.run import service
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import BackendRun
+from keras_parity.run.record import BackendRun
+from keras_parity.run.service import RunPlan
+from keras_parity.run.settings import Settings
+
+TABLE = "parity-table.txt"  # the full per-cell table, beside parity.json
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(frozen=True, kw_only=True)
+class Plan(RunPlan):
     """What one `parity` invocation runs and asks, from its options."""
 
-    backends: list[str]
-    models: list[str]
-    registry: Registry  # the models' specs (keras_parity/registry/select.py)
     out: Path
     golden_dir: Path
-    flags: RunFlags = RunFlags()  # what the main run's backend processes compute
-    docker: bool = False
     twins: list[str] | None = None
     policies: tuple[str, ...] = ()
     variants: tuple[str, ...] = ()  # GPU variants: 'tf32', 'lstm-no-cudnn'
     float64: bool = False  # classify every cell, not only the failing ones
     strict: bool = False  # a case whose outputs carry no information fails
     strict_bits: bool = False  # a bit moved against this platform's own snapshot fails
+    verbose: bool = False  # the full per-cell table on the terminal too
 
     @property
     def determinism(self) -> bool:
@@ -43,13 +45,27 @@ class Plan:
         return self.flags.twice
 
     @classmethod
-    def from_args(cls, args, backends: list[str], selection: Selection) -> Plan:
+    def from_args(cls, args, backends: list[str], selection: Selection, settings: Settings) -> Plan:
         variants = tuple(v for v, on in (("tf32", args.tf32), ("lstm-no-cudnn", args.lstm_no_cudnn)) if on)
-        asked = RunFlags(device=args.device, training=args.training, twice=args.determinism)
         return cls(
-            backends, selection.models, selection.registry, args.out, selection.golden_dir, asked, args.docker,
-            args.twins, tuple(args.policy or ()), variants, args.float64, args.strict, args.strict_bits,
+            backends=backends, models=selection.models, registry=selection.registry, out=args.out,
+            golden_dir=selection.golden_dir, settings=settings, docker=args.docker, twins=args.twins,
+            flags=RunFlags(device=args.device, training=args.training, twice=args.determinism),
+            policies=tuple(args.policy or ()), variants=variants, float64=args.float64, strict=args.strict,
+            strict_bits=args.strict_bits, verbose=args.verbose,
         )  # fmt: skip
+
+
+def parity(plan: Plan, console) -> list[CellResult]:
+    """The whole pipeline, its progress on `console`: the diagnosed cells, reported."""
+    from keras_parity.report import progress
+
+    t0 = time.perf_counter()
+    with progress.BackendProgress(console, plan.backends, plan.models) as bars:
+        runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
+    cells = diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
+    report(plan, runs, cells, console, wall=time.perf_counter() - t0)
+    return cells
 
 
 def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, BackendRun], list[CellResult]]:
@@ -57,30 +73,17 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     `on_poll(running)` sees the main run's progress (report/progress.py)."""
     from keras_parity.diagnose.gpu import variant_cells
     from keras_parity.judge.evaluate import evaluate
-    from keras_parity.run.launch import run_backends
 
-    runs = run_backends(
-        plan.backends, plan.models, plan.out / "raw", plan.flags, registry=plan.registry, docker=plan.docker,
-        twins=plan.twins,
-        golden_dir=plan.golden_dir, log=log, on_poll=on_poll,
-    )  # fmt: skip
+    runs = service.run(plan, into=plan.out / "raw", twins=plan.twins, log=log, on_poll=on_poll)
     strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
     cells = evaluate(runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training, **strict)
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)
-        other = run_backends(
-            plan.backends, plan.models, plan.out / policy, asked, registry=plan.registry, docker=plan.docker
-        )
-        cells += evaluate(
-            other, plan.models, plan.registry, plan.golden_dir, write_obtained=False, policy=policy,
-            strict=plan.strict,
-        )  # fmt: skip
+        judging = {"policy": policy, "strict": plan.strict}
+        cells += service.rerun(plan, into=plan.out / policy, flags=asked, judging=judging, log=log)[1]
     for variant in plan.variants:
         base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
-        cells += variant_cells(
-            variant, base, runs, plan.backends, plan.models, plan.out, registry=plan.registry,
-            golden_dir=plan.golden_dir, docker=plan.docker,
-        )  # fmt: skip
+        cells += variant_cells(plan, variant, base, runs, log=log)
     return runs, cells
 
 
@@ -106,13 +109,8 @@ class Determinism(Diagnosis):
 
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.determinism import judge
-        from keras_parity.run.launch import run_backends
 
-        asked = replace(plan.flags, twice=False)
-        fresh = run_backends(
-            plan.backends, plan.models, plan.out / "again", asked, registry=plan.registry, docker=plan.docker
-        )
-        return judge(cells, runs, fresh)
+        return judge(cells, runs, service.run(plan, into=plan.out / "again", twice=False))
 
 
 class Localization(Diagnosis):
@@ -124,9 +122,7 @@ class Localization(Diagnosis):
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.localize import localize_failures
 
-        return localize_failures(
-            cells, plan.out / "layers", plan.flags, plan.registry, docker=plan.docker, root=plan.golden_dir
-        )
+        return localize_failures(plan, cells, plan.out / "layers")
 
 
 class Rounding(Diagnosis):
@@ -138,10 +134,7 @@ class Rounding(Diagnosis):
     def run(self, plan, cells, runs):
         from keras_parity.diagnose.rounding import classify
 
-        return classify(
-            cells, plan.out / "float64", plan.flags, plan.registry, everything=plan.float64, docker=plan.docker,
-            root=plan.golden_dir,
-        )  # fmt: skip
+        return classify(plan, cells, plan.out / "float64", everything=plan.float64)
 
 
 # In this order: each sees the cells with the findings of those before it applied, and
@@ -161,3 +154,30 @@ def diagnose(plan: Plan, cells: list[CellResult], runs: dict[str, BackendRun], s
             with status(diagnosis.status) if status else contextlib.nullcontext():
                 cells = apply(cells, diagnosis.run(plan, cells, runs))
     return cells
+
+
+def report(plan: Plan, runs: dict[str, BackendRun], cells: list[CellResult], console, wall: float) -> None:
+    """The report step: the cells shown (show_report), parity.json and parity.xml in the plan's folder."""
+    from keras_parity import report as reports
+    from keras_parity.run.record import summary
+
+    show_report(cells, plan.out, console, verbose=plan.verbose)
+    meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/
+    seeds = {m: plan.registry[m].seed for m in plan.models}
+    reports.write_json(cells, meta, plan.out / "parity.json", seeds=seeds)
+    reports.write_junit(cells, plan.out / "parity.xml")
+    console.print(
+        f"wall time {wall:.1f} s; full table in {plan.out / TABLE} (or -v); report in {plan.out / 'parity.json'} "
+        f"and {plan.out / 'parity.xml'}",
+        soft_wrap=True,
+    )
+
+
+def show_report(cells: list[CellResult], out: Path, console, verbose: bool = False) -> None:
+    """The grid and the failures on the terminal (the full table too when verbose), the full table
+    in `out`, and on GitHub Actions the summary in the job's page."""
+    from keras_parity import report as reports
+
+    reports.print_report(cells, console, verbose=verbose)
+    reports.write_table(cells, out / TABLE)
+    reports.write_step_summary(cells)

@@ -24,6 +24,7 @@ from keras_parity.judge.compare import CellResult
 from keras_parity.pins import lock_inputs
 from keras_parity.report import progress
 from keras_parity.run import envs
+from keras_parity.run.settings import USERS, Settings
 
 _NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -169,14 +170,14 @@ def row(pair: Pair) -> dict:
     }
 
 
-def rehearse(args, backends: list[str], selection, log=print) -> tuple[list[dict], dict[str, list[str]]]:
+def rehearse(
+    args, backends: list[str], selection, log=print, settings: Settings = USERS
+) -> tuple[list[dict], dict[str, list[str]]]:
     """(one row per cell, the pins each candidate moved per backend): the pinned and the
     candidate runs of the backends the overrides touch, judged against the same goldens.
     `selection`: the models (keras_parity/registry/select.py)."""
-    from keras_parity.judge.evaluate import evaluate
-    from keras_parity.run import images
+    from keras_parity.run import images, service
     from keras_parity.run.flags import RunFlags
-    from keras_parity.run.launch import run_backends
 
     overrides = parse_overrides(args.with_)
     out = args.out / "rehearse"
@@ -193,25 +194,24 @@ def rehearse(args, backends: list[str], selection, log=print) -> tuple[list[dict
             f"no lock of {', '.join(backends)} holds {names}; "
             f"name a package of requirements/{envs.host_platform()}/<backend>.txt"
         )
-    asked = RunFlags(device=args.device, training=args.training)
-    models, registry = selection.models, selection.registry
-    kw = {"registry": registry, "golden_dir": selection.golden_dir, "log": log, "docker": args.docker}
-    pinned = run_backends(list(locks), models, out / "pinned", asked, **kw)
+    plan = service.RunPlan(
+        backends=list(locks), models=selection.models, registry=selection.registry,
+        flags=RunFlags(device=args.device, training=args.training), settings=settings, docker=args.docker,
+        golden_dir=selection.golden_dir,
+    )  # fmt: skip
+    judging = {"training": args.training}
+    pinned = service.rerun(plan, into=out / "pinned", judging=judging, log=log)[1]
     if args.docker:
         bases = {b: images.base_of(b) for b in locks}  # built on what the pinned image was
         with images.candidate_locks(locks):
             for b, lock in locks.items():
                 log(f"building the candidate {b} image from {lock.name}")
                 images.build(b, base_image=bases[b], log=log)
-            candidate = run_backends(list(locks), models, out / "candidate", asked, **kw)
+            candidate = service.rerun(plan, into=out / "candidate", judging=judging, log=log)[1]
     else:
         python = {b: candidate_env(b, lock, log=log) for b, lock in locks.items()}
-        candidate = run_backends(list(locks), models, out / "candidate", asked, python=python, **kw)
-    judged = [
-        evaluate(runs, models, registry, selection.golden_dir, write_obtained=False, training=args.training)
-        for runs in (pinned, candidate)
-    ]
-    return [row(p) for p in pairs(*judged)], moved
+        candidate = service.rerun(plan, into=out / "candidate", judging=judging, python=python, log=log)[1]
+    return [row(p) for p in pairs(pinned, candidate)], moved
 
 
 def _fmt(x: float | None) -> str:
@@ -237,11 +237,11 @@ def print_table(rows: list[dict], moved: dict[str, list[str]], overrides: list[s
             console.print(f"{r['cell']}: {line}", soft_wrap=True, markup=False)
 
 
-def main(args, backends: list[str], selection, console) -> int:
+def main(args, backends: list[str], selection, console, settings: Settings = USERS) -> int:
     import json
 
     with progress.status(console, f"rehearsing {' '.join(args.with_)}"):
-        rows, moved = rehearse(args, backends, selection, log=console.print)
+        rows, moved = rehearse(args, backends, selection, log=console.print, settings=settings)
     print_table(rows, moved, args.with_, console)
     path = args.out / "rehearse" / "rehearsal.json"
     path.write_text(json.dumps({"with": args.with_, "moved": moved, "cells": rows}, indent=1) + "\n")

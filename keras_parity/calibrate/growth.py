@@ -11,16 +11,18 @@ from keras_parity.diagnose.localize import LayerError, case_layers, profile
 from keras_parity.errors import InfraError
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
+from keras_parity.run import service
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import run_backends
 
 
 def measure_rounding_growth(out: Path) -> list[LayerError]:
     """Every layer of every built-in forward case on the three backends, the largest R first."""
     registry = builtin_registry()
     models = list(registry.builtin)
-    asked = RunFlags(layers=True, training=False)
-    runs = run_backends(list(BACKENDS), models, out, asked, registry=registry, log=lambda *a: None)
+    plan = service.RunPlan(
+        backends=list(BACKENDS), models=models, registry=registry, flags=RunFlags(layers=True, training=False)
+    )
+    runs = service.run(plan, into=out, log=lambda *a: None)
     rows = []
     for run in runs.values():
         if run.error:

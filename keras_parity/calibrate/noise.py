@@ -21,8 +21,7 @@ from keras_parity.judge.numerics import array_error, array_scale, rel_l2, rms
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.noise import MARGIN
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import run_backends
+from keras_parity.run import service
 
 U32 = 2.0**-24  # float32's unit roundoff: the noise floor of a cell measured as exact
 
@@ -80,7 +79,8 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
     root = golden_root or golden.GOLDEN
     registry = builtin_registry()
     models = registry.builtin
-    runs = run_backends(list(BACKENDS), models, out, RunFlags(), registry=registry, log=log)
+    plan = service.RunPlan(backends=list(BACKENDS), models=list(models), registry=registry)
+    runs = service.run(plan, into=out, log=log)
     errors = {b: r.error for b, r in runs.items() if r.error}
     if errors:
         raise InfraError(f"backends failed, the noise is not measured: {errors}")

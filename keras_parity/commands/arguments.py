@@ -4,10 +4,13 @@ folder, and how a backend process runs (image, device, twins, time limit, ISA ca
 from __future__ import annotations
 
 import argparse
+import platform
 from pathlib import Path
 
+from keras_parity.errors import UsageError
 from keras_parity.paths import RESULTS
 from keras_parity.run.machine import ISA_CAPS
+from keras_parity.run.settings import Settings
 from keras_parity.twins import MODULES as TWINS
 
 VERBOSE = "also print the full per-cell table (always written to parity-table.txt in --out)"
@@ -37,8 +40,8 @@ def common(ap: argparse.ArgumentParser) -> None:
 
 
 def run_arguments(ap: argparse.ArgumentParser) -> None:
-    """How each backend process runs, for parity, golden and bench (parity.apply_run_limits applies
-    the time limit and the ISA cap)."""
+    """How each backend process runs, for parity, golden and bench (run_settings reads the time
+    limit and the ISA cap)."""
     ap.add_argument("--docker", action="store_true", help="run each backend in its image (`nox -s images`)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the CUDA environments or images")
     ap.add_argument(
@@ -58,3 +61,13 @@ def run_arguments(ap: argparse.ArgumentParser) -> None:
         choices=sorted(ISA_CAPS),
         help="cap every backend's CPU kernels at this instruction set (x86; snapshots keyed by the cap)",
     )
+
+
+def run_settings(args) -> Settings:
+    """--time-limit and --isa-cap, checked, for the plan (the launcher hands them to each backend process)."""
+    limit, cap = getattr(args, "time_limit", None), getattr(args, "isa_cap", None)
+    if limit is not None and limit <= 0:
+        raise UsageError(f"--time-limit {limit:g} is not a duration; give seconds above 0, e.g. 1800")
+    if cap and platform.machine().lower() not in ("x86_64", "amd64"):
+        raise UsageError(f"--isa-cap {cap} caps x86 kernels; this machine is {platform.machine()}")
+    return Settings(limit, cap or None)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from keras_parity.commands.arguments import common, run_arguments
-from keras_parity.commands.parity import apply_run_limits
+from keras_parity.commands.arguments import common, run_arguments, run_settings
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.exitcodes import Exit
 
@@ -22,8 +21,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args, console) -> Exit:
     from keras_parity.bench import bench, bench_user
 
-    apply_run_limits(args)
+    settings = run_settings(args)
     selection = chosen_models(args, console)
     if args.model_file or any(":" in m for m in args.model or []):
-        return Exit(bench_user(args, selection, console))
-    return Exit(bench(args, selection, console))
+        return Exit(bench_user(args, selection, console, settings))
+    return Exit(bench(args, selection, console, settings))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from keras_parity.commands.arguments import common, run_arguments
-from keras_parity.commands.parity import apply_run_limits
+from keras_parity.commands.arguments import common, run_arguments, run_settings
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
 from keras_parity.exitcodes import Exit
@@ -30,22 +29,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args, console) -> Exit:
     from keras_parity.golden.regen import regenerate
-    from keras_parity.run.launch import run_backends
+    from keras_parity.run import service
 
-    apply_run_limits(args)
+    settings = run_settings(args)
     backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
     models, registry = selection.models, selection.registry
+    plan = service.RunPlan(
+        backends=backends, models=models, registry=registry, flags=RunFlags(device=args.device, configs=True),
+        settings=settings, docker=args.docker, golden_dir=selection.golden_dir,
+    )  # fmt: skip
     with progress.status(console, f"running {', '.join(models)} on {', '.join(backends)}"):
-        runs = run_backends(
-            backends,
-            models,
-            args.out / "raw",
-            RunFlags(device=args.device, configs=True),
-            registry=registry,
-            docker=args.docker,
-            twins=args.twins,
-            log=console.print,
-        )
+        runs = service.run(plan, into=args.out / "raw", twins=args.twins, log=console.print)
     console.print("regenerating goldens (unchanged files are not touched):")
     problems = regenerate(
         runs, models, registry, selection.golden_dir, log=console.print, snapshots_only=args.snapshots_only

@@ -31,7 +31,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, console) -> Exit:
-    from keras_parity.run.launch import run_backends
+    from keras_parity.run import service
 
     backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
     models = selection.models
@@ -44,10 +44,11 @@ def run(args, console) -> Exit:
         raise UsageError(f"no case {args.case} in {model}; choose from {', '.join(c.name for c in spec.cases)}")
     t0 = time.perf_counter()
     with progress.status(console, f"capturing every layer of {model} on {', '.join(backends)}"):
-        runs = run_backends(
-            backends, [model], args.out / "raw", RunFlags(layers=True), registry=selection.registry,
-            docker=args.docker, log=console.print,
+        plan = service.RunPlan(
+            backends=backends, models=[model], registry=selection.registry, flags=RunFlags(layers=True),
+            docker=args.docker,
         )  # fmt: skip
+        runs = service.run(plan, into=args.out / "raw", log=console.print)
     failed = 0
     for b, run in runs.items():
         if run.error or model not in run.models:

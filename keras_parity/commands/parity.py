@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import time
 
-from keras_parity import report
-from keras_parity.commands.arguments import VERBOSE, common, run_arguments
+from keras_parity.commands.arguments import VERBOSE, common, run_arguments, run_settings
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
-from keras_parity.errors import UsageError
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.report import progress
-from keras_parity.run.envinfo import ISA_CAP_ENV
-from keras_parity.run.launch import TIME_LIMIT_ENV
 
 HELP = "run every model on every backend and compare with the goldens"
-TABLE = "parity-table.txt"  # the full per-cell table, beside parity.json
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -73,50 +64,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def apply_run_limits(args) -> None:
-    """--time-limit and --isa-cap, handed to the launcher and the runners through the environment."""
-    if getattr(args, "time_limit", None) is not None:
-        if args.time_limit <= 0:
-            raise UsageError(f"--time-limit {args.time_limit:g} is not a duration; give seconds above 0, e.g. 1800")
-        os.environ[TIME_LIMIT_ENV] = str(args.time_limit)  # the launcher reads it (keras_parity/run/launch.py)
-    if getattr(args, "isa_cap", None):
-        if platform.machine().lower() not in ("x86_64", "amd64"):
-            raise UsageError(f"--isa-cap {args.isa_cap} caps x86 kernels; this machine is {platform.machine()}")
-        os.environ[ISA_CAP_ENV] = args.isa_cap  # the runners (local or in containers) apply it
-
-
 def run(args, console) -> Exit:
-    from keras_parity.pipeline import Plan, diagnose, run_and_judge
-    from keras_parity.run.record import summary
+    from keras_parity.pipeline import Plan, parity
 
-    apply_run_limits(args)
+    settings = run_settings(args)
     backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
-    models = selection.models
     if args.with_:
         from keras_parity import rehearse
 
-        return Exit(rehearse.main(args, backends, selection, console))
-    plan = Plan.from_args(args, backends, selection)
-    t0 = time.perf_counter()
-    with progress.BackendProgress(console, backends, models) as bars:
-        runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
-    cells = diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
-    wall = time.perf_counter() - t0
-    show_report(cells, args, console)
-    meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/
-    report.write_json(cells, meta, args.out / "parity.json", seeds={m: selection.registry[m].seed for m in models})
-    report.write_junit(cells, args.out / "parity.xml")
-    console.print(
-        f"wall time {wall:.1f} s; full table in {args.out / TABLE} (or -v); report in {args.out / 'parity.json'} "
-        f"and {args.out / 'parity.xml'}",
-        soft_wrap=True,
-    )
+        return Exit(rehearse.main(args, backends, selection, console, settings))
+    cells = parity(Plan.from_args(args, backends, selection, settings), console)
     return from_verdicts(c.status for c in cells)
-
-
-def show_report(cells, args, console) -> None:
-    """The grid and the failures on the terminal (the full table too with -v), the full table in
-    results/, and on GitHub Actions the summary in the job's page."""
-    report.print_report(cells, console, verbose=args.verbose)
-    report.write_table(cells, args.out / TABLE)
-    report.write_step_summary(cells)

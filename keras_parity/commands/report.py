@@ -7,7 +7,6 @@ from pathlib import Path
 
 from keras_parity import report
 from keras_parity.commands.arguments import VERBOSE
-from keras_parity.commands.parity import TABLE, show_report
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.paths import RESULTS
 
@@ -23,10 +22,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, console) -> Exit:
+    from keras_parity.pipeline import TABLE, show_report
     from keras_parity.report.merge import merge
 
     cells, runs = merge(args.dirs)
-    show_report(cells, args, console)
+    show_report(cells, args.out, console, verbose=args.verbose)
     report.write_json(cells, runs, args.out / "parity.json")
     report.write_junit(cells, args.out / "parity.xml")
     console.print(

@@ -14,12 +14,11 @@ torch to a fused loop of its own). It runs on any device.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from keras_parity.judge.compare import CellResult, CellStatus, Finding
-from keras_parity.judge.evaluate import evaluate
+from keras_parity.run import service
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import run_backends
+from keras_parity.run.service import Subset
 
 VARIANTS = {
     "tf32": "TF32 matmuls and convolutions",
@@ -44,20 +43,10 @@ def _skipped(variant, backends, models, device) -> list[CellResult]:
     ]
 
 
-def variant_cells(
-    variant: str,
-    base: list[CellResult],
-    runs: dict,
-    backends,
-    models,
-    out: Path,
-    *,
-    registry,
-    golden_dir,
-    docker=False,
-    log=print,
-) -> list[CellResult]:
-    """Cells of one variant, each with a note comparing it with the same cell of the main run."""
+def variant_cells(plan, variant: str, base: list[CellResult], runs: dict, log=print) -> list[CellResult]:
+    """Cells of one variant of the plan's run (`runs`), each with a note comparing it with the
+    same cell of the main run (`base`), run again through the service under plan.out/<variant>."""
+    backends, models = plan.backends, plan.models
     gpu = [b for b in backends if runs[b].device == "gpu"]
     device = next((runs[b].device for b in backends if runs[b].device != "?"), "cpu")
     chosen = _models(variant, models)
@@ -65,22 +54,11 @@ def variant_cells(
     cells = _skipped(variant, [b for b in backends if b not in gpu], models, device) if variant == "tf32" else []
     if not todo or not chosen:
         return cells
-    other = run_backends(
-        todo,
-        chosen,
-        out / variant,
-        RunFlags(
-            device="cuda" if gpu else "cpu",
-            training=False,
-            tf32=variant == "tf32",
-            lstm_cudnn=variant != "lstm-no-cudnn",
-        ),
-        registry=registry,
-        docker=docker,
-        log=log,
+    asked = RunFlags(
+        device="cuda" if gpu else "cpu", training=False, tf32=variant == "tf32", lstm_cudnn=variant != "lstm-no-cudnn"
     )
-    precision = "tf32" if variant == "tf32" else "float32"
-    found = evaluate(other, chosen, registry, golden_dir, write_obtained=False, precision=precision, training=False)
+    judging = {"precision": "tf32" if variant == "tf32" else "float32", "training": False}
+    _, found = service.rerun(plan, Subset(todo, chosen), into=plan.out / variant, flags=asked, judging=judging, log=log)
     main = {(c.model, c.case, c.backend, c.path): c for c in base if c.policy == "float32" and not c.variant}
     for c in found:
         twin = main.get((c.model, c.case, c.backend, c.path))

@@ -14,7 +14,7 @@ layer jumps, the layer adding the most is named, and the profile is kept beside 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +26,9 @@ from keras_parity.judge.numerics import rel_l2
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.graph import node_inputs
 from keras_parity.registry import usermodel
-from keras_parity.registry.spec import BACKENDS, ModelSpec, Registry
-from keras_parity.run.flags import RunFlags
+from keras_parity.registry.spec import BACKENDS, ModelSpec
+from keras_parity.run import service
+from keras_parity.run.service import RunPlan, Subset
 from keras_parity.run.weights import seeded_case
 
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
@@ -181,24 +182,22 @@ def case_layers(run, model: str, case: str) -> dict[str, np.ndarray]:
     return golden.part(run.layers, model, case)
 
 
-def localize_failures(
-    cells, out: Path, base: RunFlags, registry: Registry, *, docker=False, root: Path = golden.GOLDEN, log=print
-) -> list[Diagnosed]:
-    """Name the first divergent layer of every failing cell: one more run of the failing
-    backends and models with every layer's output; `registry` holds their specs."""
-    from keras_parity.run.launch import run_backends
-
+def localize_failures(plan: RunPlan, cells, out: Path, log=print) -> list[Diagnosed]:
+    """Name the first divergent layer of every failing cell: one more run of the plan's failing
+    backends and models, through the run service, with every layer's output written to `out`."""
+    registry, root = plan.registry, plan.golden_dir or golden.GOLDEN
     failing = [c for c in cells if c.values_failed and c.case != "*" and c.policy == "float32"]
     why = "not localized: a native twin exposes no layer outputs; its port is named above"
     found = [Diagnosed(c.id, Finding("localize", why, note=True)) for c in failing if c.backend not in BACKENDS]
     failing = [c for c in failing if c.backend in BACKENDS]
     if not failing:
         return found
-    backends = sorted({c.backend for c in failing})
-    models = sorted({c.model for c in failing})
+    subset = Subset.of(failing)
     training = any(registry[c.model].case(c.case).training for c in failing)
-    asked = replace(base, layers=True, training=training, twice=False)
-    runs = run_backends(backends, models, out, asked, registry=registry, docker=docker, log=log)
+    runs = service.run(
+        plan, into=out, backends=subset.backends, models=subset.models, log=log, layers=True, training=training,
+        twice=False,
+    )  # fmt: skip
     seen: dict[tuple, Finding] = {}
     for c in failing:
         key = (c.backend, c.model, c.case)

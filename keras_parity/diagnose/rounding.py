@@ -10,7 +10,6 @@ do on JAX without x64); that layer is named and the cell cannot be classified.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +21,9 @@ from keras_parity.judge.compare import Finding, pool
 from keras_parity.judge.evaluate import KERAS_CASTS
 from keras_parity.judge.numerics import rel_l2
 from keras_parity.registry import usermodel
-from keras_parity.registry.spec import BACKENDS, ModelSpec, Registry
-from keras_parity.run.flags import RunFlags
+from keras_parity.registry.spec import BACKENDS, ModelSpec
+from keras_parity.run import service
+from keras_parity.run.service import RunPlan, Subset
 
 FLOAT64_TOL = 1e-12  # float64 unit roundoff is 1.1e-16; ResNet50's 175 layers stay below 1e-15 here
 # What each verdict adds to a failure's one line.
@@ -81,21 +81,10 @@ def verdict(cell, spec: ModelSpec, run, reference: dict, root: Path) -> tuple[st
     )
 
 
-def classify(
-    cells,
-    out: Path,
-    base: RunFlags,
-    registry: Registry,
-    *,
-    everything=False,
-    docker=False,
-    root: Path = golden.GOLDEN,
-    log=print,
-) -> list[Diagnosed]:
-    """Run the backends in float64 (every layer captured) and label cells rounding, semantic or
-    unclassified: the failing ones, or with `everything` all of them; `registry` holds their specs."""
-    from keras_parity.run.launch import run_backends
-
+def classify(plan: RunPlan, cells, out: Path, *, everything=False, log=print) -> list[Diagnosed]:
+    """Run the plan's backends again in float64 (every layer captured, through the run service)
+    and label cells rounding, semantic or unclassified: the failing ones, or with `everything` all."""
+    registry, root = plan.registry, plan.golden_dir or golden.GOLDEN
     todo = [
         c
         for c in cells
@@ -110,11 +99,13 @@ def classify(
     todo = [c for c in todo if c.reference == "float64"]
     if not todo:
         return found
-    backends = sorted({c.backend for c in todo})
-    models = sorted({c.model for c in todo})
+    subset = Subset.of(todo)
+    models = subset.models
     training = any(registry[c.model].case(c.case).training for c in todo)
-    asked = replace(base, layers=True, dtype="float64", training=training, twice=False)
-    runs = run_backends(backends, models, out, asked, registry=registry, docker=docker, log=log)
+    runs = service.run(
+        plan, into=out, backends=subset.backends, models=models, log=log, layers=True, dtype="float64",
+        training=training, twice=False,
+    )  # fmt: skip
     refs = {m: golden.read_npz(golden.reference_path(m, usermodel.root_of(registry[m], root))) for m in models}
     for c in todo:
         run, rel = runs[c.backend], None

@@ -20,8 +20,9 @@ from keras_parity.judge.evaluate import evaluate
 from keras_parity.judge.numerics import max_ulp
 from keras_parity.registry.spec import Registry
 from keras_parity.report.progress import activity
-from keras_parity.run import envinfo, machine
-from keras_parity.run.launch import BackendRun, run_backends
+from keras_parity.run import envinfo, machine, service
+from keras_parity.run.record import BackendRun
+from keras_parity.run.service import RunPlan
 
 DRIFT = paths.DRIFT
 
@@ -123,9 +124,8 @@ def _execute(matrix: Matrix, cell: Cell, models: list[str], registry: Registry, 
     try:
         python = cellenv.ensure(matrix, cell, log=log)
         python = {cell.backend: python}
-        outcome.run = run_backends(
-            [cell.backend], models, scratch / cell.slug, registry=registry, python=python, log=log
-        )[cell.backend]
+        plan = RunPlan(backends=[cell.backend], models=models, registry=registry)
+        outcome.run = service.run(plan, into=scratch / cell.slug, python=python, log=log)[cell.backend]
     except cellenv.CellFailure as exc:
         outcome.failure = exc
     outcome.seconds = time.perf_counter() - t0

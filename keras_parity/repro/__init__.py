@@ -212,7 +212,7 @@ def run(args, selection, console) -> int:
     """The `repro` command: judge the cell as `parity` does, then write its folder per backend;
     `selection`: the models (keras_parity/registry/select.py)."""
     from keras_parity.judge.evaluate import evaluate
-    from keras_parity.run.launch import run_backends
+    from keras_parity.run import service
 
     backends = args.backend or []
     unknown = [b for b in backends if b not in BACKENDS]
@@ -223,11 +223,12 @@ def run(args, selection, console) -> int:
     model, case = pick_cell(args.cell, selection.models, registry)
     spec = registry[model]
     _expected(model, spec, case, root)
+    plan = service.RunPlan(
+        backends=backends, models=[model], registry=registry, flags=RunFlags(configs=True, training=False),
+        golden_dir=root,
+    )  # fmt: skip
     with progress.status(console, f"running {model} on {', '.join(backends)}"):
-        runs = run_backends(
-            backends, [model], args.out / "raw", RunFlags(configs=True, training=False), registry=registry,
-            log=console.print,
-        )  # fmt: skip
+        runs = service.run(plan, into=args.out / "raw", log=console.print)
     changed = _weights_not_the_goldens(model, spec, runs, root)
     if changed:
         raise ReproError(

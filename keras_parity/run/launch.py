@@ -14,17 +14,8 @@ from keras_parity.registry.spec import ModelSpec, Registry
 from keras_parity.run import envinfo, envs, flags
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.record import BackendRun, read_run
+from keras_parity.run.settings import USERS, Settings
 from keras_parity.twins import ENV
-
-# A backend process that runs longer than this is stopped and its backend reported as an
-# ERROR naming the model it was on: generous, since the zoo's JAX process takes some 4 minutes
-# here and a cold CUDA image longer; `parity --time-limit SECONDS` or this variable set it.
-TIME_LIMIT_ENV = "KERAS_PARITY_TIME_LIMIT"
-DEFAULT_TIME_LIMIT = 3600.0
-
-
-def time_limit() -> float:
-    return float(os.environ.get(TIME_LIMIT_ENV) or DEFAULT_TIME_LIMIT)
 
 
 def current_model(out: Path, backend: str) -> str | None:
@@ -54,13 +45,15 @@ def run_backends(
     python: dict[str, Path] | None = None,
     twins: list[str] | None = None,
     golden_dir: Path | None = None,
+    settings: Settings = USERS,
     log=print,
     on_poll=None,
 ) -> dict[str, BackendRun]:
     """Start one runner per backend at once (imports overlap on the cores), each computing what
     `asked` says: a local process in the backend's environment, or with docker=True a container
     of the backend's image; then the native twins named (twins=[]: all of them) beside them.
-    `registry` holds the models' specs: a user model's travels to the runners as its source."""
+    `registry` holds the models' specs: a user model's travels to the runners as its source;
+    `settings` the time limit and the ISA cap (each child gets the cap in its environment)."""
     asked = asked or RunFlags()
     out.mkdir(parents=True, exist_ok=True)
     runs = {b: BackendRun(b) for b in backends}
@@ -72,9 +65,9 @@ def run_backends(
         _clear(out, b)
         try:
             procs[b] = (
-                _start_container(b, out, args, asked.device, _user_folders(registry, models))
+                _start_container(b, out, args, asked.device, _user_folders(registry, models), settings)
                 if docker
-                else _start_local(b, out, args, cache, asked.naive, python, log, asked.device),
+                else _start_local(b, out, args, cache, asked.naive, python, log, asked.device, settings),
                 time.perf_counter(),
             )
         except envs.EnvError as exc:
@@ -87,11 +80,17 @@ def run_backends(
             continue
         builtin = [m for m in models if not registry[m].source]
         try:
-            procs[twin] = (_start_twin(twin, out, builtin, cache, golden_dir, log), time.perf_counter())
+            procs[twin] = (_start_twin(twin, out, builtin, cache, golden_dir, log, settings), time.perf_counter())
         except envs.EnvError as exc:
             runs[twin].error = str(exc)
-    limit = time_limit()
-    while procs:  # collect each runner as it ends, so each one's wall time is its own
+    _collect(procs, runs, out, settings.seconds(), on_poll)
+    return runs
+
+
+def _collect(procs: dict[str, tuple[Process, float]], runs: dict[str, BackendRun], out: Path, limit, on_poll) -> None:
+    """Each process's run into `runs` as it ends (so each one's wall time is its own); one
+    running past `limit` seconds is stopped and its run an error naming the model it was on."""
+    while procs:
         for b, (proc, t0) in list(procs.items()):
             if proc.poll() is not None:
                 runs[b] = load_run(out, b, proc.returncode, twin=b in ENV)
@@ -111,7 +110,6 @@ def run_backends(
         if on_poll:
             on_poll({b: current_model(out, b) for b in procs})
         time.sleep(0.05)
-    return runs
 
 
 def _clear(out: Path, name: str) -> None:
@@ -123,19 +121,19 @@ def _clear(out: Path, name: str) -> None:
 _TWINS = tuple(ENV)
 
 
-def child_env() -> dict[str, str]:
-    """A backend process's environment: this one's, with the harness's source first on
-    PYTHONPATH and the user's own entries kept after it (a builder module found through it)."""
+def child_env(settings: Settings = USERS) -> dict[str, str]:
+    """A backend process's environment: this one's with the run's settings, the harness's source
+    first on PYTHONPATH and the user's own entries kept after it (a builder module found through it)."""
     mine = [str(envinfo.source_path())]
     theirs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in mine]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(mine + theirs)}
+    return {**os.environ, **settings.child_env(), "PYTHONPATH": os.pathsep.join(mine + theirs)}
 
 
-def _start_twin(twin, out, models, cache, golden_dir, log):
+def _start_twin(twin, out, models, cache, golden_dir, log, settings):
     exe = envs.ensure(ENV[twin][0], log=log)
     cmd = [str(exe), "-m", "keras_parity.twins.runner", "--twin", twin, "--out", str(out), "--cache-dir", str(cache)]
     cmd += [a for m in models for a in ("--model", m)] + (["--golden-dir", str(golden_dir)] if golden_dir else [])
-    env = child_env()
+    env = child_env(settings)
     with open(out / f"{twin}.log", "w") as log_file:
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -145,11 +143,11 @@ def _model_args(name: str, spec: ModelSpec) -> tuple[str, str]:
     return ("--user-model", spec.source.to_json()) if spec.source else ("--model", name)
 
 
-def _start_local(b, out, args, cache, naive, python, log, device):
+def _start_local(b, out, args, cache, naive, python, log, device, settings):
     exe = (python or {}).get(b) or envs.ensure(b, log=log, device=device)
     cmd = [str(exe), "-m", "keras_parity.run.runner", "--backend", b, "--out", str(out), *args]
     cmd += [] if naive else ["--cache-dir", str(cache)]
-    env = child_env()
+    env = child_env(settings)
     with open(out / f"{b}.log", "w") as log_file:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
 
@@ -172,12 +170,11 @@ CPU_KERNEL_ENV = (
 )  # fmt: skip
 
 
-def _start_container(b, out, args, device, mounts):
+def _start_container(b, out, args, device, mounts, settings):
     from keras_parity.run.container import ContainerRun
 
-    env = {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit()}
-    if envinfo.isa_cap():  # the runner sets each library's cap from it (keras_parity/run/knobs.py)
-        env[envinfo.ISA_CAP_ENV] = envinfo.isa_cap()
+    # the cap goes in as the runner reads it, which sets each library's cap (keras_parity/run/knobs.py)
+    env = {"KERAS_PARITY_GIT_COMMIT": envinfo.git_commit(), **settings.child_env()}
     # The kernel choices a machine (or `nox -s tests -- --foreign-cpu`) sets: a container runs
     # on the same CPU and must pick the same kernels as a local process would.
     env.update({k: os.environ[k] for k in CPU_KERNEL_ENV if os.environ.get(k)})

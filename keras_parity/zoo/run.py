@@ -25,9 +25,10 @@ from keras_parity.judge.evaluate import evaluate
 from keras_parity.registry import usermodel
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.report.progress import Activity, activity
+from keras_parity.run import service
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.launch import BackendRun, run_backends
-from keras_parity.run.record import summary
+from keras_parity.run.record import BackendRun, summary
+from keras_parity.run.service import RunPlan
 from keras_parity.zoo import models
 
 # What CI runs of the zoo: the three kinds of model of the zoo's examples, a minute in all.
@@ -98,17 +99,18 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     zoo = sources(names, zoo_dir)
     registry = builtin_registry().with_users({s.name: usermodel.spec(s) for s in zoo})
     registered = [s.name for s in zoo]
-    asked = RunFlags(configs=True, training=False, predict_only=True)
-    runs = run_backends(
-        backends, registered, zoo_dir / "raw", asked, registry=registry, docker=docker, log=log, on_poll=on_poll
-    )
+    plan = RunPlan(
+        backends=backends, models=registered, registry=registry, docker=docker, golden_dir=golden_dir,
+        flags=RunFlags(configs=True, training=False, predict_only=True),
+    )  # fmt: skip
+    runs = service.run(plan, into=zoo_dir / "raw", log=log, on_poll=on_poll)
     # The reference from these runs, by `golden`'s own writer; only its problems are shown.
     regenerate(runs, registered, registry, golden_dir, log=lambda line: log(line) if "[red]" in line else None)
     cells = evaluate(runs, registered, registry, golden_dir, write_obtained=False, training=False, strict=True)
     rows = rows_of(registered, cells, runs)
     if float64:
         with activity("float64 runs", total=len(backends) * len(registered), unit="models", log=log) as act:
-            again = {b: _float64_run(b, registry, registered, zoo_dir / "float64", docker, log, act) for b in backends}
+            again = {b: _float64_run(plan, b, zoo_dir / "float64", log, act) for b in backends}
             act.update(note="")
         judged = evaluate(
             again, registered, registry, golden_dir, write_obtained=False, policy="float64", training=False
@@ -120,15 +122,15 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     return rows, cells, runs
 
 
-def _float64_run(backend: str, registry, names: list[str], out: Path, docker: bool, log, act: Activity) -> BackendRun:
-    """One backend's float64 run, a process per model, one model at a time: JAX under float64
-    holds ConvNeXtXLarge in more than 22 GB, and a process the kernel kills for memory then
-    loses that model only, recorded as its error."""
+def _float64_run(plan: RunPlan, backend: str, out: Path, log, act: Activity) -> BackendRun:
+    """One backend's float64 run of the plan's models, a process per model, one model at a time:
+    JAX under float64 holds ConvNeXtXLarge in more than 22 GB, and a process the kernel kills for
+    memory then loses that model only, recorded as its error."""
     asked = RunFlags(dtype="float64", training=False, predict_only=True)
     runs = {}
-    for name in names:
+    for name in plan.models:
         act.update(note=f"{backend}: {name}")
-        runs[name] = run_backends([backend], [name], out / name, asked, registry=registry, docker=docker, log=log)[
+        runs[name] = service.run(plan, into=out / name, backends=[backend], models=[name], flags=asked, log=log)[
             backend
         ]
         act.update(act.completed + 1)
