@@ -105,10 +105,10 @@ def rerun(
     return runs, judge(plan, runs, chosen.models, **(judging or {}))
 
 
-def judge(plan: RunPlan, runs: dict[str, BackendRun], models: list[str] | None = None, **judging) -> list:
+def judge(plan: RunPlan, runs: dict[str, BackendRun], models: list[str] | None = None, **judging: Any) -> list:
     """The cells of `runs` (of the plan's models, or those given) against the plan's goldens."""
+    from keras_parity import golden
     from keras_parity.judge.evaluate import evaluate
 
-    root = {"root": plan.golden_dir} if plan.golden_dir else {}
     chosen = list(plan.models if models is None else models)
-    return evaluate(runs, chosen, plan.registry, **root, write_obtained=False, **judging)
+    return evaluate(runs, chosen, plan.registry, plan.golden_dir or golden.GOLDEN, write_obtained=False, **judging)
