@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from keras_parity import golden
 from keras_parity.diagnose import Diagnosed, apply
 from keras_parity.judge.compare import CellResult
 from keras_parity.registry.select import Selection
@@ -56,7 +57,7 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     """The main run and its cells, then each policy's and each GPU variant's cells.
     `on_poll(running)` sees the main run's progress (report/progress.py)."""
     from keras_parity.diagnose.gpu import variant_cells
-    from keras_parity.judge.evaluate import evaluate
+    from keras_parity.judge.evaluate import evaluate, obtained_outputs
     from keras_parity.run.launch import run_backends
 
     runs = run_backends(
@@ -66,15 +67,13 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     )  # fmt: skip
     strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
     cells = evaluate(runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training, **strict)
+    golden.write_obtained(obtained_outputs(runs, cells, plan.registry, plan.golden_dir))  # the main run's failures
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)
         other = run_backends(
             plan.backends, plan.models, plan.out / policy, asked, registry=plan.registry, docker=plan.docker
         )
-        cells += evaluate(
-            other, plan.models, plan.registry, plan.golden_dir, write_obtained=False, policy=policy,
-            strict=plan.strict,
-        )  # fmt: skip
+        cells += evaluate(other, plan.models, plan.registry, plan.golden_dir, policy=policy, strict=plan.strict)
     for variant in plan.variants:
         base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
         cells += variant_cells(

@@ -208,8 +208,7 @@ def rehearse(args, backends: list[str], selection, log=print) -> tuple[list[dict
         python = {b: candidate_env(b, lock, log=log) for b, lock in locks.items()}
         candidate = run_backends(list(locks), models, out / "candidate", asked, python=python, **kw)
     judged = [
-        evaluate(runs, models, registry, selection.golden_dir, write_obtained=False, training=args.training)
-        for runs in (pinned, candidate)
+        evaluate(runs, models, registry, selection.golden_dir, training=args.training) for runs in (pinned, candidate)
     ]
     return [row(p) for p in pairs(*judged)], moved
 

@@ -1,6 +1,8 @@
 """The default report: a grid that fits 100 columns, then the failures one line each; the full
 table with -v and on disk; the summary as Markdown on GitHub Actions."""
 
+from dataclasses import replace
+
 from helpers import cli
 from rich.console import Console
 
@@ -13,10 +15,8 @@ TOL = Tol(rel_l2=1e-6, atol=1e-6, rtol=0.0, why="10x the float32 noise")
 
 
 def _cell(model, case, backend, path, rel_l2, status="pass", findings=(), **kw) -> CellResult:
-    c = CellResult(model, case, backend, "cpu", path, status=status, tol=TOL, **kw)
-    c.outputs = {"output": OutputMetrics(max_abs=rel_l2, max_rel=rel_l2, rel_l2=rel_l2, nan=0, inf=0)}
-    c.findings = list(findings)
-    return c
+    outputs = {"output": OutputMetrics(max_abs=rel_l2, max_rel=rel_l2, rel_l2=rel_l2, nan=0, inf=0)}
+    return CellResult(model, case, backend, "cpu", path, status, tuple(findings), outputs, tol=TOL, **kw)
 
 
 def _cells() -> list[CellResult]:
@@ -30,7 +30,7 @@ def _cells() -> list[CellResult]:
             cells.append(_cell("lstm", "lstm", b, path, 2.5e-6 if worse else 4e-8, *(("fail", [bad]) if worse else ())))
     crashed = Finding("backend", "torch-native failed on lstm: RuntimeError", fix="see its log in results/raw")
     cells.append(_cell("lstm", "lstm", "torch-native", "native", 0.0, "error", [crashed]))
-    cells[0].findings.append(Finding("config", "model definition of 'linear' changed", note=True))
+    cells[0] = replace(cells[0], findings=(Finding("config", "model definition of 'linear' changed", note=True),))
     return cells
 
 
@@ -81,14 +81,14 @@ def test_one_problem_on_several_paths_is_one_line_with_the_worst_numbers():
         cells.append(_cell("bn_mlp", "inference", b, path, err, "fail", [bad]))
     crashed = Finding("backend", "torch crashed on bn_mlp", fix="see its log")
     cells.append(_cell("bn_mlp", "inference", "torch", "eager", 0.0, "error", [crashed]))
-    for c in cells[:3]:  # what the diagnoses found on jax: each adds its few words to the line
-        c.findings += [
-            Finding("localize", "localized: first divergent layer 'bn' (BatchNormalization): rel L2 4.68e-03 from "
-                    "inputs at 7.73e-08 (R = 2.64e+04); profile: results/layers/bn.png",
-                    brief="first divergent layer 'bn' (BatchNormalization)"),
-            Finding("rounding", "semantic: the float64 run departs from the reference too (rel L2 4.9e-03)",
-                    brief="semantic: the float64 run departs too (different math)"),
-        ]  # fmt: skip
+    diagnosed = (  # what the diagnoses found on jax: each adds its few words to the line
+        Finding("localize", "localized: first divergent layer 'bn' (BatchNormalization): rel L2 4.68e-03 from "
+                "inputs at 7.73e-08 (R = 2.64e+04); profile: results/layers/bn.png",
+                brief="first divergent layer 'bn' (BatchNormalization)"),
+        Finding("rounding", "semantic: the float64 run departs from the reference too (rel L2 4.9e-03)",
+                brief="semantic: the float64 run departs too (different math)"),
+    )  # fmt: skip
+    cells[:3] = [replace(c, findings=(*c.findings, *diagnosed)) for c in cells[:3]]
     fails = [line for line in _render(cells).splitlines() if line.startswith(("FAIL ", "ERROR "))]
     assert fails == [
         "FAIL bn_mlp/inference (jax/cpu/predict, eager, jit): output: relative L2 error 5.00e-03 > 1e-06 "
@@ -106,7 +106,7 @@ def test_the_full_table_only_with_verbose_and_without_empty_columns():
     for empty in ("top-5", "float64 run", "run twice"):
         assert empty not in text
     cells = _cells()
-    cells[0].determinism = "deterministic"
+    cells[0] = replace(cells[0], determinism="deterministic")
     assert "run twice" in _render(cells, verbose=True) and "same bits" in _render(cells, verbose=True)
 
 

@@ -38,7 +38,7 @@ def _skipped(variant, backends, models, device) -> list[CellResult]:
         "rerun with --device cuda on a GPU host"
     )
     return [
-        CellResult(m, "*", b, device, "*", CellStatus.SKIPPED, [Finding("variant", why)], variant=variant)
+        CellResult(m, "*", b, device, "*", CellStatus.SKIPPED, (Finding("variant", why),), variant=variant)
         for m in _models(variant, models)
         for b in backends
     ]
@@ -80,12 +80,12 @@ def variant_cells(
         log=log,
     )
     precision = "tf32" if variant == "tf32" else "float32"
-    found = evaluate(other, chosen, registry, golden_dir, write_obtained=False, precision=precision, training=False)
+    found = evaluate(other, chosen, registry, golden_dir, precision=precision, training=False)
     main = {(c.model, c.case, c.backend, c.path): c for c in base if c.policy == "float32" and not c.variant}
     for c in found:
         twin = main.get((c.model, c.case, c.backend, c.path))
         beside = [] if twin is None else _beside_main(variant, c, twin, c.backend in gpu)
-        cells.append(replace(c, variant=variant, findings=[*c.findings, *beside]))
+        cells.append(replace(c, variant=variant, findings=(*c.findings, *beside)))
     return cells
 
 
