@@ -277,7 +277,7 @@ def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: 
     reference = "cross-backend" if g.gaps else "float64"
     return CellResult(
         g.model, case.name, backend, run.device, path, verdict(findings, values.nothing), tuple(findings),
-        values.outputs, bits, snap_platform, tol, policy=policy, reference=reference,
+        values.outputs, snapshot=bits, snapshot_platform=snap_platform, tol=tol, policy=policy, reference=reference,
     )  # fmt: skip
 
 
