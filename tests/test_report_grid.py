@@ -10,6 +10,7 @@ from keras_parity import __version__, report
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.judge.compare import CellResult, Finding, OutputMetrics
 from keras_parity.registry.spec import Tol
+from keras_parity.report.merge import merge
 
 TOL = Tol(rel_l2=1e-6, atol=1e-6, rtol=0.0, why="10x the float32 noise")
 
@@ -148,3 +149,12 @@ def test_version_and_usage_errors_through_the_command_line(tmp_path):
     assert cli("parity", "--no-such-flag").returncode == Exit.USAGE  # argparse's own
     merged = cli("report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "merged"))
     assert merged.returncode == Exit.USAGE and "parity.json is missing" in merged.stderr
+
+
+def test_merged_results_label_each_cell_with_the_directory_it_came_from(tmp_path):
+    for machine in ("machine-a", "machine-b"):
+        report.write_json(_cells(), {}, tmp_path / machine / "parity.json")
+    cells, runs = merge([tmp_path / "machine-a", tmp_path / "machine-b"])
+    assert len(cells) == 2 * len(_cells()) and sorted(runs) == ["machine-a", "machine-b"]
+    assert {c.device for c in cells} == {"cpu (machine-a)", "cpu (machine-b)"}
+    assert sorted(p for c in cells for p in c.problems) == sorted(2 * [p for c in _cells() for p in c.problems])
