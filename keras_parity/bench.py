@@ -187,6 +187,6 @@ def bench_user(args, selection, console, settings: Settings = USERS) -> int:
         "overhead: the runner's wall minus the plain script's without interpreter teardown (which the "
         "runner skips too); the runner keeps JAX's compiled programs in a persistent cache"
     )
-    _, judge = _timed(lambda: evaluate(runs, [source.name], registry, selection.golden_dir, write_obtained=False))
+    _, judge = _timed(lambda: evaluate(runs, [source.name], registry, selection.golden_dir))
     console.print(f"judging the cells against the goldens: {judge:.3f} s (harness side, once per run)")
     return Exit.INFRA if failed else Exit.OK  # a backend that did not run

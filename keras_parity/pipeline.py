@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from keras_parity import golden
 from keras_parity.diagnose import Diagnosed, apply
 from keras_parity.judge.compare import CellResult
 from keras_parity.registry.select import Selection
@@ -72,11 +73,12 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     """The main run and its cells, then each policy's and each GPU variant's cells.
     `on_poll(running)` sees the main run's progress (report/progress.py)."""
     from keras_parity.diagnose.gpu import variant_cells
-    from keras_parity.judge.evaluate import evaluate
+    from keras_parity.judge.evaluate import evaluate, obtained_outputs
 
     runs = service.run(plan, into=plan.out / "raw", twins=plan.twins, log=log, on_poll=on_poll)
     strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
     cells = evaluate(runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training, **strict)
+    golden.write_obtained(obtained_outputs(runs, cells, plan.registry, plan.golden_dir))  # the main run's failures
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)
         judging = {"policy": policy, "strict": plan.strict}

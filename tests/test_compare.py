@@ -3,15 +3,11 @@
 import numpy as np
 import pytest
 
-from keras_parity.judge.compare import CellResult, compare
+from keras_parity.judge.compare import compare
 from keras_parity.judge.numerics import ulp_distance
 from keras_parity.registry.spec import Tol
 
 TOL = Tol(rel_l2=1e-6, atol=1e-6, rtol=1e-5, why="test")
-
-
-def cell():
-    return CellResult("m", "c", "jax", "cpu", "predict")
 
 
 def ref_and_out(n=20, seed=0):
@@ -21,7 +17,7 @@ def ref_and_out(n=20, seed=0):
 
 def test_float32_rounding_passes_and_reports_metrics():
     ref, out = ref_and_out()
-    c = compare(cell(), {"output": out}, {"output": ref}, TOL)
+    c = compare({"output": out}, {"output": ref}, TOL)
     assert c.status == "pass", c.problems
     m = c.outputs["output"]
     assert 0 < m.max_abs < 1e-6 and 0 < m.rel_l2 < 1e-7 and m.nan == m.inf == 0
@@ -38,7 +34,7 @@ def test_float32_rounding_passes_and_reports_metrics():
 )
 def test_structure_is_checked_before_values(obtained, expect):
     ref, _ = ref_and_out()
-    c = compare(cell(), obtained, {"output": ref}, TOL)
+    c = compare(obtained, {"output": ref}, TOL)
     assert c.status == "fail" and expect in c.problems[0]
 
 
@@ -46,7 +42,7 @@ def test_semantic_difference_fails_with_worst_index():
     ref, out = ref_and_out()
     out = out.copy()
     out[2, 7] += 1e-3
-    c = compare(cell(), {"output": out}, {"output": ref}, TOL)
+    c = compare({"output": out}, {"output": ref}, TOL)
     assert c.status == "fail"
     assert c.outputs["output"].worst_index == [2, 7]
     assert "relative L2" in c.problems[0]
@@ -56,7 +52,7 @@ def test_elementwise_bound_catches_a_small_local_error():
     ref, out = ref_and_out(n=2000)
     out = out.copy()
     out[0, 0] = ref[0, 0] + 3e-5 + 1e-5 * abs(ref[0, 0])  # global L2 stays tiny
-    c = compare(cell(), {"output": out}, {"output": ref}, Tol(rel_l2=1e-4, atol=1e-5, rtol=1e-5, why=""))
+    c = compare({"output": out}, {"output": ref}, Tol(rel_l2=1e-4, atol=1e-5, rtol=1e-5, why=""))
     assert c.status == "fail" and "1 of 8000 values" in c.problems[0]
 
 
@@ -64,7 +60,7 @@ def test_nan_and_inf_are_counted_and_fail():
     ref, out = ref_and_out()
     out = out.copy()
     out[0, 0], out[1, 1] = np.nan, np.inf
-    c = compare(cell(), {"output": out}, {"output": ref}, TOL)
+    c = compare({"output": out}, {"output": ref}, TOL)
     assert c.status == "fail" and c.outputs["output"].nan == 1 and c.outputs["output"].inf == 1
 
 
@@ -75,9 +71,9 @@ def test_ulp_distance_and_snapshot_status():
     assert ulp_distance(a, b).tolist() == [1, 1, 1, 1]
     assert ulp_distance(np.float32([0.0]), np.float32([-0.0])).tolist() == [0]
     ref = a.astype(np.float64)
-    c = compare(cell(), {"output": a}, {"output": ref}, TOL, snapshot={"output": a.copy()})
+    c = compare({"output": a}, {"output": ref}, TOL, snapshot={"output": a.copy()})
     assert c.snapshot == "identical" and c.outputs["output"].ulp_max == 0
-    c = compare(cell(), {"output": a}, {"output": ref}, TOL, snapshot={"output": b})
+    c = compare({"output": a}, {"output": ref}, TOL, snapshot={"output": b})
     assert c.snapshot == "changed" and c.outputs["output"].ulp_max == 1 and c.status == "pass"
 
 
@@ -85,10 +81,10 @@ def test_top5_agreement_for_classifiers():
     ref = np.tile(np.arange(10.0), (2, 1))
     out = ref.astype(np.float32).copy()
     out[1, 9], out[1, 0] = 0.0, 9.0  # sample 1 loses one of its top five
-    c = compare(cell(), {"output": out}, {"output": ref}, Tol(1.0, 100.0, 0.0, ""), classifier=True)
+    c = compare({"output": out}, {"output": ref}, Tol(1.0, 100.0, 0.0, ""), classifier=True)
     assert c.outputs["output"].top5 == pytest.approx((1.0 + 0.8) / 2)
 
 
 def test_nothing_to_compare_is_an_error_not_a_pass():
-    c = compare(cell(), {}, {}, TOL)
+    c = compare({}, {}, TOL)
     assert c.status == "error" and "nothing to compare" in c.problems[0] and "nox -s golden" in c.problems[0]

@@ -35,10 +35,10 @@ NO_HALF = "RuntimeError: \"addmm_impl_cpu_\" not implemented for 'Half'"
 
 def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
     run = BackendRun("torch", provenance=Provenance(device="cpu"), errors={"lstm": NO_HALF})
-    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False, policy="mixed_float16")
+    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, policy="mixed_float16")
     assert cell.status == "unsupported" and cell.policy == "mixed_float16"
     assert cell.problems == [f"unsupported under mixed_float16: {NO_HALF}"]
-    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False)  # under float32 it is an error
+    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN)  # under float32 it is an error
     assert cell.status == "error"
 
 
@@ -48,7 +48,7 @@ def test_a_model_a_policy_cannot_run_is_unsupported_not_an_error():
 )
 def test_a_crash_under_a_policy_that_is_no_dtype_limitation_is_an_error(crash):
     run = BackendRun("torch", provenance=Provenance(device="cpu"), errors={"lstm": crash})
-    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, write_obtained=False, policy="mixed_bfloat16")
+    (cell,) = evaluate({"torch": run}, ["lstm"], BUILTIN, policy="mixed_bfloat16")
     assert cell.status == "error" and crash in cell.problems[0]
 
 

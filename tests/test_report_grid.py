@@ -1,6 +1,8 @@
 """The default report: a grid that fits 100 columns, then the failures one line each; the full
 table with -v and on disk; the summary as Markdown on GitHub Actions."""
 
+from dataclasses import replace
+
 from helpers import cli
 from rich.console import Console
 
@@ -8,15 +10,14 @@ from keras_parity import __version__, report
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.judge.compare import CellResult, Finding, OutputMetrics
 from keras_parity.registry.spec import Tol
+from keras_parity.report.merge import merge
 
 TOL = Tol(rel_l2=1e-6, atol=1e-6, rtol=0.0, why="10x the float32 noise")
 
 
 def _cell(model, case, backend, path, rel_l2, status="pass", findings=(), **kw) -> CellResult:
-    c = CellResult(model, case, backend, "cpu", path, status=status, tol=TOL, **kw)
-    c.outputs = {"output": OutputMetrics(max_abs=rel_l2, max_rel=rel_l2, rel_l2=rel_l2, nan=0, inf=0)}
-    c.findings = list(findings)
-    return c
+    outputs = {"output": OutputMetrics(max_abs=rel_l2, max_rel=rel_l2, rel_l2=rel_l2, nan=0, inf=0)}
+    return CellResult(model, case, backend, "cpu", path, status, tuple(findings), outputs, tol=TOL, **kw)
 
 
 def _cells() -> list[CellResult]:
@@ -30,7 +31,7 @@ def _cells() -> list[CellResult]:
             cells.append(_cell("lstm", "lstm", b, path, 2.5e-6 if worse else 4e-8, *(("fail", [bad]) if worse else ())))
     crashed = Finding("backend", "torch-native failed on lstm: RuntimeError", fix="see its log in results/raw")
     cells.append(_cell("lstm", "lstm", "torch-native", "native", 0.0, "error", [crashed]))
-    cells[0].findings.append(Finding("config", "model definition of 'linear' changed", note=True))
+    cells[0] = replace(cells[0], findings=(Finding("config", "model definition of 'linear' changed", note=True),))
     return cells
 
 
@@ -81,14 +82,14 @@ def test_one_problem_on_several_paths_is_one_line_with_the_worst_numbers():
         cells.append(_cell("bn_mlp", "inference", b, path, err, "fail", [bad]))
     crashed = Finding("backend", "torch crashed on bn_mlp", fix="see its log")
     cells.append(_cell("bn_mlp", "inference", "torch", "eager", 0.0, "error", [crashed]))
-    for c in cells[:3]:  # what the diagnoses found on jax: each adds its few words to the line
-        c.findings += [
-            Finding("localize", "localized: first divergent layer 'bn' (BatchNormalization): rel L2 4.68e-03 from "
-                    "inputs at 7.73e-08 (R = 2.64e+04); profile: results/layers/bn.png",
-                    brief="first divergent layer 'bn' (BatchNormalization)"),
-            Finding("rounding", "semantic: the float64 run departs from the reference too (rel L2 4.9e-03)",
-                    brief="semantic: the float64 run departs too (different math)"),
-        ]  # fmt: skip
+    diagnosed = (  # what the diagnoses found on jax: each adds its few words to the line
+        Finding("localize", "localized: first divergent layer 'bn' (BatchNormalization): rel L2 4.68e-03 from "
+                "inputs at 7.73e-08 (R = 2.64e+04); profile: results/layers/bn.png",
+                brief="first divergent layer 'bn' (BatchNormalization)"),
+        Finding("rounding", "semantic: the float64 run departs from the reference too (rel L2 4.9e-03)",
+                brief="semantic: the float64 run departs too (different math)"),
+    )  # fmt: skip
+    cells[:3] = [replace(c, findings=(*c.findings, *diagnosed)) for c in cells[:3]]
     fails = [line for line in _render(cells).splitlines() if line.startswith(("FAIL ", "ERROR "))]
     assert fails == [
         "FAIL bn_mlp/inference (jax/cpu/predict, eager, jit): output: relative L2 error 5.00e-03 > 1e-06 "
@@ -106,7 +107,7 @@ def test_the_full_table_only_with_verbose_and_without_empty_columns():
     for empty in ("top-5", "float64 run", "run twice"):
         assert empty not in text
     cells = _cells()
-    cells[0].determinism = "deterministic"
+    cells[0] = replace(cells[0], determinism="deterministic")
     assert "run twice" in _render(cells, verbose=True) and "same bits" in _render(cells, verbose=True)
 
 
@@ -148,3 +149,12 @@ def test_version_and_usage_errors_through_the_command_line(tmp_path):
     assert cli("parity", "--no-such-flag").returncode == Exit.USAGE  # argparse's own
     merged = cli("report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "merged"))
     assert merged.returncode == Exit.USAGE and "parity.json is missing" in merged.stderr
+
+
+def test_merged_results_label_each_cell_with_the_directory_it_came_from(tmp_path):
+    for machine in ("machine-a", "machine-b"):
+        report.write_json(_cells(), {}, tmp_path / machine / "parity.json")
+    cells, runs = merge([tmp_path / "machine-a", tmp_path / "machine-b"])
+    assert len(cells) == 2 * len(_cells()) and sorted(runs) == ["machine-a", "machine-b"]
+    assert {c.device for c in cells} == {"cpu (machine-a)", "cpu (machine-b)"}
+    assert sorted(p for c in cells for p in c.problems) == sorted(2 * [p for c in _cells() for p in c.problems])

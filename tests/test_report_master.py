@@ -35,7 +35,7 @@ RUNS = {"tensorflow": False, "jax": False, "torch": False, "torch-native": True}
 
 def _judged(tmp_path: Path) -> dict[str, str]:
     goldens = tmp_path / "golden"
-    shutil.copytree(MASTER / "golden", goldens)  # the judge writes .obtained.npz beside them
+    shutil.copytree(MASTER / "golden", goldens)  # messages name the goldens' folder: the same every run
     runs = {b: load_run(MASTER / "raw", b, twin=twin) for b, twin in RUNS.items()}
     cells = evaluate(runs, MODELS, BUILTIN, goldens)
     console = Console(record=True, width=200, color_system=None, force_terminal=False)

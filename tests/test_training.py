@@ -13,7 +13,7 @@ import pytest
 from helpers import cli, copy_project
 
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, compare, pool
+from keras_parity.judge.compare import compare, pool
 from keras_parity.reference import UnsupportedLayer
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference.training import check_optimizer, loss_value, reference
@@ -115,10 +115,10 @@ def test_pooled_comparison_ignores_noise_on_a_zero_gradient_and_names_the_worst_
     ref = {"grad/dense/bias": np.zeros(4), "grad/dense/kernel": np.linspace(-1.0, 1.0, 12).reshape(3, 4)}
     noisy = {k: (v + 1e-9).astype(np.float32) for k, v in ref.items()}
     tol = Tol(1e-6, 1e-4, 1e-3, "test")
-    assert compare(CellResult("m", "c", "b", "cpu", "eager"), noisy, ref, tol, pooled=True).status == "pass"
+    assert compare(noisy, ref, tol, pooled=True).status == "pass"
     wrong = dict(noisy, **{"grad/dense/kernel": noisy["grad/dense/kernel"] * np.float32(1.01)})
-    cell = compare(CellResult("m", "c", "b", "cpu", "eager"), wrong, ref, tol, pooled=True)
-    assert cell.status == "fail" and "worst at grad/dense/kernel[" in cell.problems[0]
+    found = compare(wrong, ref, tol, pooled=True)
+    assert found.status == "fail" and "worst at grad/dense/kernel[" in found.problems[0]
 
 
 def test_optimizer_options_the_reference_lacks_are_refused_by_name():

@@ -167,7 +167,7 @@ def test_a_twin_asked_for_whose_library_is_missing_is_an_error_and_the_rest_go_o
     runs = run_backends(
         ["jax"], ["linear"], tmp_path, twins=["tf_keras", "torch-native"], registry=BUILTIN, log=lambda *a: None
     )
-    cells = evaluate(runs, ["linear"], BUILTIN, write_obtained=False, training=False)
+    cells = evaluate(runs, ["linear"], BUILTIN, training=False)
     (failed,) = [c for c in cells if c.backend == "tf_keras"]
     assert failed.status == "error"
     assert (

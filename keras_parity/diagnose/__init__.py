@@ -40,4 +40,4 @@ def _with(cell: CellResult, found: list[Diagnosed]) -> CellResult:
     findings = [d.finding for d in found if d.finding is not None]
     failed = any(not f.note for f in findings) and cell.status != CellStatus.ERROR
     status = CellStatus.FAIL if failed else cell.status
-    return replace(cell, status=status, findings=[*cell.findings, *findings], **columns)
+    return replace(cell, status=status, findings=(*cell.findings, *findings), **columns)

@@ -37,7 +37,7 @@ def _skipped(variant, backends, models, device) -> list[CellResult]:
         "rerun with --device cuda on a GPU host"
     )
     return [
-        CellResult(m, "*", b, device, "*", CellStatus.SKIPPED, [Finding("variant", why)], variant=variant)
+        CellResult(m, "*", b, device, "*", CellStatus.SKIPPED, (Finding("variant", why),), variant=variant)
         for m in _models(variant, models)
         for b in backends
     ]
@@ -63,7 +63,7 @@ def variant_cells(plan, variant: str, base: list[CellResult], runs: dict, log=pr
     for c in found:
         twin = main.get((c.model, c.case, c.backend, c.path))
         beside = [] if twin is None else _beside_main(variant, c, twin, c.backend in gpu)
-        cells.append(replace(c, variant=variant, findings=[*c.findings, *beside]))
+        cells.append(replace(c, variant=variant, findings=(*c.findings, *beside)))
     return cells
 
 

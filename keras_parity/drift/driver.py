@@ -90,7 +90,7 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
     golden.write_npz(snap, earlier | run.arrays)
     golden.write_json(snap.with_suffix(".json"), run.header())
     rows = []
-    for result in evaluate({cell.backend: run}, models, registry, write_obtained=False):
+    for result in evaluate({cell.backend: run}, models, registry):
         prefix = golden.key(result.model, result.case, result.path) + golden.SEP
         ulp_k, same_k = _vs(run.arrays, prev["keras"], prefix)
         ulp_l, same_l = _vs(run.arrays, prev["library"], prefix)

@@ -18,6 +18,7 @@ from keras_parity.golden.files import (  # noqa: F401
     write_bytes,
     write_json,
     write_npz,
+    write_obtained,
     write_run,
 )
 from keras_parity.golden.keys import SAMPLE, SEP, children, head, key, output, part, sampled  # noqa: F401

@@ -11,7 +11,8 @@ Layout, per model:
   golden/<model>/snapshots/<platform>/<backend>.json  versions, knobs, device, and the machine
       facts the platform key is a digest of (keras_parity/run/machine.py); bits are expected to
       match only within one key, and `parity` compares with another key's only to report it
-A mismatch writes golden/<model>/<backend>.obtained.npz beside them (git-ignored).
+A mismatch in `parity` writes golden/<model>/<backend>.obtained.npz beside them (git-ignored;
+write_obtained).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +170,13 @@ def find_snapshot(model: str, platform: str, backend: str, identity: dict, root:
 
 def obtained_path(model: str, backend: str, root: Path = GOLDEN) -> Path:
     return root / model / f"{backend}.obtained.npz"
+
+
+def write_obtained(obtained: Mapping[Path, dict[str, np.ndarray]]) -> None:
+    """Each failing model and backend's obtained arrays to its file beside the goldens; the file
+    of one with none (its cells pass) is removed, so a file left there is never stale."""
+    for path, arrays in obtained.items():
+        if arrays:
+            write_npz(path, arrays)
+        else:
+            path.unlink(missing_ok=True)

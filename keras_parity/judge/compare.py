@@ -7,17 +7,18 @@ for bit (ULP distance) and only reported, since it tracks drift rather than corr
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.judge.numerics import array_error, array_scale, l2_norm, rms, scaled_ulp, ulp_distance
+from keras_parity.judge.numerics import array_error, array_scale, l2_norm, locate, pool, rms, top5_overlap, ulp_from
 from keras_parity.registry.spec import Tol
 
 
-@dataclass
+@dataclass(frozen=True)
 class OutputMetrics:
     max_abs: float
     max_rel: float
@@ -76,6 +77,13 @@ class CellStatus(StrEnum):
 VALUE_KINDS = ("compare", "cross-backend", "layers")  # the findings about a cell's numbers
 
 
+def verdict(findings: Iterable[Finding], error: bool = False) -> CellStatus:
+    """The status of a cell with these findings: an error stays an error, a problem fails it."""
+    if error:
+        return CellStatus.ERROR
+    return CellStatus.FAIL if any(not f.note for f in findings) else CellStatus.PASS
+
+
 @dataclass(frozen=True)
 class CellId:
     """Which cell: the fields that tell one cell of a parity run from every other."""
@@ -88,15 +96,17 @@ class CellId:
     variant: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class CellResult:
+    """One judged cell, built once with everything found of it; a later stage builds a new one."""
+
     model: str
     case: str
     backend: str
     device: str
     path: str
     status: CellStatus = CellStatus.PASS
-    findings: list[Finding] = field(default_factory=list)
+    findings: tuple[Finding, ...] = ()
     outputs: dict[str, OutputMetrics] = field(default_factory=dict)
     snapshot: str = "missing"  # identical | changed | missing | other-platform
     snapshot_platform: str | None = None  # the other platform's key, when compared with one
@@ -139,19 +149,6 @@ class CellResult:
         and a float64 run can explain; a moved default or a provenance problem they cannot."""
         return any(not f.note and f.kind in VALUE_KINDS for f in self.findings)
 
-    def fail(self, msg: str, kind: str = "compare") -> None:
-        """A problem that fails the cell (an error stays an error)."""
-        self.add(Finding(kind, msg))
-
-    def note(self, msg: str, kind: str) -> None:
-        self.add(Finding(kind, msg, note=True))
-
-    def add(self, finding: Finding) -> None:
-        """A finding: a problem fails the cell (an error stays an error), a note only reports."""
-        if not finding.note:
-            self.status = CellStatus.FAIL if self.status != CellStatus.ERROR else CellStatus.ERROR
-        self.findings.append(finding)
-
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("findings")
@@ -163,17 +160,11 @@ class CellResult:
     def from_dict(cls, d: dict) -> CellResult:
         """A cell read back from parity.json (as_dict's inverse)."""
         d = {k: v for k, v in d.items() if k != "name"}
-        d["findings"] = [Finding.from_text(p) for p in d.pop("problems", [])]
+        d["findings"] = tuple(Finding.from_text(p) for p in d.pop("problems", []))
         d["outputs"] = {k: OutputMetrics(**m) for k, m in d.get("outputs", {}).items()}
         d["tol"] = Tol(**d["tol"]) if d.get("tol") else None
         d["status"] = CellStatus(d.get("status", "pass"))
         return cls(**d)
-
-
-def _top5(out: np.ndarray, ref: np.ndarray) -> float:
-    o = np.argsort(-out.reshape(out.shape[0], -1), axis=1)[:, :5]
-    r = np.argsort(-ref.reshape(ref.shape[0], -1), axis=1)[:, :5]
-    return float(np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(o, r)]))
 
 
 def value_metrics(out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
@@ -193,26 +184,25 @@ def value_metrics(out: np.ndarray, ref: np.ndarray) -> OutputMetrics:
     )
 
 
-def pool(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Training outputs by group ('grad/dense/kernel' -> 'grad'), each group's arrays flattened
-    and joined in key order: one vector per quantity (see keras_parity/run/training.py)."""
-    groups: dict[str, list[str]] = {}
-    for key in sorted(arrays):
-        groups.setdefault(golden.head(key), []).append(key)
-    return {g: np.concatenate([np.ravel(arrays[k]) for k in keys]) for g, keys in groups.items()}
+@dataclass(frozen=True)
+class Comparison:
+    """What compare() finds of one cell's outputs, from which the judge builds the cell."""
 
+    findings: tuple[Finding, ...] = ()  # problems, in the order found
+    outputs: dict[str, OutputMetrics] = field(default_factory=dict)
+    snapshot: str = "missing"  # identical | changed | missing
+    nothing: bool = False  # no output and no reference: the cell is an error
 
-def _locate(arrays: dict[str, np.ndarray], group: str, flat: int) -> str:
-    """'<key>[i, j]' of position `flat` in group's pooled vector."""
-    for key in sorted(k for k in arrays if golden.head(k) == group):
-        if flat < arrays[key].size:
-            return f"{key}{[int(i) for i in np.unravel_index(flat, arrays[key].shape)] if arrays[key].ndim else ''}"
-        flat -= arrays[key].size
-    return group
+    @property
+    def status(self) -> CellStatus:
+        return verdict(self.findings, self.nothing)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f.text() for f in self.findings]
 
 
 def compare(
-    cell: CellResult,
     obtained: dict[str, np.ndarray],
     reference: dict[str, np.ndarray],
     tol: Tol,
@@ -222,122 +212,127 @@ def compare(
     classifier: bool = False,
     pooled: bool = False,
     per_array: dict[str, Tol] | None = None,
-) -> CellResult:
-    """Fill `cell` from obtained outputs vs the reference (and the snapshot, if any).
+) -> Comparison:
+    """Obtained outputs vs the reference (and the snapshot, if any).
 
     pooled (training cases): after the per-key checks of shape and dtype, values are judged
     per group, rel L2 over the group and atol in units of the group's reference RMS; with
     `per_array` (a tolerance for every array, in units of its scale), each array too."""
-    cell.tol = tol
     if not obtained and not reference:  # nothing compared is never a pass
-        cell.status = CellStatus.ERROR
-        cell.findings.append(
-            Finding(
-                "compare",
-                "nothing to compare: the run wrote no output for this cell and the goldens hold no reference",
-                fix="regenerate the goldens with `nox -s golden` and check the backend's log",
-            )
-        )
-        return cell
+        why = "nothing to compare: the run wrote no output for this cell and the goldens hold no reference"
+        fix = "regenerate the goldens with `nox -s golden` and check the backend's log"
+        return Comparison((Finding("compare", why, fix=fix),), nothing=True)
     if set(obtained) != set(reference):
         missing, extra = sorted(set(reference) - set(obtained)), sorted(set(obtained) - set(reference))
-        cell.fail(f"output keys differ: missing {missing}, unexpected {extra}")
-        return cell
-    usable = [key for key in sorted(reference) if _fits(cell, key, obtained[key], reference[key], expected_dtype)]
+        return Comparison((Finding("compare", f"output keys differ: missing {missing}, unexpected {extra}"),))
+    unfit = {key: _unfit(key, obtained[key], reference[key], expected_dtype) for key in sorted(reference)}
+    findings = [Finding("compare", why) for why in unfit.values() if why]
+    usable = [key for key, why in unfit.items() if why is None]
     if pooled:
-        if len(usable) == len(reference):  # a group with a bad member cannot be pooled
-            _compare_pooled(cell, obtained, reference, tol, snapshot, per_array)
-        return cell
+        if len(usable) < len(reference):  # a group with a bad member cannot be pooled
+            return Comparison(tuple(findings))
+        outputs, problems = _compare_pooled(obtained, reference, tol, snapshot, per_array)
+        return _comparison(findings + problems, outputs, snapshot)
+    outputs = {}
     for key in usable:
-        out, ref = obtained[key], reference[key]
-        _judge(cell, key, out, ref, tol, classifier, snapshot.get(key) if snapshot else None, snapshot is not None)
-    _snapshot_verdict(cell, snapshot)
-    return cell
+        snap = snapshot.get(key) if snapshot else None
+        outputs[key], problem = _judge(key, obtained[key], reference[key], tol, classifier, snap, snapshot is not None)
+        findings += [problem] if problem else []
+    return _comparison(findings, outputs, snapshot)
 
 
-def _compare_pooled(cell, obtained, reference, tol: Tol, snapshot, per_array) -> None:
+def _comparison(findings: list[Finding], outputs: dict[str, OutputMetrics], snapshot: dict | None) -> Comparison:
+    """The comparison with its snapshot verdict: bit for bit the same, or changed."""
+    verdict_of_bits = "missing"
+    if snapshot is not None and outputs:
+        verdict_of_bits = "identical" if all(m.bit_identical for m in outputs.values()) else "changed"
+    return Comparison(tuple(findings), outputs, verdict_of_bits)
+
+
+def _compare_pooled(
+    obtained: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    tol: Tol,
+    snapshot: dict[str, np.ndarray] | None,
+    per_array: dict[str, Tol] | None,
+) -> tuple[dict[str, OutputMetrics], list[Finding]]:
     """A training cell: each group judged, then (with `per_array`) each array against its own."""
-    by_array = per_array is not None and set(per_array) >= set(reference)
     ref_pool, snap_pool = pool(reference), None
     if snapshot is not None and set(snapshot) == set(reference):
         snap_pool = pool(snapshot)
     groups_out, group_rms = pool(obtained), {g: rms(r) for g, r in ref_pool.items()}
+    outputs, problems = {}, []
     for g in sorted(ref_pool):
-        _judge(
-            cell,
-            g,
-            groups_out[g],
-            ref_pool[g],
-            Tol(tol.rel_l2, tol.atol * group_rms[g], tol.rtol, tol.why),
-            classifier=False,
-            snap=None if snap_pool is None else snap_pool[g],
-            snapshot=snapshot is not None,
-            where=lambda flat, g=g: _locate(reference, g, flat),
-        )
-    for key in sorted(reference) if by_array else ():
-        scale = array_scale(reference[key], group_rms[golden.head(key)])
-        _judge_array(cell, key, obtained[key], reference[key], per_array[key], scale)
-    _snapshot_verdict(cell, snapshot)
+        group_tol = Tol(tol.rel_l2, tol.atol * group_rms[g], tol.rtol, tol.why)
+        snap = None if snap_pool is None else snap_pool[g]
+        where = lambda flat, g=g: locate(reference, g, flat)
+        outputs[g], problem = _judge(g, groups_out[g], ref_pool[g], group_tol, False, snap, snapshot is not None, where)
+        problems += [problem] if problem else []
+    if per_array is not None and set(per_array) >= set(reference):
+        for key in sorted(reference):
+            scale = array_scale(reference[key], group_rms[golden.head(key)])
+            why = _judge_array(key, obtained[key], reference[key], per_array[key], scale)
+            problems += [Finding("compare", why)] if why else []
+    return outputs, problems
 
 
-def _judge_array(cell, key: str, out: np.ndarray, ref: np.ndarray, tol: Tol, scale: float) -> None:
+def _judge_array(key: str, out: np.ndarray, ref: np.ndarray, tol: Tol, scale: float) -> str | None:
     """One array of a training cell against its own tolerance, errors in units of its scale
     (numerics.array_scale: its RMS, or its group's floor for an array of rounding residue)."""
     rel, worst = array_error(out, ref, scale)
     if not (np.isfinite(rel) and np.isfinite(worst)):
-        return  # NaN and Inf are counted and failed on the group
+        return None  # NaN and Inf are counted and failed on the group
     if rel > tol.rel_l2:
-        cell.fail(f"{key}: relative L2 error {rel:.2e} > {tol.rel_l2:.1e}, this array's tolerance ({tol.why})")
-    elif worst > tol.atol:
+        return f"{key}: relative L2 error {rel:.2e} > {tol.rel_l2:.1e}, this array's tolerance ({tol.why})"
+    if worst > tol.atol:
         diff = np.abs(out.astype(np.float64) - ref)
         where = [int(i) for i in np.unravel_index(int(np.argmax(diff)), diff.shape)] if diff.ndim else []
-        cell.fail(f"{key}: error {worst:.2e} of its RMS at {where} > {tol.atol:.1e}, this array's tolerance")
+        return f"{key}: error {worst:.2e} of its RMS at {where} > {tol.atol:.1e}, this array's tolerance"
+    return None
 
 
-def _fits(cell, key, out, ref, expected_dtype) -> bool:
-    """Shape, then the reference's dtype, then the obtained dtype; a failure says which."""
+def _unfit(key: str, out: np.ndarray, ref: np.ndarray, expected_dtype: str) -> str | None:
+    """Why an output cannot be judged by value: its shape, then the reference's dtype, then its own."""
     if out.shape != ref.shape:
-        cell.fail(f"{key}: shape {out.shape} != reference {ref.shape}")
-    elif ref.dtype != np.float64:
-        cell.fail(f"{key}: the reference golden has dtype {ref.dtype}, not float64; regenerate with `nox -s golden`")
-    elif out.dtype != np.dtype(expected_dtype):
-        cell.fail(f"{key}: dtype {out.dtype} != expected {expected_dtype}")
-    else:
-        return True
-    return False
+        return f"{key}: shape {out.shape} != reference {ref.shape}"
+    if ref.dtype != np.float64:
+        return f"{key}: the reference golden has dtype {ref.dtype}, not float64; regenerate with `nox -s golden`"
+    if out.dtype != np.dtype(expected_dtype):
+        return f"{key}: dtype {out.dtype} != expected {expected_dtype}"
+    return None
 
 
-def _judge(cell, key, out, ref, tol, classifier, snap, snapshot: bool, where=None) -> None:
-    """Values of one output (or one pooled group) against the reference, then the snapshot."""
+def _judge(
+    key: str,
+    out: np.ndarray,
+    ref: np.ndarray,
+    tol: Tol,
+    classifier: bool,
+    snap: np.ndarray | None,
+    snapshot: bool,
+    where: Callable[[int], str] | None = None,
+) -> tuple[OutputMetrics, Finding | None]:
+    """Values of one output (or one pooled group) against the reference, then the snapshot:
+    its metrics, and the problem they show, if any."""
     m = value_metrics(out, ref)
     worst = where(int(np.argmax(np.abs(out.astype(np.float64) - ref)))) if where and out.size else m.worst_index
+    problem = None
     if m.nan or m.inf:
-        cell.fail(f"{key}: {m.nan} NaN and {m.inf} Inf in the output")
+        problem = f"{key}: {m.nan} NaN and {m.inf} Inf in the output"
     elif m.rel_l2 > tol.rel_l2:
-        cell.fail(
-            f"{key}: relative L2 error {m.rel_l2:.2e} > {tol.rel_l2:.0e}" + (f", worst at {worst}" if where else "")
+        problem = f"{key}: relative L2 error {m.rel_l2:.2e} > {tol.rel_l2:.0e}" + (
+            f", worst at {worst}" if where else ""
         )
     else:
         bad = np.abs(out.astype(np.float64) - ref) > tol.atol + tol.rtol * np.abs(ref)
         if bad.any():
-            cell.fail(
+            problem = (
                 f"{key}: {int(bad.sum())} of {bad.size} values outside "
                 f"atol {tol.atol:.0e} + rtol {tol.rtol:.0e}, worst at {worst}"
             )
     if classifier:
-        m.top5 = _top5(out, ref)
+        m = replace(m, top5=top5_overlap(out, ref))
     if snapshot:
-        if snap is None or snap.shape != out.shape:
-            m.bit_identical = False
-        else:
-            ulp = ulp_distance(out, snap)
-            m.ulp_max = int(ulp.max()) if ulp.size else 0
-            m.ulp_scaled = scaled_ulp(out, snap)
-            m.bit_identical = m.ulp_max == 0
-    cell.outputs[key] = m
-
-
-def _snapshot_verdict(cell, snapshot) -> None:
-    if snapshot is not None and cell.outputs:
-        same = all(m.bit_identical for m in cell.outputs.values())
-        cell.snapshot = "identical" if same else "changed"
+        ulp_max, ulp_scaled, same = ulp_from(snap, out)
+        m = replace(m, ulp_max=ulp_max, ulp_scaled=ulp_scaled, bit_identical=same)
+    return m, Finding("compare", problem) if problem else None

@@ -7,9 +7,11 @@ comparison), which is why the snapshot is judged too, not only reported.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from keras_parity.judge.compare import CellResult, compare
+from keras_parity.judge.compare import Comparison, Finding, compare
 from keras_parity.registry.spec import Tol
 
 
@@ -17,50 +19,44 @@ def _as64(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float64) for k, v in arrays.items()}
 
 
-def _worst(cell: CellResult) -> float:
-    return max((m.rel_l2 for m in cell.outputs.values()), default=float("inf"))
+def _worst(found: Comparison) -> float:
+    return max((m.rel_l2 for m in found.outputs.values()), default=float("inf"))
 
 
 def cross_compare(
-    cell: CellResult,
     obtained: dict[str, np.ndarray],
     others: dict[str, dict[str, np.ndarray]],
     snapshot: dict[str, np.ndarray] | None,
     tol: Tol,
     gaps: list[str],
-) -> CellResult:
-    """Fill `cell`: its metrics are those of the comparison furthest off; every comparison
-    that fails adds its problems, prefixed by what it compared with."""
+) -> Comparison:
+    """The outputs against each other backend's and the snapshot: the metrics of the comparison
+    furthest off; every comparison that fails adds its problems, prefixed by what it compared with."""
     against = {b: arrays for b, arrays in others.items() if arrays}
     if snapshot is not None:
         against["its snapshot"] = snapshot
-    cell.reference, cell.tol = "cross-backend", tol
     if not against:
-        cell.fail(
+        why = (
             "no float64 reference and nothing to compare with (no other backend in this run, no snapshot); "
-            "run all backends or create the snapshots with `nox -s golden`",
-            "cross-backend",
+            "run all backends or create the snapshots with `nox -s golden`"
         )
-        return cell
-    results = {}
-    for what, ref in against.items():
-        sub = CellResult(cell.model, cell.case, cell.backend, cell.device, cell.path)
-        snap = snapshot if what == "its snapshot" else None
-        results[what] = compare(sub, obtained, _as64(ref), tol, snapshot=snap)
+        return Comparison((Finding("cross-backend", why),))
+    results = {
+        what: compare(obtained, _as64(ref), tol, snapshot=snapshot if what == "its snapshot" else None)
+        for what, ref in against.items()
+    }
     worst = max(results, key=lambda w: _worst(results[w]))
-    cell.outputs = results[worst].outputs
+    outputs, bits = dict(results[worst].outputs), "missing"
     if snapshot is not None:
         mine = results["its snapshot"]
-        cell.snapshot = mine.snapshot
+        bits = mine.snapshot
         for key, m in mine.outputs.items():  # the ULP distance to the snapshot, whichever is worst
-            if key in cell.outputs:
-                out = cell.outputs[key]
-                out.ulp_max, out.ulp_scaled, out.bit_identical = m.ulp_max, m.ulp_scaled, m.bit_identical
-    for what, sub in results.items():
-        for f in sub.findings:
-            cell.fail(f"vs {what}: {f.line}", "cross-backend")
-    cell.note(
-        f"cross-backend fallback: no float64 reference for {', '.join(gaps)}; judged against {', '.join(against)}",
-        "cross-backend",
+            if key in outputs:
+                outputs[key] = replace(
+                    outputs[key], ulp_max=m.ulp_max, ulp_scaled=m.ulp_scaled, bit_identical=m.bit_identical
+                )
+    findings = [Finding("cross-backend", f"vs {what}: {f.line}") for what, sub in results.items() for f in sub.findings]
+    fallback = (
+        f"cross-backend fallback: no float64 reference for {', '.join(gaps)}; judged against {', '.join(against)}"
     )
-    return cell
+    return Comparison((*findings, Finding("cross-backend", fallback, note=True)), outputs, bits)

@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, CellStatus, Finding, compare
+from keras_parity.judge.compare import CellResult, CellStatus, Comparison, Finding, OutputMetrics, compare, verdict
 from keras_parity.judge.crossref import cross_compare
 from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
 from keras_parity.judge.information import FIX as INFORMATION_FIX
@@ -91,7 +93,7 @@ class Goldens:
     """One model's goldens as the judge reads them, or why they cannot be read."""
 
     model: str
-    spec: object
+    spec: ModelSpec
     root: Path
     regen: str = "`nox -s golden`"  # how they are made again, for the fix of a provenance problem
     ref: dict = field(default_factory=dict)
@@ -148,7 +150,6 @@ def evaluate(
     models: list[str],
     registry: Registry,
     root: Path = golden.GOLDEN,
-    write_obtained: bool = True,
     policy: str = "float32",
     training: bool = True,
     precision: str = "float32",
@@ -156,26 +157,30 @@ def evaluate(
     strict_bits: bool = False,
 ) -> list[CellResult]:
     """Cells of `runs` against the goldens; a run under another dtype policy gets that policy's
-    tolerance, and no snapshot (snapshots are float32). `registry` holds the models' specs."""
+    tolerance, and no snapshot (snapshots are float32). `registry` holds the models' specs.
+    Nothing is written: obtained_outputs() says what the failing cells leave beside the goldens."""
     judging = Judging(policy, training, precision, strict, strict_bits)
     cells: list[CellResult] = []
     for model in models:
         g = read_goldens(model, root, registry[model])
-        for backend, run in runs.items():
-            judged = judge_backend(g, backend, runs, judging)
-            cells += judged
-            failed = {
-                golden.key(c.case, c.path, k): v
-                for c in judged
-                if c.status != "pass"
-                for k, v in run.cell(model, c.case, c.path).items()
-            }
-            obtained_file = golden.obtained_path(model, backend, g.root)
-            if failed and write_obtained:
-                golden.write_npz(obtained_file, failed)
-            elif not failed:
-                obtained_file.unlink(missing_ok=True)
+        for backend in runs:
+            cells += judge_backend(g, backend, runs, judging)
     return cells
+
+
+def obtained_outputs(
+    runs: dict[str, BackendRun], cells: list[CellResult], registry: Registry, root: Path = golden.GOLDEN
+) -> dict[Path, dict[str, np.ndarray]]:
+    """The arrays each model's failing cells obtained on a backend, by the file beside its
+    goldens they go to (golden.write_obtained); empty for a model and backend whose cells pass."""
+    obtained: dict[Path, dict[str, np.ndarray]] = {}
+    for c in cells:
+        beside = golden.obtained_path(c.model, c.backend, usermodel.root_of(registry[c.model], root))
+        arrays = obtained.setdefault(beside, {})
+        if c.status != CellStatus.PASS:
+            got = runs[c.backend].cell(c.model, c.case, c.path)
+            arrays.update({golden.key(c.case, c.path, k): v for k, v in got.items()})
+    return obtained
 
 
 def judge_backend(g: Goldens, backend: str, runs: dict[str, BackendRun], judging: Judging = PLAIN) -> list[CellResult]:
@@ -197,69 +202,83 @@ def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> C
     twin = run.twin
     if twin and g.spec.source:
         why = f"{backend}: twins exist for the built-in models only; {model} is your own"
-        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, [Finding("twin", why)])
+        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, (Finding("twin", why),))
     if twin and not g.error and not run.error and model in run.no_twin:
         why = run.no_twin[model]
-        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, [Finding("twin", why)])
+        return CellResult(model, "*", backend, device, "native", CellStatus.SKIPPED, (Finding("twin", why),))
     if not problem:
         return None
     who = f"{backend} failed on {model}: " if model_error else ""
     if policy != "float32" and model_error and policy_limitation(model_error):  # the policy, not the backend
-        why = Finding("policy", f"unsupported under {policy}: {problem}")
-        return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, [why], policy=policy)
-    why = Finding("backend", who + problem)
-    return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, [why], policy=policy)
+        limitation = Finding("policy", f"unsupported under {policy}: {problem}")
+        return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, (limitation,), policy=policy)
+    crash = Finding("backend", who + problem)
+    return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, (crash,), policy=policy)
 
 
-def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
+@dataclass(frozen=True)
+class _Seen:
+    """What holds for every cell of one backend's run of a model: its snapshot, and the findings
+    of its provenance (problems, changed weights, then notes)."""
+
+    snapshot: dict | None
+    where: str  # same | other-platform | missing
+    platform: str | None
+    findings: tuple[Finding, ...]
+
+
+def _judge_run(g: Goldens, backend: str, run: BackendRun, runs: dict, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
-    model, device, twin = g.model, run.device, run.twin
-    policy, precision = judging.policy, judging.precision
     weights = _weights_changed(g, run)
-    provenance, notes = _check_provenance(model, g.meta, run, g.regen, weights_named=weights is not None)
+    provenance, notes = _check_provenance(g.model, g.meta, run, g.regen, weights_named=weights is not None)
     try:
-        plain = policy == precision == "float32"
-        snapshot, where, snap_platform = _load_snapshot(model, run, g.root) if plain else (None, "missing", None)
+        plain = judging.policy == judging.precision == "float32"
+        snapshot, where, snap_platform = _load_snapshot(g.model, run, g.root) if plain else (None, "missing", None)
     except golden.GoldenError as exc:
         snapshot, where, snap_platform = None, "missing", None
         notes.append(str(exc))
+    found = [Finding("provenance", p) for p in provenance] + ([weights] if weights is not None else [])
+    found += [Finding("provenance", n, note=True) for n in notes]
+    seen = _Seen(snapshot, where, snap_platform, tuple(found))
     cells = []
-    dtype = precision if precision != "float32" else policy  # a GPU variant (TF32) is judged by its precision
-    for case in g.spec.cases_for(policy, judging.training):
-        if twin and case.name not in (run.models[model].cases or []):
+    for case in g.spec.cases_for(judging.policy, judging.training):
+        if run.twin and case.name not in (run.models[g.model].cases or []):
             continue  # twins run the forward cases
-        for path in run.paths(model, case.name) or ["?"]:
-            cell = CellResult(model, case.name, backend, device, path, policy=policy)
-            snap = None if snapshot is None else golden.part(snapshot, case.name, path)
-            tol = g.spec.tolerance(backend, device, dtype, case, path)
-            per_array = g.spec.array_tolerances(case, path, device, dtype) or None
-            _values(cell, g, case, run, runs, (tol, per_array), snap)
-            if snapshot is not None and where == "other-platform":
-                cell.snapshot, cell.snapshot_platform = "other-platform", snap_platform
-            elif judging.strict_bits and cell.snapshot == "changed":
-                cell.add(_moved_bits(cell, run.platform or "?"))
-            if case.model_outputs:
-                layers = golden.part(run.sketches, model, case.name), golden.part(g.layers, case.name)
-                order = g.layer_order.get(case.builder, [])
-                deep = judge_layers(*layers, g.spec.layer_tolerances(case, device, dtype), order)
-                if deep is not None:
-                    cell.add(deep)
-            if not case.training:
-                uninformative = why_uninformative(golden.part(g.ref, case.name) or run.cell(model, case.name, path))
-                if uninformative:
-                    cell.add(Finding("information", uninformative, note=not judging.strict, fix=INFORMATION_FIX))
-            for p in provenance:
-                cell.fail(p, "provenance")
-            if weights is not None:
-                cell.add(weights)
-            for n in notes:
-                cell.note(n, "provenance")
-            for finding in _defaults_moved(g, case, run):
-                cell.add(finding)
-            if case.mode in ("sgd", "adam") and policy == "float64" and cell.status == "fail":
-                cell.note(KERAS_CASTS, "keras-casts")
-            cells.append(cell)
+        for path in run.paths(g.model, case.name) or ["?"]:
+            cells.append(_judge_cell(g, backend, case, path, runs, judging, seen))
     return cells
+
+
+def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: Judging, seen: _Seen) -> CellResult:
+    """One cell, built once: its values, then its layers, information, provenance and defaults."""
+    run, policy = runs[backend], judging.policy
+    dtype = judging.precision if judging.precision != "float32" else policy  # a GPU variant (TF32): its precision
+    snap = None if seen.snapshot is None else golden.part(seen.snapshot, case.name, path)
+    tol = g.spec.tolerance(backend, run.device, dtype, case, path)
+    per_array = g.spec.array_tolerances(case, path, run.device, dtype) or None
+    values = _values(g, backend, case, path, runs, (tol, per_array), snap, policy)
+    findings, bits, snap_platform = list(values.findings), values.snapshot, None
+    if seen.snapshot is not None and seen.where == "other-platform":
+        bits, snap_platform = "other-platform", seen.platform
+    elif judging.strict_bits and bits == "changed":
+        findings.append(_moved_bits(values.outputs, run.platform or "?"))
+    if case.model_outputs:
+        layers = golden.part(run.sketches, g.model, case.name), golden.part(g.layers, case.name)
+        order = g.layer_order.get(case.builder, [])
+        deep = judge_layers(*layers, g.spec.layer_tolerances(case, run.device, dtype), order)
+        findings += [deep] if deep is not None else []
+    if not case.training:
+        uninformative = why_uninformative(golden.part(g.ref, case.name) or run.cell(g.model, case.name, path))
+        if uninformative:
+            findings.append(Finding("information", uninformative, note=not judging.strict, fix=INFORMATION_FIX))
+    findings += [*seen.findings, *_defaults_moved(g, case, run)]
+    if case.mode in ("sgd", "adam") and policy == "float64" and verdict(findings, values.nothing) == CellStatus.FAIL:
+        findings.append(Finding("keras-casts", KERAS_CASTS, note=True))
+    reference = "cross-backend" if g.gaps else "float64"
+    return CellResult(
+        g.model, case.name, backend, run.device, path, verdict(findings, values.nothing), tuple(findings),
+        values.outputs, snapshot=bits, snapshot_platform=snap_platform, tol=tol, policy=policy, reference=reference,
+    )  # fmt: skip
 
 
 def _weights_changed(g: Goldens, run: BackendRun) -> Finding | None:
@@ -272,9 +291,9 @@ def _weights_changed(g: Goldens, run: BackendRun) -> Finding | None:
     return Finding("weights", describe_weights(changes), fix=f"if the change is intended, regenerate with {g.regen}")
 
 
-def _moved_bits(cell: CellResult, platform: str) -> Finding:
+def _moved_bits(outputs: dict[str, OutputMetrics], platform: str) -> Finding:
     """--strict-bits: the cell's bits moved against this platform's own snapshot."""
-    moved = {k: m for k, m in cell.outputs.items() if m.bit_identical is False}
+    moved = {k: m for k, m in outputs.items() if m.bit_identical is False}
     worst = max(moved, key=lambda k: moved[k].ulp_scaled or 0.0, default=None)
     size = f" ({worst}: {moved[worst].ulp_scaled:.3g} ulp@max)" if worst and moved[worst].ulp_scaled is not None else ""
     return Finding(
@@ -284,24 +303,22 @@ def _moved_bits(cell: CellResult, platform: str) -> Finding:
     )
 
 
-def _values(cell, g, case, run, runs, tols, snap) -> None:
+def _values(g: Goldens, backend: str, case, path: str, runs: dict, tols, snap, policy: str) -> Comparison:
     """The cell's outputs against the float64 reference, or across backends where it has gaps.
     `tols`: the cell's tolerance, and a training cell's per array (or None)."""
-    (tol, per_array), obtained = tols, run.cell(g.model, case.name, cell.path)
+    (tol, per_array), obtained = tols, runs[backend].cell(g.model, case.name, path)
     if g.gaps:
         others = {
             o: r.cell(g.model, case.name, (r.paths(g.model, case.name) or ["?"])[0])
             for o, r in runs.items()
-            if o != cell.backend
+            if o != backend
         }
-        cross_compare(cell, obtained, others, snap, tol, g.gaps)
-        return
-    compare(
-        cell,
+        return cross_compare(obtained, others, snap, tol, g.gaps)
+    return compare(
         obtained,
         golden.part(g.ref, case.name),
         tol,
-        expected_dtype="float64" if cell.policy == "float64" else "float32",
+        expected_dtype="float64" if policy == "float64" else "float32",
         snapshot=snap,
         classifier=case.classifier,
         pooled=case.training,

@@ -1,11 +1,14 @@
 """The numbers every stage compares by, in one place: relative L2 error against a reference,
-and bit distances between float32 arrays (per element, and scaled to the array)."""
+bit distances between float32 arrays (per element, and scaled to the array), training
+outputs pooled by group."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+
+from keras_parity import golden
 
 
 def sum_of_squares(a: np.ndarray) -> float:
@@ -96,3 +99,39 @@ def array_error(got: np.ndarray, want: np.ndarray, scale: float) -> tuple[float,
     if not scale:
         return 0.0, 0.0
     return rms(d) / scale, float(d.max(initial=0.0)) / scale
+
+
+def top5_overlap(out: np.ndarray, ref: np.ndarray) -> float:
+    """The mean share of each sample's five largest outputs that the reference's five share."""
+    o = np.argsort(-out.reshape(out.shape[0], -1), axis=1)[:, :5]
+    r = np.argsort(-ref.reshape(ref.shape[0], -1), axis=1)[:, :5]
+    return float(np.mean([len(set(a) & set(b)) / 5.0 for a, b in zip(o, r)]))
+
+
+def pool(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Training outputs by group ('grad/dense/kernel' -> 'grad'), each group's arrays flattened
+    and joined in key order: one vector per quantity (see keras_parity/run/training.py)."""
+    groups: dict[str, list[str]] = {}
+    for key in sorted(arrays):
+        groups.setdefault(golden.head(key), []).append(key)
+    return {g: np.concatenate([np.ravel(arrays[k]) for k in keys]) for g, keys in groups.items()}
+
+
+def locate(arrays: dict[str, np.ndarray], group: str, flat: int) -> str:
+    """'<key>[i, j]' of position `flat` in group's pooled vector."""
+    for key in sorted(k for k in arrays if golden.head(k) == group):
+        if flat < arrays[key].size:
+            return f"{key}{[int(i) for i in np.unravel_index(flat, arrays[key].shape)] if arrays[key].ndim else ''}"
+        flat -= arrays[key].size
+    return group
+
+
+def ulp_from(snapshot: np.ndarray | None, out: np.ndarray) -> tuple[int | None, float | None, bool]:
+    """How far an output moved from its snapshot: the largest ULP distance, the distance in ULPs
+    of the array's largest magnitude, and whether it is bit identical; (None, None, False) when
+    there is no snapshot of its shape."""
+    if snapshot is None or snapshot.shape != out.shape:
+        return None, None, False
+    ulp = ulp_distance(out, snapshot)
+    ulp_max = int(ulp.max()) if ulp.size else 0
+    return ulp_max, scaled_ulp(out, snapshot), ulp_max == 0

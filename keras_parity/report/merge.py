@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from keras_parity.errors import UsageError
@@ -31,9 +32,7 @@ def merge(dirs: list[Path]) -> tuple[list[CellResult], dict]:
     cells, runs = [], {}
     for d in dirs:
         got, meta = load_cells(d)
-        for c in got:
-            c.device = f"{c.device} ({Path(d).name})"
-        cells += got
+        cells += [replace(c, device=f"{c.device} ({Path(d).name})") for c in got]
         runs[Path(d).name] = meta
     cells.sort(key=lambda c: (c.model, c.case, c.backend, c.device, c.path))
     return cells, runs

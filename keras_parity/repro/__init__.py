@@ -236,7 +236,7 @@ def run(args, selection, console) -> int:
             "reproducer would present your own change as a backend's departure; restore the model, or "
             "regenerate its goldens if the change is intended"
         )
-    cells = evaluate(runs, [model], registry, root, write_obtained=False, training=False)
+    cells = evaluate(runs, [model], registry, root, training=False)
     failed = crashed = 0
     for b, r in runs.items():
         error = r.failure(model)

@@ -111,4 +111,4 @@ def judge(plan: RunPlan, runs: dict[str, BackendRun], models: list[str] | None =
     from keras_parity.judge.evaluate import evaluate
 
     chosen = list(plan.models if models is None else models)
-    return evaluate(runs, chosen, plan.registry, plan.golden_dir or golden.GOLDEN, write_obtained=False, **judging)
+    return evaluate(runs, chosen, plan.registry, plan.golden_dir or golden.GOLDEN, **judging)

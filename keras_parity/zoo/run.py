@@ -106,15 +106,13 @@ def run_zoo(names: list[str], backends: list[str], out: Path, docker=False, floa
     runs = service.run(plan, into=zoo_dir / "raw", log=log, on_poll=on_poll)
     # The reference from these runs, by `golden`'s own writer; only its problems are shown.
     regenerate(runs, registered, registry, golden_dir, log=lambda line: log(line) if "[red]" in line else None)
-    cells = evaluate(runs, registered, registry, golden_dir, write_obtained=False, training=False, strict=True)
+    cells = evaluate(runs, registered, registry, golden_dir, training=False, strict=True)
     rows = rows_of(registered, cells, runs)
     if float64:
         with activity("float64 runs", total=len(backends) * len(registered), unit="models", log=log) as act:
             again = {b: _float64_run(plan, b, zoo_dir / "float64", log, act) for b in backends}
             act.update(note="")
-        judged = evaluate(
-            again, registered, registry, golden_dir, write_obtained=False, policy="float64", training=False
-        )
+        judged = evaluate(again, registered, registry, golden_dir, policy="float64", training=False)
         for row, other in zip(rows, rows_of(registered, judged, again)):
             row.float64 = other.rel_l2
             broken = [b for b, status in other.status.items() if status == "error"]  # not a departure: a crash
