@@ -64,8 +64,10 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
         twins=plan.twins,
         golden_dir=plan.golden_dir, log=log, on_poll=on_poll,
     )  # fmt: skip
-    strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
-    cells = evaluate(runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training, **strict)
+    cells = evaluate(
+        runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training,
+        strict=plan.strict, strict_bits=plan.strict_bits,
+    )  # fmt: skip
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)
         other = run_backends(

@@ -76,8 +76,12 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
         "keras": cell.keras,
         "library_version": cell.version,
     }
-    if outcome.failure or run.error:
-        kind, reason = (outcome.failure.kind, outcome.failure.reason) if outcome.failure else ("error", run.error)
+    if outcome.failure or run is None or run.error:
+        kind, reason = (
+            (outcome.failure.kind, outcome.failure.reason)
+            if outcome.failure
+            else ("error", (run and run.error) or "the cell did not run")
+        )
         return [base | {"model": "*", "case": "*", "path": "*", "verdict": kind, "reason": reason[:300]}]
     base["versions"] = ";".join(f"{k}={v}" for k, v in sorted(run.versions.items()))
     platform = base["platform"]
@@ -121,8 +125,7 @@ def _execute(matrix: Matrix, cell: Cell, models: list[str], registry: Registry, 
     t0 = time.perf_counter()
     outcome = Outcome(cell)
     try:
-        python = cellenv.ensure(matrix, cell, log=log)
-        python = {cell.backend: python}
+        python = {cell.backend: cellenv.ensure(matrix, cell, log=log)}
         outcome.run = run_backends(
             [cell.backend], models, scratch / cell.slug, registry=registry, python=python, log=log
         )[cell.backend]

@@ -80,7 +80,7 @@ def _defaults_moved(g: Goldens, case, run: BackendRun) -> list[Finding]:
     got = cell_defaults(run.models[g.model].as_json(), case.builder, case.mode)
     if got is None:  # a twin's run: no Keras classes
         return []
-    want = cell_defaults(g.meta, case.builder, case.mode)
+    want = cell_defaults(g.ref_json, case.builder, case.mode)
     if want is None:
         return [Finding("default", NOT_RECORDED, note=True)]
     return moved_defaults(want, got, g.regen)
@@ -91,11 +91,11 @@ class Goldens:
     """One model's goldens as the judge reads them, or why they cannot be read."""
 
     model: str
-    spec: object
+    spec: ModelSpec
     root: Path
     regen: str = "`nox -s golden`"  # how they are made again, for the fix of a provenance problem
     ref: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
+    ref_json: dict = field(default_factory=dict)  # the reference's JSON: provenance, defaults, gaps
     layers: dict = field(default_factory=dict)  # the reference's layer sketches, '<case>/<layer>'
     layer_order: dict = field(default_factory=dict)  # builder -> its layers in graph order
     weights: dict = field(default_factory=dict)  # a .keras file's weights as the goldens were made from
@@ -104,7 +104,7 @@ class Goldens:
     @property
     def gaps(self) -> list[str] | None:
         """Layers the float64 reference lacks (a user model judged across backends)."""
-        return None if self.error else self.meta.get("reference", {}).get("missing")
+        return None if self.error else self.ref_json.get("reference", {}).get("missing")
 
 
 def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s golden`") -> Goldens:
@@ -112,7 +112,7 @@ def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s 
     g = Goldens(model, spec, usermodel.root_of(spec, root), regen)
     path = golden.reference_path(model, g.root)
     try:
-        g.ref, g.meta = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
+        g.ref, g.ref_json = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
         if golden.weights_path(model, g.root).exists():
             g.weights = golden.read_npz(golden.weights_path(model, g.root))
         if golden.layers_path(model, g.root).exists():
@@ -205,10 +205,10 @@ def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> C
         return None
     who = f"{backend} failed on {model}: " if model_error else ""
     if policy != "float32" and model_error and policy_limitation(model_error):  # the policy, not the backend
-        why = Finding("policy", f"unsupported under {policy}: {problem}")
-        return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, [why], policy=policy)
-    why = Finding("backend", who + problem)
-    return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, [why], policy=policy)
+        finding = Finding("policy", f"unsupported under {policy}: {problem}")
+        return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, [finding], policy=policy)
+    finding = Finding("backend", who + problem)
+    return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, [finding], policy=policy)
 
 
 def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
@@ -216,7 +216,7 @@ def _judge_run(g, backend, run, runs, judging: Judging) -> list[CellResult]:
     model, device, twin = g.model, run.device, run.twin
     policy, precision = judging.policy, judging.precision
     weights = _weights_changed(g, run)
-    provenance, notes = _check_provenance(model, g.meta, run, g.regen, weights_named=weights is not None)
+    provenance, notes = _check_provenance(model, g.ref_json, run, g.regen, weights_named=weights is not None)
     try:
         plain = policy == precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(model, run, g.root) if plain else (None, "missing", None)

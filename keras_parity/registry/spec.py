@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 
 from keras_parity.registry.noise import MARGIN
@@ -93,6 +94,30 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a user model comes from; serialised as JSON onto the runner's command line."""
+
+    name: str
+    kind: str  # "file" | "builder"
+    target: str  # an absolute .keras path, or "package.module:function"
+    golden: str  # the golden folder (the goldens' root; the model's files sit under <name>/)
+    inputs: str | None = None  # an absolute .npz path; None: drawn from the input specs
+    custom_objects: str | None = None  # a module whose import registers custom classes
+    cwd: str = "."  # where the user's own modules import from
+    rel_l2: float | None = None
+    # A builder's damping, {fnmatch pattern over variable paths: factor} (the registry's
+    # weight_scale): the zoo's deep residual networks keep their outputs O(1) with it.
+    weight_scale: dict[str, float] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Source:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     module: str
     seed: int
@@ -103,7 +128,7 @@ class ModelSpec:
     # fnmatch pattern on variable paths -> factor applied after drawing (see weights.py).
     weight_scale: dict[str, float] = field(default_factory=dict)
     # A user's model (keras_parity/registry/usermodel.py): a .keras file or a builder by import path.
-    source: object | None = None
+    source: Source | None = None
     # The float32 noise measured on the CPUs (keras_parity/registry/noise.py, models/noise.json):
     # '<case>/<path>' -> envelope, and '<case>/<path>/<array>' per array of the training path.
     noise: dict[str, dict] = field(default_factory=dict)

@@ -93,8 +93,9 @@ def run_backends(
     limit = time_limit()
     while procs:  # collect each runner as it ends, so each one's wall time is its own
         for b, (proc, t0) in list(procs.items()):
-            if proc.poll() is not None:
-                runs[b] = load_run(out, b, proc.returncode, twin=b in ENV)
+            code = proc.poll()
+            if code is not None:
+                runs[b] = load_run(out, b, code, twin=b in ENV)
                 runs[b].wall = time.perf_counter() - t0
                 del procs[b]
             elif time.perf_counter() - t0 > limit:
