@@ -13,8 +13,9 @@ from keras_parity.registry.noise import MARGIN
 BACKENDS = ("tensorflow", "jax", "torch")
 # Unit roundoff u = 2^-p of each policy's compute dtype (p: significand bits incl. the implicit
 # one; IEEE 754-2008 binary64 53, binary32 24, binary16 11; bfloat16 8). Under a policy other
-# than float32 a case passes within POLICY_ULPS * u in relative L2 (elementwise, 8x that):
-# every float32 cell here stays within 8u, so 32u leaves a margin of 4. The registry's float32
+# than float32 a case passes within POLICY_ULPS * u in relative L2 (elementwise, 8x that): a
+# margin of 4 over the float32 cells' errors in u
+# (docs/measurements.md, "Constants and the numbers behind them"). The registry's float32
 # tolerances are not scaled: their margins (hundreds of u) would admit anything in 16 bits.
 POLICY_ULPS = 32
 POLICIES = {"float32": 2.0**-24, "float64": 2.0**-53, "mixed_float16": 2.0**-11, "mixed_bfloat16": 2.0**-8}
