@@ -139,10 +139,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on the Python code, hadolint on the Dockerfile, actionlint on the workflows."""
+    """ruff on the Python code, mypy over the package ([tool.mypy] in pyproject.toml), hadolint on
+    the Dockerfile, actionlint on the workflows."""
     _harness(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", "--diff", ".")
+    session.run("mypy")
     session.run("hadolint", "docker/Dockerfile")
     session.run(
         "actionlint",

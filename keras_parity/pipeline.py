@@ -76,8 +76,10 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     from keras_parity.judge.evaluate import evaluate, obtained_outputs
 
     runs = service.run(plan, into=plan.out / "raw", twins=plan.twins, log=log, on_poll=on_poll)
-    strict = {"strict": plan.strict, "strict_bits": plan.strict_bits}
-    cells = evaluate(runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training, **strict)
+    cells = evaluate(
+        runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training,
+        strict=plan.strict, strict_bits=plan.strict_bits,
+    )  # fmt: skip
     golden.write_obtained(obtained_outputs(runs, cells, plan.registry, plan.golden_dir))  # the main run's failures
     for policy in plan.policies:  # the same models under another dtype policy
         asked = RunFlags(device=plan.flags.device, dtype=policy)

@@ -120,6 +120,7 @@ class ParityCheck:
             pytest.fail(str(exc), pytrace=False)
         run = _produce(graph, feed, key, backend)
         snapshot, platform = golden.part(run.arrays, key), run.platform
+        assert platform is not None, "a run made in this process has its provenance"
         snap_file = golden.snapshot_path(key, platform, backend, self.root)
         if not self.regen and self.strict and not golden.reference_path(key, self.root).exists():
             pytest.fail(
@@ -255,9 +256,10 @@ def _report(key: str, backend: str, bad: list[CellResult], obtained_file: Path) 
     lines = [f"{key} on {backend} differs from its goldens (obtained outputs written to {obtained_file}):"]
     for c in bad:
         lines += [f"  {c.label}: {f.line}" for f in c.findings if not f.note]
+        tol = f" (tol {c.tol.rel_l2:.0e})" if c.tol else ""
         for out, m in c.outputs.items():
             lines.append(
-                f"    {out}: rel L2 {m.rel_l2:.2e} (tol {c.tol.rel_l2:.0e}), max abs {m.max_abs:.2e}, "
+                f"    {out}: rel L2 {m.rel_l2:.2e}{tol}, max abs {m.max_abs:.2e}, "
                 f"max rel {m.max_rel:.2e}, worst at {m.worst_index}"
             )
         lines += [f"  {c.label}: {f.line}" for f in c.findings if f.note]

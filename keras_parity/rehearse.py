@@ -65,7 +65,7 @@ def candidate_lock(backend: str, overrides: dict[str, str], out_dir: Path, platf
 
     plat = platform or envs.host_platform()
     pinned = envs.lock_file(backend, platform=plat)
-    pins = [ln for ln in lock_inputs()[backend] if _norm(_NAME.match(ln).group(1)) not in overrides]
+    pins = [ln for ln in lock_inputs()[backend] if not ((m := _NAME.match(ln)) and _norm(m.group(1)) in overrides)]
     requirements = pins + list(overrides.values())
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -137,7 +137,9 @@ class Pair:
 
     @property
     def cell(self) -> CellResult:
-        return self.candidate or self.pinned
+        cell = self.candidate or self.pinned
+        assert cell is not None, "a pair holds at least one of its cells"
+        return cell
 
     @property
     def moved_defaults(self) -> list[str]:

@@ -21,10 +21,10 @@ def training_cases(builder, inputs, classifier=False, modes=("grad", "sgd", "ada
     )
 
 
-# Training outputs are compared per group, atol in units of the group's RMS (spec.Tol).
-# Measured float32 errors: gradients <= 3.4e-7, optimizer deltas <= 1.6e-5, equal on all
-# three backends: after each step the weight is stored in float32, which puts |w| * 2^-24
-# into the delta, whose size is only lr * |g|.
+# Training outputs are compared per group, atol in units of the group's RMS (spec.Tol). The
+# optimizer deltas' error is equal on all three backends: after each step the weight is stored
+# in float32, which puts |w| * 2^-24 into the delta, whose size is only lr * |g| (the measured
+# errors: docs/measurements.md, "Constants and the numbers behind them").
 _GRAD = Tol(1e-5, 1e-4, 1e-3, "a backward pass of a few float32 roundings per value")
 _STEP = Tol(1e-4, 1e-3, 1e-2, f"{TRAIN_STEPS} float32 weight stores of |w| * 2^-24 on deltas of lr * |g|")
 TRAIN_TOL = {"grad": _GRAD, "sgd": _STEP, "adam": _STEP}
@@ -67,8 +67,8 @@ def builtin_models() -> dict[str, ModelSpec]:
                 Case("training", "bn_mlp", {"x": X((6, 8))}, mode="train"),
                 Case("moving_stats", "bn_mlp", {"x": X((6, 8))}, mode="moving_stats"),
                 # dense_in's bias has an exact gradient of zero (BatchNormalization subtracts the
-                # batch mean); float32 leaves ~1e-9 of rounding, which Adam divides by
-                # sqrt(v) + 1e-7: ~1% of a learning-rate step per element, 9.7e-4 of the delta.
+                # batch mean); float32 leaves a rounding residue, which Adam divides by
+                # sqrt(v) + 1e-7 into a sizeable part of a step (docs/measurements.md).
                 *training_cases(
                     "bn_mlp",
                     {"x": X((6, 8))},
@@ -91,8 +91,7 @@ def builtin_models() -> dict[str, ModelSpec]:
                 # Gradients, and Adam() as users write it; SGD's steps are checked on the small
                 # models (214 variables' updates cost seconds per optimizer and backend).
                 # Backprop through 16 training-mode BatchNormalizations amplifies float32 rounding
-                # ~4000x from the logits down (predictions/kernel 1.8e-6, conv1 7e-3, on all three
-                # backends); TensorFlow's float64 run meets the reference to 2e-14.
+                # from the logits down, on all three backends alike (docs/measurements.md).
                 *training_cases(
                     "resnet50",
                     {"x": X((2, 224, 224, 3), 0.0, 1.0)},

@@ -1,6 +1,6 @@
 """The package's layout in numbers, read off its source without importing it (standard library
 only): import cycles, long modules and functions, callers of the launch function, reads of a
-run's `meta` dict, exit-code mapping sites and paths computed from `__file__`.
+run's `meta` record, exit-code mapping sites and paths computed from `__file__`.
 
 `python tests/layout_measures.py` prints them all; each measure is a function returning data.
 """
@@ -152,22 +152,23 @@ def run_backends_callers(package: Path = PACKAGE, function: str = "run_backends"
     return callers
 
 
-def _is_meta(node: ast.AST) -> bool:
-    return (isinstance(node, ast.Name) and node.id == "meta") or (
-        isinstance(node, ast.Attribute) and node.attr == "meta"
-    )
+def _is_meta_read(node: ast.AST) -> bool:
+    """`x.meta` read in any form (`x.meta[...]`, `x.meta.get(...)` included), or `meta[...]` and
+    `meta.get(...)` on a name called meta."""
+    if isinstance(node, ast.Attribute) and node.attr == "meta":
+        return isinstance(node.ctx, ast.Load)
+    if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
+        return isinstance(node.value, ast.Name) and node.value.id == "meta"
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+        return isinstance(node.func.value, ast.Name) and node.func.value.id == "meta"
+    return False
 
 
 def meta_reads(package: Path = PACKAGE) -> dict[str, int]:
-    """`meta[...]` and `meta.get(...)` reads (a name or an attribute called meta), by module."""
+    """Reads of a record called meta by key or attribute (see _is_meta_read), by module."""
     reads = {}
     for name, _, tree in _trees(package):
-        count = 0
-        for n in ast.walk(tree):
-            if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) and _is_meta(n.value):
-                count += 1
-            elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute):
-                count += n.func.attr == "get" and _is_meta(n.func.value)
+        count = sum(1 for n in ast.walk(tree) if _is_meta_read(n))
         if count:
             reads[name] = count
     return reads
@@ -217,7 +218,7 @@ def main() -> None:
         (f"modules over {MAX_MODULE_LINES} lines", long_modules),
         (f"functions over {MAX_FUNCTION_LINES} lines", long_functions),
         ("callers of run_backends (calls)", run_backends_callers),
-        ("meta[...] / meta.get( reads", meta_reads),
+        ("meta[...], meta.get( and .meta reads", meta_reads),
         ("modules computing paths from __file__ (reads)", file_paths),
     ):
         found = measure()

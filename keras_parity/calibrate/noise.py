@@ -87,7 +87,8 @@ def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
     envelope: dict = {}
     for model in models:
         ref = golden.read_npz(golden.reference_path(model, root))
-        sources = [(f"{b} here", r.arrays, model) for b, r in runs.items()]
+        # (where, its arrays, the model's prefix in them: None in a snapshot, which holds one model)
+        sources: list[tuple[str, dict, str | None]] = [(f"{b} here", r.arrays, model) for b, r in runs.items()]
         for snap in sorted((root / model / "snapshots").glob("*/*.npz")):
             sources.append((f"{snap.stem} on {snap.parent.name}", golden.read_npz(snap), None))
         for source, arrays, prefix in sources:

@@ -43,7 +43,7 @@ def judge(cells, first: dict, fresh: dict) -> list[Diagnosed]:
         made = run.models.get(c.model) if run else None
         same = made.twice_max_ulp.get(golden.key(c.case, c.path)) if made else None
         again, failed = None, _fresh_failure(other, c.model)
-        if failed is None:
+        if failed is None and run is not None and other is not None:
             again = _max_ulp(run.cell(c.model, c.case, c.path), other.cell(c.model, c.case, c.path))
         if c.backend not in fresh:  # a native twin: run once, its bits are its library's
             why = Finding("determinism", "determinism unchecked: a native twin is not run again", note=True)

@@ -32,10 +32,9 @@ from keras_parity.run.service import RunPlan, Subset
 from keras_parity.run.weights import seeded_case
 
 EPS = 1e-7  # about float32's unit roundoff (6e-8): an input error below it counts as none
-# Rounding growth measured on passing cells: R <= 2.0 in every one of the 594 layer outputs of
-# the built-in forward cases on all three backends (the largest at first layers, whose inputs
-# are exact; 2026-12-02, `keras-parity growth` re-measures it). A jump
-# is five times that.
+# A jump: five times the largest rounding growth R of any layer output of the built-in
+# forward cases on passing cells (`keras-parity growth` measures it;
+# docs/measurements.md, "Constants and the numbers behind them").
 R_JUMP = 10.0
 
 

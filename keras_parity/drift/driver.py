@@ -77,8 +77,12 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
         "keras": cell.keras,
         "library_version": cell.version,
     }
-    if outcome.failure or run.error:
-        kind, reason = (outcome.failure.kind, outcome.failure.reason) if outcome.failure else ("error", run.error)
+    if outcome.failure or run is None or run.error:
+        kind, reason = (
+            (outcome.failure.kind, outcome.failure.reason)
+            if outcome.failure
+            else ("error", (run and run.error) or "the cell did not run")
+        )
         return [base | {"model": "*", "case": "*", "path": "*", "verdict": kind, "reason": reason[:300]}]
     base["versions"] = ";".join(f"{k}={v}" for k, v in sorted(run.versions.items()))
     platform = base["platform"]
@@ -122,8 +126,7 @@ def _execute(matrix: Matrix, cell: Cell, models: list[str], registry: Registry, 
     t0 = time.perf_counter()
     outcome = Outcome(cell)
     try:
-        python = cellenv.ensure(matrix, cell, log=log)
-        python = {cell.backend: python}
+        python = {cell.backend: cellenv.ensure(matrix, cell, log=log)}
         plan = RunPlan(backends=[cell.backend], models=models, registry=registry)
         outcome.run = service.run(plan, into=scratch / cell.slug, python=python, log=log)[cell.backend]
     except cellenv.CellFailure as exc:

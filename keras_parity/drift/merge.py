@@ -27,6 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from keras_parity import golden
 from keras_parity.drift import history
 from keras_parity.drift.matrix import version_key
@@ -95,8 +97,8 @@ def merge_rows(sources: list[Source]) -> tuple[list[dict], list[str]]:
                 f"in {len(top)} rows; kept {'the checked-in row' if top[0] in checked_in else 'the first'}"
             )
         kept[rid] = dict(zip(history.COLUMNS, top[0]))
-    rows, more = _settle_failed_cells(list(kept.values()))
-    return sorted(rows, key=sort_key), sorted(conflicts) + more
+    settled, more = _settle_failed_cells(list(kept.values()))
+    return sorted(settled, key=sort_key), sorted(conflicts) + more
 
 
 def _settle_failed_cells(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -141,7 +143,7 @@ def merge_snapshots(sources: list[Source], root: Path) -> dict[Path, bytes]:
     """Path under `root` -> merged bytes, for every snapshot any source holds."""
     newest = []  # per source: (platform, backend, keras, library release) -> newest date recorded
     for source in sources:
-        dates = {}
+        dates: dict[tuple[str, str, str, str], str] = {}
         for r in source.rows:
             cell = (r["platform"], r["backend"], r["keras"], r["library_version"])
             dates[cell] = max(dates.get(cell, ""), r["recorded"])
@@ -157,7 +159,7 @@ def merge_snapshots(sources: list[Source], root: Path) -> dict[Path, bytes]:
             found[rel].append((rank, path))
     out = {}
     for rel, ranked in found.items():
-        arrays = {}
+        arrays: dict[str, np.ndarray] = {}
         for _, path in sorted(ranked):  # the newest last: its arrays win
             try:
                 arrays |= golden.read_npz(path)

@@ -25,7 +25,7 @@ def events(rows: list[dict], root: Path = DRIFT) -> list[dict]:
     """One event per (series, release, model case path) whose bits differ from the previous
     recorded release of the series, from the snapshots, so the order cells were recorded in
     does not matter. A series walks one axis with everything else held."""
-    series = defaultdict(dict)
+    series: defaultdict[tuple, dict[str, dict]] = defaultdict(dict)  # series -> release -> row
     for r in rows:
         cell = (r["model"], r["case"], r["path"])
         series[("keras", r["platform"], r["backend"], r["library_version"], cell)][r["keras"]] = r

@@ -131,19 +131,19 @@ def snapshot_path(model: str, platform: str, backend: str, root: Path = GOLDEN) 
     return root / model / "snapshots" / platform / f"{backend}.npz"
 
 
-def write_run(out: Path, name: str, arrays: dict[str, np.ndarray], meta: dict) -> None:
+def write_run(out: Path, name: str, arrays: dict[str, np.ndarray], record_json: dict) -> None:
     """What a backend or twin process leaves for the launcher: <name>.npz, then <name>.json
     (the launcher reads a run as finished once its JSON exists)."""
     write_npz(Path(out) / f"{name}.npz", arrays)
-    write_json(Path(out) / f"{name}.json", meta)
+    write_json(Path(out) / f"{name}.json", record_json)
 
 
-def snapshot_identity(meta: dict) -> dict:
+def snapshot_identity(recorded: dict) -> dict:
     """The machine facts a snapshot's platform key was made from (keras_parity/run/machine.py),
     from its JSON or a run's metadata: the CPU identity with the ISA cap, or the GPU's."""
-    if meta.get("device") == "gpu" and meta.get("gpu"):
-        return {"arch": "gpu", **meta["gpu"]}
-    return {**(meta.get("cpu") or {}), "isa_cap": meta.get("isa_cap")}
+    if recorded.get("device") == "gpu" and recorded.get("gpu"):
+        return {"arch": "gpu", **recorded["gpu"]}
+    return {**(recorded.get("cpu") or {}), "isa_cap": recorded.get("isa_cap")}
 
 
 def find_snapshot(model: str, platform: str, backend: str, identity: dict, root: Path = GOLDEN):

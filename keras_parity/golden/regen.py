@@ -179,10 +179,11 @@ _SNAPSHOT_META = (
 )  # fmt: skip
 
 
-def _snapshot_writes(model: str, runs: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
-    writes: list[tuple[Path, object]] = []
+def _snapshot_writes(model: str, runs: list[BackendRun], mroot: Path, log) -> list[tuple[Path, dict]]:
+    writes: list[tuple[Path, dict]] = []
     for run in runs:
         arrays = golden.part(run.arrays, model)
+        assert run.platform is not None, "a run with a model's outputs has imported its library"
         path = golden.snapshot_path(model, run.platform, run.backend, mroot)
         old = golden.read_npz(path) if path.exists() else None
         for line in _describe_change(old, arrays):
@@ -196,11 +197,11 @@ def _not_the_goldens(model: str, ref_json: Path, runs: list[BackendRun]) -> str 
     """Why these runs cannot give snapshots of the goldens' model (None when they can)."""
     if not ref_json.exists():
         return f"no goldens yet in {ref_json.parent}; make them with `nox -s golden` first"
-    meta, run = golden.read_json(ref_json), runs[0]
+    recorded, run = golden.read_json(ref_json), runs[0]
     for name, b in _builders_agree(model, runs).items():
-        if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
+        if recorded.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
             return f"the weights of '{name}' are not the goldens' ones; regenerate everything with `nox -s golden`"
-    if meta.get("inputs_sha256") != run.models[model].inputs_sha256:
+    if recorded.get("inputs_sha256") != run.models[model].inputs_sha256:
         return "the inputs are not the goldens' ones; regenerate everything with `nox -s golden`"
     return None
 
@@ -216,7 +217,7 @@ def regenerate(
     """Returns the number of problems (0 = all written). snapshots_only: write this platform's
     snapshots only, from runs whose weights and inputs are the goldens' own. `registry` holds
     the models' specs."""
-    writes: list[tuple[Path, object]] = []
+    writes: list[tuple[Path, dict]] = []
     problems = 0
     for model in models:
         model_writes, model_problems = _model_writes(model, registry[model], runs, root, log, snapshots_only)
@@ -266,11 +267,11 @@ def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root
     return writes + _snapshot_writes(model, done, mroot, log), problems
 
 
-def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: Path, log) -> list[tuple[Path, object]]:
+def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: Path, log) -> list[tuple[Path, dict]]:
     """The float64 reference, its JSON and the graph it was computed from, for one model."""
     builders = _builders_agree(model, ok)
     configs = _training_configs(model, ok)
-    layers = {}
+    layers: dict[str, np.ndarray] = {}
     if spec.source:
         cases = [c.name for c in spec.cases]
         ref, kind = user_reference(model, builders, ok[0].feeds, cases, spec.weight_scale)
@@ -279,7 +280,7 @@ def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: 
     # The graph and weight list the reference was computed from: localization walks
     # this float64 graph layer by layer, even after the model's code has changed.
     graph = {n: {k: b[k] for k in GRAPH_KEYS if b.get(k) not in (None, {})} for n, b in builders.items()}
-    meta = {
+    ref_json = {
         "model": model,
         "seed": spec.seed,
         "module": spec.module if not spec.source else usermodel.describe(spec.source),
@@ -297,12 +298,12 @@ def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: 
         "outputs": {k: [str(v.dtype), list(v.shape)] for k, v in sorted(ref.items())},
     }
     if configs:
-        meta["training"] = configs
+        ref_json["training"] = configs
     ref_path = golden.reference_path(model, mroot)
     ref = _settled(ref_path, ref, f"{model} reference", log)
     if kind["kind"] != "float64":
         log(f"  {model}: no float64 reference ({', '.join(kind['missing'])}): judged across backends")
-    writes = [(ref_path, ref), (ref_path.with_suffix(".json"), meta), (golden.graph_path(model, mroot), graph)]
+    writes = [(ref_path, ref), (ref_path.with_suffix(".json"), ref_json), (golden.graph_path(model, mroot), graph)]
     if spec.source and spec.source.kind == "file":  # what a later run's changed weights are named against
         writes.append((golden.weights_path(model, mroot), usermodel.feed_part(ok[0].feeds, model, "weights")))
     if layers:

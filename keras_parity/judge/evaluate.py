@@ -82,7 +82,7 @@ def _defaults_moved(g: Goldens, case, run: BackendRun) -> list[Finding]:
     got = cell_defaults(run.models[g.model].as_json(), case.builder, case.mode)
     if got is None:  # a twin's run: no Keras classes
         return []
-    want = cell_defaults(g.meta, case.builder, case.mode)
+    want = cell_defaults(g.ref_json, case.builder, case.mode)
     if want is None:
         return [Finding("default", NOT_RECORDED, note=True)]
     return moved_defaults(want, got, g.regen)
@@ -97,7 +97,7 @@ class Goldens:
     root: Path
     regen: str = "`nox -s golden`"  # how they are made again, for the fix of a provenance problem
     ref: dict = field(default_factory=dict)
-    meta: dict = field(default_factory=dict)
+    ref_json: dict = field(default_factory=dict)  # the reference's JSON: provenance, defaults, gaps
     layers: dict = field(default_factory=dict)  # the reference's layer sketches, '<case>/<layer>'
     layer_order: dict = field(default_factory=dict)  # builder -> its layers in graph order
     weights: dict = field(default_factory=dict)  # a .keras file's weights as the goldens were made from
@@ -106,7 +106,7 @@ class Goldens:
     @property
     def gaps(self) -> list[str] | None:
         """Layers the float64 reference lacks (a user model judged across backends)."""
-        return None if self.error else self.meta.get("reference", {}).get("missing")
+        return None if self.error else self.ref_json.get("reference", {}).get("missing")
 
 
 def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s golden`") -> Goldens:
@@ -114,7 +114,7 @@ def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s 
     g = Goldens(model, spec, usermodel.root_of(spec, root), regen)
     path = golden.reference_path(model, g.root)
     try:
-        g.ref, g.meta = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
+        g.ref, g.ref_json = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
         if golden.weights_path(model, g.root).exists():
             g.weights = golden.read_npz(golden.weights_path(model, g.root))
         if golden.layers_path(model, g.root).exists():
@@ -230,7 +230,7 @@ class _Seen:
 def _judge_run(g: Goldens, backend: str, run: BackendRun, runs: dict, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
     weights = _weights_changed(g, run)
-    provenance, notes = _check_provenance(g.model, g.meta, run, g.regen, weights_named=weights is not None)
+    provenance, notes = _check_provenance(g.model, g.ref_json, run, g.regen, weights_named=weights is not None)
     try:
         plain = judging.policy == judging.precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(g.model, run, g.root) if plain else (None, "missing", None)

@@ -8,12 +8,14 @@ float32 noise; a layer passes within MARGIN times it (registry/spec.py, layer_to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from keras_parity.judge.compare import Finding
 from keras_parity.judge.numerics import rel_l2
 from keras_parity.registry.spec import Tol
 
 
-def judge_layers(got: dict, want: dict, tols: dict[str, Tol], order: list[str] = ()) -> Finding | None:
+def judge_layers(got: dict, want: dict, tols: dict[str, Tol], order: Sequence[str] = ()) -> Finding | None:
     """The first layer in graph `order` whose sketch is beyond its tolerance, with how many
     others are; None when all hold or nothing can be judged (no sketches: a twin, a user
     model, a GPU or a dtype policy). A layer's extra outputs ('name:1') follow the layer."""

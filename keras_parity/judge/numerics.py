@@ -18,8 +18,8 @@ def sum_of_squares(a: np.ndarray) -> float:
     Not np.linalg.norm, np.dot, @ or einsum: those call BLAS, whose kernel (OpenBLAS picks one
     by CPU, or by OPENBLAS_CORETYPE) sums in another order on another machine, and the last
     bits of a report's numbers followed it. NumPy's own sum is a pairwise sum in a fixed
-    order, the same C code under every SIMD extension, and fast enough: 0.1 s for ResNet50's
-    25.6M gradients (math.fsum: 2.6 s; docs/measurements.md)."""
+    order, the same C code under every SIMD extension, and fast enough, unlike math.fsum
+    (docs/measurements.md)."""
     x = np.asarray(a, dtype=np.float64).reshape(-1)  # one flat run in C order, whatever the layout
     return float(np.add.reduce(np.square(x)))
 

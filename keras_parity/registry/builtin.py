@@ -30,6 +30,8 @@ def models_package() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         PACKAGE, paths.MODELS / "__init__.py", submodule_search_locations=[str(paths.MODELS)]
     )
+    if spec is None or spec.loader is None:  # a file no import loader reads
+        raise ImportError(f"{paths.MODELS / '__init__.py'} cannot be loaded as {PACKAGE}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[PACKAGE] = module
     try:
@@ -37,7 +39,7 @@ def models_package() -> ModuleType:
     except BaseException:
         del sys.modules[PACKAGE]
         raise
-    sys.modules["keras_parity"].models = module  # as an import of a subpackage sets it
+    vars(sys.modules["keras_parity"])["models"] = module  # as an import of a subpackage sets it
     return module
 
 

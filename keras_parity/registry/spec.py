@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from types import MappingProxyType
 
 from keras_parity.registry.noise import MARGIN
@@ -12,8 +13,9 @@ from keras_parity.registry.noise import MARGIN
 BACKENDS = ("tensorflow", "jax", "torch")
 # Unit roundoff u = 2^-p of each policy's compute dtype (p: significand bits incl. the implicit
 # one; IEEE 754-2008 binary64 53, binary32 24, binary16 11; bfloat16 8). Under a policy other
-# than float32 a case passes within POLICY_ULPS * u in relative L2 (elementwise, 8x that):
-# every float32 cell here stays within 8u, so 32u leaves a margin of 4. The registry's float32
+# than float32 a case passes within POLICY_ULPS * u in relative L2 (elementwise, 8x that): a
+# margin of 4 over the float32 cells' errors in u
+# (docs/measurements.md, "Constants and the numbers behind them"). The registry's float32
 # tolerances are not scaled: their margins (hundreds of u) would admit anything in 16 bits.
 POLICY_ULPS = 32
 POLICIES = {"float32": 2.0**-24, "float64": 2.0**-53, "mixed_float16": 2.0**-11, "mixed_bfloat16": 2.0**-8}
@@ -93,6 +95,30 @@ class Case:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a user model comes from; serialised as JSON onto the runner's command line."""
+
+    name: str
+    kind: str  # "file" | "builder"
+    target: str  # an absolute .keras path, or "package.module:function"
+    golden: str  # the golden folder (the goldens' root; the model's files sit under <name>/)
+    inputs: str | None = None  # an absolute .npz path; None: drawn from the input specs
+    custom_objects: str | None = None  # a module whose import registers custom classes
+    cwd: str = "."  # where the user's own modules import from
+    rel_l2: float | None = None
+    # A builder's damping, {fnmatch pattern over variable paths: factor} (the registry's
+    # weight_scale): the zoo's deep residual networks keep their outputs O(1) with it.
+    weight_scale: dict[str, float] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Source:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     module: str
     seed: int
@@ -103,7 +129,7 @@ class ModelSpec:
     # fnmatch pattern on variable paths -> factor applied after drawing (see weights.py).
     weight_scale: dict[str, float] = field(default_factory=dict)
     # A user's model (keras_parity/registry/usermodel.py): a .keras file or a builder by import path.
-    source: object | None = None
+    source: Source | None = None
     # The float32 noise measured on the CPUs (keras_parity/registry/noise.py, models/noise.json):
     # '<case>/<path>' -> envelope, and '<case>/<path>/<array>' per array of the training path.
     noise: dict[str, dict] = field(default_factory=dict)

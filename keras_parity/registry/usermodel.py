@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import re
 import zipfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from keras_parity import golden
 from keras_parity.errors import UsageError
-from keras_parity.registry.spec import Case, ModelSpec, Tol
+from keras_parity.registry.spec import Case, ModelSpec, Source, Tol
 
 # Any model of a few layers stays within ~1e-6 in float32; a user's model may be deeper, with
 # trained weights whose products reach further into float32 rounding, so the margin is wider
@@ -32,30 +31,6 @@ DRAWN_BATCH = 4
 
 class UserModelError(UsageError):
     """A user model, its inputs or its custom objects cannot be used; the message says the fix."""
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a user model comes from; serialised as JSON onto the runner's command line."""
-
-    name: str
-    kind: str  # "file" | "builder"
-    target: str  # an absolute .keras path, or "package.module:function"
-    golden: str  # the golden folder (the goldens' root; the model's files sit under <name>/)
-    inputs: str | None = None  # an absolute .npz path; None: drawn from the input specs
-    custom_objects: str | None = None  # a module whose import registers custom classes
-    cwd: str = "."  # where the user's own modules import from
-    rel_l2: float | None = None
-    # A builder's damping, {fnmatch pattern over variable paths: factor} (the registry's
-    # weight_scale): the zoo's deep residual networks keep their outputs O(1) with it.
-    weight_scale: dict[str, float] | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Source:
-        return cls(**json.loads(text))
 
 
 def from_file(path: Path, inputs: Path | None, custom_objects: str | None, golden: Path | None, rel_l2=None) -> Source:

@@ -182,13 +182,16 @@ class BackendProgress:
         return self
 
     def __exit__(self, *exc) -> None:
-        for task in self.tasks.values():
-            self.bars.remove_task(task)
+        if self.bars is not None:
+            for task in self.tasks.values():
+                self.bars.remove_task(task)
         self._live.__exit__(*exc)
 
     def update(self, running: dict[str, str | None]) -> None:
         """`running`: backend -> the model it is on (None: still importing); a backend no
         longer in it has finished."""
+        if self.bars is None:  # no display: no bars to move
+            return
         for backend, task in self.tasks.items():
             if backend not in running:
                 self.bars.update(task, completed=len(self.models), description=f"{backend}: done")

@@ -200,10 +200,10 @@ def write(
 
 def _weights_not_the_goldens(model: str, spec: ModelSpec, runs: dict, root: Path) -> str | None:
     """The first backend whose run of `model` loaded other weights than its goldens', or None."""
-    meta = golden.read_json(golden.reference_path(model, usermodel.root_of(spec, root)).with_suffix(".json"))
+    recorded = golden.read_json(golden.reference_path(model, usermodel.root_of(spec, root)).with_suffix(".json"))
     for backend, r in runs.items():
         for name, b in (r.models[model].builders if model in r.models else {}).items():
-            if meta.get("builders", {}).get(name, {}).get("weights_sha256") != b.weights_sha256:
+            if recorded.get("builders", {}).get(name, {}).get("weights_sha256") != b.weights_sha256:
                 return backend
     return None
 

@@ -31,7 +31,7 @@ def _is_keras(cls: type) -> bool:
     return cls.__module__.split(".")[0] == "keras" and any(issubclass(cls, base) for _, base in CATEGORIES)
 
 
-def _required(cls: type) -> list[str]:
+def _required(cls: type[object]) -> list[str]:
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     return [p.name for p in params if p.default is inspect.Parameter.empty and p.kind in plain]

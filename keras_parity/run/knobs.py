@@ -85,7 +85,7 @@ def after_import(backend: str, tf32: bool = False, threads: bool = True) -> dict
 
         jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
         # Cache every compiled program, not only slow ones: the eager (op-by-op) cells compile
-        # hundreds of small programs, 3x ResNet50's eager call time when compiled afresh.
+        # hundreds of small programs, slower afresh than the call itself (docs/measurements.md).
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
         return {

@@ -92,8 +92,9 @@ def _collect(procs: dict[str, tuple[Process, float]], runs: dict[str, BackendRun
     running past `limit` seconds is stopped and its run an error naming the model it was on."""
     while procs:
         for b, (proc, t0) in list(procs.items()):
-            if proc.poll() is not None:
-                runs[b] = load_run(out, b, proc.returncode, twin=b in ENV)
+            code = proc.poll()
+            if code is not None:
+                runs[b] = load_run(out, b, code, twin=b in ENV)
                 runs[b].wall = time.perf_counter() - t0
                 del procs[b]
             elif time.perf_counter() - t0 > limit:

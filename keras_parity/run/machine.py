@@ -102,7 +102,7 @@ def cpu_identity() -> dict:
     if arch == "x86_64":
         vendor = {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(info.get("vendor_id", ""), "unknown")
         ident = {"family": info.get("cpu family"), "model": info.get("model"), "stepping": info.get("stepping")}
-        dispatch = _X86_DISPATCH
+        dispatch: tuple[str, ...] = _X86_DISPATCH
     else:
         vendor = {"0x41": "arm", "0x61": "apple", "0x48": "hisilicon", "0xc0": "ampere", "0x51": "qualcomm"}.get(
             info.get("CPU implementer", ""), info.get("CPU implementer", "unknown")

@@ -150,7 +150,8 @@ def run_model(
     user = spec.source
     feeds = capture.feeds if user else None
     module = None if user else model_module(spec.module)
-    arrays, record, built = {}, ModelRecord(), {}
+    arrays: dict[str, np.ndarray] = {}
+    record, built = ModelRecord(), {}
     for case in spec.cases_for(asked.dtype, asked.training):
         if case.builder not in built:
             model, weights, made = build_model(spec, case, module, asked, timings, cache)
@@ -287,7 +288,7 @@ def _run_models(specs, asked: RunFlags, timings, cache, run: BackendRun, on_mode
         run.arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
         parts = ((mine.layers, capture.layers), (mine.feeds, capture.feeds), (mine.sketches, capture.sketches))
         for mine_part, all_part in parts:
-            if mine_part is not None:
+            if mine_part is not None and all_part is not None:  # both asked for by the same flags
                 all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
         _release(backend)
     return capture

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from keras_parity.run.envinfo import ISA_CAP_ENV
 
 # A backend process that runs longer than this is stopped and its backend reported as an
-# ERROR naming the model it was on: generous, since the zoo's JAX process takes some 4 minutes
-# here and a cold CUDA image longer; `--time-limit SECONDS` or this variable set it.
+# ERROR naming the model it was on: generous, many times the zoo's slowest backend process
+# (docs/measurements.md, "Constants and the numbers behind them");
+# `--time-limit SECONDS` or this variable set it.
 TIME_LIMIT_ENV = "KERAS_PARITY_TIME_LIMIT"
 DEFAULT_TIME_LIMIT = 3600.0
 

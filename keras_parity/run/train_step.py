@@ -56,7 +56,7 @@ _JAX_GRAD: dict[tuple[int, str], object] = {}
 
 def _jax_grad(model, loss_fn):
     """One jitted value-and-grad per model and loss, as a JAX training loop jits its step (op
-    by op, every primitive compiles on its own: 3x slower here even for the small models)."""
+    by op, every primitive compiles on its own: slower even for the small models; docs/measurements.md)."""
     key = (id(model), loss_fn.name)
     if key not in _JAX_GRAD:
         import jax

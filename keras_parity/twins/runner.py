@@ -15,6 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
+import numpy as np
+
 from keras_parity import golden
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import ModelSpec
@@ -30,7 +32,9 @@ def run_model(name: str, spec: ModelSpec, twin, root: Path, cache: Path | None, 
     missing = sorted({c.builder for c in spec.cases if c.builder not in twin.TWINS})
     if missing:
         raise LookupError(f"{label} has no twin of {name} ({', '.join(missing)}); that column is skipped")
-    arrays, record = {}, ModelRecord(cases=[])
+    arrays: dict[str, np.ndarray] = {}
+    cases: list[str] = []  # the record's, filled as they run
+    record = ModelRecord(cases=cases)
     for case in spec.cases_for("float32", training=False):
         specs = [(p, tuple(s)) for p, s in graph[case.builder]["weights"]]
         fan_in = graph[case.builder].get("fan_in")
@@ -49,7 +53,7 @@ def run_model(name: str, spec: ModelSpec, twin, root: Path, cache: Path | None, 
         for out, value in twin.run(model, case.mode, inputs, bn).items():
             arrays[f"{case.name}/native/{out}"] = value
         record.cell_seconds[f"{case.name}/native"] = round(time.perf_counter() - t0, 3)
-        record.cases.append(case.name)
+        cases.append(case.name)
     return arrays, record
 
 

@@ -6,6 +6,8 @@ layout (channels last) at the boundary, so the same goldens judge them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -160,7 +162,7 @@ class ResNet50(nn.Module):
         return self.predictions(h.mean((2, 3)))
 
 
-TWINS = {
+TWINS: dict[str, Callable[[], nn.Module]] = {
     "dense_nobias": DenseNoBias,
     "sigmoid_mlp": SigmoidMLP,
     "scale_layer": ScaleLayer,

@@ -35,9 +35,9 @@ VOCABULARY, TOKENS = 64, 12
 
 # Damping of residual branches, as the built-in ResNet50's: with the seeded weights as drawn,
 # EfficientNetV2's 16 to 79 swish and squeeze-excitation blocks grow the residual stream to
-# O(1000) and amplify float32 rounding to a 0.3 to 0.9 relative error in the logits on every
-# backend (the float64 reference is right: Keras in float64 meets it); halving the last
-# BatchNormalization of each block keeps the logits O(0.1 to 1) and the error at 5e-7.
+# O(1000) and amplify float32 rounding into the logits on every backend (the float64 reference
+# is right: Keras in float64 meets it); halving the last BatchNormalization of each block keeps
+# the logits O(0.1 to 1) (docs/measurements.md, "Constants and the numbers behind them").
 WEIGHT_SCALE = {f"EfficientNetV2{s}": {"*project_bn/gamma": 0.5} for s in ("B0", "B1", "B2", "B3", "S", "M", "L")}
 
 

@@ -38,7 +38,8 @@ CI_SLICE = ("transformer_classifier", "sequence_model", "MobileNetV3Small")
 KERAS_REFUSES = re.compile(r"\w+ is not available with the \w+ backend[^.]*")
 SEED = usermodel.USER_SEED
 # Under a float64 policy, an error above this cannot be float64 rounding (2^-53 = 1.1e-16 per
-# operation, some 1e-14 through the deepest network here): part of the model ran in float32.
+# operation, orders of magnitude less through the deepest network;
+# docs/measurements.md, "Constants and the numbers behind them"): part of the model ran in float32.
 BELOW_FLOAT64 = 1e-10
 
 
