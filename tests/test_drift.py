@@ -100,7 +100,7 @@ def test_a_corrupt_history_stops_the_drift_command_before_any_cell(tmp_path):
             text=True,
         )
         assert proc.returncode == 2
-        assert "history.csv:" in proc.stdout and "restore the file with git" in proc.stdout
+        assert "history.csv:" in proc.stderr and "restore the file with git" in proc.stderr
         assert broken.read_bytes() == before
     finally:
         if saved is None:

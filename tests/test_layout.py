@@ -98,3 +98,18 @@ def test_no_exit_outside_main(what):
 def test_run_records_read_by_attribute():
     """A run is a typed record (keras_parity/run/record.py), never a dict read by key."""
     assert measures.meta_reads() == {}
+
+
+def test_the_wheel_lists_every_subpackage():
+    """pyproject.toml names the wheel's packages one by one (two of them live outside keras_parity/),
+    so a new folder of the package must be added there too, or the installed command cannot import it."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((measures.PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(init.parent.relative_to(measures.PACKAGE.parent).parts)
+        for init in measures.PACKAGE.rglob("__init__.py")
+    }
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from keras_parity.run import images  # called through the module, so a test can stand in a CPU image for a GPU one
 from keras_parity.run.envs import EnvError
-from keras_parity.run.images import lock_key, require
 
 
 class ContainerRun:
@@ -17,14 +17,14 @@ class ContainerRun:
     def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str], device: str = "cpu", mounts=()):
         import docker
 
-        client, image = require(backend, device)
+        client, image = images.require(backend, device)
         out.chmod(0o777)  # the image's user (uid 10001) writes its results here
         volumes = {str(out.resolve()): {"bind": "/results", "mode": "rw"}}
         volumes.update({m: {"bind": m, "mode": "ro"} for m in mounts})  # a user model's folders
         if "--naive" not in args:
             # One volume per lock: cache entries are keyed by content (JAX) or by generator
             # (weights), so an image rebuilt for an edited source reuses them safely.
-            cache = f"keras-parity-cache-{backend}-{lock_key(backend, device)}"
+            cache = f"keras-parity-cache-{backend}-{images.lock_key(backend, device)}"
             volumes[cache] = {"bind": "/cache", "mode": "rw"}
             args = [*args, "--cache-dir", "/cache"]
         gpus = [] if device == "cpu" else [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
