@@ -1,9 +1,14 @@
 """Command line: `python -m keras_parity COMMAND` (the nox sessions call it); the commands are the
 modules of keras_parity/commands/. Errors are caught here once: a ParityError exits with its code,
-anything else is a bug and exits 3 with its traceback in a log file, never 1 (a regression)."""
+anything else is a bug and exits 3 with its traceback in a log file, never 1 (a regression); Ctrl-C
+exits 130 and SIGTERM 143, the backend processes stopped on the way out (run/launch.py)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -16,6 +21,16 @@ from keras_parity.exitcodes import Exit
 from keras_parity.paths import CHECKOUT, RESULTS
 
 ERROR_LOG = "keras-parity-error.log"
+LOCK = ".lock"  # in --out, held by the command writing there
+INTERRUPTED, TERMINATED = 130, 143  # 128 + SIGINT, 128 + SIGTERM, as a shell reports them
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so every `finally` runs (the backend processes stopped)."""
+
+
+class OutFolderBusy(UsageError):
+    pass
 
 
 def main(argv=None) -> int:
@@ -24,8 +39,15 @@ def main(argv=None) -> int:
     # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     try:
-        _require_checkout(args)
-        return int(args.command.run(args, console))
+        with _terminate_raises(), hold(getattr(args, "out", None)):
+            _require_checkout(args)
+            return int(args.command.run(args, console))
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except Terminated:
+        print("error: terminated (SIGTERM)", file=sys.stderr)
+        return TERMINATED
     except ParityError as exc:
         print(exc.line(), file=sys.stderr)
         return int(exc.exit_code)
@@ -34,6 +56,55 @@ def main(argv=None) -> int:
         what = (str(exc).strip().splitlines() or [""])[0]
         print(f"error: internal error: {type(exc).__name__}: {what}; the traceback is in {log}", file=sys.stderr)
         return int(Exit.INFRA)
+
+
+@contextlib.contextmanager
+def _terminate_raises():
+    """SIGTERM as an exception (Terminated) while the command runs, the previous handler after."""
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def hold(out: Path | None):
+    """`out` for this command alone while it runs: a lock on its .lock file (holding this
+    process's id), so two runs never read or delete each other's files; None: nothing to hold."""
+    if out is None:
+        yield
+        return
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        lock = open(Path(out) / LOCK, "a+")  # noqa: SIM115 (held until the command ends)
+    except OSError as exc:
+        raise UsageError(
+            f"--out {out} cannot be used as a results folder ({exc.strerror}); choose another --out"
+        ) from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            pid = lock.read().strip() or "?"
+            raise OutFolderBusy(
+                f"another keras-parity command (pid {pid}) is writing to {out}; wait for it to finish "
+                f"or give this one a folder of its own with --out"
+            ) from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
 
 
 def _require_checkout(args) -> None:

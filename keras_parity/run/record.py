@@ -2,8 +2,9 @@
 
 A run folder holds, per backend or twin <name>: <name>.npz (its cells' outputs), <name>.layers.npz,
 <name>.sketches.npz and <name>.feeds.npz when it captured them, and <name>.json, the rest of the
-record, written last (the launcher reads a run as finished once its JSON exists). write_run and
-read_run are the only code that knows this layout.
+record, written last. A backend runner writes them after each model it finishes, marked
+`partial` until the last, so a process that crashes or hangs later keeps the models it
+finished. write_run and read_run are the only code that knows this layout.
 
 In the JSON a field left at its default is left out, except those every record carries
 (ALWAYS), so the files read the same as they always have.
@@ -19,6 +20,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from keras_parity import golden
+
+# A backend runner writes this line to its log as it starts each model: the launcher reads a
+# crashed process's log from there (run/launch.py).
+MODEL_MARKER = "keras-parity runner: starting {model}"
 
 
 def _to_json(obj, skip: frozenset[str] = frozenset()) -> dict:
@@ -138,6 +143,7 @@ class BackendRun:
     device_error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase ('import', 'build', ...)
     peak_rss_mb: float | None = None
+    partial: bool = False  # written after each model: the process had not finished (run/runner.py)
 
     def cell(self, model: str, case: str, path: str) -> dict[str, np.ndarray]:
         return golden.part(self.arrays, model, case, path)
@@ -164,11 +170,12 @@ class BackendRun:
     def header(self) -> dict:
         """The JSON of the record without its models (their graphs and weight lists stay in
         the run folder): what a report keeps of a run."""
-        out = _to_json(self, self.UNWRITTEN | {"models", "provenance"})
+        out = _to_json(self, self.UNWRITTEN | {"models", "provenance", "partial"})
         return out | (self.provenance.as_json() if self.provenance else {})
 
     def as_json(self) -> dict:
-        return self.header() | {"models": {n: m.as_json() for n, m in self.models.items()}}
+        partial = {"partial": True} if self.partial else {}
+        return self.header() | partial | {"models": {n: m.as_json() for n, m in self.models.items()}}
 
     @classmethod
     def from_json(cls, d: dict) -> BackendRun:

@@ -30,7 +30,7 @@ from keras_parity.run import envinfo, flags, knobs
 from keras_parity.run.build import build_model
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
-from keras_parity.run.record import BackendRun, ModelRecord, Provenance, write_run
+from keras_parity.run.record import MODEL_MARKER, BackendRun, ModelRecord, Provenance, write_run
 from keras_parity.run.varpaths import path_of
 from keras_parity.run.weights import checksum, generate_inputs
 
@@ -252,46 +252,72 @@ def main(argv=None) -> int:
     registry = runner_registry(args.user_model)
     users = [m for m in registry if registry[m].source]
     names = (args.model or ([] if users else registry.builtin)) + users
-    progress = out / f"{backend}.progress"  # the harness names the model a hung process was on
     specs = {name: registry[name] for name in names}
-    capture = _run_models(specs, asked, timings, args.cache_dir, run, progress.write_text)
+
+    def checkpoint(capture: _Capture, partial: bool = True) -> None:
+        """The run so far in `out`: the models finished survive a later crash or hang."""
+        run.layers, run.feeds, run.sketches = capture.layers or {}, capture.feeds or {}, capture.sketches
+        run.partial = partial
+        write_run(out, run)
+
+    capture = _run_models(
+        specs, asked, timings, args.cache_dir, run, _starting(out / f"{backend}.progress"), checkpoint
+    )
     timings["total"] = time.perf_counter() - t_start
     run.timings, run.peak_rss_mb = timings, _peak_rss_mb()
-    run.layers, run.feeds, run.sketches = capture.layers or {}, capture.feeds or {}, capture.sketches
-    write_run(out, run)
+    checkpoint(capture, partial=False)
     return 0
 
 
-def _run_models(specs, asked: RunFlags, timings, cache, run: BackendRun, on_model=None) -> _Capture:
+def _starting(progress: Path):
+    """Told each model before it starts: the harness names the model a crashed or hung process
+    was on (<backend>.progress), and reads its log from the line marking the model's start."""
+
+    def on_model(name: str) -> None:
+        progress.write_text(name)
+        print(MODEL_MARKER.format(model=name), file=sys.stderr, flush=True)
+
+    return on_model
+
+
+def _run_models(specs, asked: RunFlags, timings, cache, run: BackendRun, on_model=None, on_done=None) -> _Capture:
     """Every model in turn into `run` (its outputs, records and errors), what it captured
     returned; one that fails is recorded in run.errors and the rest go on. `on_model(name)` is
-    told each model before it starts."""
-    backend, capture = run.backend, _Capture.asked_by(asked)
-    for name, spec in specs.items():
+    told each model before it starts, `on_done(capture)` after each but the last (the caller
+    writes the whole run then)."""
+    capture = _Capture.asked_by(asked)
+    for i, (name, spec) in enumerate(specs.items()):
         if on_model:
             on_model(name)
-        mine = _Capture.asked_by(asked)
-        t0 = time.perf_counter()
-        try:
-            model_arrays, run.models[name] = run_model(spec, backend, asked, timings, cache, mine)
-            run.models[name].seconds = round(time.perf_counter() - t0, 2)
-        except usermodel.UserModelError as exc:  # already one line with its fix
-            run.errors[name] = str(exc)
-            print(f"{backend}: {exc}", file=sys.stderr)
-            continue
-        except Exception as exc:
-            run.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            if spec.source:  # the user's own code: say where to look
-                run.errors[name] += f" (raised by the model's own code on {backend}; fix it there)"
-            traceback.print_exc()
-            continue
-        run.arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
-        parts = ((mine.layers, capture.layers), (mine.feeds, capture.feeds), (mine.sketches, capture.sketches))
-        for mine_part, all_part in parts:
-            if mine_part is not None and all_part is not None:  # both asked for by the same flags
-                all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
-        _release(backend)
+        _run_one(name, spec, asked, timings, cache, run, capture)
+        if on_done and i < len(specs) - 1:
+            on_done(capture)
     return capture
+
+
+def _run_one(name, spec, asked: RunFlags, timings, cache, run: BackendRun, capture: _Capture) -> None:
+    """One model into `run` and `capture`, or its error into run.errors."""
+    backend, mine = run.backend, _Capture.asked_by(asked)
+    t0 = time.perf_counter()
+    try:
+        model_arrays, run.models[name] = run_model(spec, backend, asked, timings, cache, mine)
+        run.models[name].seconds = round(time.perf_counter() - t0, 2)
+    except usermodel.UserModelError as exc:  # already one line with its fix
+        run.errors[name] = str(exc)
+        print(f"{backend}: {exc}", file=sys.stderr)
+        return
+    except Exception as exc:
+        run.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if spec.source:  # the user's own code: say where to look
+            run.errors[name] += f" (raised by the model's own code on {backend}; fix it there)"
+        traceback.print_exc()
+        return
+    run.arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
+    parts = ((mine.layers, capture.layers), (mine.feeds, capture.feeds), (mine.sketches, capture.sketches))
+    for mine_part, all_part in parts:
+        if mine_part is not None and all_part is not None:  # both asked for by the same flags
+            all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
+    _release(backend)
 
 
 def _release(backend: str) -> None:
