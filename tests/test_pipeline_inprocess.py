@@ -4,7 +4,6 @@ runs (tests/data/master/raw) handed back by a fake launcher in place of the back
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -119,7 +118,7 @@ def test_the_time_limit_and_the_isa_cap_reach_the_child_not_this_process(tmp_pat
         return _Hung()
 
     monkeypatch.setattr(launch.envs, "ensure", lambda b, **kw: Path("/usr/bin/python3"))
-    monkeypatch.setattr(subprocess, "Popen", popen)
+    monkeypatch.setattr(launch, "GroupProcess", popen)  # subprocess.Popen in a process group of its own
     before = dict(os.environ)
     runs = launch.run_backends(
         ["jax"], ["linear"], tmp_path, registry=builtin_registry(), settings=Settings(0.2, "avx2"), log=lambda *a: 0

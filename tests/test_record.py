@@ -49,6 +49,7 @@ def _full_run() -> BackendRun:
         no_twin={"lstm": "no twin of lstm"},
         timings={"total": 2.0},
         peak_rss_mb=512.0,
+        partial=True,
     )
 
 
