@@ -13,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -475,3 +477,62 @@ def test_the_real_command_agrees(c, tmp_path, monkeypatch, capsys, no_processes,
     proc = _as_a_process(c, tmp_path)
     assert assert_one_error_line(c, proc.returncode, proc.stdout, proc.stderr) == line
     assert fingerprint(GOLDEN) == golden_before
+
+
+# --- faults only a backend process finds: run as the real command (slow) ------------------
+
+HANG = {"slow_models.py": text("import time\n\n\ndef hang():\n    time.sleep(600)\n")}
+LIMIT = {"KERAS_PARITY_TIME_LIMIT": "15"}
+
+# fmt: off
+SLOW = [
+    case("slow-parity-hung-builder", "parity --model slow_models:hang --backend jax --time-limit 15 --out out", INFRA,
+         "jax did not finish within 15 s", HANG),
+    case("slow-golden-hung-builder", "golden --model slow_models:hang --backend jax --out out", INFRA,
+         "jax did not finish within 15 s", HANG, env=LIMIT),
+    case("slow-localize-hung-builder", "localize --model slow_models:hang --backend jax --out out", INFRA,
+         "jax did not finish within 15 s", HANG, env=LIMIT),
+]
+# fmt: on
+
+
+def _running_in(folder) -> list[str]:
+    """The command lines of processes that name `folder` (a backend left running)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # not a process, or one that has just ended
+            continue
+        if proc.name.isdigit() and str(folder) in cmd:
+            found.append(cmd)
+    return found
+
+
+def test_a_process_left_running_is_found(tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", str(tmp_path / "out")])
+    try:
+        for _ in range(100):  # its command line shows once it has started
+            if _running_in(tmp_path):
+                break
+            time.sleep(0.05)
+        assert len(_running_in(tmp_path)) == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert _running_in(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("c", SLOW, ids=lambda c: c.id)
+def test_a_fault_in_a_backend_process(c, tmp_path, golden_before):
+    """The fault's exit code and its line, no traceback, golden/ and the user's goldens as they
+    were, and no backend process left running."""
+    plant(tmp_path, c.files)
+    proc = _as_a_process(c, tmp_path)
+    both = proc.stdout + proc.stderr
+    assert proc.returncode == c.code, both
+    assert "Traceback" not in both and any(c.says in line for line in both.splitlines()), both
+    assert fingerprint(GOLDEN) == golden_before
+    assert not (tmp_path / "golden").exists()  # a builder's goldens: none written for a model that did not run
+    assert _running_in(tmp_path) == []
