@@ -462,10 +462,11 @@ def _planted(c: Case, folder) -> list:
 
 
 def _as_a_process(c: Case, cwd) -> subprocess.CompletedProcess:
-    """`python -m keras_parity ARGV` in `cwd`, as a user runs it."""
+    """`python -m keras_parity ARGV` in `cwd`, as a user runs it ({tmp} in ARGV: `cwd`)."""
     env = {**os.environ, **c.env, "PYTHONPATH": str(ROOT)}
+    argv = [w.replace("{tmp}", str(cwd)) for w in c.argv]
     return subprocess.run(
-        [sys.executable, "-m", "keras_parity", *c.argv], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "keras_parity", *argv], cwd=cwd, env=env, capture_output=True, text=True
     )
 
 
@@ -486,11 +487,11 @@ LIMIT = {"KERAS_PARITY_TIME_LIMIT": "15"}
 
 # fmt: off
 SLOW = [
-    case("slow-parity-hung-builder", "parity --model slow_models:hang --backend jax --time-limit 15 --out out", INFRA,
-         "jax did not finish within 15 s", HANG),
-    case("slow-golden-hung-builder", "golden --model slow_models:hang --backend jax --out out", INFRA,
+    case("slow-parity-hung-builder", "parity --model slow_models:hang --backend jax --time-limit 15 --out {tmp}/o",
+         INFRA, "jax did not finish within 15 s", HANG),
+    case("slow-golden-hung-builder", "golden --model slow_models:hang --backend jax --out {tmp}/out", INFRA,
          "jax did not finish within 15 s", HANG, env=LIMIT),
-    case("slow-localize-hung-builder", "localize --model slow_models:hang --backend jax --out out", INFRA,
+    case("slow-localize-hung-builder", "localize --model slow_models:hang --backend jax --out {tmp}/out", INFRA,
          "jax did not finish within 15 s", HANG, env=LIMIT),
 ]
 # fmt: on
@@ -527,8 +528,9 @@ def test_a_process_left_running_is_found(tmp_path):
 @pytest.mark.parametrize("c", SLOW, ids=lambda c: c.id)
 def test_a_fault_in_a_backend_process(c, tmp_path, golden_before):
     """The fault's exit code and its line, no traceback, golden/ and the user's goldens as they
-    were, and no backend process left running."""
+    were, no backend process left running and nothing written into the checkout."""
     plant(tmp_path, c.files)
+    checkout = _untracked_and_changed()
     proc = _as_a_process(c, tmp_path)
     both = proc.stdout + proc.stderr
     assert proc.returncode == c.code, both
@@ -536,3 +538,9 @@ def test_a_fault_in_a_backend_process(c, tmp_path, golden_before):
     assert fingerprint(GOLDEN) == golden_before
     assert not (tmp_path / "golden").exists()  # a builder's goldens: none written for a model that did not run
     assert _running_in(tmp_path) == []
+    assert _untracked_and_changed() == checkout  # nothing written into the checkout either
+
+
+def _untracked_and_changed() -> str:
+    git = ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=all"]
+    return subprocess.run(git, capture_output=True, text=True, check=True).stdout
