@@ -10,6 +10,7 @@ import fcntl
 import os
 import signal
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def main(argv=None) -> int:
     # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     try:
+        _require_writable_out(getattr(args, "out", None))
         with _terminate_raises(), hold(getattr(args, "out", None)):
             _require_checkout(args)
             return int(args.command.run(args, console))
@@ -54,7 +56,8 @@ def main(argv=None) -> int:
     except Exception as exc:  # a bug: one line here, the whole traceback in the log
         log = _write_traceback(getattr(args, "out", None) or RESULTS)
         what = (str(exc).strip().splitlines() or [""])[0]
-        print(f"error: internal error: {type(exc).__name__}: {what}; the traceback is in {log}", file=sys.stderr)
+        where = f"the traceback is in {log}" if log else "no folder could hold its traceback"
+        print(f"error: internal error: {type(exc).__name__}: {what}; {where}", file=sys.stderr)
         return int(Exit.INFRA)
 
 
@@ -116,17 +119,39 @@ def _require_checkout(args) -> None:
         raise UsageError(f"{what} runs from a checkout of keras-parity (clone it and use its nox sessions)")
 
 
-def _write_traceback(folder: Path) -> Path:
-    """The current exception's traceback in `folder`/keras-parity-error.log (the working directory
-    when the folder cannot be made)."""
-    path = Path(folder) / ERROR_LOG
+def _require_writable_out(out: Path | None) -> None:
+    """--out is a folder this user can write, and the report's files in it are not folders: checked
+    before any backend starts, so a whole run is never lost to its last write."""
+    if out is None:
+        return
+    from keras_parity.pipeline import TABLE
+
+    out, fix = Path(out), "pass --out a folder you can write"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; {fix}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(traceback.format_exc())
-    except OSError:
-        path = Path.cwd() / ERROR_LOG
-        path.write_text(traceback.format_exc())
-    return path
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out} cannot be written ({exc.strerror or exc}); {fix}") from None
+    for name in ("parity.json", "parity.xml", TABLE):
+        if (out / name).exists() and not (out / name).is_file():
+            raise UsageError(f"{out / name} is not a file; move it out of the way, or pass another --out")
+
+
+def _write_traceback(folder: Path) -> Path | None:
+    """The current exception's traceback in `folder`/keras-parity-error.log, else in the working
+    directory, else in the temporary folder; None when none of them can be written."""
+    for place in (Path(folder), Path.cwd(), Path(tempfile.gettempdir())):
+        path = place / ERROR_LOG
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(traceback.format_exc())
+            return path
+        except OSError:
+            continue
+    return None
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ where that is a different program) and compares it with the goldens in
 a float64 reference computed by the suite's NumPy layers when they cover the model, else the
 other backends' snapshots (labelled cross-backend), and this backend's own snapshot.
 Missing goldens are created and the test fails once, as pytest-regressions does;
-`--parity-regen` (or pytest-regressions' `--force-regen`) rewrites them. With `CI` set in the
+`--parity-regen` (or `--force-regen`, pytest-regressions' name, with or without it installed)
+rewrites them: `pytest --parity-regen; git add tests/` (`;`: that run fails). With `CI` set in the
 environment (or `--parity-strict`) nothing is written: a missing reference or snapshot fails
 with the command that records it. A mismatch writes the obtained outputs under the test's
 tmp_path. The determinism settings check() switches on are put back after the test.
@@ -18,6 +19,7 @@ tmp_path. The determinism settings check() switches on are put back after the te
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -41,6 +43,10 @@ CASE = "inference"
 
 
 def pytest_addoption(parser):
+    if importlib.util.find_spec("pytest_regressions") is None:  # else its own option, honoured the same
+        parser.getgroup("keras-parity").addoption(
+            "--force-regen", action="store_true", default=False, help="the same as --parity-regen"
+        )
     parser.getgroup("keras-parity").addoption(
         "--parity-regen",
         action="store_true",

@@ -159,16 +159,20 @@ def _worst(cell: CellResult | None, attr: str) -> float | None:
     return max(values, default=None)
 
 
-def row(pair: Pair) -> dict:
-    """The table's row of one cell: rel L2 and bit distance before and after, both verdicts."""
+def row(pair: Pair, candidate_logs: Path | None = None) -> dict:
+    """The table's row of one cell: rel L2 and bit distance before and after, both verdicts; a
+    candidate's ERROR names its backend's log in `candidate_logs` (the whole traceback is there)."""
     p, c = pair.pinned, pair.candidate
+    problems = c.problems if c and c.status != "pass" else []
+    if c and c.status == "error" and candidate_logs is not None:
+        problems = [*problems, f"the candidate's log: {candidate_logs / f'{c.backend}.log'}"]
     return {
         "cell": f"{pair.cell.name} ({pair.cell.backend}/{pair.cell.label})",
         "rel_l2": [_worst(p, "rel_l2"), _worst(c, "rel_l2")],
         "ulp_scaled": [_worst(p, "ulp_scaled"), _worst(c, "ulp_scaled")],
         "verdict": [p.status if p else "-", c.status if c else "-"],
         "defaults": pair.moved_defaults,
-        "problems": c.problems if c and c.status != "pass" else [],
+        "problems": problems,
     }
 
 
@@ -213,7 +217,7 @@ def rehearse(
     else:
         python = {b: candidate_env(b, lock, log=log) for b, lock in locks.items()}
         candidate = service.rerun(plan, into=out / "candidate", judging=judging, python=python, log=log)[1]
-    return [row(p) for p in pairs(pinned, candidate)], moved
+    return [row(p, out / "candidate") for p in pairs(pinned, candidate)], moved
 
 
 def _fmt(x: float | None) -> str:

@@ -111,3 +111,57 @@ def test_a_cell_failure_and_a_reproducer_keep_their_own_codes():
     assert CellFailure("import-error", "no module").exit_code == Exit.INFRA
     assert ReproError("weights differ", Exit.REGRESSION).exit_code == Exit.REGRESSION
     assert issubclass(VariablePathError, ValueError)  # the runner's callers catch it as one
+
+
+def _a_file(tmp_path):
+    (tmp_path / "a-file").write_text("kept")
+    return tmp_path / "a-file"
+
+
+def _table_a_folder(tmp_path):
+    (tmp_path / "out" / "parity-table.txt").mkdir(parents=True)
+    (tmp_path / "out" / "parity.json").write_text("kept")
+    return tmp_path / "out"
+
+
+BAD_OUT = [
+    (_a_file, "is a file, not a folder; pass --out a folder you can write"),
+    (lambda tmp_path: _a_file(tmp_path) / "below", "cannot be written (Not a directory); pass --out a folder"),
+    (lambda tmp_path: "/proc/nope", "--out /proc/nope cannot be written (No such file or directory); pass --out"),
+    (_table_a_folder, "parity-table.txt is not a file; move it out of the way, or pass another --out"),
+]
+
+
+@pytest.mark.parametrize("command", ["parity", "report", "repro", "golden"])
+@pytest.mark.parametrize("out, message", BAD_OUT)
+def test_an_unwritable_out_is_refused_before_the_command_starts(command, out, message, tmp_path, monkeypatch, capsys):
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    out = out(tmp_path)
+    monkeypatch.setattr(catalog.COMMANDS[NAMES.index(command)], "run", lambda *a: pytest.fail("the command ran"))
+    argv = [command, *([str(tmp_path)] if command == "report" else []), "--out", str(out)]
+    assert cli.main(argv) == Exit.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+@pytest.mark.parametrize("doc", ["{}", "[]", '{"cells": 5}', '{"cells": [{"model": "x"}]}'])
+def test_report_on_a_parity_json_without_cells_is_a_usage_error(doc, tmp_path, capsys):
+    (tmp_path / "machine").mkdir()
+    (tmp_path / "machine" / "parity.json").write_text(doc)
+    assert cli.main(["report", str(tmp_path / "machine"), "--out", str(tmp_path / "merged")]) == Exit.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "parity.json" in err and ("holds no list" in err or "cannot be read" in err)
+    assert "Traceback" not in err and not (tmp_path / "merged" / "parity.json").exists()
+
+
+def test_a_bug_whose_traceback_no_folder_can_hold_still_exits_3_with_one_line(monkeypatch, capsys, tmp_path):
+    nowhere = _a_file(tmp_path)
+    monkeypatch.setattr(report, "run", lambda args, console: 1 / 0)
+    monkeypatch.setattr(cli, "_require_writable_out", lambda out: None)
+    monkeypatch.setattr(cli.Path, "cwd", lambda: nowhere)
+    monkeypatch.setattr(cli.tempfile, "gettempdir", lambda: str(nowhere))
+    assert cli.main(["report", str(tmp_path), "--out", str(nowhere)]) == Exit.INFRA
+    assert capsys.readouterr().err == (
+        "error: internal error: ZeroDivisionError: division by zero; no folder could hold its traceback\n"
+    )

@@ -140,6 +140,27 @@ def test_container_killed_mid_run_is_reported(tmp_path):
 
 
 @docker_only
+def test_a_container_drops_every_capability_runs_within_limits_and_shares_no_folder_with_the_world(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setenv(container.MEMORY_ENV, "6g")
+    out = tmp_path / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)  # what an earlier run left: the run takes the world's write bit away
+    run = container.ContainerRun("jax", out, ["--model", "linear"], {})
+    run.container.reload()
+    host, config = run.container.attrs["HostConfig"], run.container.attrs["Config"]
+    while run.poll() is None:
+        time.sleep(0.1)
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["PidsLimit"] == container.DEFAULT_PIDS and host["Memory"] == 6 * 1024**3
+    assert config["User"] == f"10001:{out.stat().st_gid}" and host["ReadonlyRootfs"]
+    assert out.stat().st_mode & 0o002 == 0
+    result = load_run(out, "jax", run.returncode)
+    assert run.returncode == 0 and result.error is None and result.arrays
+
+
+@docker_only
 def test_gpu_asked_for_on_an_engine_without_one_is_a_one_line_error(monkeypatch, tmp_path):
     real = images.require
     monkeypatch.setattr(images, "require", lambda b, d="cpu": real(b, "cpu"))  # the CPU image, asked for a GPU

@@ -113,6 +113,12 @@ def test_a_cell_that_could_not_run_gives_way_to_a_later_run(tmp_path):
     ]
 
 
+def _misnamed_snapshot(history_csv: Path) -> None:
+    """A snapshot copied under a name that says no Keras and no release."""
+    snapshot = next((history_csv.parent / "snapshots").glob("*/*/keras-*.npz"))
+    snapshot.with_name("keras-bad.npz").write_bytes(snapshot.read_bytes())
+
+
 @pytest.mark.parametrize(
     "damage, message",
     [
@@ -120,6 +126,7 @@ def test_a_cell_that_could_not_run_gives_way_to_a_later_run(tmp_path):
         (lambda p: p.write_text(p.read_text()[:-3]), r"history.csv:\d+: last line is cut short"),
         (lambda p: p.write_text("recorded,platform\n"), r"history.csv:1: header is not"),
         (lambda p: p.unlink(), r"job-2: no history.csv; pass folders written by"),
+        (_misnamed_snapshot, r"keras-bad.npz: not a snapshot name \(keras-<keras>_jax-<release>.npz\); rename"),
     ],
 )
 def test_a_malformed_folder_is_refused_and_nothing_is_written(tmp_path, folders, damage, message):

@@ -153,7 +153,7 @@ def merge_snapshots(sources: list[Source], root: Path) -> dict[Path, bytes]:
         for path in sorted((source.root / "snapshots").glob("*/*/keras-*.npz")):
             rel = path.relative_to(source.root)
             platform, backend = rel.parts[1], rel.parts[2]
-            keras, version = path.stem[len("keras-") :].split(f"_{backend}-", 1)
+            keras, version = _cell_of(path, backend)
             data = path.read_bytes()
             rank = (dates.get((platform, backend, keras, version), ""), hashlib.sha256(data).hexdigest())
             found[rel].append((rank, path))
@@ -170,6 +170,16 @@ def merge_snapshots(sources: list[Source], root: Path) -> dict[Path, bytes]:
         if sidecars:
             out[root / rel.with_suffix(".json")] = sidecars[-1].read_bytes()
     return out
+
+
+def _cell_of(path: Path, backend: str) -> tuple[str, str]:
+    """(keras, library release) from a snapshot named keras-<keras>_<backend>-<release>.npz."""
+    parts = path.stem[len("keras-") :].split(f"_{backend}-", 1)
+    if len(parts) != 2 or not all(parts):
+        raise history.HistoryError(
+            f"{path}: not a snapshot name (keras-<keras>_{backend}-<release>.npz); rename or remove it, or {FOLDER_FIX}"
+        )
+    return parts[0], parts[1]
 
 
 def merge(folders: list[Path], root: Path) -> tuple[int, list[str]]:

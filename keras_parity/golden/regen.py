@@ -224,9 +224,10 @@ def regenerate(
         writes += model_writes
         problems += model_problems
     for path, content in writes:
+        changed = "metadata changed (versions, knobs, checksums or shapes)" if path.exists() else "new"
         if path.suffix == ".json" and golden.write_json(path, content):
             shown = path.relative_to(root) if path.is_relative_to(root) else path
-            log(f"  {shown}: metadata changed (versions, knobs, checksums or shapes)")
+            log(f"  {shown}: {changed}")
         elif path.suffix == ".npz":
             golden.write_npz(path, content)
     for run in runs.values():

@@ -109,9 +109,17 @@ class Goldens:
         return None if self.error else self.ref_json.get("reference", {}).get("missing")
 
 
-def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s golden`") -> Goldens:
-    """The goldens of `model`, whose spec is `spec` (a registry's, or a model of the pytest fixture's)."""
-    g = Goldens(model, spec, usermodel.root_of(spec, root), regen)
+def regen_command(spec: ModelSpec, *flags: str) -> str:
+    """`nox -s golden` with the options that name a user's model (--model-file or --model, and
+    --golden-dir), so the fix makes the goldens that were read; a built-in model needs none."""
+    named = [*flags, usermodel.command_args(spec.source)] if spec.source else [*flags]
+    return f"`nox -s golden{' -- ' + ' '.join(named) if named else ''}`"
+
+
+def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str | None = None) -> Goldens:
+    """The goldens of `model`, whose spec is `spec` (a registry's, or a model of the pytest fixture's);
+    `regen` says how they are made again (default: the `nox -s golden` line naming them)."""
+    g = Goldens(model, spec, usermodel.root_of(spec, root), regen or regen_command(spec))
     path = golden.reference_path(model, g.root)
     try:
         g.ref, g.ref_json = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
@@ -126,8 +134,7 @@ def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s 
     except golden.GoldenError as exc:
         g.error = str(exc)
         if spec.source and not path.exists():
-            how = f"`nox -s golden -- {usermodel.command_args(spec.source)}`"
-            g.error = f"no goldens for {model} in {g.root}; create them with {how}"
+            g.error = f"no goldens for {model} in {g.root}; create them with {g.regen}"
     return g
 
 
@@ -261,7 +268,7 @@ def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: 
     if seen.snapshot is not None and seen.where == "other-platform":
         bits, snap_platform = "other-platform", seen.platform
     elif judging.strict_bits and bits == "changed":
-        findings.append(_moved_bits(values.outputs, run.platform or "?"))
+        findings.append(_moved_bits(values.outputs, run.platform or "?", g))
     if case.model_outputs:
         layers = golden.part(run.sketches, g.model, case.name), golden.part(g.layers, case.name)
         order = g.layer_order.get(case.builder, [])
@@ -291,7 +298,7 @@ def _weights_changed(g: Goldens, run: BackendRun) -> Finding | None:
     return Finding("weights", describe_weights(changes), fix=f"if the change is intended, regenerate with {g.regen}")
 
 
-def _moved_bits(outputs: dict[str, OutputMetrics], platform: str) -> Finding:
+def _moved_bits(outputs: dict[str, OutputMetrics], platform: str, g: Goldens) -> Finding:
     """--strict-bits: the cell's bits moved against this platform's own snapshot."""
     moved = {k: m for k, m in outputs.items() if m.bit_identical is False}
     worst = max(moved, key=lambda k: moved[k].ulp_scaled or 0.0, default=None)
@@ -299,7 +306,8 @@ def _moved_bits(outputs: dict[str, OutputMetrics], platform: str) -> Finding:
     return Finding(
         "strict-bits",
         f"bits moved against the snapshot of this platform ({platform}){size}",
-        fix="if the move is intended (an upgrade, a rebuilt image), record it with `nox -s golden -- --snapshots-only`",
+        fix="if the move is intended (an upgrade, a rebuilt image), record it with "
+        + regen_command(g.spec, "--snapshots-only"),
     )
 
 

@@ -24,7 +24,17 @@ def load_cells(results_dir: Path) -> tuple[list[CellResult], dict]:
         ) from None
     except ValueError as exc:
         raise MergeError(f"{path} is not valid JSON ({exc}); rerun `nox -s parity` for that machine") from None
-    return [CellResult.from_dict(d) for d in doc["cells"]], doc.get("runs", {})
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+        raise MergeError(
+            f"{path} holds no list of cells; point `nox -s report` at directories written by `nox -s parity`"
+        )
+    try:
+        return [CellResult.from_dict(d) for d in doc["cells"]], doc.get("runs", {})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MergeError(
+            f"{path} has a cell that cannot be read ({type(exc).__name__}: {exc}); "
+            "rerun `nox -s parity` for that machine"
+        ) from None
 
 
 def merge(dirs: list[Path]) -> tuple[list[CellResult], dict]:

@@ -3,10 +3,36 @@ process the launcher polls and kills as it does a local one."""
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
+from keras_parity.errors import UsageError
 from keras_parity.run import images  # called through the module, so a test can stand in a CPU image for a GPU one
 from keras_parity.run.envs import EnvError
+
+RUN_UID = 10001  # the image's user (docker/Dockerfile), which owns its /cache volume
+MEMORY_ENV, DEFAULT_MEMORY = "KERAS_PARITY_CONTAINER_MEMORY", "8g"  # TF training ResNet50 peaks at 2.3 GB
+PIDS_ENV, DEFAULT_PIDS = "KERAS_PARITY_CONTAINER_PIDS", 4096  # threads count: TF and XLA pools scale with cores
+
+
+def limits() -> dict:
+    """The memory and pids limits of every container, from the environment or the defaults."""
+    memory = os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]?", memory.lower()):
+        raise UsageError(f"{MEMORY_ENV}={memory!r} is not a size; give bytes or a size such as 8g or 16384m")
+    pids = os.environ.get(PIDS_ENV) or str(DEFAULT_PIDS)
+    if not re.fullmatch(r"[1-9][0-9]*", pids):
+        raise UsageError(f"{PIDS_ENV}={pids!r} is not a count; give a whole number such as {DEFAULT_PIDS}")
+    return {"mem_limit": memory.lower(), "memswap_limit": memory.lower(), "pids_limit": int(pids)}
+
+
+def share_with_container(out: Path) -> str:
+    """Let the image's user write `out` through the folder's own group, never through the world
+    bit: the container runs as uid 10001 with that group. Returns the container's user."""
+    mode = out.stat().st_mode & 0o7777
+    out.chmod((mode | 0o070) & ~0o002)
+    return f"{RUN_UID}:{out.stat().st_gid}"
 
 
 class ContainerRun:
@@ -17,8 +43,9 @@ class ContainerRun:
     def __init__(self, backend: str, out: Path, args: list[str], env: dict[str, str], device: str = "cpu", mounts=()):
         import docker
 
+        bounds = limits()  # a bad setting stops the first backend, before any container starts
         client, image = images.require(backend, device)
-        out.chmod(0o777)  # the image's user (uid 10001) writes its results here
+        user = share_with_container(out)
         volumes = {str(out.resolve()): {"bind": "/results", "mode": "rw"}}
         volumes.update({m: {"bind": m, "mode": "ro"} for m in mounts})  # a user model's folders
         if "--naive" not in args:
@@ -29,7 +56,7 @@ class ContainerRun:
             args = [*args, "--cache-dir", "/cache"]
         gpus = [] if device == "cpu" else [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
         try:
-            self.container = self._run(client, image, backend, args, env, volumes, gpus)
+            self.container = self._run(client, image, backend, args, env, volumes, gpus, user, bounds)
         except docker.errors.APIError as exc:
             if gpus:
                 raise EnvError(
@@ -41,12 +68,16 @@ class ContainerRun:
         self.returncode: int | None = None
 
     @staticmethod
-    def _run(client, image, backend, args, env, volumes, gpus):
+    def _run(client, image, backend, args, env, volumes, gpus, user, bounds):
         container = client.containers.create(
             image.id,
             ["--backend", backend, "--out", "/results", *args],
+            user=user,  # the image's uid, with the results folder's group (share_with_container)
             network_mode="none",
             read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            **bounds,
             tmpfs={"/tmp": "rw,size=1g"},
             volumes=volumes,
             environment=env,

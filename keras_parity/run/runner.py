@@ -307,9 +307,7 @@ def _run_one(name, spec, asked: RunFlags, timings, cache, run: BackendRun, captu
         print(f"{backend}: {exc}", file=sys.stderr)
         return
     except Exception as exc:
-        run.errors[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        if spec.source:  # the user's own code: say where to look
-            run.errors[name] += f" (raised by the model's own code on {backend}; fix it there)"
+        run.errors[name] = _one_line(exc, backend, bool(spec.source))
         traceback.print_exc()
         return
     run.arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
@@ -318,6 +316,21 @@ def _run_one(name, spec, asked: RunFlags, timings, cache, run: BackendRun, captu
         if mine_part is not None and all_part is not None:  # both asked for by the same flags
             all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
     _release(backend)
+
+
+def _one_line(exc: Exception, backend: str, users: bool) -> str:
+    """An error in one line. Keras nests a model file's loading errors as 'Exception encountered:'
+    lines under a first one that names no cause: the innermost is the root cause."""
+    lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
+    nested = "Exception encountered:"
+    causes = [ln.removeprefix(nested).strip() for ln in lines if ln.startswith(nested)]
+    if causes:
+        return (
+            f"{lines[0].split('. ')[0]}; root cause: {causes[-1]} (Keras on {backend} could not rebuild the model "
+            "from its file: saved by a newer Keras, or a custom object it does not have)"
+        )
+    # the user's own code: say where to look
+    return lines[0] + (f" (raised by the model's own code on {backend}; fix it there)" if users else "")
 
 
 def _release(backend: str) -> None:
