@@ -205,7 +205,8 @@ def test_every_user_path_is_made_absolute_against_the_working_folder(tmp_path, m
     assert args.out == tmp_path / "results"
     assert args.model_file == [tmp_path / "m.keras"] and args.inputs == tmp_path / "in.npz"
     assert args.golden_dir == tmp_path / "g"
-    assert catalog.parser().parse_args(["golden", "--out", "r"]).out == tmp_path / "r"
+    for command in ("golden", "repro", "bench", "localize", "zoo", "drift", "noise", "growth"):
+        assert catalog.parser().parse_args([command, "--out", "r"]).out == tmp_path / "r", command
 
 
 # --- mistakes only a backend process can find ---------------------------------------------------
