@@ -269,3 +269,20 @@ def test_a_layer_profile_with_nothing_to_log_scale_still_plots(tmp_path, value):
     rows = [LayerError(f"dense_{i}", "Dense", value, value, value) for i in range(3)]
     out = plot(rows, None, "m/inference on jax", tmp_path / "m.png")
     assert out.stat().st_size > 0
+
+
+def test_golden_exits_2_when_a_backend_finds_the_users_mistake(tmp_path, monkeypatch, capsys):
+    from keras_parity.run import launch
+    from keras_parity.run.record import BackendRun
+
+    said = "custom objects module 'raising_layers' raised on import (RuntimeError: boom); fix the module"
+
+    def recorded(*args, **kw):
+        return {"jax": BackendRun("jax", errors={"tiny.build": said}, usage_errors=["tiny.build"])}
+
+    monkeypatch.setattr(launch, "run_backends", recorded)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["golden", "--model", "tiny:build", "--backend", "jax", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == Exit.USAGE and said in out, out
+    assert not (tmp_path / "golden" / "tiny.build").exists()
