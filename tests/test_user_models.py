@@ -120,7 +120,7 @@ def test_one_changed_weight_fails_naming_the_model(project, tmp_path):
         (["--model-file", "legacy.h5"], "is a Keras 2 HDF5 file; load it with keras.saving.load_model()"),
         (["--model-file", "saved_model"], "is a TensorFlow SavedModel (Keras 2 / tf.keras)"),
         (["--model-file", "seq.keras", "--inputs", "mylayers.py"], "is not an .npz archive"),
-        (["--model-file", "seq.keras", "--inputs", "none.npz"], "inputs file none.npz does not exist"),
+        (["--model-file", "seq.keras", "--inputs", "none.npz"], "/none.npz does not exist"),  # its absolute path
         (["--model", "no_such_model"], "unknown model 'no_such_model'"),
     ],
     ids=["missing", "corrupt", "keras2-h5", "savedmodel", "inputs-not-npz", "inputs-missing", "unknown-model"],
