@@ -20,8 +20,11 @@ class Exit(IntEnum):
 
 
 def from_verdicts(verdicts: Iterable[str]) -> Exit:
-    """The code of a run from its cells' verdicts (pass, fail, error, unsupported, skipped)."""
+    """The code of a run from its cells' verdicts (pass, fail, error, unsupported, skipped, and
+    usage: an error cell of the user's own files or inputs, which retrying would not mend)."""
     seen = set(verdicts)
     if "fail" in seen:
         return Exit.REGRESSION
-    return Exit.INFRA if "error" in seen else Exit.OK
+    if "error" in seen:
+        return Exit.INFRA
+    return Exit.USAGE if "usage" in seen else Exit.OK

@@ -94,6 +94,27 @@ def test_console_script_lists_the_nox_actions(wheel, tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_installed_command_runs_a_model_file_from_any_folder(wheel, tmp_path):
+    """Installed with pip, run from the user's folder with the default --out: the backend
+    process starts inside site-packages, yet the results land in ./results of that folder."""
+    _uv("venv", "-q", str(tmp_path / "venv"), "--python", sys.executable)
+    _uv("pip", "install", "-q", "--python", str(tmp_path / "venv/bin/python"), str(wheel))
+    work = tmp_path / "work"
+    (work / "tests").mkdir(parents=True)
+    for f in ("shapes.keras", "inputs.npz"):
+        shutil.copy(ROOT / "examples" / "shapes" / f, work / "tests" / f)
+    shutil.copytree(ROOT / "examples" / "shapes" / "golden", work / "tests" / "golden")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHONPATH")}
+    env["KERAS_PARITY_ENVS"] = str(envs.env_root())
+    args = ["parity", "--model-file", "tests/shapes.keras", "--inputs", "tests/inputs.npz", "--backend", "jax"]
+    proc = subprocess.run(
+        [str(tmp_path / "venv/bin/keras-parity"), *args], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert (work / "results" / "parity.json").exists() and (work / "results" / "raw" / "jax.json").exists()
+    assert not list((tmp_path / "venv").rglob("results"))
+
+
 def _documented_noxfile(wheel: Path) -> str:
     block = re.search(r"```python\n(# noxfile\.py of your repository\n.*?)```", OWN_MODELS_DOC, re.S).group(1)
     assert 'KERAS_PARITY = "keras-parity"' in block

@@ -120,7 +120,7 @@ def test_one_changed_weight_fails_naming_the_model(project, tmp_path):
         (["--model-file", "legacy.h5"], "is a Keras 2 HDF5 file; load it with keras.saving.load_model()"),
         (["--model-file", "saved_model"], "is a TensorFlow SavedModel (Keras 2 / tf.keras)"),
         (["--model-file", "seq.keras", "--inputs", "mylayers.py"], "is not an .npz archive"),
-        (["--model-file", "seq.keras", "--inputs", "none.npz"], "inputs file none.npz does not exist"),
+        (["--model-file", "seq.keras", "--inputs", "none.npz"], "/none.npz does not exist"),  # its absolute path
         (["--model", "no_such_model"], "unknown model 'no_such_model'"),
     ],
     ids=["missing", "corrupt", "keras2-h5", "savedmodel", "inputs-not-npz", "inputs-missing", "unknown-model"],
@@ -142,12 +142,12 @@ def test_bad_files_stop_before_any_backend_runs(project, tmp_path, args, says):
     ids=["shape", "dtype"],
 )
 def test_inputs_that_do_not_match_the_model(project, tmp_path, args, says):
+    """Checked against the inputs the file's config declares, before any backend starts."""
     out = tmp_path / "out"
     proc = cli("parity", "--model-file", "seq.keras", *args, "--backend", "jax", "--out", str(out), cwd=project)
-    assert proc.returncode == 3  # ERROR cells: the model did not run there
-    (cell,) = _cells(out)
-    assert cell["status"] == "error" and says in cell["problems"][0], cell
-    assert f"ERROR seq/* (jax/cpu/*): jax failed on seq: {Path(args[1]).name}" in proc.stdout
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith(f"error: {Path(args[1]).name}: ") and says in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and not out.exists()
 
 
 def test_one_array_feeds_a_one_input_model_whatever_its_name_and_says_so(project, tmp_path):
@@ -161,9 +161,26 @@ def test_one_array_feeds_a_one_input_model_whatever_its_name_and_says_so(project
 def test_custom_layer_not_found_names_it_and_the_flag(project, tmp_path):
     out = tmp_path / "out"
     proc = cli("parity", "--model-file", "custom.keras", "--backend", "torch", "--out", str(out), cwd=project)
-    assert proc.returncode == 3  # ERROR cells: the model did not run there
+    assert proc.returncode == 2  # an ERROR cell the user fixes with an option: a usage error
     (cell,) = _cells(out)
     assert "uses class 'Doubler', which is not registered; pass --custom-objects MODULE" in cell["problems"][0]
+
+
+def test_a_custom_objects_module_that_raises_is_the_users_to_fix(tmp_path):
+    """The module is imported in the backend process only; its exception is the user's: exit 2,
+    its exception line named, no advice about the folder it is run from."""
+    (tmp_path / "tiny_builders.py").write_text(
+        "import keras\n\n\ndef build():\n    x = keras.Input((3,), name='x')\n"
+        "    return keras.Model(x, keras.layers.Dense(2, name='d')(x))\n"
+    )
+    (tmp_path / "raising_layers.py").write_text("raise RuntimeError('boom at import')\n")
+    args = ("--model", "tiny_builders:build", "--custom-objects", "raising_layers", "--backend", "jax")
+    proc = cli("parity", *args, "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (cell,) = _cells(tmp_path / "out")
+    says = "custom objects module 'raising_layers' raised on import (RuntimeError: boom at import); fix the module"
+    assert cell["status"] == "error" and says in cell["problems"][0], cell
+    assert "run from the folder" not in proc.stdout and "Traceback" not in proc.stdout + proc.stderr
 
 
 def test_layers_without_a_reference_fall_back_to_cross_backend_and_still_catch_a_change(project, tmp_path):

@@ -4,6 +4,7 @@ folder, and how a backend process runs (image, device, twins, time limit, ISA ca
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 from pathlib import Path
 
@@ -25,18 +26,31 @@ def model_arguments(ap: argparse.ArgumentParser, golden_help: str = GOLDEN_DIR) 
         action="append",
         help="run only this model (repeatable): a built-in one, or your builder as package.module:function",
     )
-    ap.add_argument("--model-file", action="append", type=Path, help="your saved Keras 3 model (.keras), repeatable")
-    ap.add_argument("--inputs", type=Path, help="your model's inputs (.npz, one array per input name)")
+    ap.add_argument(
+        "--model-file", action="append", type=user_path, help="your saved Keras 3 model (.keras), repeatable"
+    )
+    ap.add_argument("--inputs", type=user_path, help="your model's inputs (.npz, one array per input name)")
+    ap.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="run --inputs that hold NaN or Inf (refused by default: their outputs cannot be judged)",
+    )
     ap.add_argument("--custom-objects", metavar="MODULE", help="a module that registers your custom layers")
-    ap.add_argument("--golden-dir", type=Path, help=golden_help)
+    ap.add_argument("--golden-dir", type=user_path, help=golden_help)
     ap.add_argument("--rel-l2", type=float, help="your model's tolerance in relative L2 (default 1e-4)")
+
+
+def user_path(text: str) -> Path:
+    """A path the user gave, made absolute against the folder the command was started from:
+    the backend processes start elsewhere (in the package's folder)."""
+    return Path(text).absolute()
 
 
 def common(ap: argparse.ArgumentParser) -> None:
     """--backend, the model arguments and --out."""
     ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")
     model_arguments(ap)
-    ap.add_argument("--out", type=Path, default=RESULTS, help="where results are written")
+    ap.add_argument("--out", type=user_path, default=user_path(str(RESULTS)), help="where results are written")
 
 
 def run_arguments(ap: argparse.ArgumentParser) -> None:
@@ -64,10 +78,13 @@ def run_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_settings(args) -> Settings:
-    """--time-limit and --isa-cap, checked, for the plan (the launcher hands them to each backend process)."""
+    """--time-limit and --isa-cap, checked, for the plan (the launcher hands them to each backend
+    process); KERAS_PARITY_TIME_LIMIT, read when no --time-limit is given, is checked here too."""
     limit, cap = getattr(args, "time_limit", None), getattr(args, "isa_cap", None)
-    if limit is not None and limit <= 0:
+    if limit is not None and not (math.isfinite(limit) and limit > 0):
         raise UsageError(f"--time-limit {limit:g} is not a duration; give seconds above 0, e.g. 1800")
     if cap and platform.machine().lower() not in ("x86_64", "amd64"):
         raise UsageError(f"--isa-cap {cap} caps x86 kernels; this machine is {platform.machine()}")
-    return Settings(limit, cap or None)
+    chosen = Settings(limit, cap or None)
+    chosen.seconds()  # a KERAS_PARITY_TIME_LIMIT that is not a duration: a UsageError now, not mid-run
+    return chosen

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.commands.arguments import model_arguments
+from keras_parity.commands.arguments import model_arguments, user_path
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.exitcodes import Exit, from_verdicts
 from keras_parity.paths import RESULTS, ROOT
@@ -52,8 +52,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove cached environments of cells outside the matrix")
     p.add_argument(
         "--out",
-        type=Path,
-        default=RESULTS / "drift",
+        type=user_path,
+        default=user_path(str(RESULTS / "drift")),
         help="scratch space for the runs; with --group, the results folder (history.csv, snapshots/)",
     )
     p.add_argument(

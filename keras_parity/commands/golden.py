@@ -48,4 +48,6 @@ def run(args, console) -> Exit:
     # failing on a backend, snapshots refused) is for a person to look at.
     if any(r.error for r in runs.values()):
         return Exit.INFRA
+    if any(r.usage_errors for r in runs.values()):  # the user's files or inputs, said in the log above
+        return Exit.USAGE
     return Exit.REGRESSION if problems else Exit.OK

@@ -6,6 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from keras_parity.commands.arguments import user_path
 from keras_parity.exitcodes import Exit
 
 HELP = "measure every built-in layer's rounding growth R, which localize's jump threshold is set above"
@@ -14,7 +15,7 @@ NEEDS_CHECKOUT = True  # it measures against the checkout's goldens
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("growth", help=HELP, description=HELP)
-    p.add_argument("--out", type=Path, help="keep the backends' runs here (default: a temporary folder)")
+    p.add_argument("--out", type=user_path, help="keep the backends' runs here (default: a temporary folder)")
     p.add_argument("--top", type=int, default=5, help="how many of the largest growths to list (default 5)")
     return p
 

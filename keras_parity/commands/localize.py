@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
-from keras_parity.commands.arguments import model_arguments
+from keras_parity.commands.arguments import model_arguments, user_path
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
 from keras_parity.errors import UsageError
@@ -25,7 +24,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     model_arguments(p)
     p.add_argument("--backend", action="append", help="only this backend (repeatable)")
     p.add_argument("--case", action="append", help="only this case (repeatable)")
-    p.add_argument("--out", type=Path, default=RESULTS / "localize", help="where tables' plots go")
+    p.add_argument("--out", type=user_path, default=user_path(str(RESULTS / "localize")), help="where tables' plots go")
     p.add_argument("--docker", action="store_true", help="run each backend in its image")
     return p
 

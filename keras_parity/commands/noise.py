@@ -6,6 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from keras_parity.commands.arguments import user_path
 from keras_parity.exitcodes import Exit
 
 HELP = "measure the float32 noise of every built-in cell into models/noise.json (the tolerances' base)"
@@ -14,7 +15,7 @@ NEEDS_CHECKOUT = True  # it measures against the checkout's goldens and rewrites
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("noise", help=HELP, description=HELP)
-    p.add_argument("--out", type=Path, help="keep the backends' runs here (default: a temporary folder)")
+    p.add_argument("--out", type=user_path, help="keep the backends' runs here (default: a temporary folder)")
     return p
 
 

@@ -74,4 +74,4 @@ def run(args, console) -> Exit:
 
         return Exit(rehearse.main(args, backends, selection, console, settings))
     cells = parity(Plan.from_args(args, backends, selection, settings), console)
-    return from_verdicts(c.status for c in cells)
+    return from_verdicts(c.verdict for c in cells)

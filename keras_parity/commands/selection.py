@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras_parity.errors import UsageError
 from keras_parity.registry.select import Selection, select_models
+from keras_parity.run.settings import USERS
 
 
 def pick(kind: str, asked: list[str] | None, known) -> list[str]:
@@ -18,6 +19,7 @@ def pick(kind: str, asked: list[str] | None, known) -> list[str]:
 def models(args, console) -> Selection:
     """The models a command runs, built-in names first, chosen once; the notes on the user's
     inputs shown before anything runs."""
+    USERS.seconds()  # KERAS_PARITY_TIME_LIMIT checked before any backend starts (a UsageError)
     selection = select_models(args)
     for note in selection.notes:
         console.print(note, soft_wrap=True, markup=False)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from keras_parity.commands.arguments import user_path
 from keras_parity.exitcodes import Exit
 from keras_parity.paths import RESULTS
 
@@ -18,7 +18,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--ci", action="store_true", help="the cheap slice CI runs: the three example models")
     p.add_argument("--float64", action="store_true", help="also run every model under float64: does Keras honour it?")
     p.add_argument("--docker", action="store_true", help="run each backend in its image")
-    p.add_argument("--out", type=Path, default=RESULTS, help="where results are written (under zoo/)")
+    p.add_argument(
+        "--out", type=user_path, default=user_path(str(RESULTS)), help="where results are written (under zoo/)"
+    )
     return p
 
 

@@ -75,6 +75,7 @@ class CellStatus(StrEnum):
 
 
 VALUE_KINDS = ("compare", "cross-backend", "layers")  # the findings about a cell's numbers
+USAGE = "usage"  # the kind of an error the user fixes in their files, inputs or custom objects (exit 2)
 
 
 def verdict(findings: Iterable[Finding], error: bool = False) -> CellStatus:
@@ -142,6 +143,14 @@ class CellResult:
     def problems(self) -> list[str]:
         """Every finding as the report's line, in the order found."""
         return [f.text() for f in self.findings]
+
+    @property
+    def verdict(self) -> str:
+        """Its status for the exit code (exitcodes.from_verdicts): an error of the user's own
+        files or inputs reads 'usage'."""
+        if self.status == CellStatus.ERROR and any(f.kind == USAGE for f in self.findings):
+            return USAGE
+        return str(self.status)
 
     @property
     def values_failed(self) -> bool:

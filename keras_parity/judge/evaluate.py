@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.judge.compare import CellResult, CellStatus, Comparison, Finding, OutputMetrics, compare, verdict
+from keras_parity.judge.compare import (
+    USAGE,
+    CellResult,
+    CellStatus,
+    Comparison,
+    Finding,
+    OutputMetrics,
+    compare,
+    verdict,
+)
 from keras_parity.judge.crossref import cross_compare
 from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
 from keras_parity.judge.information import FIX as INFORMATION_FIX
@@ -219,7 +228,8 @@ def _whole_run_cell(g: Goldens, backend: str, run: BackendRun, policy: str) -> C
     if policy != "float32" and model_error and policy_limitation(model_error):  # the policy, not the backend
         limitation = Finding("policy", f"unsupported under {policy}: {problem}")
         return CellResult(model, "*", backend, device, "*", CellStatus.UNSUPPORTED, (limitation,), policy=policy)
-    crash = Finding("backend", who + problem)
+    kind = USAGE if model_error and model in run.usage_errors else "backend"  # the user's files: exit 2
+    crash = Finding(kind, who + problem)
     return CellResult(model, "*", backend, device, "*", CellStatus.ERROR, (crash,), policy=policy)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +12,9 @@ from keras_parity.errors import UsageError
 from keras_parity.registry import usermodel
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import Registry
+
+# The commands that judge against goldens already recorded (golden makes them, bench times runs).
+READS_GOLDENS = ("parity", "localize", "repro")
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,40 @@ def _user_sources(args, builders: list[str]) -> list[usermodel.Source]:
     """The user's models: each --model-file, then each --model package.module:function."""
     inputs, custom, rel_l2 = args.inputs, args.custom_objects, args.rel_l2
     golden_dir = getattr(args, "golden_dir", None)
-    users = [usermodel.from_file(f, inputs, custom, golden_dir, rel_l2) for f in args.model_file or []]
-    users += [usermodel.from_builder(t, inputs, custom, golden_dir or Path.cwd() / "golden", rel_l2) for t in builders]
+    _check_options(args)
+    extra = {"allow_nonfinite": getattr(args, "allow_nonfinite", False)}
+    users = [usermodel.from_file(f, inputs, custom, golden_dir, rel_l2, **extra) for f in args.model_file or []]
+    builder_root = golden_dir or Path.cwd() / "golden"
+    users += [usermodel.from_builder(t, inputs, custom, builder_root, rel_l2, **extra) for t in builders]
     if inputs and len(users) != 1:
         raise usermodel.UserModelError("--inputs belongs to one model; pass exactly one --model-file or builder")
     return users
+
+
+def _check_options(args) -> None:
+    """The options of a user's model that no model can pass with or that name nothing."""
+    custom, rel_l2, golden_dir = args.custom_objects, args.rel_l2, getattr(args, "golden_dir", None)
+    if custom is not None and custom.endswith(".py"):  # a file, not the module it is (mylayers.py: mylayers)
+        name = Path(custom).with_suffix("").as_posix().replace("/", ".")
+        raise usermodel.UserModelError(
+            f"--custom-objects '{custom}' is not a module name; give the module, e.g. --custom-objects {name}"
+        )
+    if custom is not None and not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", custom):
+        raise usermodel.UserModelError(
+            f"--custom-objects '{custom}' is not a module name; give one such as mylayers or mypackage.layers"
+        )
+    if rel_l2 is not None and not (math.isfinite(rel_l2) and rel_l2 > 0):
+        raise usermodel.UserModelError(f"--rel-l2 {rel_l2:g} can never pass; give a tolerance above 0, e.g. 1e-4")
+    if golden_dir is None:
+        return
+    golden_dir = Path(golden_dir)
+    if golden_dir.exists() and not golden_dir.is_dir():
+        raise usermodel.UserModelError(f"--golden-dir {golden_dir} is a file; pass the folder that holds the goldens")
+    if not golden_dir.exists() and getattr(args, "cmd", None) in READS_GOLDENS:
+        raise usermodel.UserModelError(
+            f"--golden-dir {golden_dir} does not exist; pass the folder `keras-parity golden` wrote the goldens to, "
+            "or make them there first with `keras-parity golden --golden-dir` and the same model options"
+        )
 
 
 def runner_registry(user_models: list[str]) -> Registry:

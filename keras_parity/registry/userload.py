@@ -13,20 +13,31 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity.registry.usermodel import DRAWN_BATCH, USER_SEED, Source, UserModelError
+from keras_parity.registry.usermodel import DRAWN_BATCH, USER_SEED, Source, UserModelError, check_feed
 
 
 def _import_custom(source: Source) -> None:
     if source.cwd not in sys.path:
         sys.path.insert(0, source.cwd)
     if source.custom_objects:
+        module = source.custom_objects
         try:
-            importlib.import_module(source.custom_objects)
-        except Exception as exc:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not f"{module}.".startswith(f"{exc.name}."):  # a module it imports is missing
+                raise _raised_by(module, exc) from None
             raise UserModelError(
-                f"custom objects module '{source.custom_objects}' does not import ({type(exc).__name__}: {exc}); "
-                f"run from the folder that holds it or add that folder to PYTHONPATH"
+                f"custom objects module '{module}' is not found from {source.cwd} ({exc}); run from the folder "
+                "that holds it or add that folder to PYTHONPATH"
             ) from None
+        except Exception as exc:
+            raise _raised_by(module, exc) from None
+
+
+def _raised_by(module: str, exc: BaseException) -> UserModelError:
+    """The error of a custom objects module whose own code raised on import, with its exception line."""
+    line = f"{type(exc).__name__}: {exc}".strip().splitlines()[0]
+    return UserModelError(f"custom objects module '{module}' raised on import ({line}); fix the module")
 
 
 def load(source: Source):
@@ -140,36 +151,3 @@ def feed(source: Source, model) -> dict[str, np.ndarray]:
     with np.load(source.inputs, allow_pickle=False) as z:
         given = {k: z[k] for k in z.files}
     return check_feed(given, specs, Path(source.inputs).name, source.name)
-
-
-def check_feed(given: dict[str, np.ndarray], specs, where: str, model: str) -> dict[str, np.ndarray]:
-    """`given` by the model's input names, or a UserModelError saying what does not match."""
-    names = [n for n, _, _ in specs]
-    if set(given) == {f"arr_{i}" for i in range(len(specs))}:  # numpy.savez(path, *arrays): input order
-        given = {n: given[f"arr_{i}"] for i, n in enumerate(names)}
-    if len(names) == len(given) == 1:  # one array for one input: its name cannot be ambiguous
-        given = {names[0]: next(iter(given.values()))}
-    if set(given) != set(names):
-        raise UserModelError(
-            f"{where} holds {sorted(given)} but {model} takes inputs {names}; save one array per input "
-            "under those names"
-        )
-    batch = None
-    for name, shape, dtype in specs:
-        a = given[name]
-        if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
-            raise UserModelError(
-                f"{where}: '{name}' has shape {a.shape} but {model} takes {shape} (None: any size); "
-                "save inputs of the model's shape"
-            )
-        # A float array feeds any float input: the runner casts floats to the run's floatx (the
-        # same float32 inputs serve a float64 or mixed-precision run); ints must stay ints.
-        floats = a.dtype.kind == "f" and dtype.startswith(("float", "bfloat"))
-        if str(a.dtype) != dtype and not floats:
-            raise UserModelError(
-                f"{where}: '{name}' is {a.dtype} but {model} takes {dtype}; save it with .astype('{dtype}')"
-            )
-        if batch is not None and a.shape[0] != batch:
-            raise UserModelError(f"{where}: '{name}' has batch {a.shape[0]}, the other inputs {batch}; use one batch")
-        batch = a.shape[0]
-    return given

@@ -138,6 +138,8 @@ class BackendRun:
     provenance: Provenance | None = None  # None: it stopped before importing its library
     models: dict[str, ModelRecord] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)  # a model that failed: why, on one line
+    # The models of `errors` the user can fix (their files, inputs or custom objects): exit 2, not 3.
+    usage_errors: list[str] = field(default_factory=list)
     no_twin: dict[str, str] = field(default_factory=dict)  # a twin's models it has no twin of
     import_error: str | None = None
     device_error: str | None = None

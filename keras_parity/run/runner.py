@@ -302,8 +302,9 @@ def _run_one(name, spec, asked: RunFlags, timings, cache, run: BackendRun, captu
     try:
         model_arrays, run.models[name] = run_model(spec, backend, asked, timings, cache, mine)
         run.models[name].seconds = round(time.perf_counter() - t0, 2)
-    except usermodel.UserModelError as exc:  # already one line with its fix
+    except usermodel.UserModelError as exc:  # already one line with its fix, for the user to make
         run.errors[name] = str(exc)
+        run.usage_errors.append(name)
         print(f"{backend}: {exc}", file=sys.stderr)
         return
     except Exception as exc:
