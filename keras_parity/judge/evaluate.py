@@ -18,6 +18,7 @@ from keras_parity.judge.layers import judge_layers
 from keras_parity.judge.weights import changed as changed_weights
 from keras_parity.judge.weights import describe as describe_weights
 from keras_parity.registry import usermodel
+from keras_parity.registry.select import finish_command
 from keras_parity.registry.spec import ModelSpec, Registry
 from keras_parity.run.launch import BackendRun
 
@@ -102,6 +103,8 @@ class Goldens:
     layer_order: dict = field(default_factory=dict)  # builder -> its layers in graph order
     weights: dict = field(default_factory=dict)  # a .keras file's weights as the goldens were made from
     error: str | None = None
+    finish: str = "`nox -s golden`"  # the exact command that makes this model's set anew
+    notes: tuple[str, ...] = ()  # about the set, for every cell (a stopped regeneration)
 
     @property
     def gaps(self) -> list[str] | None:
@@ -111,20 +114,25 @@ class Goldens:
 
 def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str = "`nox -s golden`") -> Goldens:
     """The goldens of `model`, whose spec is `spec` (a registry's, or a model of the pytest fixture's)."""
-    g = Goldens(model, spec, usermodel.root_of(spec, root), regen)
+    g = Goldens(model, spec, usermodel.root_of(spec, root), regen, finish=finish_command(model, spec, root, regen))
     path = golden.reference_path(model, g.root)
+    half = golden.incomplete(g.root, model)
+    if half:
+        g.error = f"the goldens of {model} in {g.root} are half-written ({half}); finish them with {g.finish}"
+        return g
+    stopped = golden.unfinished(g.root, model)
+    if stopped:
+        g.notes = (f"a stopped `golden` left {stopped}: these are the previous goldens; finish with {g.finish}",)
     try:
-        g.ref, g.ref_json = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
+        g.ref, g.ref_json = golden.read_npz(path), golden.read_reference_json(path.with_suffix(".json"))
         if golden.weights_path(model, g.root).exists():
             g.weights = golden.read_npz(golden.weights_path(model, g.root))
+        graph = golden.read_graph(golden.graph_path(model, g.root))
         if golden.layers_path(model, g.root).exists():
             g.layers = golden.read_npz(golden.layers_path(model, g.root))
-            g.layer_order = {
-                name: [layer["name"] for layer in b["config"]["layers"]]
-                for name, b in golden.read_json(golden.graph_path(model, g.root)).items()
-            }
+            g.layer_order = {name: [layer["name"] for layer in b["config"]["layers"]] for name, b in graph.items()}
     except golden.GoldenError as exc:
-        g.error = str(exc)
+        g.error = str(exc) if not path.exists() else f"{exc.problem}; make the set anew with {g.finish}"
         if spec.source and not path.exists():
             how = f"`nox -s golden -- {usermodel.command_args(spec.source)}`"
             g.error = f"no goldens for {model} in {g.root}; create them with {how}"
@@ -225,21 +233,23 @@ class _Seen:
     where: str  # same | other-platform | missing
     platform: str | None
     findings: tuple[Finding, ...]
+    no_bits: Finding | None = None  # --strict-bits with no usable snapshot of this platform: an ERROR
 
 
 def _judge_run(g: Goldens, backend: str, run: BackendRun, runs: dict, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
     weights = _weights_changed(g, run)
     provenance, notes = _check_provenance(g.model, g.ref_json, run, g.regen, weights_named=weights is not None)
+    plain, unreadable = judging.policy == judging.precision == "float32", None
     try:
-        plain = judging.policy == judging.precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(g.model, run, g.root) if plain else (None, "missing", None)
     except golden.GoldenError as exc:
-        snapshot, where, snap_platform = None, "missing", None
-        notes.append(str(exc))
+        snapshot, where, snap_platform, unreadable = None, "missing", None, exc.problem
+        notes.append(str(exc) if not judging.strict_bits else f"{exc.problem}; record it anew with {g.finish}")
     found = [Finding("provenance", p) for p in provenance] + ([weights] if weights is not None else [])
-    found += [Finding("provenance", n, note=True) for n in notes]
-    seen = _Seen(snapshot, where, snap_platform, tuple(found))
+    found += [Finding("provenance", n, note=True) for n in [*notes, *g.notes]]
+    no_bits = _no_bits(g, run, where, unreadable) if judging.strict_bits and plain and not run.twin else None
+    seen = _Seen(snapshot, where, snap_platform, tuple(found), no_bits)
     cells = []
     for case in g.spec.cases_for(judging.policy, judging.training):
         if run.twin and case.name not in (run.models[g.model].cases or []):
@@ -262,6 +272,7 @@ def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: 
         bits, snap_platform = "other-platform", seen.platform
     elif judging.strict_bits and bits == "changed":
         findings.append(_moved_bits(values.outputs, run.platform or "?"))
+    findings += [seen.no_bits] if seen.no_bits else []
     if case.model_outputs:
         layers = golden.part(run.sketches, g.model, case.name), golden.part(g.layers, case.name)
         order = g.layer_order.get(case.builder, [])
@@ -276,7 +287,8 @@ def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: 
         findings.append(Finding("keras-casts", KERAS_CASTS, note=True))
     reference = "cross-backend" if g.gaps else "float64"
     return CellResult(
-        g.model, case.name, backend, run.device, path, verdict(findings, values.nothing), tuple(findings),
+        g.model, case.name, backend, run.device, path, verdict(findings, values.nothing or bool(seen.no_bits)),
+        tuple(findings),
         values.outputs, snapshot=bits, snapshot_platform=snap_platform, tol=tol, policy=policy, reference=reference,
     )  # fmt: skip
 
@@ -300,6 +312,18 @@ def _moved_bits(outputs: dict[str, OutputMetrics], platform: str) -> Finding:
         "strict-bits",
         f"bits moved against the snapshot of this platform ({platform}){size}",
         fix="if the move is intended (an upgrade, a rebuilt image), record it with `nox -s golden -- --snapshots-only`",
+    )
+
+
+def _no_bits(g: Goldens, run: BackendRun, where: str, unreadable: str | None) -> Finding | None:
+    """--strict-bits with no snapshot of this platform to hold the bits to (a new CPU, or a
+    corrupt file): the cell is an ERROR, not a silent pass; None when there is one."""
+    if where == "same":
+        return None
+    why = unreadable or f"no {run.backend} snapshot of this platform ({run.platform or '?'}) in {g.root / g.model}"
+    record = g.finish.replace("`nox -s golden -- ", "`nox -s golden -- --snapshots-only ", 1)
+    return Finding(
+        "strict-bits", f"--strict-bits has nothing to compare bits with: {why}", fix=f"record it with {record}"
     )
 
 
