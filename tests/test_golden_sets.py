@@ -114,12 +114,17 @@ def test_a_corrupt_or_malformed_golden_is_one_line_with_the_exact_command(tmp_pa
 
 def test_a_half_written_set_is_named_with_the_command_that_finishes_it(tmp_path):
     goldens = _master_goldens(tmp_path)
-    (goldens / "linear" / "graph.json").unlink()
+    (goldens / "linear" / "reference.json").unlink()
     g = read_goldens("linear", goldens, BUILTIN["linear"])
     assert g.error == (
-        f"the goldens of linear in {goldens} are half-written (graph.json missing beside reference.npz, "
-        f"reference.json); finish them with `nox -s golden -- --model linear --golden-dir {goldens}`"
+        f"the goldens of linear in {goldens} are half-written (reference.json missing beside reference.npz, "
+        f"graph.json); finish them with `nox -s golden -- --model linear --golden-dir {goldens}`"
     )
+    (goldens / "linear" / "reference.json").write_text("{}")
+    (goldens / "linear" / "layers.npz").write_bytes(golden.npz_bytes({}))  # layer sketches need their graph
+    (goldens / "linear" / "graph.json").unlink()
+    g = read_goldens("linear", goldens, BUILTIN["linear"])
+    assert "half-written (graph.json missing beside reference.npz, reference.json, layers.npz)" in g.error
     (goldens / "linear").rename(goldens / ".linear.old-999999")  # killed between two renames
     g = read_goldens("linear", goldens, BUILTIN["linear"])
     assert "are half-written (its folder is missing while the previous set waits in" in g.error

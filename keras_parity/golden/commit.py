@@ -60,18 +60,22 @@ def half_written(root: Path, model: str) -> Path | None:
     return parked[-1] if parked and not (Path(root) / model).exists() else None
 
 
-SET = ("reference.npz", "reference.json", "graph.json")  # what every model's set holds
+SET = ("reference.npz", "reference.json")  # what every model's set holds
 
 
 def incomplete(root: Path, model: str) -> str | None:
     """What makes the model's set half-written, or None: the live folder missing with the old
-    set parked beside it, or some of the files every set holds missing while others are there."""
+    set parked beside it, or some of the files every set holds missing while others are there
+    (graph.json too beside layer sketches)."""
     parked = half_written(root, model)
     if parked is not None:
         return f"its folder is missing while the previous set waits in {parked}"
-    there = [name for name in SET if (Path(root) / model / name).exists()]
-    if there and len(there) < len(SET):
-        return f"{', '.join(n for n in SET if n not in there)} missing beside {', '.join(there)}"
+    folder = Path(root) / model
+    needed = SET + (("graph.json",) if (folder / "layers.npz").exists() else ())  # layer sketches: their graph
+    missing = [name for name in needed if not (folder / name).exists()]
+    there = [name for name in (*SET, "graph.json", "layers.npz") if (folder / name).exists()]
+    if there and missing:
+        return f"{', '.join(missing)} missing beside {', '.join(there)}"
     return None
 
 
