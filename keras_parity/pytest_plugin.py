@@ -30,7 +30,8 @@ import pytest
 
 from keras_parity import golden
 from keras_parity.judge.compare import CellResult
-from keras_parity.judge.evaluate import judge_backend, read_goldens
+from keras_parity.judge.evaluate import judge_backend
+from keras_parity.judge.goldens import read_goldens
 from keras_parity.registry import userload, usermodel
 from keras_parity.registry.spec import Tol
 from keras_parity.run import envinfo, knobs

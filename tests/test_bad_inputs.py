@@ -161,7 +161,7 @@ MODEL_FILES = [
 ]
 
 INPUTS = [
-    case("inputs-missing", "parity --model-file m.keras --inputs none.npz", USAGE, "inputs file none.npz does not", M),
+    case("inputs-missing", "parity --model-file m.keras --inputs none.npz", USAGE, "none.npz does not exist", M),
     case("inputs-not-zip", "parity --model-file m.keras --inputs in.txt", USAGE, "is not an .npz archive",
          with_model("in.txt", text("1,2,3\n"))),
     case("inputs-zero-bytes", "parity --model-file m.keras --inputs e.npz", USAGE, "is not an .npz archive",

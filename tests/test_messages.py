@@ -5,7 +5,7 @@ options that name the model and its golden folder."""
 from keras_parity import golden
 from keras_parity.golden import regen
 from keras_parity.judge.compare import CellResult, Finding
-from keras_parity.judge.evaluate import read_goldens, regen_command
+from keras_parity.judge.goldens import read_goldens, regen_command
 from keras_parity.registry import usermodel
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.rehearse import Pair, row

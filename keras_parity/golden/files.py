@@ -35,7 +35,12 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed zip timestamps: same numbers, same bytes
 
 
 class GoldenError(UsageError):
-    """A golden file that is missing or unreadable; the message says how to fix it."""
+    """A golden file that is missing or unreadable; the message says how to fix it, `problem`
+    says what is wrong without the fix (for a caller that knows the exact command)."""
+
+    def __init__(self, problem: str, fix: str = "regenerate it with `nox -s golden`"):
+        super().__init__(f"{problem}; {fix}")
+        self.problem = problem
 
 
 def _atomic_write(path: Path, data: bytes) -> bool:
@@ -79,33 +84,74 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> bool:
     return _atomic_write(path, npz_bytes(arrays))
 
 
+def json_bytes(obj) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+def file_bytes(path: Path, content) -> bytes:
+    """What a golden file holds, by its suffix: arrays as .npz, anything else as sorted JSON."""
+    return npz_bytes(content) if Path(path).suffix == ".npz" else json_bytes(content)
+
+
 def write_json(path: Path, obj) -> bool:
-    return _atomic_write(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    return _atomic_write(path, json_bytes(obj))
 
 
 def _fix_hint(path: Path) -> str:
-    return f"restore it with `git checkout -- {path}` or regenerate with `nox -s golden`"
+    return f"regenerate it with `nox -s golden` (a checked-in one: or `git checkout -- {path}`)"
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.exists():
-        raise GoldenError(f"golden file {path} is missing; create it with `nox -s golden`")
+        raise GoldenError(f"golden file {path} is missing", "create it with `nox -s golden`")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise GoldenError(f"golden file {path} is corrupt ({type(exc).__name__}: {exc}); {_fix_hint(path)}") from None
+        raise GoldenError(f"golden file {path} is corrupt ({type(exc).__name__}: {exc})", _fix_hint(path)) from None
 
 
 def read_json(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
-        raise GoldenError(f"golden file {path} is missing; create it with `nox -s golden`")
+        raise GoldenError(f"golden file {path} is missing", "create it with `nox -s golden`")
     try:
         return json.loads(path.read_text())
     except (ValueError, OSError) as exc:
-        raise GoldenError(f"golden file {path} is corrupt ({exc}); {_fix_hint(path)}") from None
+        raise GoldenError(f"golden file {path} is corrupt ({exc})", _fix_hint(path)) from None
+
+
+def _malformed(path: Path, what: str) -> GoldenError:
+    return GoldenError(f"golden file {path} is not a valid {path.name} ({what})", _fix_hint(path))
+
+
+def read_reference_json(path: Path) -> dict:
+    """reference.json, checked to be what `golden` writes: an object whose `builders` are objects."""
+    recorded = read_json(path)
+    if not isinstance(recorded, dict):
+        raise _malformed(path, f"a JSON {type(recorded).__name__}, not an object")
+    for key in ("builders", "inputs_sha256", "outputs", "reference"):
+        value = recorded.get(key, {})
+        if not isinstance(value, dict) or (key == "builders" and not all(isinstance(b, dict) for b in value.values())):
+            raise _malformed(
+                path, f"'{key}' is not an object of objects" if key == "builders" else f"'{key}' is not an object"
+            )
+    return recorded
+
+
+def read_graph(path: Path) -> dict:
+    """graph.json, checked to be what `golden` writes: each builder's config with its layers."""
+    graph = read_json(path)
+    if not isinstance(graph, dict):
+        raise _malformed(path, f"a JSON {type(graph).__name__}, not an object")
+    for name, b in graph.items():
+        layers = (
+            b.get("config", {}).get("layers") if isinstance(b, dict) and isinstance(b.get("config"), dict) else None
+        )
+        if not isinstance(layers, list) or not all(isinstance(x, dict) and "name" in x for x in layers):
+            raise _malformed(path, f"'{name}' has no config with a list of layers")
+    return graph
 
 
 def reference_path(model: str, root: Path = GOLDEN) -> Path:

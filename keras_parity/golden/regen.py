@@ -1,7 +1,7 @@
 """`nox -s golden`: rebuild the float64 references and the float32 snapshots, say what moved.
 
-Everything is computed first and written only at the end, each file written aside and
-renamed, so a failed or interrupted regeneration leaves the previous goldens as they were.
+Everything is computed first, then each model's set is replaced as a whole (golden/commit.py): an
+interrupted regeneration leaves its old set or its new one, never a mix; a corrupt one is made anew.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def _snapshot_writes(model: str, runs: list[BackendRun], mroot: Path, log) -> li
         arrays = golden.part(run.arrays, model)
         assert run.platform is not None, "a run with a model's outputs has imported its library"
         path = golden.snapshot_path(model, run.platform, run.backend, mroot)
-        old = golden.read_npz(path) if path.exists() else None
+        old = _old(path, log)
         for line in _describe_change(old, arrays):
             log(f"  {model} {run.backend} snapshot ({run.platform}): {line}")
         snap_meta = {k: run.header().get(k) for k in _SNAPSHOT_META}
@@ -197,7 +197,7 @@ def _not_the_goldens(model: str, ref_json: Path, runs: list[BackendRun]) -> str 
     """Why these runs cannot give snapshots of the goldens' model (None when they can)."""
     if not ref_json.exists():
         return f"no goldens yet in {ref_json.parent}; make them with `nox -s golden` first"
-    recorded, run = golden.read_json(ref_json), runs[0]
+    recorded, run = golden.read_reference_json(ref_json), runs[0]
     for name, b in _builders_agree(model, runs).items():
         if recorded.get("builders", {}).get(name, {}).get("weights_sha256") != b["weights_sha256"]:
             return f"the weights of '{name}' are not the goldens' ones; regenerate everything with `nox -s golden`"
@@ -217,24 +217,42 @@ def regenerate(
     """Returns the number of problems (0 = all written). snapshots_only: write this platform's
     snapshots only, from runs whose weights and inputs are the goldens' own. `registry` holds
     the models' specs."""
-    writes: list[tuple[Path, dict]] = []
+    sets: list[tuple[Path, list[tuple[Path, dict]]]] = []
     problems = 0
     for model in models:
+        mdir = usermodel.root_of(registry[model], root) / model
+        for line in golden.recover(mdir.parent, model):  # what a stopped regeneration left
+            log(f"  {model}: {line}, left by a stopped `golden`")
         model_writes, model_problems = _model_writes(model, registry[model], runs, root, log, snapshots_only)
-        writes += model_writes
+        sets.append((mdir, model_writes))
         problems += model_problems
-    for path, content in writes:
-        changed = "metadata changed (versions, knobs, checksums or shapes)" if path.exists() else "new"
-        if path.suffix == ".json" and golden.write_json(path, content):
-            shown = path.relative_to(root) if path.is_relative_to(root) else path
-            log(f"  {shown}: {changed}")
-        elif path.suffix == ".npz":
-            golden.write_npz(path, content)
+    for mdir, model_writes in sets:
+        _write_set(mdir, model_writes, root, log)
     for run in runs.values():
         if run.error:
             log(f"[red]{run.backend}: {run.error}; its snapshots are left as they were[/]")
             problems += 1
     return problems
+
+
+def _write_set(mdir: Path, writes: list[tuple[Path, dict]], root: Path, log) -> None:
+    """One model's files, its set replaced as a whole; says which JSON files are new or changed."""
+    files = {path.relative_to(mdir).as_posix(): golden.file_bytes(path, content) for path, content in writes}
+    shown = mdir.relative_to(root) if mdir.is_relative_to(root) else mdir
+    for rel, how in golden.replace_set(mdir, files).items():
+        if rel.endswith(".json"):
+            log(
+                f"  {shown / rel}: {how if how == 'new' else 'metadata changed (versions, knobs, checksums or shapes)'}"
+            )
+
+
+def _old(path: Path, log) -> dict[str, np.ndarray] | None:
+    """A file's arrays before this regeneration; None when it has none or is unreadable (written anew)."""
+    try:
+        return golden.read_npz(path) if path.exists() else None
+    except golden.GoldenError as exc:
+        log(f"  {exc.problem}: written anew")
+    return None
 
 
 def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root: Path, log, snapshots_only: bool):
@@ -254,8 +272,10 @@ def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root
     if snapshots_only:  # the references stay; only runs of the goldens' own model may add snapshots
         try:
             stale = _not_the_goldens(model, golden.reference_path(model, mroot).with_suffix(".json"), ok)
-        except (RegenError, golden.GoldenError) as exc:
+        except RegenError as exc:
             stale = str(exc)
+        except golden.GoldenError as exc:
+            stale = f"{exc.problem}; make the whole set anew with `golden` without --snapshots-only"
         if stale:
             log(f"[red]{model}: {stale}; its snapshots are left as they were[/]")
             return [], problems + 1
@@ -316,7 +336,7 @@ def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: 
 def _settled(path: Path, new: dict[str, np.ndarray], what: str, log) -> dict[str, np.ndarray]:
     """`new` with the arrays that agree with the file's to float64 rounding kept as they are
     (golden/settle.py); says what moved beyond that, and by how much."""
-    old = golden.read_npz(path) if path.exists() else None
+    old = _old(path, log)
     settled = settle(old, new)
     for line in _describe_change(old, settled.arrays):
         log(f"  {what}: {line}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,14 @@ from keras_parity.judge.compare import (
 )
 from keras_parity.judge.crossref import cross_compare
 from keras_parity.judge.defaults import NOT_RECORDED, cell_defaults, moved_defaults
+from keras_parity.judge.goldens import Goldens, read_goldens, regen_command
 from keras_parity.judge.information import FIX as INFORMATION_FIX
 from keras_parity.judge.information import why_uninformative
 from keras_parity.judge.layers import judge_layers
 from keras_parity.judge.weights import changed as changed_weights
 from keras_parity.judge.weights import describe as describe_weights
 from keras_parity.registry import usermodel
-from keras_parity.registry.spec import ModelSpec, Registry
+from keras_parity.registry.spec import Registry
 from keras_parity.run.launch import BackendRun
 
 
@@ -95,56 +96,6 @@ def _defaults_moved(g: Goldens, case, run: BackendRun) -> list[Finding]:
     if want is None:
         return [Finding("default", NOT_RECORDED, note=True)]
     return moved_defaults(want, got, g.regen)
-
-
-@dataclass
-class Goldens:
-    """One model's goldens as the judge reads them, or why they cannot be read."""
-
-    model: str
-    spec: ModelSpec
-    root: Path
-    regen: str = "`nox -s golden`"  # how they are made again, for the fix of a provenance problem
-    ref: dict = field(default_factory=dict)
-    ref_json: dict = field(default_factory=dict)  # the reference's JSON: provenance, defaults, gaps
-    layers: dict = field(default_factory=dict)  # the reference's layer sketches, '<case>/<layer>'
-    layer_order: dict = field(default_factory=dict)  # builder -> its layers in graph order
-    weights: dict = field(default_factory=dict)  # a .keras file's weights as the goldens were made from
-    error: str | None = None
-
-    @property
-    def gaps(self) -> list[str] | None:
-        """Layers the float64 reference lacks (a user model judged across backends)."""
-        return None if self.error else self.ref_json.get("reference", {}).get("missing")
-
-
-def regen_command(spec: ModelSpec, *flags: str) -> str:
-    """`nox -s golden` with the options that name a user's model (--model-file or --model, and
-    --golden-dir), so the fix makes the goldens that were read; a built-in model needs none."""
-    named = [*flags, usermodel.command_args(spec.source)] if spec.source else [*flags]
-    return f"`nox -s golden{' -- ' + ' '.join(named) if named else ''}`"
-
-
-def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str | None = None) -> Goldens:
-    """The goldens of `model`, whose spec is `spec` (a registry's, or a model of the pytest fixture's);
-    `regen` says how they are made again (default: the `nox -s golden` line naming them)."""
-    g = Goldens(model, spec, usermodel.root_of(spec, root), regen or regen_command(spec))
-    path = golden.reference_path(model, g.root)
-    try:
-        g.ref, g.ref_json = golden.read_npz(path), golden.read_json(path.with_suffix(".json"))
-        if golden.weights_path(model, g.root).exists():
-            g.weights = golden.read_npz(golden.weights_path(model, g.root))
-        if golden.layers_path(model, g.root).exists():
-            g.layers = golden.read_npz(golden.layers_path(model, g.root))
-            g.layer_order = {
-                name: [layer["name"] for layer in b["config"]["layers"]]
-                for name, b in golden.read_json(golden.graph_path(model, g.root)).items()
-            }
-    except golden.GoldenError as exc:
-        g.error = str(exc)
-        if spec.source and not path.exists():
-            g.error = f"no goldens for {model} in {g.root}; create them with {g.regen}"
-    return g
 
 
 @dataclass(frozen=True)
@@ -242,21 +193,23 @@ class _Seen:
     where: str  # same | other-platform | missing
     platform: str | None
     findings: tuple[Finding, ...]
+    no_bits: Finding | None = None  # --strict-bits with no usable snapshot of this platform: an ERROR
 
 
 def _judge_run(g: Goldens, backend: str, run: BackendRun, runs: dict, judging: Judging) -> list[CellResult]:
     """Every cell of one backend's run of the model, in case and path order."""
     weights = _weights_changed(g, run)
     provenance, notes = _check_provenance(g.model, g.ref_json, run, g.regen, weights_named=weights is not None)
+    plain, unreadable = judging.policy == judging.precision == "float32", None
     try:
-        plain = judging.policy == judging.precision == "float32"
         snapshot, where, snap_platform = _load_snapshot(g.model, run, g.root) if plain else (None, "missing", None)
     except golden.GoldenError as exc:
-        snapshot, where, snap_platform = None, "missing", None
-        notes.append(str(exc))
+        snapshot, where, snap_platform, unreadable = None, "missing", None, exc.problem
+        notes.append(str(exc) if not judging.strict_bits else f"{exc.problem}; record it anew with {g.finish}")
     found = [Finding("provenance", p) for p in provenance] + ([weights] if weights is not None else [])
-    found += [Finding("provenance", n, note=True) for n in notes]
-    seen = _Seen(snapshot, where, snap_platform, tuple(found))
+    found += [Finding("provenance", n, note=True) for n in [*notes, *g.notes]]
+    no_bits = _no_bits(g, run, where, unreadable) if judging.strict_bits and plain and not run.twin else None
+    seen = _Seen(snapshot, where, snap_platform, tuple(found), no_bits)
     cells = []
     for case in g.spec.cases_for(judging.policy, judging.training):
         if run.twin and case.name not in (run.models[g.model].cases or []):
@@ -279,6 +232,7 @@ def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: 
         bits, snap_platform = "other-platform", seen.platform
     elif judging.strict_bits and bits == "changed":
         findings.append(_moved_bits(values.outputs, run.platform or "?", g))
+    findings += [seen.no_bits] if seen.no_bits else []
     if case.model_outputs:
         layers = golden.part(run.sketches, g.model, case.name), golden.part(g.layers, case.name)
         order = g.layer_order.get(case.builder, [])
@@ -293,7 +247,8 @@ def _judge_cell(g: Goldens, backend: str, case, path: str, runs: dict, judging: 
         findings.append(Finding("keras-casts", KERAS_CASTS, note=True))
     reference = "cross-backend" if g.gaps else "float64"
     return CellResult(
-        g.model, case.name, backend, run.device, path, verdict(findings, values.nothing), tuple(findings),
+        g.model, case.name, backend, run.device, path, verdict(findings, values.nothing or bool(seen.no_bits)),
+        tuple(findings),
         values.outputs, snapshot=bits, snapshot_platform=snap_platform, tol=tol, policy=policy, reference=reference,
     )  # fmt: skip
 
@@ -318,6 +273,17 @@ def _moved_bits(outputs: dict[str, OutputMetrics], platform: str, g: Goldens) ->
         f"bits moved against the snapshot of this platform ({platform}){size}",
         fix="if the move is intended (an upgrade, a rebuilt image), record it with "
         + regen_command(g.spec, "--snapshots-only"),
+    )
+
+
+def _no_bits(g: Goldens, run: BackendRun, where: str, unreadable: str | None) -> Finding | None:
+    """--strict-bits and no usable snapshot of this platform (a new CPU, a corrupt file): an ERROR, not a pass."""
+    if where == "same":
+        return None
+    why = unreadable or f"no {run.backend} snapshot of this platform ({run.platform or '?'}) in {g.root / g.model}"
+    record = g.finish.replace("`nox -s golden -- ", "`nox -s golden -- --snapshots-only ", 1)
+    return Finding(
+        "strict-bits", f"--strict-bits has nothing to compare bits with: {why}", fix=f"record it with {record}"
     )
 
 

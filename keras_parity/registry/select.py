@@ -11,7 +11,7 @@ from keras_parity import paths
 from keras_parity.errors import UsageError
 from keras_parity.registry import usermodel
 from keras_parity.registry.builtin import builtin_registry
-from keras_parity.registry.spec import Registry
+from keras_parity.registry.spec import ModelSpec, Registry
 
 # The commands that judge against goldens already recorded (golden makes them, bench times runs).
 READS_GOLDENS = ("parity", "localize", "repro")
@@ -108,3 +108,14 @@ def runner_registry(user_models: list[str]) -> Registry:
         return builtin_registry().with_users({s.name: usermodel.spec(s) for s in sources})
     except ValueError as exc:
         raise usermodel.UserModelError(str(exc)) from None
+
+
+def finish_command(model: str, spec: ModelSpec, root: Path, regen: str = "`nox -s golden`") -> str:
+    """The command that makes a model's goldens anew, with the options that name them; `regen`:
+    another way they are made (the pytest fixture's), used as it is."""
+    if regen != "`nox -s golden`":
+        return regen
+    if spec.source:
+        return f"`nox -s golden -- {usermodel.command_args(spec.source)}`"
+    where = "" if Path(root).resolve() == paths.GOLDEN.resolve() else f" --golden-dir {root}"
+    return f"`nox -s golden -- --model {model}{where}`"
