@@ -40,7 +40,6 @@ def main(argv=None) -> int:
     # Wide when piped (CI logs), so table rows and one-line errors stay on one line.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     try:
-        _require_writable_out(getattr(args, "out", None))
         with _terminate_raises(), hold(getattr(args, "out", None)):
             _require_checkout(args)
             return int(args.command.run(args, console))
@@ -82,32 +81,58 @@ def _terminate_raises():
 @contextlib.contextmanager
 def hold(out: Path | None):
     """`out` for this command alone while it runs: a lock on its .lock file (holding this
-    process's id), so two runs never read or delete each other's files; None: nothing to hold."""
+    process's id), so two runs never read or delete each other's files; None: nothing to hold.
+    The lock file, and the folders made for it if they stay empty, are removed at the end."""
     if out is None:
         yield
         return
+    out = Path(out)
+    made = [p for p in (out, *out.parents) if not p.exists()]  # removed again if left empty
     try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        lock = open(Path(out) / LOCK, "a+")  # noqa: SIM115 (held until the command ends)
+        _require_writable_out(out)
+        lock = _take(out / LOCK, out)
     except OSError as exc:
-        raise UsageError(
-            f"--out {out} cannot be used as a results folder ({exc.strerror}); choose another --out"
-        ) from None
-    with lock:
+        _remove_empty(made)
+        raise UsageError(f"--out {out} cannot hold its lock file ({exc.strerror}); choose another --out") from None
+    except BaseException:
+        _remove_empty(made)
+        raise
+    try:
+        yield
+    finally:
+        (out / LOCK).unlink(missing_ok=True)  # still held: a command waiting on it finds it gone
+        lock.close()
+        _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _take(path: Path, out: Path):
+    """The lock file at `path`, opened and locked by this process; another holder is refused."""
+    while True:
+        lock = open(path, "a+")  # noqa: SIM115 (held until the command ends)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
             pid = lock.read().strip() or "?"
+            lock.close()
             raise OutFolderBusy(
                 f"another keras-parity command (pid {pid}) is writing to {out}; wait for it to finish "
                 f"or give this one a folder of its own with --out"
             ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
-        yield
+        if path.exists() and os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino:
+            break
+        lock.close()  # the holder before removed it as it ended: lock the file there now
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 def _require_checkout(args) -> None:

@@ -234,7 +234,7 @@ SELECTION = [
     case("localize-unknown-model", "localize --model nosuch", USAGE, "unknown model 'nosuch'"),
     case("localize-unknown-backend", "localize --model linear --backend mxnet", USAGE, "unknown backend 'mxnet'"),
     case("localize-two-files", "localize --model-file m.keras --model-file m2.keras", USAGE, "profiles one model", M2),
-    case("localize-out-a-file", "localize --model linear --case nosuch --out f", USAGE, "no case", {"f": text("x")}),
+    case("localize-out-a-file", "localize --model linear --case x --out f", USAGE, "is a file", {"f": text("x")}),
     case("zoo-unknown-model", "zoo --model nosuch", USAGE, "no model nosuch in the zoo; choose from"),
     case("zoo-empty-model", "zoo --model=", USAGE, "in the zoo; choose from"),
     case("zoo-two-unknown", "zoo --model a --ci --model b", USAGE, "no model a, b in the zoo"),

@@ -188,9 +188,7 @@ def test_an_out_that_is_a_file_is_one_usage_line(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert cli_module.main(["report", str(tmp_path), "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
-    assert (
-        err.startswith(f"error: --out {tmp_path / 'file'} cannot be used as a results folder") and err.count("\n") == 1
-    )
+    assert err.startswith(f"error: --out {tmp_path / 'file'} is a file, not a folder") and err.count("\n") == 1
 
 
 @pytest.mark.parametrize(("signum", "code", "line"), [(None, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])

@@ -48,10 +48,10 @@ def test_new_golden_files_are_called_new_and_changed_ones_changed(tmp_path, monk
     path, content = tmp_path / "m" / "reference.json", {"versions": {"keras": "3.15.1"}}
     monkeypatch.setattr(regen, "_model_writes", lambda *a: ([(path, content)], 0))
     lines: list[str] = []
-    assert regen.regenerate({}, ["m"], {"m": None}, tmp_path, log=lines.append) == 0
+    assert regen.regenerate({}, ["m"], {"m": builtin_registry()["linear"]}, tmp_path, log=lines.append) == 0
     assert lines == ["  m/reference.json: new"]
     content["versions"]["keras"] = "3.16.0"
-    regen.regenerate({}, ["m"], {"m": None}, tmp_path, log=lines.append)
+    regen.regenerate({}, ["m"], {"m": builtin_registry()["linear"]}, tmp_path, log=lines.append)
     assert lines[1:] == ["  m/reference.json: metadata changed (versions, knobs, checksums or shapes)"]
 
 
