@@ -134,7 +134,7 @@ def test_container_killed_mid_run_is_reported(tmp_path):
         time.sleep(0.1)
     assert run.returncode == 137
     result = load_run(out, "torch", run.returncode)
-    assert result.error.startswith("runner exited with code 137")
+    assert result.error.startswith("the torch runner was killed by SIGKILL (exit code 137; out of its memory limit?)")
     client = images._client()
     assert not client.containers.list(all=True, filters={"label": "io.keras-parity.run"})
 

@@ -275,3 +275,21 @@ def test_a_backend_killed_in_its_second_model_keeps_the_first_models_cells(tmp_p
     assert {s for m, s in verdicts if m in ("cnn", "lstm")} == {"error"}
     assert "torch failed on cnn: its runner was killed by SIGKILL: " in stdout
     assert "torch failed on lstm: not run: torch stopped on cnn before it" in stdout
+
+
+@pytest.mark.parametrize(
+    ("code", "how"),
+    [
+        (137, "was killed by SIGKILL (exit code 137; out of its memory limit?)"),
+        (143, "was killed by SIGTERM (exit code 143)"),
+        (-9, "was killed by SIGKILL"),
+        (3, "exited with code 3"),
+    ],
+)
+def test_a_containers_exit_code_past_128_is_read_as_its_signal(tmp_path, code, how):
+    """A container reports a signal as 128 + its number, as a shell does; a local process as minus it."""
+    (tmp_path / "torch.log").write_text("MemoryError\n")
+    assert (
+        launch.crash_message(tmp_path, "torch", code)
+        == f"the torch runner {how}: MemoryError; see {tmp_path / 'torch.log'}"
+    )

@@ -266,6 +266,10 @@ def crash_message(out: Path, backend: str, returncode: int | None, of_model: boo
     how = f"exited with code {returncode}"
     if returncode is not None and returncode < 0 and -returncode in signal.valid_signals():
         how = f"was killed by {signal.Signals(-returncode).name}"
+    elif returncode is not None and returncode - 128 in signal.valid_signals():  # a container's shell-style code
+        sig = signal.Signals(returncode - 128)
+        oom = "; out of its memory limit?" if sig == signal.SIGKILL else ""
+        how = f"was killed by {sig.name} (exit code {returncode}{oom})"
     who = "its runner" if of_model else f"the {backend} runner"
     where = f" on {on}" if on and not of_model else ""
     return f"{who} {how}{where}: {meaningful_line(log_text, on)}; see {log_file}"
