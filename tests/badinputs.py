@@ -77,6 +77,13 @@ def _npz_bytes(arrays: dict, pickles: bool = False) -> bytes:
     return buf.getvalue()
 
 
+def npz_member(array: np.ndarray) -> bytes:
+    """One array as the .npy bytes an .npz holds for it."""
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
 def pickled_npz() -> Writer:
     """An .npz whose array holds Python objects: loading it would run pickle."""
     return lambda p: p.write_bytes(_npz_bytes({"x": np.array([{"code": "os.system"}, None], dtype=object)}))
@@ -114,6 +121,10 @@ def damaged_member(members: dict[str, bytes], victim: str) -> Writer:
 
 
 CONFIG = json.dumps({"class_name": "Functional", "config": {"input_layers": [["x", 0, 0]], "layers": []}}).encode()
+INPUT_LAYER = {"class_name": "InputLayer", "config": {"name": "x", "batch_shape": [None, 3], "dtype": "float32"}}
+CONFIG_WITH_INPUT = json.dumps(
+    {"class_name": "Functional", "config": {"input_layers": [["x", 0, 0]], "layers": [INPUT_LAYER]}}
+).encode()  # fmt: skip
 
 
 def keras_file(config: bytes = CONFIG) -> Writer:

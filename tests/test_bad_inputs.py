@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from badinputs import (
     CONFIG,
+    CONFIG_WITH_INPUT,
     ROOT,
     Case,
     case,
@@ -28,6 +29,7 @@ from badinputs import (
     folder,
     keras_file,
     npz,
+    npz_member,
     pickled_npz,
     plant,
     raw,
@@ -43,6 +45,8 @@ GARBAGE = bytes(range(256)) * 4
 M = {"m.keras": keras_file()}  # a model file the harness accepts without Keras
 IN = {**M, "in.npz": npz()}
 M2 = {**M, "m2.keras": keras_file()}
+X = {"x.keras": keras_file(CONFIG_WITH_INPUT)}  # a model with one input x of shape (None, 3)
+_NPY = npz_member(np.zeros((2, 3), np.float32))
 SNAPSHOT = "g1/snapshots/cpu-x86_64-test/jax/keras-3.10.0_jax-0.10.2.npz"
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 HEADER = (
@@ -115,8 +119,8 @@ ARGPARSE = [
     case("noise-unknown-option", "noise --model linear", USAGE, "unrecognized arguments: --model linear"),
     case("noise-positional", "noise now", USAGE, "unrecognized arguments: now"),
     case("noise-out-no-value", "noise --out", USAGE, "argument --out: expected one argument"),
-    case("growth-top-word", "growth --top many", USAGE, "argument --top: invalid int value: 'many'"),
-    case("growth-top-float", "growth --top 2.5", USAGE, "argument --top: invalid int value: '2.5'"),
+    case("growth-top-word", "growth --top many", USAGE, "argument --top: 'many' is not a whole number above 0"),
+    case("growth-top-float", "growth --top 2.5", USAGE, "argument --top: '2.5' is not a whole number above 0"),
     case("growth-unknown-option", "growth --backend jax", USAGE, "unrecognized arguments: --backend jax"),
 ]
 
@@ -342,6 +346,78 @@ REPORT = [
     case("report-cut-json", "report d", USAGE, "rerun `nox -s parity`", {"d/parity.json": text('{"cells": [{"mo')}),
 ]
 
+# What issue 27 found: each was a traceback, an exit 3 for the user's own mistake, or a silent pass.
+FOUND = [
+    case("parity-out-a-file", "parity --out f", USAGE, "f is a file, not a folder; pass --out a folder",
+         {"f": text("x")}),
+    case("golden-out-a-file", "golden --out f", USAGE, "f is a file, not a folder", {"f": text("x")}),
+    case("bench-out-a-file", "bench --out f", USAGE, "f is a file, not a folder", {"f": text("x")}),
+    case("parity-out-in-proc", "parity --out /proc/nope", USAGE, "--out /proc/nope cannot be written"),
+    case("golden-out-in-proc", "golden --out /proc/nope/deeper", USAGE, "/proc/nope/deeper cannot be written"),
+    case("repro-out-a-file", "repro linear/dense_nobias --backend jax --out f", USAGE, "is a file, not a folder",
+         {"f": text("x")}),
+    case("report-out-a-file", "report d --out f", USAGE, "--out f is a file",
+         {"d/parity.json": text('{"cells": []}'), "f": text("x")}),
+    case("parity-env-time-limit-word", "parity --model linear", USAGE,
+         "KERAS_PARITY_TIME_LIMIT=abc: 'abc' is not a number",
+         env={"KERAS_PARITY_TIME_LIMIT": "abc"}),
+    case("parity-env-time-limit-nan", "parity --model linear", USAGE, "KERAS_PARITY_TIME_LIMIT=nan",
+         env={"KERAS_PARITY_TIME_LIMIT": "nan"}),
+    case("golden-env-time-limit-zero", "golden --model linear", USAGE, "KERAS_PARITY_TIME_LIMIT=0: 0 is not a duration",
+         env={"KERAS_PARITY_TIME_LIMIT": "0"}),
+    case("bench-env-time-limit-negative", "bench", USAGE, "KERAS_PARITY_TIME_LIMIT=-3",
+         env={"KERAS_PARITY_TIME_LIMIT": "-3"}),
+    case("parity-time-limit-nan", "parity --time-limit nan", USAGE, "--time-limit nan is not a duration"),
+    case("parity-time-limit-inf", "parity --time-limit inf", USAGE, "--time-limit inf is not a duration"),
+    case("parity-rel-l2-negative", "parity --model-file m.keras --rel-l2 -1", USAGE, "--rel-l2 -1 can never pass", M),
+    case("parity-rel-l2-zero", "parity --model-file m.keras --rel-l2 0", USAGE, "--rel-l2 0 can never pass", M),
+    case("golden-rel-l2-nan", "golden --model-file m.keras --rel-l2 nan", USAGE, "--rel-l2 nan can never pass", M),
+    case("parity-custom-objects-empty", ["parity", "--model-file", "m.keras", "--custom-objects", ""], USAGE,
+         "--custom-objects '' is not a module name", M),
+    case("parity-custom-objects-file", "parity --model-file m.keras --custom-objects my/layers.py", USAGE,
+         "give the module, e.g. --custom-objects my.layers", M),
+    case("parity-golden-dir-missing", "parity --model-file m.keras --golden-dir nowhere", USAGE,
+         "nowhere does not exist; pass the folder `keras-parity golden` wrote", M),
+    case("parity-golden-dir-a-file", "parity --model-file m.keras --golden-dir f", USAGE, "is a file",
+         {**M, "f": text("x")}),
+    case("file-dots-name", "parity --model-file ...keras", USAGE, "golden folder '..'", {"...keras": keras_file()}),
+    case("file-drift-name", "golden --model-file drift.keras", USAGE, "golden folder 'drift' ('drift' is reserved)",
+         {"drift.keras": keras_file()}),
+    case("file-hidden-name", "golden --model-file .hidden.keras", USAGE, "'.hidden' (a name must not start with '.')",
+         {".hidden.keras": keras_file()}),
+    case("file-two-same-name", "parity --model-file a/m.keras --model-file b/m.keras", USAGE,
+         "are both named 'm'", {"a/m.keras": keras_file(), "b/m.keras": keras_file()}),
+    case("file-config-not-json", "parity --model-file c.keras", USAGE, "config.json is not a JSON object",
+         {"c.keras": keras_file(b"{not json")}),
+    case("file-config-a-list", "golden --model-file c.keras", USAGE, "config.json is not a JSON object",
+         {"c.keras": keras_file(b"[1, 2]")}),
+    case("inputs-nan", "parity --model-file m.keras --inputs n.npz", USAGE, "holds 6 NaN and 0 Inf",
+         with_model("n.npz", npz(x=np.full((2, 3), np.nan, np.float32)))),
+    case("golden-inputs-inf", "golden --model-file m.keras --inputs n.npz", USAGE, "holds 0 NaN and 1 Inf",
+         with_model("n.npz", npz(x=np.array([1.0, np.inf], np.float32)))),
+    case("inputs-wrong-name", "parity --model-file x.keras --inputs y.npz", USAGE,
+         "holds ['y', 'z'] but x takes inputs ['x']",
+         {**X, "y.npz": npz(y=np.zeros((2, 3), np.float32), z=np.zeros((2, 3), np.float32))}),
+    case("inputs-wrong-shape", "golden --model-file x.keras --inputs y.npz", USAGE,
+         "'x' has shape (2, 4) but x takes (None, 3)",
+         {**X, "y.npz": npz(x=np.zeros((2, 4), np.float32))}),
+    case("inputs-wrong-dtype", "parity --model-file x.keras --inputs y.npz", USAGE, "'x' is int64 but x takes float32",
+         {**X, "y.npz": npz(x=np.zeros((2, 3), np.int64))}),
+    case("inputs-member-not-array", "parity --model-file m.keras --inputs t.npz", USAGE, "'notes.txt' is not an array",
+         with_model("t.npz", zip_of({"x.npy": _NPY, "notes.txt": b"hello"}))),
+    case("inputs-strings", "parity --model-file m.keras --inputs s.npz", USAGE, "'x' is <U5 array",
+         with_model("s.npz", npz(x=np.array(["hello", "world"])))),
+    case("bench-unknown-backend", "bench --backend mxnet", USAGE, "unknown backend 'mxnet'; choose from"),
+    case("report-a-file", "report f", USAGE, "f is not a folder", {"f": text("x")}),
+    case("report-json-a-folder", "report d", USAGE, "d/parity.json cannot be read", {"d/parity.json": folder()}),
+    case("report-json-object", "report d", USAGE, "holds no list of cells", {"d/parity.json": text("{}")}),
+    case("report-json-list", "report d", USAGE, "holds no list of cells", {"d/parity.json": text("[]")}),
+    case("drift-merge-snapshot-name", "drift --merge g1", USAGE, "keras-bad.npz: not a snapshot name",
+         {**history(row()), "g1/snapshots/cpu-x86_64-test/jax/keras-bad.npz": npz()}),
+    case("growth-top-zero", "growth --top 0", USAGE, "argument --top: '0' is not a whole number above 0"),
+    case("growth-top-negative", "growth --top -1", USAGE, "argument --top: '-1' is not a whole number above 0"),
+]
+
 # The terminal and the environment do not change the one line.
 ENVIRONMENT = [
     case("env-narrow-terminal", "parity --backend nosuch", USAGE, "unknown backend 'nosuch'", env={"COLUMNS": "20"}),
@@ -352,15 +428,17 @@ ENVIRONMENT = [
     case("env-isa-cap", "parity --model nosuch", USAGE, "unknown model", env={"KERAS_PARITY_ISA_CAP": "sse9"}),
 ]
 
-# The machine's (3): a Docker engine that does not answer is one line before anything is pruned.
+# The machine's (3): a Docker engine that does not answer is one line before anything is built or pruned.
 MACHINE = [
     case("images-prune-no-daemon", "images --prune", INFRA, "no Docker daemon answers", env=NO_DOCKER),
     case("images-prune-one-no-daemon", "images --prune --backend jax", INFRA, "set DOCKER_HOST", env=NO_DOCKER),
     case("images-prune-cuda-no-daemon", "images --prune --cuda --backend torch", INFRA, "no Docker", env=NO_DOCKER),
+    case("images-no-daemon", "images --backend jax", INFRA, "no Docker daemon answers", env=NO_DOCKER),
+    case("images-cuda-no-daemon", "images --cuda", INFRA, "set DOCKER_HOST", env=NO_DOCKER),
 ]
 # fmt: on
 
-CASES = ARGPARSE + MODEL_FILES + INPUTS + SELECTION + WITH + DRIFT + REPRO + REPORT + ENVIRONMENT + MACHINE
+CASES = ARGPARSE + MODEL_FILES + INPUTS + SELECTION + WITH + DRIFT + REPRO + REPORT + FOUND + ENVIRONMENT + MACHINE
 
 AS_A_PROCESS = [
     "top-unknown-command",
@@ -391,10 +469,11 @@ def golden_before():
 def no_processes(monkeypatch):
     """Every process start in this process refused: a case that would reach a backend fails here."""
 
-    def refuse(args, *rest, **kw):
+    def refuse(self, args, *rest, **kw):
         raise ProcessStarted(" ".join(map(str, args if isinstance(args, (list, tuple)) else [args]))[:300])
 
-    monkeypatch.setattr(subprocess, "Popen", refuse)
+    # Popen's __init__, not the class: modules first imported by a case subclass Popen (run/launch.py).
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 def _tree(folder) -> set[str]:

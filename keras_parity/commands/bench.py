@@ -6,6 +6,7 @@ import argparse
 
 from keras_parity.commands.arguments import common, run_arguments, run_settings
 from keras_parity.commands.selection import models as chosen_models
+from keras_parity.commands.selection import pick
 from keras_parity.exitcodes import Exit
 
 HELP = "time the parity run against a naive sequential, eager baseline"
@@ -20,7 +21,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args, console) -> Exit:
     from keras_parity.bench import bench, bench_user
+    from keras_parity.registry.spec import BACKENDS
 
+    args.backend = pick("backend", args.backend, BACKENDS)  # an unknown one: exit 2 before anything runs
     settings = run_settings(args)
     selection = chosen_models(args, console)
     if args.model_file or any(":" in m for m in args.model or []):

@@ -29,9 +29,10 @@ def run(args, console) -> Exit:
     from rich.table import Table
 
     from keras_parity.run.envs import EnvError
-    from keras_parity.run.images import build, prune, upstream_size_mb
+    from keras_parity.run.images import build, engine, prune, upstream_size_mb
 
     backends = pick("backend", args.backend, BACKENDS)
+    engine()  # no daemon: one line and exit 3 before any image is tried
     if args.prune:
         console.print(f"pruned: {prune(backends, log=console.print):.0f} MB of images freed")
         return Exit.OK

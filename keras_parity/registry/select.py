@@ -71,7 +71,21 @@ def _user_sources(args, builders: list[str]) -> list[usermodel.Source]:
     users += [usermodel.from_builder(t, inputs, custom, builder_root, rel_l2, **extra) for t in builders]
     if inputs and len(users) != 1:
         raise usermodel.UserModelError("--inputs belongs to one model; pass exactly one --model-file or builder")
+    _check_distinct(users)
     return users
+
+
+def _check_distinct(users: list[usermodel.Source]) -> None:
+    """Two of the user's models under one name would share one golden set: one would be dropped."""
+    seen: dict[str, usermodel.Source] = {}
+    for u in users:
+        if u.name in seen:
+            first, second = seen[u.name].target, u.target
+            raise usermodel.UserModelError(
+                f"{first} and {second} are both named '{u.name}' and would share one golden set; "
+                "rename one of the files (or builders) and run again"
+            )
+        seen[u.name] = u
 
 
 def _check_options(args) -> None:

@@ -157,6 +157,12 @@ def check_inputs_file(path: Path, allow_nonfinite: bool = False) -> None:
         raise UserModelError(
             f"inputs file {path} is not a readable .npz of arrays ({exc}); save it with numpy.savez(path, name=array)"
         ) from None
+    for name, a in arrays.items():  # a member that is no .npy comes back as bytes; strings feed no model
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biufc":
+            what = f"{a.dtype} array" if isinstance(a, np.ndarray) else "not an array"
+            raise UserModelError(
+                f"inputs file {path}: '{name}' is {what}; save numeric arrays with numpy.savez(path, name=array)"
+            )
     if not allow_nonfinite:
         _check_finite(path, arrays)
 

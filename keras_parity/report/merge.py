@@ -16,12 +16,18 @@ class MergeError(UsageError):
 
 def load_cells(results_dir: Path) -> tuple[list[CellResult], dict]:
     path = Path(results_dir) / "parity.json"
+    if Path(results_dir).exists() and not Path(results_dir).is_dir():
+        raise MergeError(
+            f"{results_dir} is not a folder; point `nox -s report` at directories written by `nox -s parity`"
+        )
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise MergeError(
             f"{path} is missing; point `nox -s report` at directories written by `nox -s parity`"
         ) from None
+    except OSError as exc:  # a folder where the file should be, or a file that cannot be read
+        raise MergeError(f"{path} cannot be read ({exc.strerror}); rerun `nox -s parity` for that machine") from None
     except ValueError as exc:
         raise MergeError(f"{path} is not valid JSON ({exc}); rerun `nox -s parity` for that machine") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):

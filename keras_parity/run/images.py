@@ -77,6 +77,11 @@ def _checkout() -> None:
         )
 
 
+def engine():
+    """The Docker engine's client; an EnvError (exit 3) naming the fix when none answers."""
+    return _client()
+
+
 def _client():
     _checkout()
     try:
