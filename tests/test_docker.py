@@ -5,6 +5,7 @@ Skipped where no Docker daemon answers (DOCKER_HOST); .ci/run starts one and bui
 
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -137,6 +138,25 @@ def test_container_killed_mid_run_is_reported(tmp_path):
     assert result.error.startswith("the torch runner was killed by SIGKILL (exit code 137; out of its memory limit?)")
     client = images._client()
     assert not client.containers.list(all=True, filters={"label": "io.keras-parity.run"})
+
+
+@docker_only
+def test_the_containers_of_a_command_killed_with_sigkill_are_removed_by_the_next(monkeypatch, tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a command that has ended: its containers are orphans
+    live, orphan = tmp_path / "live", tmp_path / "orphan"
+    live.mkdir()
+    orphan.mkdir()
+    kept = container.ContainerRun("jax", live, ["--model", "resnet50"], {})
+    monkeypatch.setattr(container, "owner", lambda: f"{socket.gethostname()}:{gone.pid}")
+    left = container.ContainerRun("jax", orphan, ["--model", "resnet50"], {})
+    try:
+        client = images._client()
+        assert container.reap_orphans(client) == 1
+        ids = {c.id for c in client.containers.list(all=True, filters={"label": "io.keras-parity.run"})}
+        assert kept.container.id in ids and left.container.id not in ids
+    finally:
+        kept.kill()
 
 
 @docker_only

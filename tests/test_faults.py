@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -236,6 +237,57 @@ def test_ctrl_c_during_parity_stops_the_backend_processes_and_exits_130(tmp_path
     assert proc.returncode == 130, stderr
     assert "stopped the jax and torch backend processes" in stdout
     assert stderr.endswith("error: interrupted\n") and "Traceback" not in stderr
+    assert _processes_mentioning(str(out)) == []
+
+
+# A launcher (this process's child) that starts a watching backend in a group of its own and sleeps.
+LAUNCHER = (
+    "import os, subprocess, sys, time\n"
+    "env = {**os.environ, 'KERAS_PARITY_PARENT_PID': str(os.getpid())}\n"
+    "code = 'import os, time; from keras_parity.run import parent; parent.watch(); "
+    "print(os.environ.get(parent.PARENT), flush=True); time.sleep(60)'\n"
+    "backend = subprocess.Popen([sys.executable, '-c', code], env=env, start_new_session=True)\n"
+    "print(backend.pid, flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+def test_a_backend_ends_when_its_launcher_is_killed_with_sigkill(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True, env=env)
+    backend = int(launcher.stdout.readline())
+    assert launcher.stdout.readline().strip() == "None"  # the variable is the backend's alone, not its children's
+    assert _alive(backend)
+    time.sleep(1.0)  # the backend lives on while its launcher does
+    assert _alive(backend)
+    launcher.kill()  # SIGKILL: the launcher can stop nothing on its way out
+    launcher.wait()
+    deadline = time.monotonic() + 5
+    while _alive(backend) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(backend)
+
+
+def test_a_backend_started_by_hand_is_not_watched(monkeypatch):
+    from keras_parity.run import parent
+
+    monkeypatch.delenv(parent.PARENT, raising=False)
+    parent.watch()
+    assert "parent-watch" not in {t.name for t in threading.enumerate()}
+
+
+@pytest.mark.slow
+def test_parity_killed_with_sigkill_leaves_no_backend_process_running(tmp_path):
+    out = tmp_path / "results"
+    proc = _start_parity(out, "linear", "cnn", "lstm")
+    progress = [out / "raw" / f"{b}.progress" for b in ("jax", "torch")]
+    _wait_for(lambda: all(p.exists() for p in progress), proc)  # both backends are computing
+    assert len(_processes_mentioning(str(out / "raw"))) >= 2
+    proc.kill()
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _processes_mentioning(str(out)) == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 
 from keras_parity.errors import UsageError
@@ -35,6 +36,35 @@ def share_with_container(out: Path) -> str:
     return f"{RUN_UID}:{out.stat().st_gid}"
 
 
+OWNER = "io.keras-parity.owner"  # host:pid of the command that started a container
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def reap_orphans(client) -> int:
+    """Remove this host's backend containers whose command is gone (killed with SIGKILL, it could
+    not stop them); returns how many. A container of a live command, or another host's, stays."""
+    host, reaped = socket.gethostname(), 0
+    for c in client.containers.list(all=True, filters={"label": "io.keras-parity.run"}):
+        where, _, pid = c.labels.get(OWNER, "").rpartition(":")
+        if where == host and pid.isdigit() and not _alive(int(pid)):
+            c.remove(force=True)
+            reaped += 1
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 class ContainerRun:
     """One backend's runner in its image: no network, a read-only root filesystem, the results
     directory as the only host mount, and a Docker volume of this image's own for the caches
@@ -45,6 +75,7 @@ class ContainerRun:
 
         bounds = limits()  # a bad setting stops the first backend, before any container starts
         client, image = images.require(backend, device)
+        reap_orphans(client)  # what a run killed with SIGKILL left running
         user = share_with_container(out)
         volumes = {str(out.resolve()): {"bind": "/results", "mode": "rw"}}
         volumes.update({m: {"bind": m, "mode": "ro"} for m in mounts})  # a user model's folders
@@ -81,7 +112,7 @@ class ContainerRun:
             tmpfs={"/tmp": "rw,size=1g"},
             volumes=volumes,
             environment=env,
-            labels={"io.keras-parity.run": backend},
+            labels={"io.keras-parity.run": backend, OWNER: owner()},
             device_requests=gpus,
         )
         try:

@@ -13,7 +13,7 @@ from typing import Protocol
 from keras_parity import golden, paths
 from keras_parity.paths import ROOT
 from keras_parity.registry.spec import ModelSpec, Registry
-from keras_parity.run import envinfo, envs, flags
+from keras_parity.run import envinfo, envs, flags, parent
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.record import MODEL_MARKER, BackendRun, read_run
 from keras_parity.run.settings import USERS, Settings
@@ -163,10 +163,12 @@ _TWINS = tuple(ENV)
 
 def child_env(settings: Settings = USERS) -> dict[str, str]:
     """A backend process's environment: this one's with the run's settings, the harness's source
-    first on PYTHONPATH and the user's own entries kept after it (a builder module found through it)."""
+    first on PYTHONPATH and the user's own entries kept after it (a builder module found through it),
+    and this process's id, which the backend follows (run/parent.py: killed with it)."""
     mine = [str(envinfo.source_path())]
     theirs = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in mine]
-    return {**os.environ, **settings.child_env(), "PYTHONPATH": os.pathsep.join(mine + theirs)}
+    path = os.pathsep.join(mine + theirs)
+    return {**os.environ, **settings.child_env(), "PYTHONPATH": path, parent.PARENT: str(os.getpid())}
 
 
 def _start_twin(twin, out, models, cache, golden_dir, log, settings):

@@ -26,7 +26,7 @@ from keras_parity.registry import userload, usermodel
 from keras_parity.registry.builtin import builtin_registry, model_module
 from keras_parity.registry.select import runner_registry
 from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS
-from keras_parity.run import envinfo, flags, knobs
+from keras_parity.run import envinfo, flags, knobs, parent
 from keras_parity.run.build import build_model
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
@@ -236,6 +236,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cache-dir", type=Path)
     flags.add_arguments(ap)  # what the launcher asks for (keras_parity/run/flags.py)
     args = ap.parse_args(argv)
+    parent.watch()  # ends with the launcher, even one killed with SIGKILL
     backend, out, asked = args.backend, args.out, flags.from_namespace(args)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()

@@ -20,7 +20,7 @@ import numpy as np
 from keras_parity import golden
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import ModelSpec
-from keras_parity.run import envinfo, knobs
+from keras_parity.run import envinfo, knobs, parent
 from keras_parity.run.record import BackendRun, BuilderRecord, ModelRecord, Provenance, write_run
 from keras_parity.run.weights import cached_weights, checksum, generate_inputs
 from keras_parity.twins import ENV, MODULES
@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     ap.add_argument("--golden-dir", type=Path, default=golden.GOLDEN)
     ap.add_argument("--cache-dir", type=Path)
     args = ap.parse_args(argv)
+    parent.watch()  # ends with the launcher, even one killed with SIGKILL
     args.out.mkdir(parents=True, exist_ok=True)
     t_start, lib = time.perf_counter(), ENV[args.twin][1]
     env = knobs.before_import(lib, args.cache_dir and args.cache_dir / "jax", "float32")
