@@ -43,10 +43,13 @@ def _stray(root: Path, model: str, kind: str) -> list[Path]:
 def _alive(folder: Path) -> bool:
     """Whether the process that made this staging folder still runs (another `golden` at work)."""
     pid = folder.name.rsplit("-", 1)[-1]
-    if not pid.isdigit() or int(pid) == os.getpid():
-        return False
+    return pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (another user's counts: it cannot be signalled)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -9,6 +9,7 @@ import socket
 from pathlib import Path
 
 from keras_parity.errors import UsageError
+from keras_parity.golden.commit import process_alive
 from keras_parity.run import images  # called through the module, so a test can stand in a CPU image for a GPU one
 from keras_parity.run.envs import EnvError
 
@@ -49,20 +50,10 @@ def reap_orphans(client) -> int:
     host, reaped = socket.gethostname(), 0
     for c in client.containers.list(all=True, filters={"label": "io.keras-parity.run"}):
         where, _, pid = c.labels.get(OWNER, "").rpartition(":")
-        if where == host and pid.isdigit() and not _alive(int(pid)):
+        if where == host and pid.isdigit() and not process_alive(int(pid)):
             c.remove(force=True)
             reaped += 1
     return reaped
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 class ContainerRun:
