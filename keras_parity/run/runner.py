@@ -30,6 +30,7 @@ from keras_parity.run import envinfo, flags, knobs, parent
 from keras_parity.run.build import build_model
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
+from keras_parity.run.probe import CALL_PATHS, Probe
 from keras_parity.run.record import MODEL_MARKER, BackendRun, ModelRecord, Provenance, write_run
 from keras_parity.run.varpaths import path_of
 from keras_parity.run.weights import checksum, generate_inputs
@@ -63,22 +64,28 @@ def _run_training(model, case, inputs: dict, seed: int, timings: dict) -> dict:
     return out
 
 
-def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict, seed: int = 0) -> dict:
+def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict, seed=0, probe=None):
+    """(the cell's outputs by key, every layer's output where `probe` served the call, else None)."""
     import keras
 
     if case.training:
-        return _run_training(model, case, inputs, seed, timings)
+        return _run_training(model, case, inputs, seed, timings), None
     # The structure the functional model declares: one array, a list in input order or a dict.
-    inputs = keras.tree.pack_sequence_as(model.input, [inputs[n] for n in input_names(model)])
+    packed = keras.tree.pack_sequence_as(model.input, [inputs[n] for n in input_names(model)])
+    training = case.mode != "infer"
+    # A model call the probe can make (the same layers on the same inputs, op by op): one call
+    # for the cell and for its layers.
+    probed = probe is not None and probe.outputs is not None and path in CALL_PATHS and case.mode != "moving_stats"
     if case.mode == "infer" and path == "predict":
         # The compiled step predict() runs (tf.function / jax.jit / torch eager), on the one
         # batch; same bits as predict(), without its per-call data-adapter set-up.
-        call = lambda: model.predict_on_batch(inputs)  # noqa: E731
+        call = lambda: model.predict_on_batch(packed)  # noqa: E731
+    elif probed:
+        call = lambda: probe.call(model, inputs, training)  # noqa: E731
     else:
-        training = case.mode != "infer"
-        call = lambda: model(inputs, training=training)  # noqa: E731
+        call = lambda: model(packed, training=training)  # noqa: E731
     t0 = time.perf_counter()
-    out = call()
+    out, layers = call(), None
     if case.mode == "moving_stats":
         named = path_of(model)
         out = {
@@ -87,6 +94,8 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
             if isinstance(layer, keras.layers.BatchNormalization)
             for v in (layer.moving_mean, layer.moving_variance)
         }
+    elif probed:
+        out, layers = output_dict(probe.model_outputs(out)), out
     else:
         out = output_dict(out)
     timings["first_call"] += time.perf_counter() - t0
@@ -94,31 +103,7 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
         t0 = time.perf_counter()
         call()
         timings["steady_call"] += time.perf_counter() - t0
-    return out
-
-
-def layer_outputs(model, case, inputs: dict) -> dict[str, np.ndarray]:
-    """Every layer's output for one case, keyed as the float64 reference keys them ('name',
-    'name:1' for a layer's extra outputs), from one eager call of a model exposing them all."""
-    import keras
-
-    names, tensors = [], []
-    # A layer's first call in this graph: for a nested model, layer.output is its own inner
-    # graph's output, which this graph's inputs do not reach.
-    mine = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.InputLayer):
-            continue
-        node = next((n for n in layer._inbound_nodes if id(n) in mine), None)
-        output = layer.output if node is None else node.output_tensors
-        for j, t in enumerate(keras.tree.flatten(output)):
-            names.append(layer.name if j == 0 else f"{layer.name}:{j}")
-            tensors.append(t)
-    probe = keras.Model(model.inputs, tensors)
-    feed = [inputs[n] for n in input_names(model)]
-    values = probe(feed if len(feed) > 1 else feed[0], training=case.mode != "infer")
-    values = values if isinstance(values, (list, tuple)) else [values]  # one output comes unwrapped
-    return {n: to_numpy(v) for n, v in zip(names, values)}
+    return out, layers
 
 
 @dataclass
@@ -151,7 +136,7 @@ def run_model(
     feeds = capture.feeds if user else None
     module = None if user else model_module(spec.module)
     arrays: dict[str, np.ndarray] = {}
-    record, built = ModelRecord(), {}
+    record, built, probes = ModelRecord(), {}, {}
     for case in spec.cases_for(asked.dtype, asked.training):
         if case.builder not in built:
             model, weights, made = build_model(spec, case, module, asked, timings, cache)
@@ -170,11 +155,19 @@ def run_model(
 
             # Every optimizer's full config, defaults included: a default a release changes shows.
             record.training = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
-        _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, record)
-        if case.mode != "moving_stats" and (capture.layers is not None or _sketched(spec, case, asked)):
+        wanted = case.mode != "moving_stats" and (capture.layers is not None or _sketched(spec, case, asked))
+        if wanted and case.builder not in probes:
             t0 = time.perf_counter()
-            set_weights(model, weights)
-            layers = layer_outputs(model, case, inputs)  # training cases: their forward pass
+            probes[case.builder] = Probe.of(model)
+            timings["layers"] += time.perf_counter() - t0
+        probe = probes.get(case.builder) if wanted else None
+        values = _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, record, probe)
+        if probe is not None:
+            t0 = time.perf_counter()
+            if values is None:  # no path was a model call: one of its own (training cases: their forward pass)
+                set_weights(model, weights)
+                values = probe.call(model, inputs, training=case.mode != "infer")
+            layers = probe.layers(values)
             if capture.layers is not None:
                 capture.layers.update({golden.key(case.name, k): v for k, v in layers.items()})
             if _sketched(spec, case, asked):
@@ -189,21 +182,25 @@ def _sketched(spec, case, asked: RunFlags) -> bool:
     return spec.source is None and case.model_outputs and asked.dtype == "float32"
 
 
-def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, record) -> None:
-    """Every path of one case into `arrays`, its timing (and with --twice its repeat) into `record`."""
+def _run_paths(model, weights, case, inputs, backend, asked: RunFlags, timings, seed, arrays, record, probe=None):
+    """Every path of one case into `arrays`, its timing (and with --twice its repeat) into
+    `record`; every layer's output from the first path the probe served (None if none did)."""
+    layers = None
     for path in case_paths(case, backend, asked.naive, asked.predict_only):
         t0 = time.perf_counter()
         # Fresh weights for every cell: a training-mode call moves BN statistics.
         set_weights(model, weights)
         timings["set_weights"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        first = _run_case(model, case, inputs, path, asked.repeat, timings, seed)
+        first, probed = _run_case(model, case, inputs, path, asked.repeat, timings, seed, probe)
+        layers = probed if layers is None else layers
         arrays.update({golden.key(case.name, path, out): value for out, value in first.items()})
         record.cell_seconds[golden.key(case.name, path)] = round(time.perf_counter() - t0, 3)
         if asked.twice:  # the same cell again in this process, from the same weights
             set_weights(model, weights)
-            again = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed)
+            again, _ = _run_case(model, case, inputs, path, False, dict.fromkeys(timings, 0.0), seed, probe)
             record.twice_max_ulp[golden.key(case.name, path)] = max_ulp(first, again)
+    return layers
 
 
 def _start(backend: str, asked: RunFlags, run: BackendRun) -> tuple[str, dict | None] | str:

@@ -121,6 +121,10 @@ def run(model, case, xs: list, tgt: np.ndarray, hyper: dict, steps: int) -> dict
     before = {named[id(v)]: _np(v) for v in model.weights}
     optimizer = make_optimizer(case.mode, hyper[case.mode])
     model.compile(optimizer=optimizer, loss=loss_fn)
+    # Its slots made before the first step, as Keras makes them on JAX and torch (and on
+    # TensorFlow under a distribution strategy): made inside TensorFlow's first traced step,
+    # they make it trace the step twice (ResNet50: +25 s). Zeros either way: same numbers.
+    optimizer.build(model.trainable_variables)
     losses = []
     for _ in range(steps):
         # keras 3.14.1 returns the running mean of the loss over train_on_batch calls, 3.15.1
