@@ -29,13 +29,14 @@ from keras_parity.twins import ENV, MODULES
 def run_model(name: str, spec: ModelSpec, twin, root: Path, cache: Path | None, label: str) -> tuple[dict, ModelRecord]:
     graph = golden.read_json(golden.graph_path(name, root))
     ref_meta = golden.read_json(golden.reference_path(name, root).with_suffix(".json"))
-    missing = sorted({c.builder for c in spec.cases if c.builder not in twin.TWINS})
+    forward = spec.cases_for("float32", training=False)  # the twins run the forward cases
+    missing = sorted({c.builder for c in forward if c.builder not in twin.TWINS})
     if missing:
         raise LookupError(f"{label} has no twin of {name} ({', '.join(missing)}); that column is skipped")
     arrays: dict[str, np.ndarray] = {}
     cases: list[str] = []  # the record's, filled as they run
     record = ModelRecord(cases=cases)
-    for case in spec.cases_for("float32", training=False):
+    for case in forward:
         specs = [(p, tuple(s)) for p, s in graph[case.builder]["weights"]]
         fan_in = graph[case.builder].get("fan_in")
         weights = cached_weights(
