@@ -134,7 +134,9 @@ def tests(session: nox.Session) -> None:
     # Coverage of the package by the tests' own process (a command a test runs as a subprocess
     # is not measured); the table lists the modules not fully covered.
     coverage = ["--cov=keras_parity", "--cov-report=term"]
-    session.run("python", "-m", "pytest", *coverage, *(args or ["-q", "-m", "not slow", "tests"]), env=env)
+    # The slowest tests named at the end: where the tiers' time goes (docs/measurements.md, "Timings").
+    timing = ["--durations=15"]
+    session.run("python", "-m", "pytest", *coverage, *timing, *(args or ["-q", "-m", "not slow", "tests"]), env=env)
 
 
 @nox.session(python=PYTHON)

@@ -55,10 +55,10 @@ def test_reference_gradients_match_central_differences(model, case):
         x = {k: v + h * dx[k] for k, v in inputs.items()}
         return float(loss_value(reference_eval(config, w, x, training=True).outputs[0], tgt, case.classifier))
 
-    # ResNet50's millions of ReLUs: some cross their kink within any step, an error that
-    # shrinks with h (5e-3 at h = 1e-6, 9e-5 at 1e-8); TensorFlow's float64 gradient, below,
-    # is its exact check.
-    h, rtol = (1e-5, 1e-6) if model != "resnet50" else (1e-8, 1e-3)
+    # ResNet50's ReLUs and max-pooling: a kink crossed within the step is an error that shrinks
+    # with h (at its 64x64 training input: 3.7e-2 at h = 1e-6, 1.5e-2 at 1e-8 where one is
+    # crossed, 6.6e-7 at 1e-10); TensorFlow's float64 gradient, below, is its exact check.
+    h, rtol = (1e-5, 1e-6) if model != "resnet50" else (1e-10, 1e-3)
     numeric = (loss_at(h) - loss_at(-h)) / (2 * h)
     analytic = sum(float(np.sum(grads[f"grad/{k}"] * dw[k])) for k in trainable)
     analytic += sum(float(np.sum(grads[f"grad_input/{k}"] * dx[k])) for k in inputs)
@@ -102,9 +102,10 @@ def test_tensorflow_float64_training_meets_the_reference(tmp_path):
             g, w = pool(got), pool(want)
             for group in w:
                 rel = np.linalg.norm(g[group] - w[group]) / np.linalg.norm(w[group])
-                # 1e-11: Adam divides bn_mlp's zero-gradient bias's float64 rounding by
-                # sqrt(v) + 1e-7 too (2.2e-12 of its delta).
-                assert rel <= 1e-11, (model, case.name, group, rel)
+                # 1e-10: Adam divides the float64 rounding of a gradient that is exactly zero
+                # (a bias before a BatchNormalization) by sqrt(v) + 1e-7 into a step: 2.2e-12 of
+                # bn_mlp's deltas, 1.0e-11 of ResNet50's at 64x64.
+                assert rel <= 1e-10, (model, case.name, group, rel)
                 checked += 1
     # loss, grad, grad_input; loss and delta per optimizer of the small models, bn_mlp's moving;
     # ResNet50's Adam: loss, delta, moving
