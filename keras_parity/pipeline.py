@@ -59,23 +59,40 @@ class Plan(RunPlan):
 
 def parity(plan: Plan, console) -> list[CellResult]:
     """The whole pipeline, its progress on `console`: the diagnosed cells, reported."""
+    return execute(plan, console)[1]
+
+
+def execute(
+    plan: Plan, console, phases: dict[str, float] | None = None
+) -> tuple[dict[str, BackendRun], list[CellResult]]:
+    """parity's pipeline: (the main run, the diagnosed cells), reported. `phases` receives each
+    step's seconds: run, judge, diagnose, report (`nox -s bench` prints them)."""
     from keras_parity.report import progress
 
+    phases = {} if phases is None else phases
     t0 = time.perf_counter()
     with progress.BackendProgress(console, plan.backends, plan.models) as bars:
-        runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update)
+        runs, cells = run_and_judge(plan, log=console.print, on_poll=bars.update, phases=phases)
+    t1 = time.perf_counter()
     cells = diagnose(plan, cells, runs, status=lambda text: progress.status(console, text))
-    report(plan, runs, cells, console, wall=time.perf_counter() - t0)
-    return cells
+    t2 = time.perf_counter()
+    report(plan, runs, cells, console, wall=t2 - t0)
+    phases.update(diagnose=t2 - t1, report=time.perf_counter() - t2)
+    return runs, cells
 
 
-def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, BackendRun], list[CellResult]]:
+def run_and_judge(
+    plan: Plan, log=print, on_poll=None, phases: dict[str, float] | None = None
+) -> tuple[dict[str, BackendRun], list[CellResult]]:
     """The main run and its cells, then each policy's and each GPU variant's cells.
-    `on_poll(running)` sees the main run's progress (report/progress.py)."""
+    `on_poll(running)` sees the main run's progress (report/progress.py); `phases` gets the
+    seconds of the run and of the judging (policies' and variants' reruns count as judging)."""
     from keras_parity.diagnose.gpu import variant_cells
     from keras_parity.judge.evaluate import evaluate, obtained_outputs
 
+    t0 = time.perf_counter()
     runs = service.run(plan, into=plan.out / "raw", twins=plan.twins, log=log, on_poll=on_poll)
+    t1 = time.perf_counter()
     cells = evaluate(
         runs, plan.models, plan.registry, plan.golden_dir, training=plan.flags.training,
         strict=plan.strict, strict_bits=plan.strict_bits,
@@ -88,6 +105,8 @@ def run_and_judge(plan: Plan, log=print, on_poll=None) -> tuple[dict[str, Backen
     for variant in plan.variants:
         base = list(cells)  # the cells so far: a later variant is set beside the earlier ones too
         cells += variant_cells(plan, variant, base, runs, log=log)
+    if phases is not None:
+        phases.update(run=t1 - t0, judge=time.perf_counter() - t1)
     return runs, cells
 
 

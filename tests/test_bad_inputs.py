@@ -408,6 +408,8 @@ FOUND = [
     case("inputs-strings", "parity --model-file m.keras --inputs s.npz", USAGE, "'x' is <U5 array",
          with_model("s.npz", npz(x=np.array(["hello", "world"])))),
     case("bench-unknown-backend", "bench --backend mxnet", USAGE, "unknown backend 'mxnet'; choose from"),
+    case("bench-runs-zero", "bench --runs 0", USAGE, "'0' is not a number of runs; give 1 or more"),
+    case("bench-runs-word", "bench --runs some", USAGE, "'some' is not a number of runs; give 1 or more"),
     case("report-a-file", "report f", USAGE, "f is not a folder", {"f": text("x")}),
     case("report-json-a-folder", "report d", USAGE, "d/parity.json cannot be read", {"d/parity.json": folder()}),
     case("report-json-object", "report d", USAGE, "holds no list of cells", {"d/parity.json": text("{}")}),

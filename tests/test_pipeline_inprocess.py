@@ -163,3 +163,33 @@ def test_the_parity_command_in_process(tmp_path, monkeypatch):
     assert launcher.calls[0]["settings"] == Settings(30.0, "avx2")
     assert TIME_LIMIT_ENV not in os.environ and ISA_CAP_ENV not in os.environ
     assert cli.main([*argv, "--time-limit", "0"]) == Exit.USAGE
+
+
+def test_bench_times_whole_pipelines_and_prints_every_step(tmp_path, monkeypatch):
+    """`bench` on recorded runs: each parity run is the whole pipeline (run, judge, diagnose,
+    report), timed step by step, with the backend processes' phases and the targets' verdicts."""
+    from types import SimpleNamespace
+
+    from keras_parity.bench import STEPS, bench
+
+    launcher = RecordedLaunch()
+    monkeypatch.setattr(launch, "run_backends", launcher)
+    goldens = _plan(tmp_path, launcher).golden_dir
+    selection = SimpleNamespace(models=MODELS, registry=builtin_registry(), golden_dir=goldens)
+    console = _console()
+    code = bench(SimpleNamespace(backend=None, runs=2, docker=False, twins=None), selection, console)
+    text = console.export_text()
+    assert code == Exit.OK
+    assert "per backend process" in text and "layer sketches" in text
+    steps = text[text.index("parity pipeline, each run") :]
+    assert all(step in steps for step in STEPS)
+    rows = [[c.strip() for c in line.strip("│ ").split("│")] for line in steps.splitlines() if line.startswith("│")]
+    rows = [r for r in rows if r[0] in ("1", "2")]
+    assert [r[0] for r in rows] == ["1", "2"]
+    for row in rows:  # every step timed, the whole at least their sum
+        seconds = [float(v) for v in row[1:]]
+        assert seconds[0] > 0 and seconds[-1] >= sum(seconds[:-1]) - 0.02, row
+    assert "(min " in text and "2 runs)" in text and "ratio: " in text and "peak RSS of a backend process" in text
+    # two pipelines, each a main run and the diagnoses' reruns of bn_mlp's planted jax cell, and the bench's own runs
+    mains = [c for c in launcher.calls if c["out"].name == "raw"]
+    assert len(mains) == 2 and all((c["out"].parent / "parity.json").exists() for c in mains)

@@ -16,7 +16,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help=HELP, description=HELP)
     common(p)
     run_arguments(p)
+    p.add_argument(
+        "--runs", type=_runs, default=3, metavar="N", help="warm parity runs to time (default 3: median, min, max)"
+    )
     return p
+
+
+def _runs(text: str) -> int:
+    n = int(text) if text.strip().isdigit() else 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of runs; give 1 or more, e.g. --runs 3")
+    return n
 
 
 def run(args, console) -> Exit:
