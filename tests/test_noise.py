@@ -6,7 +6,7 @@ from keras_parity.calibrate.noise import U32, cell_noise
 from keras_parity.registry import noise
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
-from keras_parity.run.runner import case_paths
+from keras_parity.run.modelio import case_paths
 
 BUILTIN = builtin_registry()
 

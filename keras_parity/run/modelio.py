@@ -15,6 +15,20 @@ from keras_parity import golden
 PATHS = {"tensorflow": ("predict", "eager"), "jax": ("predict", "eager"), "torch": ("predict",)}
 
 
+def case_paths(case, backend: str, naive: bool = False, predict_only: bool = False) -> tuple[str, ...]:
+    """The paths a case runs on: gradients eager, optimizer steps through fit's compiled step,
+    a training-mode forward as a call, inference on the backend's PATHS."""
+    if case.mode == "grad":
+        return ("eager",)
+    if case.training:
+        return ("fit",)
+    if case.mode != "infer":
+        return ("call",)
+    if predict_only:
+        return ("predict",)
+    return ("eager",) if naive else PATHS[backend]
+
+
 def to_numpy(x):
     import keras
 

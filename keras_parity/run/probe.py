@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_parity.golden import sketch
 from keras_parity.run.modelio import input_names, to_numpy
 
 CALL_PATHS = ("eager", "call")  # the paths that are `model(x, training=...)`
@@ -55,8 +56,18 @@ class Probe:
         values = self.model(feed if len(feed) > 1 else feed[0], training=training)
         return list(values) if isinstance(values, (list, tuple)) else [values]  # one comes unwrapped
 
-    def layers(self, values: list) -> dict[str, np.ndarray]:
-        return {n: to_numpy(v) for n, v in zip(self.names, values)}
+    def take(self, values: list, keep: bool, sketched: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(every layer's output if `keep`, their sketches if `sketched`) from a call's values,
+        which are let go one by one as they are read: ResNet50's at 224x224 are 0.3 GB, and
+        held as arrays besides, they were the runner's largest allocation."""
+        layers, sketches = {}, {}
+        for i, name in enumerate(self.names):
+            array, values[i] = to_numpy(values[i]), None
+            if keep:
+                layers[name] = array
+            if sketched and array.dtype.kind == "f":  # an integer output is not sketched
+                sketches[name] = sketch.sketch(array)
+        return layers, sketches
 
     def model_outputs(self, values: list) -> list:
         """The model's own outputs among a call's values (flatten order); `outputs` must be known."""

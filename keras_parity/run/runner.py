@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.golden import sketch
 from keras_parity.judge.numerics import max_ulp
 from keras_parity.registry import userload, usermodel
 from keras_parity.registry.builtin import builtin_registry, model_module
@@ -29,7 +28,7 @@ from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS
 from keras_parity.run import envinfo, flags, knobs, parent
 from keras_parity.run.build import build_model
 from keras_parity.run.flags import RunFlags
-from keras_parity.run.modelio import PATHS, input_names, output_dict, set_weights, to_numpy
+from keras_parity.run.modelio import PATHS, case_paths, input_names, output_dict, set_weights, to_numpy
 from keras_parity.run.probe import CALL_PATHS, Probe
 from keras_parity.run.record import MODEL_MARKER, BackendRun, ModelRecord, Provenance, write_run
 from keras_parity.run.varpaths import path_of
@@ -38,18 +37,6 @@ from keras_parity.run.weights import checksum, generate_inputs
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def case_paths(case, backend: str, naive: bool = False, predict_only: bool = False) -> tuple[str, ...]:
-    if case.mode == "grad":
-        return ("eager",)
-    if case.training:
-        return ("fit",)
-    if case.mode != "infer":
-        return ("call",)
-    if predict_only:
-        return ("predict",)
-    return ("eager",) if naive else PATHS[backend]
 
 
 def _run_training(model, case, inputs: dict, seed: int, timings: dict) -> dict:
@@ -129,51 +116,67 @@ def run_model(
     """Returns ({'case/path/output': array}, its ModelRecord); `capture` collects every layer's
     output per case ('case/layer') and a user model's weights and inputs ('weights/<path>',
     'inputs/<case>/<name>')."""
-    import keras
-
     capture = capture or _Capture()
     user = spec.source
-    feeds = capture.feeds if user else None
     module = None if user else model_module(spec.module)
     arrays: dict[str, np.ndarray] = {}
-    record, built, probes = ModelRecord(), {}, {}
-    for case in spec.cases_for(asked.dtype, asked.training):
+    record, built, probes = ModelRecord(), {}, dict[str, Probe]()
+    cases = spec.cases_for(asked.dtype, asked.training)
+    last = {c.builder: c for c in cases}  # a builder's model is let go after its last case
+    for case in cases:
         if case.builder not in built:
-            model, weights, made = build_model(spec, case, module, asked, timings, cache)
-            record.builders[case.builder], built[case.builder] = made, (model, weights)
-            if feeds is not None and user.kind == "file":  # a builder's are drawn again from the seed
-                feeds.update({golden.key("weights", p): w for (p, _), w in zip(made.weights, weights)})
-        model, weights = built[case.builder]
-        inputs = userload.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
-        if feeds is not None:
-            feeds.update({golden.key("inputs", case.name, k): v for k, v in inputs.items()})
-        record.inputs_sha256[case.name] = checksum(inputs)
-        # float32 values, held in floatx; integer inputs (token ids) stay as they are
-        inputs = {k: v.astype(keras.config.floatx()) if v.dtype.kind == "f" else v for k, v in inputs.items()}
-        if case.training and record.training is None:
-            from keras_parity.run import train_step
-
-            # Every optimizer's full config, defaults included: a default a release changes shows.
-            record.training = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
-        wanted = case.mode != "moving_stats" and (capture.layers is not None or _sketched(spec, case, asked))
-        if wanted and case.builder not in probes:
-            t0 = time.perf_counter()
-            probes[case.builder] = Probe.of(model)
-            timings["layers"] += time.perf_counter() - t0
-        probe = probes.get(case.builder) if wanted else None
-        values = _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, record, probe)
-        if probe is not None:
-            t0 = time.perf_counter()
-            if values is None:  # no path was a model call: one of its own (training cases: their forward pass)
-                set_weights(model, weights)
-                values = probe.call(model, inputs, training=case.mode != "infer")
-            layers = probe.layers(values)
-            if capture.layers is not None:
-                capture.layers.update({golden.key(case.name, k): v for k, v in layers.items()})
-            if _sketched(spec, case, asked):
-                capture.sketches.update({golden.key(case.name, k): v for k, v in sketch.sketches(layers).items()})
-            timings["layers"] += time.perf_counter() - t0
+            built[case.builder] = _build(spec, case, module, asked, timings, cache, record, capture)
+        _one_case(spec, case, built[case.builder], backend, asked, timings, (arrays, record, capture, probes))
+        if last[case.builder] is case and case is not cases[-1]:  # before the next builder's model is made
+            del built[case.builder]
+            probes.pop(case.builder, None)
+            _release(backend)
     return arrays, record
+
+
+def _build(spec, case, module, asked: RunFlags, timings: dict, cache, record: ModelRecord, capture) -> tuple:
+    """(model, seeded weights) of the case's builder, its BuilderRecord into `record`."""
+    model, weights, made = build_model(spec, case, module, asked, timings, cache)
+    record.builders[case.builder] = made
+    if spec.source and spec.source.kind == "file" and capture.feeds is not None:  # a builder's: drawn from the seed
+        capture.feeds.update({golden.key("weights", p): w for (p, _), w in zip(made.weights, weights)})
+    return model, weights
+
+
+def _one_case(spec, case, made: tuple, backend: str, asked: RunFlags, timings: dict, into: tuple) -> None:
+    """One case of a built model, every path, into (arrays, record, capture, probes)."""
+    import keras
+
+    (model, weights), (arrays, record, capture, probes), user = made, into, spec.source
+    inputs = userload.feed(user, model) if user else generate_inputs(case.inputs, spec.seed, case.builder)
+    if user and capture.feeds is not None:
+        capture.feeds.update({golden.key("inputs", case.name, k): v for k, v in inputs.items()})
+    record.inputs_sha256[case.name] = checksum(inputs)
+    # float32 values, held in floatx; integer inputs (token ids) stay as they are
+    inputs = {k: v.astype(keras.config.floatx()) if v.dtype.kind == "f" else v for k, v in inputs.items()}
+    if case.training and record.training is None:
+        from keras_parity.run import train_step
+
+        # Every optimizer's full config, defaults included: a default a release changes shows.
+        record.training = {"steps": TRAIN_STEPS, **train_step.configs(OPTIMIZERS, case.classifier)}
+    sketched = _sketched(spec, case, asked)
+    wanted = case.mode != "moving_stats" and (capture.layers is not None or sketched)
+    if wanted and case.builder not in probes:
+        t0 = time.perf_counter()
+        probes[case.builder] = Probe.of(model)
+        timings["layers"] += time.perf_counter() - t0
+    probe = probes.get(case.builder) if wanted else None
+    values = _run_paths(model, weights, case, inputs, backend, asked, timings, spec.seed, arrays, record, probe)
+    if probe is not None:
+        t0 = time.perf_counter()
+        if values is None:  # no path was a model call: one of its own (training cases: their forward pass)
+            set_weights(model, weights)
+            values = probe.call(model, inputs, training=case.mode != "infer")
+        layers, sketches = probe.take(values, keep=capture.layers is not None, sketched=sketched)
+        if capture.layers is not None:
+            capture.layers.update({golden.key(case.name, k): v for k, v in layers.items()})
+        capture.sketches.update({golden.key(case.name, k): v for k, v in sketches.items()})
+        timings["layers"] += time.perf_counter() - t0
 
 
 def _sketched(spec, case, asked: RunFlags) -> bool:
