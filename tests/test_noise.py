@@ -1,8 +1,10 @@
 """Tolerances from measured noise: what a measurement keeps, and how a tolerance is made of it."""
 
 import numpy as np
+import pytest
 
-from keras_parity.calibrate.noise import U32, cell_noise
+from keras_parity.calibrate.noise import U32, cell_noise, merge
+from keras_parity.errors import UsageError
 from keras_parity.registry import noise
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.registry.spec import BACKENDS
@@ -65,3 +67,31 @@ def test_every_layer_of_every_built_in_forward_case_has_its_noise_and_its_golden
             layers = golden.part(sketches, case.name)
             assert layers and set(spec.layer_tolerances(case)) == set(layers), (name, case.name, "run `nox -s noise`")
             assert spec.layer_tolerances(case, device="gpu") == {}  # nothing measured on a GPU
+
+
+def _measured(platform, versions, cells):
+    return {"measured": "2026-12-01", "margin": 10.0, "platform": platform, "versions": versions, "cells": cells}
+
+
+def test_measuring_one_model_again_keeps_every_other_models_cells():
+    """`noise --model resnet50`: its cells replaced, another model's kept to the bit; a cell
+    measured 'here' on another machine than the file's says which one."""
+    v = {"jax": {"jax": "0.10.2"}}
+    old = _measured("cpu-a", v, {
+        "linear/x/eager": {"rel_l2": 3.71816892563e-07, "atol": 1e-7, "worst": "tensorflow here"},
+        "resnet50/logits/eager": {"rel_l2": 4e-07, "atol": 1e-6, "worst": "jax here"},
+        "resnet50/gone/eager": {"rel_l2": 1e-07, "atol": 1e-7, "worst": "jax here"},
+    })  # fmt: skip
+    new = _measured("cpu-b", v, {
+        "linear/x/eager": {"rel_l2": 3.7181689256e-07, "atol": 1e-7, "worst": "tensorflow here"},
+        "resnet50/logits/eager": {"rel_l2": 5e-07, "atol": 2e-6, "worst": "torch here"},
+        "resnet50/train_grad/eager": {"rel_l2": 1e-3, "atol": 0.07, "worst": "tensorflow on cpu-c"},
+    })  # fmt: skip
+    got = merge(old, new, ["resnet50"])
+    assert got["cells"]["linear/x/eager"] == old["cells"]["linear/x/eager"]
+    assert got["cells"]["resnet50/logits/eager"] == {"rel_l2": 5e-07, "atol": 2e-6, "worst": "torch on cpu-b"}
+    assert got["cells"]["resnet50/train_grad/eager"]["worst"] == "tensorflow on cpu-c"
+    assert "resnet50/gone/eager" not in got["cells"]  # a case that is no more
+    assert got["platform"] == "cpu-a" and got["measured"] == new["measured"]
+    with pytest.raises(UsageError, match="other releases"):
+        merge(old, {**new, "versions": {"jax": {"jax": "0.11.2"}}}, ["resnet50"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.errors import InfraError
+from keras_parity.errors import InfraError, UsageError
 from keras_parity.judge.compare import pool
 from keras_parity.judge.numerics import array_error, array_scale, rel_l2, rms
 from keras_parity.registry.builtin import builtin_registry
@@ -73,12 +73,13 @@ def _widen(envelope: dict, cell: str, noise: dict, source: str, per_array: bool 
         }
 
 
-def measure(out: Path, golden_root: Path | None = None, log=print) -> dict:
-    """Run the built-in models on the three backends into `out`; return noise.json's content."""
+def measure(out: Path, golden_root: Path | None = None, log=print, models: list[str] | None = None) -> dict:
+    """Run the built-in models (or those named) on the three backends into `out`; return
+    noise.json's content for them."""
 
     root = golden_root or golden.GOLDEN
     registry = builtin_registry()
-    models = registry.builtin
+    models = list(models or registry.builtin)
     plan = service.RunPlan(backends=list(BACKENDS), models=list(models), registry=registry)
     runs = service.run(plan, into=out, log=log)
     errors = {b: r.error for b, r in runs.items() if r.error}
@@ -130,3 +131,25 @@ def _layer_noise(envelope: dict, model: str, runs: dict, root: Path) -> None:
             got, want = golden.part(run.sketches, model, case), golden.part(ref, case)
             noise = {k: (max(rel_l2(got[k], w), U32),) * 2 for k, w in want.items() if k in got}
             _widen(envelope, golden.key(model, case, "layers"), noise, f"{backend} here", per_array=True)
+
+
+def merge(old: dict, new: dict, models: list[str]) -> dict:
+    """`new`'s cells of `models` in place of `old`'s, every other cell of `old` kept as it was:
+    a model whose cases changed is measured again without moving the other models' tolerances
+    by a rounding. Measurements of other releases are not mixed."""
+    if old.get("versions") != new["versions"]:
+        raise UsageError(
+            "models/noise.json was measured with other releases than these environments'; "
+            "measure every model again with `nox -s noise`"
+        )
+    here = " here" if old.get("platform") == new["platform"] else f" on {new['platform']}"  # old's 'here' stays old's
+
+    def ours(cell: str) -> bool:
+        return cell.split("/", 1)[0] in models
+
+    cells = {k: v for k, v in old.get("cells", {}).items() if not ours(k)}
+    for cell, value in new["cells"].items():
+        if ours(cell):
+            worst = value["worst"]
+            cells[cell] = {**value, "worst": worst[: -len(" here")] + here if worst.endswith(" here") else worst}
+    return {**old, "measured": new["measured"], "cells": dict(sorted(cells.items()))}
