@@ -46,6 +46,22 @@ def user_path(text: str) -> Path:
     return Path(text).absolute()
 
 
+def count(what: str, fix: str):
+    """An option's type for a whole number above 0; anything else is argparse's one error line,
+    "'TEXT' is not WHAT; give FIX" (growth --top, bench --runs)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}; give {fix}")
+        return n
+
+    return parse
+
+
 def common(ap: argparse.ArgumentParser) -> None:
     """--backend, the model arguments and --out."""
     ap.add_argument("--backend", action="append", help="run only this backend (repeatable)")

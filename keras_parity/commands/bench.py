@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from keras_parity.commands.arguments import common, run_arguments, run_settings
+from keras_parity.commands.arguments import common, count, run_arguments, run_settings
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
 from keras_parity.exitcodes import Exit
@@ -17,16 +17,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     common(p)
     run_arguments(p)
     p.add_argument(
-        "--runs", type=_runs, default=3, metavar="N", help="warm parity runs to time (default 3: median, min, max)"
+        "--runs",
+        type=count("a number of runs", "1 or more, e.g. --runs 3"),
+        default=3,
+        metavar="N",
+        help="warm parity runs to time (default 3: median, min, max)",
     )
     return p
-
-
-def _runs(text: str) -> int:
-    n = int(text) if text.strip().isdigit() else 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of runs; give 1 or more, e.g. --runs 3")
-    return n
 
 
 def run(args, console) -> Exit:

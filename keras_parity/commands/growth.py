@@ -6,7 +6,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from keras_parity.commands.arguments import user_path
+from keras_parity.commands.arguments import count, user_path
 from keras_parity.exitcodes import Exit
 
 HELP = "measure every built-in layer's rounding growth R, which localize's jump threshold is set above"
@@ -16,19 +16,13 @@ NEEDS_CHECKOUT = True  # it measures against the checkout's goldens
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("growth", help=HELP, description=HELP)
     p.add_argument("--out", type=user_path, help="keep the backends' runs here (default: a temporary folder)")
-    p.add_argument("--top", type=_count, default=5, help="how many of the largest growths to list (default 5)")
+    p.add_argument(
+        "--top",
+        type=count("a whole number above 0", "one, e.g. 5"),
+        default=5,
+        help="how many of the largest growths to list (default 5)",
+    )
     return p
-
-
-def _count(text: str) -> int:
-    """--top's value: a whole number above 0 (argparse prints the message as its one error line)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number above 0; give one, e.g. 5")
-    return n
 
 
 def run(args, console) -> Exit:
