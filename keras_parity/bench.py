@@ -51,8 +51,8 @@ def _pipelines(plan: RunPlan, golden_dir: Path, out: Path, runs: int) -> tuple[l
 
     quiet = Console(file=io.StringIO(), width=200)  # the report each pipeline prints is not the bench's
     walls, steps, last = [], [], {}
+    same = {f.name: getattr(plan, f.name) for f in fields(RunPlan) if f.name != "golden_dir"}
     for i in range(runs):
-        same = {f.name: getattr(plan, f.name) for f in fields(RunPlan) if f.name != "golden_dir"}
         full = Plan(**same, out=out / f"parity-{i}", golden_dir=golden_dir)
         phases: dict[str, float] = {}
         (last, _), wall = _timed(lambda full=full, phases=phases: execute(full, quiet, phases))

@@ -151,5 +151,5 @@ def merge(old: dict, new: dict, models: list[str]) -> dict:
     for cell, value in new["cells"].items():
         if ours(cell):
             worst = value["worst"]
-            cells[cell] = {**value, "worst": worst[: -len(" here")] + here if worst.endswith(" here") else worst}
+            cells[cell] = {**value, "worst": worst.removesuffix(" here") + here if worst.endswith(" here") else worst}
     return {**old, "measured": new["measured"], "cells": dict(sorted(cells.items()))}

@@ -61,8 +61,8 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
     packed = keras.tree.pack_sequence_as(model.input, [inputs[n] for n in input_names(model)])
     training = case.mode != "infer"
     # A model call the probe can make (the same layers on the same inputs, op by op): one call
-    # for the cell and for its layers.
-    probed = probe is not None and probe.outputs is not None and path in CALL_PATHS and case.mode != "moving_stats"
+    # for the cell and for its layers (no probe is given for moving statistics: _one_case).
+    probed = probe is not None and probe.outputs is not None and path in CALL_PATHS
     if case.mode == "infer" and path == "predict":
         # The compiled step predict() runs (tf.function / jax.jit / torch eager), on the one
         # batch; same bits as predict(), without its per-call data-adapter set-up.
