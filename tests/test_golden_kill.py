@@ -15,7 +15,7 @@ from helpers import ROOT
 
 from keras_parity import golden
 from keras_parity.golden import commit
-from keras_parity.run import envs
+from keras_parity.run import envinfo, envs, machine
 
 ARGS = ["--model", "linear", "--backend", "jax"]
 
@@ -36,8 +36,13 @@ def _keras_parity(*args: str, out: Path, stop_at: int | None = None) -> subproce
 
 
 def _seed(into: Path) -> Path:
-    """golden/linear copied, its three reference files corrupt or of the wrong structure."""
+    """golden/linear copied, its three reference files corrupt or of the wrong structure, and
+    without this machine's snapshot where one is checked in: `golden` then stages five files on
+    every machine (a snapshot it would write unchanged is not staged, and the steps move)."""
     shutil.copytree(golden.GOLDEN / "linear", into / "linear", ignore=shutil.ignore_patterns("*.obtained.npz"))
+    mine = into / "linear" / "snapshots" / machine.platform_key("cpu", None, envinfo.isa_cap())
+    for name in ("jax.npz", "jax.json"):  # what ARGS' run writes
+        (mine / name).unlink(missing_ok=True)
     (into / "linear" / "reference.npz").write_bytes(b"PK\x03\x04 cut short")
     (into / "linear" / "reference.json").write_text("[]")
     (into / "linear" / "graph.json").write_text('{"builders": 5}')
