@@ -8,14 +8,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+from keras_parity import paths
 from keras_parity.run import envs
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args, cwd=ROOT):
-    """`python -m keras_parity ARGS` in `cwd` (a project copy reuses the backend environments)."""
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root()), "PYTHONPATH": str(ROOT)}
+    """`python -m keras_parity ARGS` in `cwd`. A project copy reuses the backend environments and
+    the checkout's cache: compiled JAX programs and generated weights are keyed by what they
+    hold, so a planted change misses them and the rest need not be made again in every copy."""
+    env = {
+        **os.environ,
+        "KERAS_PARITY_ENVS": str(envs.env_root()),
+        "KERAS_PARITY_CACHE": str(paths.cache_dir()),
+        "PYTHONPATH": str(ROOT),
+    }
     return subprocess.run(
         [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True
     )
