@@ -136,7 +136,11 @@ def tests(session: nox.Session) -> None:
     coverage = ["--cov=keras_parity", "--cov-report=term"]
     # The slowest tests named at the end: where the tiers' time goes (docs/measurements.md, "Timings").
     timing = ["--durations=15"]
-    session.run("python", "-m", "pytest", *coverage, *timing, *(args or ["-q", "-m", "not slow", "tests"]), env=env)
+    # The fast tier on every core (at most 4: each worker imports TensorFlow), a file's tests in
+    # one worker, so a module's fixtures are made once; the end-to-end tier runs its backend
+    # processes side by side already and stays serial.
+    fast = ["-q", "-m", "not slow", "-n", "auto", "--maxprocesses", "4", "--dist", "loadfile", "tests"]
+    session.run("python", "-m", "pytest", *coverage, *timing, *(args or fast), env=env)
 
 
 @nox.session(python=PYTHON)
