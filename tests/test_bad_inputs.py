@@ -572,7 +572,7 @@ LIMIT = {"KERAS_PARITY_TIME_LIMIT": "10"}
 # fmt: off
 SLOW = [
     case("slow-parity-hung-builder", "parity --model slow_models:hang --backend jax --time-limit 10 --out {tmp}/o",
-         INFRA, "jax did not finish within 10 s", HANG),
+         INFRA, "jax did not finish within 10 s (it was on slow_models.hang)", HANG),
     case("slow-golden-hung-builder", "golden --model slow_models:hang --backend jax --out {tmp}/out", INFRA,
          "jax did not finish within 10 s", HANG, env=LIMIT),
     case("slow-localize-hung-builder", "localize --model slow_models:hang --backend jax --out {tmp}/out", INFRA,
