@@ -137,8 +137,8 @@ def tests(session: nox.Session) -> None:
     # The slowest tests named at the end: where the tiers' time goes (docs/measurements.md, "Timings").
     timing = ["--durations=15"]
     # The fast tier on every core (at most 4: each worker imports TensorFlow), a file's tests in
-    # one worker, so a module's fixtures are made once; the end-to-end tier runs its backend
-    # processes side by side already and stays serial.
+    # one worker, so a module's fixtures are made once. The end-to-end tier runs as its arguments
+    # say (.ci/run: two files at a time; its backend processes already run side by side).
     fast = ["-q", "-m", "not slow", "-n", "auto", "--maxprocesses", "4", "--dist", "loadfile", "tests"]
     session.run("python", "-m", "pytest", *coverage, *timing, *(args or fast), env=env)
 

@@ -14,18 +14,23 @@ from keras_parity.run import envs
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli(*args, cwd=ROOT):
-    """`python -m keras_parity ARGS` in `cwd`. A project copy reuses the backend environments and
-    the checkout's cache: compiled JAX programs and generated weights are keyed by what they
-    hold, so a planted change misses them and the rest need not be made again in every copy."""
-    env = {
+def cli_env() -> dict[str, str]:
+    """The environment of the command line a test runs. A project copy reuses the backend
+    environments and the checkout's cache: compiled JAX programs and generated weights are keyed
+    by what they hold, so a planted change misses them and the rest need not be made again in
+    every copy."""
+    return {
         **os.environ,
         "KERAS_PARITY_ENVS": str(envs.env_root()),
         "KERAS_PARITY_CACHE": str(paths.cache_dir()),
         "PYTHONPATH": str(ROOT),
     }
+
+
+def cli(*args, cwd=ROOT):
+    """`python -m keras_parity ARGS` in `cwd`, in cli_env()."""
     return subprocess.run(
-        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "keras_parity", *args], cwd=cwd, env=cli_env(), capture_output=True, text=True
     )
 
 

@@ -4,18 +4,17 @@ finishes it; the next `golden` repairs the set and removes what the killed one l
 copy of golden/linear whose reference files are corrupt (what `golden` must repair), never
 into golden/ itself."""
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, cli_env
 
 from keras_parity import golden
 from keras_parity.golden import commit
-from keras_parity.run import envinfo, envs, machine
+from keras_parity.run import envinfo, machine
 
 ARGS = ["--model", "linear", "--backend", "jax"]
 
@@ -27,7 +26,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _keras_parity(*args: str, out: Path, stop_at: int | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KERAS_PARITY_ENVS": str(envs.env_root()), "PYTHONPATH": str(ROOT)}
+    env = cli_env()
     env.pop(commit.STOP_AT, None)
     if stop_at is not None:
         env[commit.STOP_AT] = str(stop_at)
