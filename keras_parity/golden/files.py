@@ -84,8 +84,12 @@ def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> bool:
     return _atomic_write(path, npz_bytes(arrays))
 
 
-def json_bytes(obj) -> bytes:
-    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+def json_bytes(obj, compact: bool = False) -> bytes:
+    """Sorted JSON; indented for files people read and diff (goldens), else on one line: the
+    indented form takes Python's slow encoder, which made a run's checkpoints of a hundred
+    user models cost seconds (keras_parity/run/runner.py writes one after every model)."""
+    text = json.dumps(obj, sort_keys=True) if compact else json.dumps(obj, indent=1, sort_keys=True)
+    return (text + "\n").encode()
 
 
 def file_bytes(path: Path, content) -> bytes:
@@ -181,7 +185,7 @@ def write_run(out: Path, name: str, arrays: dict[str, np.ndarray], record_json: 
     """What a backend or twin process leaves for the launcher: <name>.npz, then <name>.json
     (the launcher reads a run as finished once its JSON exists)."""
     write_npz(Path(out) / f"{name}.npz", arrays)
-    write_json(Path(out) / f"{name}.json", record_json)
+    _atomic_write(Path(out) / f"{name}.json", json_bytes(record_json, compact=True))
 
 
 def snapshot_identity(recorded: dict) -> dict:

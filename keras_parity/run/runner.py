@@ -35,10 +35,6 @@ from keras_parity.run.varpaths import path_of
 from keras_parity.run.weights import checksum, generate_inputs
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _run_training(model, case, inputs: dict, seed: int, timings: dict) -> dict:
     from keras_parity.run import train_step, training
 
@@ -96,8 +92,7 @@ def _run_case(model, case, inputs: dict, path: str, repeat: bool, timings: dict,
 @dataclass
 class _Capture:
     """What a run collects beyond its cells: every layer's output ('--layers'), a user model's
-    weights and inputs (every run: its float64 reference and the judge read them), and the
-    layer sketches of the built-in forward cases."""
+    weights and inputs, and the layer sketches of the built-in forward cases."""
 
     layers: dict | None = None
     feeds: dict | None = None
@@ -105,8 +100,8 @@ class _Capture:
 
     @classmethod
     def asked_by(cls, asked: RunFlags) -> _Capture:
-        # A user model's weights and inputs on every run: the judge names the variables that
-        # changed since its goldens, and its float64 reference needs them (only user models fill them).
+        # A user model's weights and inputs on every run: the judge names the variables changed
+        # since its goldens, and its float64 reference needs them (only user models fill them).
         return cls({} if asked.layers else None, {})
 
 
@@ -249,6 +244,8 @@ def main(argv=None) -> int:
         print(f"{backend}: {started}", file=sys.stderr)
         return 2
     timings["import"] = time.perf_counter() - t_start
+    # The imports' objects live on: frozen, _release's collections skip them (torch: 0.14 s a model)
+    gc.freeze()
     run.provenance = Provenance(**envinfo.provenance(*started))
     registry = runner_registry(args.user_model)
     users = [m for m in registry if registry[m].source]
@@ -265,7 +262,7 @@ def main(argv=None) -> int:
         specs, asked, timings, args.cache_dir, run, _starting(out / f"{backend}.progress"), checkpoint
     )
     timings["total"] = time.perf_counter() - t_start
-    run.timings, run.peak_rss_mb = timings, _peak_rss_mb()
+    run.timings, run.peak_rss_mb = timings, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB
     checkpoint(capture, partial=False)
     return 0
 
