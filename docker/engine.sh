@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A private Docker engine and an offline base image, for machines with no registry access.
 #   source docker/engine.sh; engine_up; base_image_offline keras-parity/base:bookworm; ...; engine_down
+#   (base_image_offline keras-parity/base:trixie: Python 3.13, for releases that need it)
 # engine_up starts dockerd as root with its own data root, exec root and socket, no bridge
 # and no iptables (builds and containers run with --network none), and exports DOCKER_HOST.
 # Sourced into the caller's shell, so it leaves the shell's options as they are (no `set -e`:
@@ -34,14 +35,21 @@ engine_down() {
   fi
 }
 
-# Debian bookworm with python3 (3.11) and venv, from Debian's packages only.
+# Debian with python3 and venv, from Debian's packages only: base_image_offline NAME [SUITE].
+# The suite is the one the name's tag gives (keras-parity/base:trixie), else bookworm:
+# bookworm has Python 3.11, trixie Python 3.13 (for releases that need 3.12 or later).
 base_image_offline() {
   local name=${1:-keras-parity/base:bookworm}
+  local suite=${2:-${name##*:}}
+  case "$suite" in
+    bookworm | trixie) ;;
+    *) echo "error: no Debian suite '$suite' for $name; give bookworm (Python 3.11) or trixie (Python 3.13)" >&2; return 1 ;;
+  esac
   if docker image inspect "$name" >/dev/null 2>&1; then return 0; fi
   local root
   root=$(mktemp -d /var/tmp/keras-parity-rootfs.XXXXXX) || return 1
   debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
-    bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 || { tail -5 "$root.log" >&2; return 1; }
+    "$suite" "$root" http://deb.debian.org/debian >"$root.log" 2>&1 || { tail -5 "$root.log" >&2; return 1; }
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   local status=0
   tar -C "$root" -c . | docker import - "$name" >/dev/null || status=1

@@ -91,14 +91,22 @@ releases = ["2.13.0+cpu", "2.14.1"]
 """
 
 
-def _uv_saying(failures: dict[str, str]):
+def _uv_saying(failures: dict[str, str], on_newer: dict[str, str] | None = None, seen: list | None = None):
     """A fake subprocess.run for uv: `pip install` of a requirement named in `failures` fails
-    with that stderr; everything else succeeds."""
+    with that stderr, and `pip compile` for another Python (an image's: its requirements in
+    in.txt) of one named in `on_newer`; everything else succeeds. `seen` collects the compiles."""
 
     def run(cmd, **kw):
         if "install" in cmd:
             for req, stderr in failures.items():
                 if req in cmd:
+                    return subprocess.CompletedProcess(cmd, 1, "", stderr)
+        if "compile" in cmd:
+            reqs = (Path(kw["cwd"]) / "in.txt").read_text()
+            python = cmd[cmd.index("--python-version") + 1]
+            (seen if seen is not None else []).append((python, reqs.split()))
+            for req, stderr in (on_newer or {}).items():
+                if req in reqs:
                     return subprocess.CompletedProcess(cmd, 1, "", stderr)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
@@ -114,32 +122,48 @@ def test_discover_records_the_uninstallable_and_adds_the_rest_keeping_comments(t
         "(3.11.7) does not satisfy Python>=3.12 and you require jax[cpu]==0.11.2, we can conclude that your "
         "requirements are unsatisfiable.\n"
     )
-    run = _uv_saying({"jax[cpu]==0.11.2": fail, "jax[cpu]==0.12.0.1": fail.replace("0.11.2", "0.12.0.1")})
+    # jax 0.11.2 installs on Python 3.13 (its cells run in that image); 0.12.0.1 not even there
+    worse = "  × No solution found\n  ╰─▶ Because jaxlib==0.12.0.1 has no wheels with a matching platform tag\n"
+    seen = []
+    run = _uv_saying(
+        {"jax[cpu]==0.11.2": fail, "jax[cpu]==0.12.0.1": fail.replace("0.11.2", "0.12.0.1")},
+        on_newer={"jax[cpu]==0.12.0.1": worse},
+        seen=seen,
+    )
     added = releases.discover(m, fake_index, path=pins, rec=rec, run=run, log=lambda *_: None)
-    assert added == {"torch": ["2.15.1"]}
+    assert added == {"jax": ["0.11.2"], "torch": ["2.15.1"]}
+    assert ("3.13", ["keras==3.15.1", "jax[cpu]==0.11.2"]) in seen
 
     text = pins.read_text()
     for comment in ("# the header comment", "# The drift matrix: kept", "# the default window", "# oldest first"):
         assert comment in text
-    assert 'releases = ["0.9.2", "0.10.2"]  # oldest first' in text  # an untouched list stays as it was
+    assert 'keras = ["3.14.1", "3.15.1"]\n' in text  # an untouched list stays as it was
+    assert 'releases = ["0.9.2", "0.10.2", "0.11.2"]  # oldest first' in text  # an extended one keeps its comment
     assert '# a comment above the list\nreleases = ["2.13.0+cpu", "2.14.1", "2.15.1"]' in text
     new = matrix.load(pins)
     assert new.releases["torch"] == ("2.13.0+cpu", "2.14.1", "2.15.1")
+    assert new.releases["jax"] == ("0.9.2", "0.10.2", "0.11.2")
     # uploaded after resolved_at: its cells resolve as of the run, the others keep their date (and environments)
     assert set(new.added) == {"torch==2.15.1"} and new.added["torch==2.15.1"] > new.resolved_at
     assert tomllib.loads(text)["drift"]["resolved_at"] == "2026-11-22T00:00:00Z"
 
     entries = {(e["library"], e["version"]): e for e in json.loads(rec.read_text())["releases"]}
-    assert entries[("jax", "0.11.2")]["verdict"] == "uninstallable"
-    assert "does not satisfy Python>=3.12" in entries[("jax", "0.11.2")]["reason"]
-    assert "\n" not in entries[("jax", "0.11.2")]["reason"]
+    image = entries[("jax", "0.11.2")]
+    assert (image["verdict"], image["python"]) == ("installable", "cp313")
+    assert image["reason"].startswith("in an image of Python 3.13: ")
+    assert "does not satisfy Python>=3.12" in image["reason"]
+    neither = entries[("jax", "0.12.0.1")]
+    assert neither["verdict"] == "uninstallable" and "\n" not in neither["reason"]
+    assert "does not satisfy Python>=3.12" in neither["reason"] and "not on Python 3.13 either" in neither["reason"]
+    assert "has no wheels with a matching platform tag" in neither["reason"]
     assert entries[("torch", "2.15.1")]["verdict"] == "installable"
+    assert entries[("torch", "2.15.1")]["python"] == "cp311"
 
     # the report lists every release found, with the reason
     (tmp_path / "history.csv").write_text("")
     out = report.write(tmp_path / "history.csv", tmp_path / "report.md", tmp_path)
     shown = out.read_text()
-    assert "| jax 0.11.2 |" in shown and "uninstallable" in shown and "| torch 2.15.1 |" in shown
+    assert "| jax 0.12.0.1 |" in shown and "uninstallable" in shown and "| torch 2.15.1 |" in shown
 
     # a second run finds the same releases: nothing added twice, the record not duplicated
     again = releases.discover(new, fake_index, path=pins, rec=rec, run=run, log=lambda *_: None)
@@ -153,7 +177,8 @@ def test_a_conflict_with_the_cells_other_pin_is_one_line():
         "numpy<2.5 and torch==2.15.1 depends on\n      numpy>=2.5, we can conclude that your requirements are "
         "unsatisfiable.\n"
     )
-    kind, reason = releases.check(SMALL, "torch", "2.15.1", SMALL.resolved_at, run=_uv_saying({"torch==2.15.1": fail}))
+    checked = releases.check(SMALL, "torch", "2.15.1", SMALL.resolved_at, run=_uv_saying({"torch==2.15.1": fail}))
+    kind, reason = checked.kind, checked.reason
     assert kind == "conflict" and "numpy>=2.5" in reason and "\n" not in reason
 
 

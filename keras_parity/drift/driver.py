@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_parity import golden, paths
-from keras_parity.drift import cellenv, history
+from keras_parity.drift import cellenv, cellimage, history
 from keras_parity.drift.matrix import Cell, Matrix, version_key
 from keras_parity.judge.evaluate import evaluate
 from keras_parity.judge.numerics import max_ulp
@@ -125,10 +125,21 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
 def _execute(matrix: Matrix, cell: Cell, models: list[str], registry: Registry, scratch: Path, log) -> Outcome:
     t0 = time.perf_counter()
     outcome = Outcome(cell)
+    plan = RunPlan(backends=[cell.backend], models=models, registry=registry)
+
+    def start(**how):
+        return service.run(plan, into=scratch / cell.slug, log=log, **how)
+
     try:
-        python = {cell.backend: cellenv.ensure(matrix, cell, log=log)}
-        plan = RunPlan(backends=[cell.backend], models=models, registry=registry)
-        outcome.run = service.run(plan, into=scratch / cell.slug, python=python, log=log)[cell.backend]
+        try:
+            runs = start(python={cell.backend: cellenv.ensure(matrix, cell, log=log)})
+        except cellenv.CellFailure as exc:
+            # releases that need a newer Python than this one: in an image of that Python
+            newer = cellimage.python_needed(exc.reason) if exc.kind == "uninstallable" else None
+            if newer is None:
+                raise
+            runs = cellimage.run(matrix, cell, newer, start, log)
+        outcome.run = runs[cell.backend]
     except cellenv.CellFailure as exc:
         outcome.failure = exc
     outcome.seconds = time.perf_counter() - t0

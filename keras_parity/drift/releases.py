@@ -5,9 +5,11 @@ release) and has at least one file that is not yanked, and only the newest patch
 minor is taken, as in the table. Each is checked installable on this Python and platform
 with the cell's other pin (a backend release with the newest keras of the table; a keras
 release alone, its cells with older backends being the matrix's own conflicts) by a dry
-run of the same install a cell makes. The installable ones are added to
-requirements/pins.toml; every one found is recorded in golden/drift/releases.json with the
-reason a release cannot be installed, and the report lists them.
+run of the same install a cell makes; one that needs a newer Python than this one is checked
+for the Python of an image that has it (keras_parity/drift/cellimage.py: its cells run
+there). The installable ones are added to requirements/pins.toml; every one found is
+recorded in golden/drift/releases.json with the reason a release cannot be installed, and
+the report lists them.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from packaging.version import InvalidVersion, Version
 
-from keras_parity.drift import cellenv, matrix
+from keras_parity.drift import cellenv, cellimage, matrix
 from keras_parity.drift.matrix import Cell, Matrix, MatrixError, version_key
 from keras_parity.paths import RELEASES
 from keras_parity.pins import PINS
@@ -100,27 +103,52 @@ def resolve_date(m: Matrix, uploaded: str, now: datetime.datetime) -> str | None
     return None if _z(when) < m.resolved_at else _z(now)
 
 
-def check(m: Matrix, lib: str, version: str, exclude_newer: str, run=subprocess.run) -> tuple[str, str] | None:
-    """None when the release installs here with the cell's other pin, else (kind, one-line reason)."""
-    if lib == "keras":
-        reqs = [f"keras=={version}"]
-    else:
-        reqs = m.requirements(Cell(lib, m.keras[-1], version))
+class Checked(NamedTuple):
+    """How a release installs: verdict 'installable' (here, or in an image of `python` when it
+    needs a newer one than this: `reason` says why) or the kind of failure, with uv's reason."""
+
+    kind: str
+    reason: str = ""
+    python: str = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def check(m: Matrix, lib: str, version: str, exclude_newer: str, run=subprocess.run) -> Checked:
+    """Whether the release installs with the cell's other pin: here, or else for the Python of an
+    image (drift/cellimage.py) when this one is too old for it."""
+    try:
+        _dry_run(m, lib, version, exclude_newer, run)
+    except cellenv.CellFailure as exc:
+        newer = cellimage.python_needed(exc.reason) if exc.kind == "uninstallable" else None
+        if newer is None:
+            return Checked(exc.kind, exc.reason)
+        try:
+            cellimage.resolve(_requirements(m, lib, version), newer, exclude_newer, run=run)
+        except cellenv.CellFailure as again:
+            return Checked(again.kind, f"{exc.reason}; {again.reason}")
+        return Checked("installable", f"in an image of Python {newer}: {exc.reason}", newer)
+    return Checked("installable")
+
+
+def _requirements(m: Matrix, lib: str, version: str) -> list[str]:
+    return [f"keras=={version}"] if lib == "keras" else m.requirements(Cell(lib, m.keras[-1], version))
+
+
+def _dry_run(m: Matrix, lib: str, version: str, exclude_newer: str, run) -> None:
+    """The install a cell makes, dry, in a throwaway environment of this Python; a CellFailure
+    when it cannot be made."""
+    reqs = _requirements(m, lib, version)
     with tempfile.TemporaryDirectory(prefix="drift-check-") as tmp:
         env = Path(tmp) / "env"
         uv = envs_uv()
         made = run([*uv, "venv", "--quiet", "--python", sys.executable, str(env)], capture_output=True, text=True)
         if made.returncode != 0:
-            return "install-failed", made.stderr.strip().splitlines()[-1] if made.stderr.strip() else "uv venv failed"
+            why = made.stderr.strip().splitlines()[-1] if made.stderr.strip() else "uv venv failed"
+            raise cellenv.CellFailure("install-failed", why)
         cmd = [
             *uv, "pip", "install", "--dry-run", "--quiet", "--python", str(env / "bin" / "python"),
             "--exclude-newer", exclude_newer, *index_args("\n".join(reqs)), *reqs,
         ]  # fmt: skip
-        try:
-            cellenv.run_install(cmd, run=run)
-        except cellenv.CellFailure as exc:
-            return exc.kind, exc.reason
-    return None
+        cellenv.run_install(cmd, run=run)
 
 
 # --- requirements/pins.toml, edited as text so its comments stay --------------------------
@@ -203,22 +231,21 @@ def record(entries: list[dict], path: Path = RECORD) -> None:
 def discover(m: Matrix, index: Index = pypi, *, path: Path = PINS, rec: Path = RECORD, run=subprocess.run, log=print):
     """Find, check, record and add the new releases. Returns lib -> the versions added."""
     now = datetime.datetime.now(datetime.UTC)
-    where = f"cp{sys.version_info[0]}{sys.version_info[1]}", f"{sys.platform}-{platform.machine().lower()}"
+    plat = f"{sys.platform}-{platform.machine().lower()}"
     added: dict[str, list[str]] = {}
     dates, entries = {}, []
     for lib, found in newer(m, index).items():
         for version, uploaded in found:
             date = resolve_date(m, uploaded, now)
-            failed = check(m, lib, version, date or m.resolved_at, run=run)
-            kind, reason = failed or ("installable", "")
+            kind, reason, python = check(m, lib, version, date or m.resolved_at, run=run)
             log(f"{lib} {version}: {kind}{f' ({reason})' if reason else ''}")
             entries.append(
                 {
-                    "library": lib, "version": version, "uploaded": uploaded, "python": where[0],
-                    "platform": where[1], "checked": _z(now), "verdict": kind, "reason": reason[:300],
+                    "library": lib, "version": version, "uploaded": uploaded, "python": f"cp{python.replace('.', '')}",
+                    "platform": plat, "checked": _z(now), "verdict": kind, "reason": reason[:300],
                 }
             )  # fmt: skip
-            if not failed:
+            if kind == "installable":
                 added.setdefault(lib, []).append(version)
                 if date:
                     dates[f"{lib}=={version}"] = date

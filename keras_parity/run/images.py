@@ -38,17 +38,23 @@ _GLIBC = 36
 # Locks a rehearsal (keras_parity/rehearse.py) builds and runs images from, in place of the
 # pinned ones; their images are tagged by their own lock's digest, so the pinned stay as they are.
 _CANDIDATES: dict[tuple[str, str], Path] = {}
+# The Python a candidate lock was made for, where not the host's (a drift cell whose releases
+# need a newer one: keras_parity/drift/cellimage.py); its wheels are downloaded for that Python.
+_PYTHONS: dict[Path, str] = {}
 
 
 @contextlib.contextmanager
-def candidate_locks(locks: dict[str, Path], device: str = "cpu"):
-    """Within the block, each named backend's image is the one built from its candidate lock."""
+def candidate_locks(locks: dict[str, Path], device: str = "cpu", python: str | None = None):
+    """Within the block, each named backend's image is the one built from its candidate lock
+    (made for `python`, when given: its wheels are that Python's)."""
     _CANDIDATES.update({(b, device): lock for b, lock in locks.items()})
+    _PYTHONS.update({lock: python for lock in locks.values() if python})
     try:
         yield
     finally:
-        for b in locks:
+        for b, lock in locks.items():
             _CANDIDATES.pop((b, device), None)
+            _PYTHONS.pop(lock, None)
 
 
 def lock_file(backend: str, device: str = "cpu") -> Path:
@@ -173,9 +179,14 @@ def download_command(backend: str, device: str, dest: Path) -> list[str]:
     """pip download of every wheel of the image's lock, for Linux of the image's architecture
     (whatever the host), from the same sources as a local environment (envs.index_args)."""
     lock = lock_file(backend, device)
+    python = _PYTHONS.get(lock)  # else the host's, which the pinned locks are made for
+    other = []
+    if python:
+        other = ["--python-version", python, "--implementation", "cp", "--abi", f"cp{python.replace('.', '')}"]
     return [
         sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--require-hashes", "--only-binary=:all:",
-        *_wheel_platforms(), *index_args(lock.read_text(), tool="pip"), "-r", str(lock), "-d", str(dest),
+        *_wheel_platforms(), *other, *index_args(lock.read_text(), tool="pip"),
+        "-r", str(lock), "-d", str(dest),
     ]  # fmt: skip
 
 
