@@ -65,6 +65,14 @@ def _vs(arrays: dict, prev: dict | None, prefix: str) -> tuple[str, str]:
     return str(ulp), "yes" if all(arrays[k].tobytes() == prev[k].tobytes() for k in keys) else "no"
 
 
+def _same_weights(snapshot: Path, weights: dict[str, dict[str, str]]) -> set[str]:
+    """The models whose every builder ran the same weights in the neighbour `snapshot` as in this
+    cell (its JSON keeps them; one recorded before it did says nothing, so none)."""
+    meta = snapshot.with_suffix(".json")
+    theirs = golden.read_json(meta).get("weights", {}) if meta.exists() else {}
+    return {m for m, w in weights.items() if theirs.get(m) == w}
+
+
 def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path = DRIFT, also=()) -> list[dict]:
     """The cell's history rows; its snapshot is written under `root`, its neighbours are looked
     for there and then in the drift folders `also`. `registry` holds the models' specs."""
@@ -89,15 +97,20 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
     found = {axis: _neighbour(cell, axis, platform, (root, *also)) for axis in ("keras", "library")}
     neighbours = {a: f[0] if f else None for a, f in found.items()}
     prev = {a: golden.read_npz(f[1]) if f else None for a, f in found.items()}
+    weights = {m: {b: r.weights_sha256 for b, r in rec.builders.items()} for m, rec in run.models.items()}
+    # bits are compared only where both ran the same weights (a neighbour recorded before the
+    # weights' generator changed, or with another model file, says nothing about the release)
+    alike = {a: _same_weights(f[1], weights) if f else set() for a, f in found.items()}
     snap = snapshot_path(cell, platform, root)
     earlier = golden.read_npz(snap) if snap.exists() else {}  # models of this cell recorded before
     golden.write_npz(snap, earlier | run.arrays)
-    golden.write_json(snap.with_suffix(".json"), run.header())
+    known = golden.read_json(snap.with_suffix(".json")).get("weights", {}) if snap.with_suffix(".json").exists() else {}
+    golden.write_json(snap.with_suffix(".json"), run.header() | {"weights": known | weights})
     rows = []
     for result in evaluate({cell.backend: run}, models, registry):
         prefix = golden.key(result.model, result.case, result.path) + golden.SEP
-        ulp_k, same_k = _vs(run.arrays, prev["keras"], prefix)
-        ulp_l, same_l = _vs(run.arrays, prev["library"], prefix)
+        ulp_k, same_k = _vs(run.arrays, prev["keras"] if result.model in alike["keras"] else None, prefix)
+        ulp_l, same_l = _vs(run.arrays, prev["library"] if result.model in alike["library"] else None, prefix)
         rel = max((m.rel_l2 for m in result.outputs.values()), default=float("nan"))
         # failures, and an optimizer or loss config that moved since the goldens (a changed default)
         problems = [f.text() for f in result.findings if not f.note or f.kind == "config"]
