@@ -162,6 +162,12 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def watch(session: nox.Session) -> None:
+    """Run the watch list of upstream discrepancies on each backend (-- --update records it)."""
+    _keras_parity(session, "watch")
+
+
+@nox.session(python=PYTHON, default=False)
 def noise(session: nox.Session) -> None:
     """Measure the float32 noise the built-in tolerances are derived from (models/noise.json)."""
     _keras_parity(session, "noise")

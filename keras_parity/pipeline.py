@@ -51,7 +51,7 @@ class Plan(RunPlan):
         return cls(
             backends=backends, models=selection.models, registry=selection.registry, out=args.out,
             golden_dir=selection.golden_dir, settings=settings, docker=args.docker, twins=args.twins,
-            flags=RunFlags(device=args.device, training=args.training, twice=args.determinism),
+            flags=RunFlags(device=args.device, training=args.training, twice=args.determinism, watch=True),
             policies=tuple(args.policy or ()), variants=variants, float64=args.float64, strict=args.strict,
             strict_bits=args.strict_bits, verbose=args.verbose,
         )  # fmt: skip
@@ -183,8 +183,12 @@ def report(plan: Plan, runs: dict[str, BackendRun], cells: list[CellResult], con
     """The report step: the cells shown (show_report), parity.json and parity.xml in the plan's folder."""
     from keras_parity import report as reports
     from keras_parity.run.record import summary
+    from keras_parity.watch import judge as watched
 
     show_report(cells, plan.out, console, verbose=plan.verbose)
+    said = watched.line(watched.judge(runs, watched.load()), watched.load())
+    if said:
+        console.print(said, soft_wrap=True)
     meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/
     seeds = {m: plan.registry[m].seed for m in plan.models}
     reports.write_json(cells, meta, plan.out / "parity.json", seeds=seeds)

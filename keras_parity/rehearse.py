@@ -178,10 +178,10 @@ def row(pair: Pair, candidate_logs: Path | None = None) -> dict:
 
 def rehearse(
     args, backends: list[str], selection, log=print, settings: Settings = USERS
-) -> tuple[list[dict], dict[str, list[str]]]:
-    """(one row per cell, the pins each candidate moved per backend): the pinned and the
-    candidate runs of the backends the overrides touch, judged against the same goldens.
-    `selection`: the models (keras_parity/registry/select.py)."""
+) -> tuple[list[dict], dict[str, list[str]], dict]:
+    """(one row per cell, the pins each candidate moved per backend, the candidate runs): the
+    pinned and the candidate runs of the backends the overrides touch, judged against the same
+    goldens. `selection`: the models (keras_parity/registry/select.py)."""
     from keras_parity.run import images, service
     from keras_parity.run.flags import RunFlags
 
@@ -202,7 +202,8 @@ def rehearse(
         )
     plan = service.RunPlan(
         backends=list(locks), models=selection.models, registry=selection.registry,
-        flags=RunFlags(device=args.device, training=args.training), settings=settings, docker=args.docker,
+        flags=RunFlags(device=args.device, training=args.training, watch=True), settings=settings,
+        docker=args.docker,
         golden_dir=selection.golden_dir,
     )  # fmt: skip
     judging = {"training": args.training}
@@ -213,11 +214,11 @@ def rehearse(
             for b, lock in locks.items():
                 log(f"building the candidate {b} image from {lock.name}")
                 images.build(b, base_image=bases[b], log=log)
-            candidate = service.rerun(plan, into=out / "candidate", judging=judging, log=log)[1]
+            runs, candidate = service.rerun(plan, into=out / "candidate", judging=judging, log=log)
     else:
         python = {b: candidate_env(b, lock, log=log) for b, lock in locks.items()}
-        candidate = service.rerun(plan, into=out / "candidate", judging=judging, python=python, log=log)[1]
-    return [row(p, out / "candidate") for p in pairs(pinned, candidate)], moved
+        runs, candidate = service.rerun(plan, into=out / "candidate", judging=judging, python=python, log=log)
+    return [row(p, out / "candidate") for p in pairs(pinned, candidate)], moved, runs
 
 
 def _fmt(x: float | None) -> str:
@@ -246,10 +247,17 @@ def print_table(rows: list[dict], moved: dict[str, list[str]], overrides: list[s
 def main(args, backends: list[str], selection, console, settings: Settings = USERS) -> int:
     import json
 
+    from keras_parity.watch import judge as watched
+
     with progress.status(console, f"rehearsing {' '.join(args.with_)}"):
-        rows, moved = rehearse(args, backends, selection, log=console.print, settings=settings)
+        rows, moved, runs = rehearse(args, backends, selection, log=console.print, settings=settings)
     print_table(rows, moved, args.with_, console)
+    # the watch list under the candidate releases: a case they fix or bring is named with them
+    moved_watch = [r for r in watched.judge(runs, watched.load()) if r.failed and watched.load() is not None]
+    said = watched.line(watched.judge(runs, watched.load()), watched.load())
+    if said:
+        console.print(f"candidate: {said}", soft_wrap=True, markup=False)
     path = args.out / "rehearse" / "rehearsal.json"
     path.write_text(json.dumps({"with": args.with_, "moved": moved, "cells": rows}, indent=1) + "\n")
     console.print(f"{len(rows)} cells; the goldens are untouched; rehearsal in {path}", soft_wrap=True)
-    return from_verdicts(r["verdict"][1] for r in rows)
+    return from_verdicts([*(r["verdict"][1] for r in rows), *("fail" for _ in moved_watch)])

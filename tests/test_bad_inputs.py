@@ -265,6 +265,7 @@ WITH = [
 DRIFT = [
     case("drift-cell-no-equals", "drift keras", USAGE, "cannot read 'keras' as a pin"),
     case("drift-cell-no-version", "drift keras= jax=0.10.2", USAGE, "cannot read 'keras=' as a pin"),
+    case("watch-unknown-backend", "watch --backend mxnet", USAGE, "unknown backend 'mxnet'; choose from"),
     case("drift-cell-unknown-library", "drift numpy=2.0", USAGE, "unknown library 'numpy' in 'numpy=2.0'"),
     case("drift-cell-no-backend", "drift keras=3.10.0", USAGE, "a cell names exactly one backend library, got none"),
     case("drift-cell-two-backends", "drift jax=0.10.2 torch=2.9.0", USAGE, "names exactly one backend library"),

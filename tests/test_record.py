@@ -51,6 +51,7 @@ def _full_run() -> BackendRun:
         timings={"total": 2.0},
         peak_rss_mb=512.0,
         partial=True,
+        watch={"sparsemax-cumulative-sum": {"present": True, "measure": 0.5, "detail": "sums to 0.05"}},
     )
 
 

@@ -5,9 +5,22 @@ from __future__ import annotations
 import argparse
 
 from keras_parity import __version__
-from keras_parity.commands import bench, drift, golden, growth, images, localize, noise, parity, report, repro, zoo
+from keras_parity.commands import (
+    bench,
+    drift,
+    golden,
+    growth,
+    images,
+    localize,
+    noise,
+    parity,
+    report,
+    repro,
+    watch,
+    zoo,
+)  # fmt: skip
 
-COMMANDS = (parity, golden, bench, images, localize, zoo, drift, repro, report, noise, growth)
+COMMANDS = (parity, golden, bench, images, localize, zoo, drift, watch, repro, report, noise, growth)
 
 EPILOG = (
     "Each action is the nox session of the same name in a checkout (`nox -s parity -- ARGS`\n"

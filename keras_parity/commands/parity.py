@@ -65,7 +65,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, console) -> Exit:
-    from keras_parity.pipeline import Plan, parity
+    from keras_parity.pipeline import Plan, execute
+    from keras_parity.watch import judge as watched
 
     settings = run_settings(args)
     backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
@@ -73,5 +74,6 @@ def run(args, console) -> Exit:
         from keras_parity import rehearse
 
         return Exit(rehearse.main(args, backends, selection, console, settings))
-    cells = parity(Plan.from_args(args, backends, selection, settings), console)
-    return from_verdicts(c.verdict for c in cells)
+    runs, cells = execute(Plan.from_args(args, backends, selection, settings), console)
+    moved = [r for r in watched.judge(runs, watched.load()) if r.failed and watched.load() is not None]
+    return from_verdicts([*(c.verdict for c in cells), *("fail" for _ in moved)])

@@ -135,24 +135,28 @@ def rows_for(outcome: Outcome, models: list[str], registry: Registry, root: Path
     return rows
 
 
+def run_cell(matrix: Matrix, cell: Cell, plan: RunPlan, into: Path, log=print) -> BackendRun:
+    """The plan run in the cell's environment, or in an image of a newer Python where its
+    releases need one; a cellenv.CellFailure when neither can hold them."""
+
+    def start(**how):
+        return service.run(plan, into=into, log=log, **how)[cell.backend]
+
+    try:
+        return start(python={cell.backend: cellenv.ensure(matrix, cell, log=log)})
+    except cellenv.CellFailure as exc:
+        newer = cellimage.python_needed(exc.reason) if exc.kind == "uninstallable" else None
+        if newer is None:
+            raise
+        return cellimage.run(matrix, cell, newer, start, log)
+
+
 def _execute(matrix: Matrix, cell: Cell, models: list[str], registry: Registry, scratch: Path, log) -> Outcome:
     t0 = time.perf_counter()
     outcome = Outcome(cell)
     plan = RunPlan(backends=[cell.backend], models=models, registry=registry)
-
-    def start(**how):
-        return service.run(plan, into=scratch / cell.slug, log=log, **how)
-
     try:
-        try:
-            runs = start(python={cell.backend: cellenv.ensure(matrix, cell, log=log)})
-        except cellenv.CellFailure as exc:
-            # releases that need a newer Python than this one: in an image of that Python
-            newer = cellimage.python_needed(exc.reason) if exc.kind == "uninstallable" else None
-            if newer is None:
-                raise
-            runs = cellimage.run(matrix, cell, newer, start, log)
-        outcome.run = runs[cell.backend]
+        outcome.run = run_cell(matrix, cell, plan, scratch / cell.slug, log)
     except cellenv.CellFailure as exc:
         outcome.failure = exc
     outcome.seconds = time.perf_counter() - t0

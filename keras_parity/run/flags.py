@@ -22,6 +22,7 @@ class RunFlags:
     predict_only: bool = False  # the compiled path alone (the zoo: its question is the reference)
     tf32: bool = False  # TF32 on (GPUs; the default keeps it off)
     lstm_cudnn: bool = True  # LSTM layers may take cuDNN (False: the generic kernel)
+    watch: bool = False  # the watch list's reproducers too (keras_parity/watch), after the models
 
 
 # Each field's flag and help; a bool that defaults to True is switched off by its flag.
@@ -37,6 +38,7 @@ _FLAGS = {
     "predict_only": ("--predict-only", "inference cases on the predict path only"),
     "tf32": ("--tf32", "TF32 on (GPUs; the default keeps it off)"),
     "lstm_cudnn": ("--lstm-no-cudnn", "LSTM layers on the generic kernel, never cuDNN"),
+    "watch": ("--watch", "also run the watch list's reproducers (keras_parity/watch)"),
 }
 _CHOICES = {"device": ("cpu", "cuda"), "dtype": DTYPES}
 

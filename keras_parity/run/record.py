@@ -146,6 +146,7 @@ class BackendRun:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase ('import', 'build', ...)
     peak_rss_mb: float | None = None
     partial: bool = False  # written after each model: the process had not finished (run/runner.py)
+    watch: dict[str, dict] = field(default_factory=dict)  # the watch list's observations (keras_parity/watch)
 
     def cell(self, model: str, case: str, path: str) -> dict[str, np.ndarray]:
         return golden.part(self.arrays, model, case, path)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_parity import golden
+from keras_parity import golden, watch
 from keras_parity.judge.numerics import max_ulp
 from keras_parity.registry import userload, usermodel
 from keras_parity.registry.builtin import builtin_registry, model_module
@@ -261,6 +261,8 @@ def main(argv=None) -> int:
     capture = _run_models(
         specs, asked, timings, args.cache_dir, run, _starting(out / f"{backend}.progress"), checkpoint
     )
+    if asked.watch:  # the watch list's reproducers, after the models (keras_parity/watch)
+        run.watch = watch.observe(backend)
     timings["total"] = time.perf_counter() - t_start
     run.timings, run.peak_rss_mb = timings, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB
     checkpoint(capture, partial=False)
