@@ -107,5 +107,6 @@ def updated(results: list[WatchResult], expected: dict | None) -> dict:
         if r.observed is None:
             continue  # a reproducer that raised keeps its last recorded state
         state = {"state": "present" if r.observed else "absent", "seen": r.releases, "measure": r.measure}
-        data["cases"][r.case]["backends"][r.backend] = state
+        backends = data["cases"][r.case]["backends"]
+        backends[r.backend] = {**backends.get(r.backend, {}), **state}  # its releases' sweep stays
     return data
