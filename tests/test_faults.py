@@ -209,8 +209,10 @@ def test_ctrl_c_and_sigterm_exit_with_their_codes_and_one_line(monkeypatch, caps
 # ---- slow: the real command and its real backend processes ----
 
 
-def _start_parity(out: Path, *models: str, backends=("jax", "torch")) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_PARITY_ENVS": os.environ.get("KERAS_PARITY_ENVS", "")}
+def _start_parity(out: Path, *models: str, backends=("jax", "torch"), path: Path | None = None) -> subprocess.Popen:
+    """`parity` on the models as a process of its own; `path`: a folder of the user's builders."""
+    pythonpath = os.pathsep.join([str(ROOT), *([str(path)] if path else [])])
+    env = {**os.environ, "PYTHONPATH": pythonpath, "KERAS_PARITY_ENVS": os.environ.get("KERAS_PARITY_ENVS", "")}
     env = {k: v for k, v in env.items() if v}
     cmd = [sys.executable, "-m", "keras_parity", "parity", "--out", str(out)]
     cmd += [a for m in models for a in ("--model", m)] + [a for b in backends for a in ("--backend", b)]
@@ -225,10 +227,28 @@ def _wait_for(condition, proc: subprocess.Popen, seconds: float = 300) -> None:
         time.sleep(0.1)
 
 
+# A builder that waits until its runner is stopped: the built-in models finish faster than a
+# poll can catch a runner in them. User models run after the built-in ones, in the order given.
+PAUSED = """import time
+
+import keras
+
+
+def hang():
+    time.sleep(600)
+
+
+def quick():
+    x = keras.Input((3,), name="x")
+    return keras.Model(x, keras.layers.Dense(2, name="d")(x))
+"""
+
+
 @pytest.mark.slow
 def test_ctrl_c_during_parity_stops_the_backend_processes_and_exits_130(tmp_path):
+    (tmp_path / "paused_models.py").write_text(PAUSED)
     out = tmp_path / "results"
-    proc = _start_parity(out, "linear", "cnn", "lstm")  # enough to keep both busy for a while
+    proc = _start_parity(out, "linear", "paused_models:hang", path=tmp_path)  # both busy until stopped
     progress = [out / "raw" / f"{b}.progress" for b in ("jax", "torch")]
     _wait_for(lambda: all(p.exists() for p in progress), proc)  # both imported Keras and started
     assert len(_processes_mentioning(str(out / "raw"))) >= 2
@@ -278,8 +298,9 @@ def test_a_backend_started_by_hand_is_not_watched(monkeypatch):
 
 @pytest.mark.slow
 def test_parity_killed_with_sigkill_leaves_no_backend_process_running(tmp_path):
+    (tmp_path / "paused_models.py").write_text(PAUSED)
     out = tmp_path / "results"
-    proc = _start_parity(out, "linear", "cnn", "lstm")
+    proc = _start_parity(out, "linear", "paused_models:hang", path=tmp_path)
     progress = [out / "raw" / f"{b}.progress" for b in ("jax", "torch")]
     _wait_for(lambda: all(p.exists() for p in progress), proc)  # both backends are computing
     assert len(_processes_mentioning(str(out / "raw"))) >= 2
@@ -312,10 +333,12 @@ def test_two_commands_in_the_same_out_folder_the_second_refused_the_first_untouc
 def test_a_backend_killed_in_its_second_model_keeps_the_first_models_cells(tmp_path):
     import json
 
+    (tmp_path / "paused_models.py").write_text(PAUSED)
     out = tmp_path / "results"
-    proc = _start_parity(out, "linear", "cnn", "lstm", backends=("torch",))
-    _wait_for(lambda: (out / "raw" / "torch.progress").exists()
-              and (out / "raw" / "torch.progress").read_text() == "cnn", proc)  # fmt: skip
+    models = ("linear", "paused_models:hang", "paused_models:quick")
+    proc = _start_parity(out, *models, backends=("torch",), path=tmp_path)
+    progress = out / "raw" / "torch.progress"
+    _wait_for(lambda: progress.exists() and progress.read_text() == "paused_models.hang", proc)
     (runner,) = [p for p in _processes_mentioning(str(out / "raw")) if "keras_parity.run.runner" in
                  Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]  # fmt: skip
     os.kill(runner, signal.SIGKILL)
@@ -324,9 +347,9 @@ def test_a_backend_killed_in_its_second_model_keeps_the_first_models_cells(tmp_p
     cells = json.loads((out / "parity.json").read_text())["cells"]
     verdicts = {(c["model"], c["status"]) for c in cells}
     assert {s for m, s in verdicts if m == "linear"} == {"pass"}
-    assert {s for m, s in verdicts if m in ("cnn", "lstm")} == {"error"}
-    assert "torch failed on cnn: its runner was killed by SIGKILL: " in stdout
-    assert "torch failed on lstm: not run: torch stopped on cnn before it" in stdout
+    assert {s for m, s in verdicts if m.startswith("paused_models.")} == {"error"}
+    assert "torch failed on paused_models.hang: its runner was killed by SIGKILL: " in stdout
+    assert "torch failed on paused_models.quick: not run: torch stopped on paused_models.hang before it" in stdout
 
 
 @pytest.mark.parametrize(
