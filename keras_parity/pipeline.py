@@ -186,7 +186,8 @@ def report(plan: Plan, runs: dict[str, BackendRun], cells: list[CellResult], con
     from keras_parity.watch import judge as watched
 
     show_report(cells, plan.out, console, verbose=plan.verbose)
-    said = watched.line(watched.judge(runs, watched.load()), watched.load())
+    expected = watched.load()
+    said = watched.line(watched.judge(runs, expected), expected)
     if said:
         console.print(said, soft_wrap=True)
     meta = {b: summary(r) for b, r in runs.items()}  # graphs and weight lists stay in raw/

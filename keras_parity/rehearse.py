@@ -253,8 +253,10 @@ def main(args, backends: list[str], selection, console, settings: Settings = USE
         rows, moved, runs = rehearse(args, backends, selection, log=console.print, settings=settings)
     print_table(rows, moved, args.with_, console)
     # the watch list under the candidate releases: a case they fix or bring is named with them
-    moved_watch = [r for r in watched.judge(runs, watched.load()) if r.failed and watched.load() is not None]
-    said = watched.line(watched.judge(runs, watched.load()), watched.load())
+    expected = watched.load()
+    results = watched.judge(runs, expected)
+    moved_watch = [r for r in results if r.failed] if expected is not None else []
+    said = watched.line(results, expected)
     if said:
         console.print(f"candidate: {said}", soft_wrap=True, markup=False)
     path = args.out / "rehearse" / "rehearsal.json"
