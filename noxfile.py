@@ -74,6 +74,18 @@ def localize(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
+def sensitivity(session: nox.Session) -> None:
+    """Per layer, the least change the verdict catches, confirmed by planted runs (-- --model M | --model-file F)."""
+    _keras_parity(session, "sensitivity")
+
+
+@nox.session(python=PYTHON, default=False)
+def faults(session: nox.Session) -> None:
+    """Plant the fault catalogue and print recall, false alarms and localization (-- --ci: the slice)."""
+    _keras_parity(session, "faults")
+
+
+@nox.session(python=PYTHON, default=False)
 def repro(session: nox.Session) -> None:
     """Write one cell as a standalone script to hand upstream (-- lstm/lstm --backend jax)."""
     _keras_parity(session, "repro")

@@ -51,7 +51,8 @@ class Plan(RunPlan):
         return cls(
             backends=backends, models=selection.models, registry=selection.registry, out=args.out,
             golden_dir=selection.golden_dir, settings=settings, docker=args.docker, twins=args.twins,
-            flags=RunFlags(device=args.device, training=args.training, twice=args.determinism, watch=True),
+            flags=RunFlags(device=args.device, training=args.training, twice=args.determinism, watch=True,
+                           patch=str(args.patch or "")),
             policies=tuple(args.policy or ()), variants=variants, float64=args.float64, strict=args.strict,
             strict_bits=args.strict_bits, verbose=args.verbose,
         )  # fmt: skip
@@ -99,7 +100,7 @@ def run_and_judge(
     )  # fmt: skip
     golden.write_obtained(obtained_outputs(runs, cells, plan.registry, plan.golden_dir))  # the main run's failures
     for policy in plan.policies:  # the same models under another dtype policy
-        asked = RunFlags(device=plan.flags.device, dtype=policy)
+        asked = RunFlags(device=plan.flags.device, dtype=policy, patch=plan.flags.patch)
         judging = {"policy": policy, "strict": plan.strict}
         cells += service.rerun(plan, into=plan.out / policy, flags=asked, judging=judging, log=log)[1]
     for variant in plan.variants:

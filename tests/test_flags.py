@@ -16,7 +16,7 @@ def _parsed(argv: list[str]) -> RunFlags:
 def test_every_flag_survives_the_command_line_alone_and_together():
     default = RunFlags()
     assert _parsed(flags.to_argv(default)) == default and flags.to_argv(default) == ["--device", "cpu"]
-    other = {"device": "cuda", "dtype": "mixed_bfloat16"}
+    other = {"device": "cuda", "dtype": "mixed_bfloat16", "plants": "/tmp/plants.json", "patch": "/tmp/fix.py"}
     changed = {f.name: (not f.default) if isinstance(f.default, bool) else other[f.name] for f in fields(RunFlags)}
     for name, value in changed.items():
         one = replace(default, **{name: value})

@@ -9,7 +9,7 @@ from keras_parity.judge.goldens import read_goldens, regen_command
 from keras_parity.registry import usermodel
 from keras_parity.registry.builtin import builtin_registry
 from keras_parity.rehearse import Pair, row
-from keras_parity.run import runner
+from keras_parity.run import record
 
 ROOT_CAUSE = "GlorotUniform.__init__() got an unexpected keyword argument 'input_axes'"
 
@@ -23,16 +23,16 @@ def _keras_loading_error() -> TypeError:
 
 
 def test_a_model_file_keras_cannot_read_names_its_root_cause_not_the_models_code():
-    line = runner._one_line(_keras_loading_error(), "jax", users=True)
+    line = record.one_line(_keras_loading_error(), "jax", users=True)
     assert "\n" not in line and f"root cause: {ROOT_CAUSE}" in line
     assert line.startswith("TypeError: <class 'Functional'> could not be deserialized properly; root cause")
     assert "fix it there" not in line and "saved by a newer Keras" in line
 
 
 def test_an_error_in_the_users_code_still_says_where_to_look():
-    line = runner._one_line(ValueError("bad shape\nmore"), "torch", users=True)
+    line = record.one_line(ValueError("bad shape\nmore"), "torch", users=True)
     assert line == "ValueError: bad shape (raised by the model's own code on torch; fix it there)"
-    assert runner._one_line(ValueError("bad shape"), "torch", users=False) == "ValueError: bad shape"
+    assert record.one_line(ValueError("bad shape"), "torch", users=False) == "ValueError: bad shape"
 
 
 def test_a_candidates_error_names_its_backends_log(tmp_path):

@@ -39,6 +39,7 @@ def _full_run() -> BackendRun:
         layers={"m/inference/dense": np.ones(2)},
         sketches={"m/inference/dense": np.zeros(4)},
         feeds={"m/inputs/inference/x": np.ones((1, 2))},
+        planted={"p1/arrays/m/inference/eager/output": np.full(3, 2.0)},
         twin=True,
         env={"KERAS_BACKEND": "jax"},
         dtype="float32",

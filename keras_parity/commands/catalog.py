@@ -8,6 +8,7 @@ from keras_parity import __version__
 from keras_parity.commands import (
     bench,
     drift,
+    faults,
     golden,
     growth,
     images,
@@ -16,11 +17,14 @@ from keras_parity.commands import (
     parity,
     report,
     repro,
+    sensitivity,
     watch,
     zoo,
 )  # fmt: skip
 
-COMMANDS = (parity, golden, bench, images, localize, zoo, drift, watch, repro, report, noise, growth)
+COMMANDS = (
+    parity, golden, bench, images, localize, sensitivity, faults, zoo, drift, watch, repro, report, noise, growth,
+)  # fmt: skip
 
 EPILOG = (
     "Each action is the nox session of the same name in a checkout (`nox -s parity -- ARGS`\n"

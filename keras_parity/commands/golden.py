@@ -40,10 +40,12 @@ def run(args, console) -> Exit:
     )  # fmt: skip
     with progress.status(console, f"running {', '.join(models)} on {', '.join(backends)}"):
         runs = service.run(plan, into=args.out / "raw", twins=args.twins, log=console.print)
+    noise_runs = _under_a_cap(plan, args, console)
     console.print("regenerating goldens (unchanged files are not touched):")
     problems = regenerate(
-        runs, models, registry, selection.golden_dir, log=console.print, snapshots_only=args.snapshots_only
-    )
+        runs, models, registry, selection.golden_dir, log=console.print, snapshots_only=args.snapshots_only,
+        noise_runs=noise_runs,
+    )  # fmt: skip
     # A backend whose process did not run is the machine's; anything else left unwritten (a model
     # failing on a backend, snapshots refused) is for a person to look at.
     if any(r.error for r in runs.values()):
@@ -51,3 +53,22 @@ def run(args, console) -> Exit:
     if any(r.usage_errors for r in runs.values()):  # the user's files or inputs, said in the log above
         return Exit.USAGE
     return Exit.REGRESSION if problems else Exit.OK
+
+
+NOISE_CAP = "avx2"  # a user model's noise is measured under this ISA cap too: another CPU's kernels
+
+
+def _under_a_cap(plan, args, console) -> dict:
+    """Your own models run again under an ISA cap, for the float32 noise their tolerances are
+    measured from (registry/usermodel.py, measured_noise); none for snapshots only, a GPU, or
+    your own --rel-l2 or --isa-cap."""
+    from dataclasses import replace
+
+    from keras_parity.run import service
+
+    users = [m for m in plan.models if plan.registry[m].source and plan.registry[m].source.rel_l2 is None]
+    if not users or args.snapshots_only or args.device != "cpu" or plan.settings.isa_cap or plan.docker:
+        return {}
+    capped = replace(plan, models=users, settings=replace(plan.settings, isa_cap=NOISE_CAP))
+    with progress.status(console, f"measuring the noise of {', '.join(users)} under ISA cap {NOISE_CAP}"):
+        return service.run(capped, into=args.out / "raw-capped", log=console.print)

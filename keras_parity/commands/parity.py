@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from keras_parity.commands.arguments import VERBOSE, common, run_arguments, run_settings
+from keras_parity.commands.arguments import VERBOSE, common, run_arguments, run_settings, user_path
 from keras_parity.commands.selection import models as chosen_models
 from keras_parity.commands.selection import pick
 from keras_parity.exitcodes import Exit, from_verdicts
@@ -61,6 +61,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="fail a cell whose bits moved against this platform's own snapshot (pinned CI, not upgrades)",
     )
+    p.add_argument(
+        "--patch",
+        type=user_path,
+        metavar="FILE.py",
+        help="a Python file each backend process runs after importing Keras: a proposed fix or a planted "
+        "fault, tried against the goldens in memory (no installed file is edited)",
+    )
     return p
 
 
@@ -69,6 +76,7 @@ def run(args, console) -> Exit:
     from keras_parity.watch import judge as watched
 
     settings = run_settings(args)
+    _check_patch(args)
     backends, selection = pick("backend", args.backend, BACKENDS), chosen_models(args, console)
     if args.with_:
         from keras_parity import rehearse
@@ -78,3 +86,15 @@ def run(args, console) -> Exit:
     expected = watched.load()  # without it (an installed package) nothing is compared, nothing fails
     moved = [r for r in watched.judge(runs, expected) if r.failed] if expected is not None else []
     return from_verdicts([*(c.verdict for c in cells), *("fail" for _ in moved)])
+
+
+def _check_patch(args) -> None:
+    """--patch: an existing .py file, on the local backends (a container cannot see it)."""
+    from keras_parity.errors import UsageError
+
+    if args.patch is None:
+        return
+    if args.patch.suffix != ".py" or not args.patch.is_file():
+        raise UsageError(f"--patch {args.patch}: not a Python file; give the path of a .py file")
+    if args.docker or args.with_:
+        raise UsageError("--patch runs in the local environments only; leave out --docker and --with")

@@ -55,7 +55,11 @@ def variant_cells(plan, variant: str, base: list[CellResult], runs: dict, log=pr
     if not todo or not chosen:
         return cells
     asked = RunFlags(
-        device="cuda" if gpu else "cpu", training=False, tf32=variant == "tf32", lstm_cudnn=variant != "lstm-no-cudnn"
+        device="cuda" if gpu else "cpu",
+        training=False,
+        tf32=variant == "tf32",
+        lstm_cudnn=variant != "lstm-no-cudnn",
+        patch=plan.flags.patch,
     )
     judging = {"precision": "tf32" if variant == "tf32" else "float32", "training": False}
     _, found = service.rerun(plan, Subset(todo, chosen), into=plan.out / variant, flags=asked, judging=judging, log=log)

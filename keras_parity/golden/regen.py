@@ -18,7 +18,7 @@ from keras_parity.judge.numerics import ulp_distance
 from keras_parity.reference import UnsupportedLayer, reference_gaps
 from keras_parity.reference import evaluate as reference_eval
 from keras_parity.reference import training as training_reference
-from keras_parity.registry import usermodel
+from keras_parity.registry import usermodel, usernoise
 from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS, ModelSpec, Registry
 from keras_parity.run import training
 from keras_parity.run.launch import BackendRun
@@ -94,8 +94,7 @@ def _describe_change(old: dict | None, new: dict) -> list[str]:
     if old is None:
         return ["new"]
     lines = _describe_keys(old, new)
-    added = {k for k in new if k not in old}
-    removed = {k for k in old if k not in new}
+    added, removed = set(new) - set(old), set(old) - set(new)
     # Many keys come and go at once when a case is added (ResNet50's training path: 200+):
     # one line per case and output group.
     for what, keys in (("added", added), ("removed", removed)):
@@ -111,9 +110,7 @@ def _describe_change(old: dict | None, new: dict) -> list[str]:
 
 def _describe_keys(old: dict, new: dict) -> list[str]:
     lines = []
-    for key in sorted(set(old) | set(new)):
-        if key not in new or key not in old:
-            continue
+    for key in sorted(set(old) & set(new)):
         if old[key].shape != new[key].shape or old[key].dtype != new[key].dtype:
             lines.append(f"{key}: {old[key].dtype}{old[key].shape} -> {new[key].dtype}{new[key].shape}")
         elif not np.array_equal(old[key], new[key], equal_nan=True):
@@ -213,17 +210,19 @@ def regenerate(
     root: Path = golden.GOLDEN,
     log=print,
     snapshots_only=False,
+    noise_runs: dict[str, BackendRun] | None = None,
 ) -> int:
     """Returns the number of problems (0 = all written). snapshots_only: write this platform's
     snapshots only, from runs whose weights and inputs are the goldens' own. `registry` holds
-    the models' specs."""
+    the models' specs; `noise_runs`: user models run again under an ISA cap (usernoise.py)."""
     sets: list[tuple[Path, list[tuple[Path, dict]]]] = []
     problems = 0
     for model in models:
         mdir = usermodel.root_of(registry[model], root) / model
         for line in golden.recover(mdir.parent, model):  # what a stopped regeneration left
             log(f"  {model}: {line}, left by a stopped `golden`")
-        model_writes, model_problems = _model_writes(model, registry[model], runs, root, log, snapshots_only)
+        capped = [r for r in (noise_runs or {}).values() if not r.error and model in r.models]
+        model_writes, model_problems = _model_writes(model, registry[model], runs, root, log, snapshots_only, capped)
         sets.append((mdir, model_writes))
         problems += model_problems
     for mdir, model_writes in sets:
@@ -255,7 +254,7 @@ def _old(path: Path, log) -> dict[str, np.ndarray] | None:
     return None
 
 
-def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root: Path, log, snapshots_only: bool):
+def _model_writes(model, spec: ModelSpec, runs: dict, root: Path, log, snapshots_only: bool, capped: list):
     """(the files to write for one model, the number of problems found), nothing written yet."""
     done = [r for r in runs.values() if not r.error and model in r.models]
     # The reference comes from the Keras runs; a native twin (--twins) only gets its snapshot.
@@ -281,15 +280,16 @@ def _model_writes(model: str, spec: ModelSpec, runs: dict[str, BackendRun], root
             return [], problems + 1
         return _snapshot_writes(model, done, mroot, log), problems
     try:
-        writes = _reference_writes(model, spec, ok, mroot, log)
+        writes = _reference_writes(model, spec, ok, mroot, log, capped)
     except Exception as exc:
         log(f"[red]{model}: {type(exc).__name__}: {exc}; its goldens are left as they were[/]")
         return [], problems + 1
     return writes + _snapshot_writes(model, done, mroot, log), problems
 
 
-def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: Path, log) -> list[tuple[Path, dict]]:
-    """The float64 reference, its JSON and the graph it was computed from, for one model."""
+def _reference_writes(model: str, spec: ModelSpec, ok: list, mroot: Path, log, capped: list) -> list[tuple[Path, dict]]:
+    """The float64 reference, its JSON and the graph it was computed from, for one model; a
+    user model's JSON with the float32 noise of `ok` and `capped` (its runs under an ISA cap)."""
     builders = _builders_agree(model, ok)
     configs = _training_configs(model, ok)
     layers: dict[str, np.ndarray] = {}
@@ -320,6 +320,8 @@ def _reference_writes(model: str, spec: ModelSpec, ok: list[BackendRun], mroot: 
     }
     if configs:
         ref_json["training"] = configs
+    if spec.source and kind["kind"] == "float64" and spec.source.rel_l2 is None:
+        ref_json["noise"] = usernoise.measured_noise(model, ref, ok + capped)
     ref_path = golden.reference_path(model, mroot)
     ref = _settled(ref_path, ref, f"{model} reference", log)
     if kind["kind"] != "float64":

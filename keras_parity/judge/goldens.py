@@ -3,11 +3,11 @@ with the exact command that makes them anew when they cannot be read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from keras_parity import golden
-from keras_parity.registry import usermodel
+from keras_parity.registry import usermodel, usernoise
 from keras_parity.registry.select import finish_command
 from keras_parity.registry.spec import ModelSpec
 
@@ -57,6 +57,8 @@ def read_goldens(model: str, root: Path, spec: ModelSpec, regen: str | None = No
         g.notes = (f"a stopped `golden` left {stopped}: these are the previous goldens; finish with {g.finish}",)
     try:
         g.ref, g.ref_json = golden.read_npz(path), golden.read_reference_json(path.with_suffix(".json"))
+        if spec.source and spec.source.rel_l2 is None and "noise" in g.ref_json:  # measured at `golden`
+            g.spec = replace(spec, tol=usernoise.measured_tol(g.ref_json["noise"]))
         if golden.weights_path(model, g.root).exists():
             g.weights = golden.read_npz(golden.weights_path(model, g.root))
         graph_file = golden.graph_path(model, g.root)  # the pytest fixture's goldens have none

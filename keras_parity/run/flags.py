@@ -23,6 +23,8 @@ class RunFlags:
     tf32: bool = False  # TF32 on (GPUs; the default keeps it off)
     lstm_cudnn: bool = True  # LSTM layers may take cuDNN (False: the generic kernel)
     watch: bool = False  # the watch list's reproducers too (keras_parity/watch), after the models
+    plants: str = ""  # a JSON file of planted changes to run after the models (keras_parity/run/plant.py)
+    patch: str = ""  # a Python file run after Keras is imported, before the models (`parity --patch`)
 
 
 # Each field's flag and help; a bool that defaults to True is switched off by its flag.
@@ -39,6 +41,8 @@ _FLAGS = {
     "tf32": ("--tf32", "TF32 on (GPUs; the default keeps it off)"),
     "lstm_cudnn": ("--lstm-no-cudnn", "LSTM layers on the generic kernel, never cuDNN"),
     "watch": ("--watch", "also run the watch list's reproducers (keras_parity/watch)"),
+    "plants": ("--plants", "a JSON file of planted changes to run after the models (run/plant.py)"),
+    "patch": ("--patch", "a Python file run after Keras is imported, before the models"),
 }
 _CHOICES = {"device": ("cpu", "cuda"), "dtype": DTYPES}
 
@@ -61,7 +65,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         if isinstance(f.default, bool):
             ap.add_argument(flag, dest=f.name, action="store_false" if f.default else "store_true", help=help_)
         else:
-            ap.add_argument(flag, dest=f.name, default=f.default, choices=_CHOICES[f.name], help=help_)
+            ap.add_argument(flag, dest=f.name, default=f.default, choices=_CHOICES.get(f.name), help=help_)
 
 
 def from_namespace(ns: argparse.Namespace) -> RunFlags:

@@ -121,14 +121,17 @@ class BackendRun:
     whole backend failed (no environment, no import, a crash); `wall`: its process's wall time."""
 
     ALWAYS: ClassVar[frozenset[str]] = frozenset({"backend", "models", "errors"})
-    ARRAYS: ClassVar[tuple[str, ...]] = ("layers", "sketches", "feeds")  # captures beside the outputs
-    UNWRITTEN: ClassVar[frozenset[str]] = frozenset({"arrays", "layers", "sketches", "feeds", "error", "wall"})
+    ARRAYS: ClassVar[tuple[str, ...]] = ("layers", "sketches", "feeds", "planted")  # captures beside the outputs
+    UNWRITTEN: ClassVar[frozenset[str]] = frozenset(
+        {"arrays", "layers", "sketches", "feeds", "planted", "error", "wall"}
+    )
 
     backend: str
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # 'model/case/path/output'
     layers: dict[str, np.ndarray] = field(default_factory=dict)  # '--layers': 'model/case/layer'
     sketches: dict[str, np.ndarray] = field(default_factory=dict)  # every layer's sketch: 'model/case/layer'
     feeds: dict[str, np.ndarray] = field(default_factory=dict)  # user models' weights and inputs
+    planted: dict[str, np.ndarray] = field(default_factory=dict)  # '--plants': '<plant id>/arrays|sketches/...'
     error: str | None = None
     wall: float = 0.0
     twin: bool = False  # a native twin (keras_parity/twins/), not a Keras backend
@@ -214,3 +217,18 @@ def read_run(out: Path, name: str) -> BackendRun:
             if (out / f"{name}.{part}.npz").exists():
                 setattr(run, part, golden.read_npz(out / f"{name}.{part}.npz"))
     return run
+
+
+def one_line(exc: Exception, backend: str, users: bool) -> str:
+    """An error in one line. Keras nests a model file's loading errors as 'Exception encountered:'
+    lines under a first one that names no cause: the innermost is the root cause."""
+    lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
+    nested = "Exception encountered:"
+    causes = [ln.removeprefix(nested).strip() for ln in lines if ln.startswith(nested)]
+    if causes:
+        return (
+            f"{lines[0].split('. ')[0]}; root cause: {causes[-1]} (Keras on {backend} could not rebuild the model "
+            "from its file: saved by a newer Keras, or a custom object it does not have)"
+        )
+    # the user's own code: say where to look
+    return lines[0] + (f" (raised by the model's own code on {backend}; fix it there)" if users else "")

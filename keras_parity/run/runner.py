@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import resource
+import runpy
 import sys
 import time
 import traceback
@@ -25,12 +26,12 @@ from keras_parity.registry import userload, usermodel
 from keras_parity.registry.builtin import builtin_registry, model_module
 from keras_parity.registry.select import runner_registry
 from keras_parity.registry.spec import OPTIMIZERS, TRAIN_STEPS
-from keras_parity.run import envinfo, flags, knobs, parent
+from keras_parity.run import envinfo, flags, knobs, parent, plant
 from keras_parity.run.build import build_model
 from keras_parity.run.flags import RunFlags
 from keras_parity.run.modelio import PATHS, case_paths, input_names, output_dict, set_weights, to_numpy
 from keras_parity.run.probe import CALL_PATHS, Probe
-from keras_parity.run.record import MODEL_MARKER, BackendRun, ModelRecord, Provenance, write_run
+from keras_parity.run.record import MODEL_MARKER, BackendRun, ModelRecord, Provenance, one_line, write_run
 from keras_parity.run.varpaths import path_of
 from keras_parity.run.weights import checksum, generate_inputs
 
@@ -243,6 +244,8 @@ def main(argv=None) -> int:
         write_run(out, run)
         print(f"{backend}: {started}", file=sys.stderr)
         return 2
+    if asked.patch:  # the user's change to Keras, in this process's memory only (`parity --patch`)
+        runpy.run_path(asked.patch, run_name="keras_parity_patch")
     timings["import"] = time.perf_counter() - t_start
     # The imports' objects live on: frozen, _release's collections skip them (torch: 0.14 s a model)
     gc.freeze()
@@ -263,6 +266,8 @@ def main(argv=None) -> int:
     )
     if asked.watch:  # the watch list's reproducers, after the models (keras_parity/watch)
         run.watch = watch.observe(backend)
+    if asked.plants:  # planted changes, after the models (keras_parity/run/plant.py)
+        run.planted = plant.run(specs, backend, asked, args.cache_dir, Path(asked.plants))
     timings["total"] = time.perf_counter() - t_start
     run.timings, run.peak_rss_mb = timings, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB
     checkpoint(capture, partial=False)
@@ -308,7 +313,7 @@ def _run_one(name, spec, asked: RunFlags, timings, cache, run: BackendRun, captu
         print(f"{backend}: {exc}", file=sys.stderr)
         return
     except Exception as exc:
-        run.errors[name] = _one_line(exc, backend, bool(spec.source))
+        run.errors[name] = one_line(exc, backend, bool(spec.source))
         traceback.print_exc()
         return
     run.arrays.update({golden.key(name, k): v for k, v in model_arrays.items()})
@@ -317,21 +322,6 @@ def _run_one(name, spec, asked: RunFlags, timings, cache, run: BackendRun, captu
         if mine_part is not None and all_part is not None:  # both asked for by the same flags
             all_part.update({golden.key(name, k): v for k, v in mine_part.items()})
     _release(backend)
-
-
-def _one_line(exc: Exception, backend: str, users: bool) -> str:
-    """An error in one line. Keras nests a model file's loading errors as 'Exception encountered:'
-    lines under a first one that names no cause: the innermost is the root cause."""
-    lines = [ln.strip() for ln in f"{type(exc).__name__}: {exc}".splitlines() if ln.strip()]
-    nested = "Exception encountered:"
-    causes = [ln.removeprefix(nested).strip() for ln in lines if ln.startswith(nested)]
-    if causes:
-        return (
-            f"{lines[0].split('. ')[0]}; root cause: {causes[-1]} (Keras on {backend} could not rebuild the model "
-            "from its file: saved by a newer Keras, or a custom object it does not have)"
-        )
-    # the user's own code: say where to look
-    return lines[0] + (f" (raised by the model's own code on {backend}; fix it there)" if users else "")
 
 
 def _release(backend: str) -> None:

@@ -1,0 +1,101 @@
+"""What `keras-parity faults` shows: a line per fault as it ends, the table, the summary, faults.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_parity.faults import CleanRun, FaultResult
+from keras_parity.golden import files
+
+
+@dataclass(frozen=True)
+class Summary:
+    exercised: int  # faults that touched some cell
+    caught: int
+    recall: float
+    false_alarms: int  # cells not passing over every clean run (and collateral failures in fault runs)
+    clean_cells: int  # cells judged over the clean runs
+    localized: int
+    localized_right: int
+    localization: float | None
+    seconds: float
+
+    @property
+    def lines(self) -> list[str]:
+        loc = f"{self.localization:.0%}" if self.localization is not None else "-"
+        return [
+            f"recall: {self.caught}/{self.exercised} faults caught on every cell they touched ({self.recall:.0%})",
+            f"false alarms: {self.false_alarms} cells not passing over {self.clean_cells} clean cells",
+            f"localization: {self.localized_right}/{self.localized} first divergent layers right ({loc})",
+            f"time: {self.seconds / 60:.1f} min",
+        ]
+
+
+def summary(results: list[FaultResult], runs: list[CleanRun], seconds: float) -> Summary:
+    exercised = [r for r in results if r.touched]
+    caught = sum(r.caught for r in exercised)
+    localized = [c for r in results for c in r.localizations]
+    right = sum(c.localized == c.first_moved for c in localized)
+    alarms = sum(len(r.not_passing) for r in runs) + sum(len(r.collateral) for r in results)
+    cells = sum(r.judged for r in runs)
+    return Summary(
+        len(exercised), caught, caught / len(exercised) if exercised else 0.0, alarms, cells,
+        len(localized), right, right / len(localized) if localized else None, seconds,
+    )  # fmt: skip
+
+
+def progress_line(r: FaultResult, i: int, n: int) -> str:
+    state = "caught" if r.caught else ("not exercised" if not r.touched else f"ESCAPED on {len(r.escaped)} cells")
+    state = f"CRASHED on {len(r.crashed)} cells: {r.crashed[0].error}" if r.crashed else state
+    return f"[{i}/{n}] {r.fault.name}: {len(r.touched)} cells touched, {state}, {r.seconds:.0f} s"
+
+
+def table(results: list[FaultResult], s: Summary, console) -> None:
+    from rich.table import Table
+
+    t = Table(title="the fault catalogue through `parity --patch`")
+    for col in ("fault", "kind", "touched", "failed", "escaped", "localized right", "s"):
+        t.add_column(col, justify="left" if col in ("fault", "kind") else "right")
+    for r in results:
+        loc = r.localizations
+        t.add_row(
+            r.fault.name, r.fault.kind, str(len(r.touched)), str(len(r.touched) - len(r.escaped)),
+            f"[red]{len(r.escaped)}[/]" if r.escaped else "0",
+            f"{sum(c.localized == c.first_moved for c in loc)}/{len(loc)}" if loc else "-", f"{r.seconds:.0f}",
+        )  # fmt: skip
+    console.print(t)
+    for r in results:
+        for c in r.escaped:
+            console.print(f"[red]escaped[/] {r.fault.name}: {c.model}/{c.case} on {c.backend} passed at "
+                          f"{c.ratio or 0:.2f}x its tolerance", soft_wrap=True)  # fmt: skip
+        for c in r.localizations:
+            if c.localized != c.first_moved:
+                console.print(f"[yellow]mislocalized[/] {r.fault.name}: {c.model}/{c.case} on {c.backend} named "
+                              f"'{c.localized}', the change starts at '{c.first_moved}'", soft_wrap=True)  # fmt: skip
+        for c in r.crashed[:1]:
+            console.print(
+                f"[red]crashed[/] {r.fault.name}: {c.model}/{c.case} on {c.backend}: {c.error}", soft_wrap=True
+            )
+        if not r.touched:
+            console.print(f"[yellow]not exercised[/] {r.fault.name}: no cell of these models changed", soft_wrap=True)
+    for line in s.lines:
+        console.print(line)
+
+
+def write_json(results: list[FaultResult], runs: list[CleanRun], s: Summary, out: Path) -> Path:
+    data = {
+        "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "summary": dataclasses.asdict(s),
+        "clean_runs": [dataclasses.asdict(r) for r in runs],
+        "faults": [
+            {"name": r.fault.name, "kind": r.fault.kind, "modeled_on": r.fault.modeled_on, "seconds": r.seconds,
+             "caught": r.caught, "cells": [dataclasses.asdict(c) for c in r.cells]}
+            for r in results
+        ],
+    }  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    files.write_json(out, data)
+    return out
