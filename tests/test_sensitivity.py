@@ -146,3 +146,47 @@ def test_parity_agrees_with_each_threshold_of_a_layer(example, tmp_path, which):
     want = "fail" if which == "caught" else "pass"
     assert {c["backend"] for c in cells} == {"tensorflow", "jax", "torch"}
     assert all(c["status"] == want for c in cells), (delta, proc.stdout[-2000:])
+
+
+DEAD_BRANCH = """
+import sys
+
+import keras
+import numpy as np
+
+x = keras.Input((4,), name="x")
+dead = keras.layers.Dense(3, activation="relu", name="dead")(x)  # bias -10: off for inputs in [-1, 1]
+live = keras.layers.Dense(3, name="live")(x)
+model = keras.Model(x, keras.layers.Add(name="sum")([dead, live]))
+rng = np.random.default_rng(0)
+model.get_layer("dead").set_weights([rng.uniform(-1, 1, (4, 3)).astype("float32"), np.full(3, -10.0, "float32")])
+model.get_layer("live").set_weights([rng.uniform(-1, 1, (4, 3)).astype("float32"), np.zeros(3, "float32")])
+model.save(sys.argv[1])
+np.savez(sys.argv[2], x=rng.uniform(-1, 1, (8, 4)).astype("float32"))
+"""
+
+
+@pytest.mark.slow
+def test_a_branch_the_inputs_never_reach_is_named_hidden_with_its_fix(tmp_path):
+    """A ReLU branch off for every input: no change of its output or weights moves anything the
+    suite judges, so the command names it, with more inputs or a wider range as the fix."""
+    import subprocess
+
+    from keras_parity.run import envs
+
+    env = {"KERAS_BACKEND": "tensorflow", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    (tmp_path / "make.py").write_text(DEAD_BRANCH)
+    model, inputs = tmp_path / "dead.keras", tmp_path / "dead.npz"
+    subprocess.run([str(envs.ensure("tensorflow")), str(tmp_path / "make.py"), str(model), str(inputs)], env=env,
+                   check=True)  # fmt: skip
+    args = ("--model-file", str(model), "--inputs", str(inputs), "--backend", "jax")
+    made = cli("golden", *args, "--out", str(tmp_path / "g"))
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    proc = cli("sensitivity", *args, "--out", str(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "s" / "sensitivity.json").read_text())["thresholds"]
+    hidden = {(r["layer"], r["target"]) for r in rows if r["hidden"]}
+    assert hidden == {("dead", "output"), ("dead", "weights")}, rows
+    said = " ".join(proc.stdout.split())
+    assert "hidden dead/inference on jax: a change of 30% in 'dead' (output) passes; nothing the suite judges" in said
+    assert all(r["confirmed"] for r in rows if r["layer"] in ("live", "sum")), rows
