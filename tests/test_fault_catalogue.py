@@ -42,17 +42,18 @@ def test_a_fault_is_caught_only_when_every_cell_it_touched_fails():
     )
     assert _result(hit, untouched).caught
     r = _result(hit, missed, untouched)
-    assert not r.caught and r.escaped == [missed] and r.collateral == []
+    assert not r.caught and r.escaped == [missed] and r.beyond_bits == []
     assert not _result(untouched).caught and not _result(untouched).touched  # not exercised
     broken = Cell("m", "a", "jax", True, True, error="TypeError: patch")
     assert not _result(broken).caught and _result(broken).crashed == [broken]
-    assert _result(Cell("m", "c", "jax", False, True)).collateral  # failed where it never reached
+    assert _result(Cell("m", "c", "jax", False, True)).beyond_bits  # failed with its bits unchanged
 
 
 def test_the_summary_counts_recall_false_alarms_and_localization():
     right = Cell("m", "a", "jax", True, True, localized="conv", first_moved="conv")
     wrong = Cell("m", "a", "torch", True, True, localized="head", first_moved="conv")
-    results = [
+    results = [  # a fault run's cell failing with its bits unchanged is not a false alarm
+        _result(Cell("m", "z", "jax", False, True, problem="Keras default of Adam changed")),
         _result(right, wrong),
         _result(Cell("m", "b", "jax", True, False)),
         _result(Cell("m", "b", "jax", False, False)),
@@ -60,7 +61,7 @@ def test_the_summary_counts_recall_false_alarms_and_localization():
     runs = [CleanRun("native", (), 10, 1.0), CleanRun("foreign", ("m/a/jax/eager: fail",), 10, 1.0)]
     s = show.summary(results, runs, 60.0)
     assert (s.exercised, s.caught, s.recall) == (2, 1, 0.5)
-    assert (s.false_alarms, s.clean_cells) == (1, 20)
+    assert (s.false_alarms, s.clean_cells, s.beyond_bits) == (1, 20, 1)
     assert (s.localized, s.localized_right, s.localization) == (2, 1, 0.5)
 
 

@@ -6,7 +6,9 @@ through `parity --patch` and judged as a user's run would be, beside clean runs 
 - **Recall**: a fault is caught when every cell it touched fails (or errors); recall is the
   share of the faults that touched anything that are caught.
 - **False alarms**: cells that do not pass in clean runs, natively and under a foreign CPU's
-  kernels (OPENBLAS_CORETYPE=Haswell and an AVX2 cap), `clean` runs each.
+  kernels (OPENBLAS_CORETYPE=Haswell and an AVX2 cap), `clean` runs each. A fault run's cell that
+  fails with its bits unchanged is counted apart (`beyond_bits`): a changed default is named
+  wherever the model uses it.
 - **Localization**: of the touched forward cells the suite localized, the share naming the first
   layer whose output changed (its sketch, against the clean run's: the true first layer).
 Every run works on a copy of golden/ in a temporary folder; golden/ itself is never written.
@@ -47,6 +49,7 @@ class Cell:
     first_moved: str | None = None  # the first layer whose output changed (the truth)
     ratio: float | None = None  # its worst error over its tolerance (rel L2), a pass's margin
     error: str | None = None  # the cell errored (the patch broke the model rather than changed it)
+    problem: str | None = None  # a failing cell's first problem, as parity.json says it
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ class FaultResult:
         return bool(self.touched) and not self.escaped and not self.crashed
 
     @property
-    def collateral(self) -> list[Cell]:
-        """Cells the fault did not reach that failed anyway: a false alarm inside a fault run."""
+    def beyond_bits(self) -> list[Cell]:
+        """Cells whose bits the fault did not change that failed anyway: a changed Keras default a
+        cell's model uses is named even where these inputs do not show it (judge/defaults.py)."""
         return [c for c in self.cells if c.failed and not c.touched]
 
     @property
@@ -146,7 +150,9 @@ class Campaign:
             touched, first = self._moved(raw, model, case, backend)
             ratio = max((_ratio(c) for c in mine), default=None)
             error = next(("; ".join(c["problems"])[:300] for c in mine if c["status"] == "error"), None)
-            out.append(Cell(model, case, backend, touched, failed, named[0] if named else None, first, ratio, error))
+            problem = next((c["problems"][0][:300] for c in mine if c["status"] != "pass" and c["problems"]), None)
+            loc = named[0] if named else None
+            out.append(Cell(model, case, backend, touched, failed, loc, first, ratio, error, problem))
         return out
 
     def _cases(self, model: str) -> list[str]:

@@ -168,8 +168,10 @@ def _faults() -> tuple[Fault, ...]:
           "replace(keras.layers.BatchNormalization, 'call', make)"),
         # convolutions
         F("conv-kernel-flipped", "convolution", "a true convolution (kernel flipped) where Keras correlates",
-          _CONV_OP.format(body="spatial = tuple(range(kernel.ndim - 2))\n"
-                               "        return original(self, inputs, ops.flip(kernel, axis=spatial))")),
+          "_original = keras.src.ops.conv\n"
+          "def conv(inputs, kernel, *args, **kwargs):\n"
+          "    return _original(inputs, ops.flip(kernel, axis=tuple(range(kernel.ndim - 2))), *args, **kwargs)\n"
+          "keras.ops.conv = keras.src.ops.conv = conv"),
         F("conv-same-padding-leading", "convolution", "'same' padding of a strided conv put before, not after "
           "(TensorFlow pads the extra row at the end, a port padding it at the start)",
           _CONV_OP.format(body="if self.padding != 'same' or all(s == 1 for s in self.strides):\n"
@@ -182,10 +184,10 @@ def _faults() -> tuple[Fault, ...]:
                                "        return ops.conv(x, kernel, strides=list(self.strides), padding='valid', "
                                "dilation_rate=self.dilation_rate, data_format=self.data_format)")),
         F("conv1d-same-as-causal", "convolution", "Conv1D 'same' padded on the left only (causal)",
-          _CONV_OP.format(body="if self.rank != 1 or self.padding != 'same':\n"
-                               "            return original(self, inputs, kernel)\n"
-                               "        x = ops.pad(inputs, [(0, 0), (kernel.shape[0] - 1, 0), (0, 0)])\n"
-                               "        return ops.conv(x, kernel, strides=list(self.strides), padding='valid')")),
+          "def make(original):\n    def call(self, inputs):\n        if self.padding != 'same':\n"
+          "            return original(self, inputs)\n        kept, self.padding = self.padding, 'causal'\n"
+          "        try:\n            return original(self, inputs)\n        finally:\n"
+          "            self.padding = kept\n    return call\nreplace(keras.layers.Conv1D, 'call', make)"),
         F("flatten-channels-first", "reshaping", "Flatten in channels-first order (the classic port of a PyTorch "
           "head onto a channels-last network)",
           "def make(original):\n    def call(self, inputs):\n        if len(inputs.shape) == 4:\n"

@@ -16,8 +16,9 @@ class Summary:
     exercised: int  # faults that touched some cell
     caught: int
     recall: float
-    false_alarms: int  # cells not passing over every clean run (and collateral failures in fault runs)
+    false_alarms: int  # cells not passing over every clean run
     clean_cells: int  # cells judged over the clean runs
+    beyond_bits: int  # fault runs' cells failing with their bits unchanged (a changed default named)
     localized: int
     localized_right: int
     localization: float | None
@@ -29,6 +30,7 @@ class Summary:
         return [
             f"recall: {self.caught}/{self.exercised} faults caught on every cell they touched ({self.recall:.0%})",
             f"false alarms: {self.false_alarms} cells not passing over {self.clean_cells} clean cells",
+            f"beyond the bits: {self.beyond_bits} cells of fault runs failed with their bits unchanged",
             f"localization: {self.localized_right}/{self.localized} first divergent layers right ({loc})",
             f"time: {self.seconds / 60:.1f} min",
         ]
@@ -39,10 +41,10 @@ def summary(results: list[FaultResult], runs: list[CleanRun], seconds: float) ->
     caught = sum(r.caught for r in exercised)
     localized = [c for r in results for c in r.localizations]
     right = sum(c.localized == c.first_moved for c in localized)
-    alarms = sum(len(r.not_passing) for r in runs) + sum(len(r.collateral) for r in results)
-    cells = sum(r.judged for r in runs)
+    alarms, cells = sum(len(r.not_passing) for r in runs), sum(r.judged for r in runs)
+    beyond = sum(len(r.beyond_bits) for r in results)
     return Summary(
-        len(exercised), caught, caught / len(exercised) if exercised else 0.0, alarms, cells,
+        len(exercised), caught, caught / len(exercised) if exercised else 0.0, alarms, cells, beyond,
         len(localized), right, right / len(localized) if localized else None, seconds,
     )  # fmt: skip
 
@@ -79,6 +81,9 @@ def table(results: list[FaultResult], s: Summary, console) -> None:
             console.print(
                 f"[red]crashed[/] {r.fault.name}: {c.model}/{c.case} on {c.backend}: {c.error}", soft_wrap=True
             )
+        for c in r.beyond_bits:
+            console.print(f"beyond the bits {r.fault.name}: {c.model}/{c.case} on {c.backend}: {c.problem}",
+                          soft_wrap=True)  # fmt: skip
         if not r.touched:
             console.print(f"[yellow]not exercised[/] {r.fault.name}: no cell of these models changed", soft_wrap=True)
     for line in s.lines:
