@@ -150,7 +150,8 @@ class Campaign:
             touched, first = self._moved(raw, model, case, backend)
             ratio = max((_ratio(c) for c in mine), default=None)
             error = next(("; ".join(c["problems"])[:300] for c in mine if c["status"] == "error"), None)
-            problem = next((c["problems"][0][:300] for c in mine if c["status"] != "pass" and c["problems"]), None)
+            said = [p for c in mine if c["status"] != "pass" for p in c["problems"] if not p.startswith("note: ")]
+            problem = said[0][:300] if said else None
             loc = named[0] if named else None
             out.append(Cell(model, case, backend, touched, failed, loc, first, ratio, error, problem))
         return out
