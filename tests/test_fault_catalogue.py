@@ -103,3 +103,15 @@ def test_every_patch_applies_on_every_backend(backend, tmp_path):
     proc = subprocess.run([str(envs.ensure(backend)), str(script), *patches], env=env, capture_output=True, text=True,
                           cwd=ROOT)  # fmt: skip
     assert proc.returncode == 0 and f"applied {len(patches)}" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_a_rounding_control_must_pass_and_a_cell_it_fails_is_a_false_alarm():
+    control = next(f for f in catalogue.FAULTS if f.rounding)
+    quiet = FaultResult(control, (Cell("m", "a", "jax", True, False),), 1.0)
+    loud = FaultResult(control, (Cell("m", "a", "jax", True, True, problem="output: relative L2 error"),), 1.0)
+    runs = [CleanRun("native", (), 10, 1.0)]
+    s = show.summary([quiet], runs, 1.0)
+    assert (s.exercised, s.false_alarms, s.controls, s.controls_passed, s.clean_cells) == (0, 0, 1, 1, 11)
+    s = show.summary([loud], runs, 1.0)
+    assert (s.false_alarms, s.controls_passed) == (1, 0) and loud.cried_wolf == list(loud.cells)
+    assert "passed, as rounding should" in show.progress_line(quiet, 1, 1)

@@ -4,7 +4,8 @@ through `parity --patch` and judged as a user's run would be, beside clean runs 
 - **Touched**: a model x case x backend whose arrays (any path) differ in a bit from the clean
   run's on this machine: the fault reached it. Ground truth, from the runs themselves.
 - **Recall**: a fault is caught when every cell it touched fails (or errors); recall is the
-  share of the faults that touched anything that are caught.
+  share of the faults that touched anything that are caught. A rounding control (the same math
+  rounded differently) must pass instead: a cell it fails is a false alarm.
 - **False alarms**: cells that do not pass in clean runs, natively and under a foreign CPU's
   kernels (OPENBLAS_CORETYPE=Haswell and an AVX2 cap), `clean` runs each. A fault run's cell that
   fails with its bits unchanged is counted apart (`beyond_bits`): a changed default is named
@@ -74,6 +75,11 @@ class FaultResult:
     @property
     def caught(self) -> bool:
         return bool(self.touched) and not self.escaped and not self.crashed
+
+    @property
+    def cried_wolf(self) -> list[Cell]:
+        """A rounding control's touched cells that failed: false alarms (catalogue.Fault.rounding)."""
+        return [c for c in self.touched if c.failed] if self.fault.rounding else []
 
     @property
     def beyond_bits(self) -> list[Cell]:

@@ -50,6 +50,9 @@ class Fault:
     kind: str  # the family: activation, normalization, convolution, recurrent, optimizer, loss, precision, ...
     modeled_on: str  # the upstream bug or change of behaviour it imitates
     source: str
+    # A control: the same math rounded differently (a kernel or a fusion change does that); the
+    # verdict must pass it, and a cell it fails is a false alarm, not a catch.
+    rounding: bool = False
 
     def patch(self) -> str:
         """The whole patch file: the prelude, then the fault."""
@@ -138,8 +141,16 @@ def _faults() -> tuple[Fault, ...]:
           _activation("relu", "ops.leaky_relu(x, 0.01)")),
         F("relu-layer-slope-default", "default", "ReLU layer's negative_slope default changed from 0 to 0.01",
           "default(keras.layers.ReLU, 'negative_slope', 0.01)"),
-        F("tanh-via-sigmoid", "activation", "tanh as 2 sigmoid(2x) - 1 (XLA's fast-math tanh approximation)",
-          _activation("tanh", "2.0 * ops.sigmoid(2.0 * x) - 1.0")),
+        F("tanh-via-sigmoid", "rounding control", "tanh as 2 sigmoid(2x) - 1: the same function, rounded as "
+          "another kernel rounds it (XLA rewrites tanh this way under fast math)",
+          _activation("tanh", "2.0 * ops.sigmoid(2.0 * x) - 1.0"), rounding=True),
+        F("dense-sum-reordered", "rounding control", "a Dense's dot products summed in two halves: the same "
+          "sums in another order, as a blocked or multithreaded matmul does",
+          _DENSE_CALL.format(body="kernel, k = ops.convert_to_tensor(self.kernel), self.kernel.shape[0] // 2\n"
+                                  "        x = ops.matmul(inputs[..., :k], kernel[:k]) + ops.matmul(inputs[..., k:], "
+                                  "kernel[k:])\n"
+                                  "        x = x + self.bias if self.bias is not None else x\n"
+                                  "        return self.activation(x)"), rounding=True),
         F("tanh-float16", "precision", "tanh computed in float16 (a silent downcast)",
           _activation("tanh", "ops.cast(_original(ops.cast(x, 'float16')), x.dtype)")),
         # BatchNormalization
