@@ -19,11 +19,9 @@ from keras_parity.errors import InfraError, UsageError
 from keras_parity.judge.compare import pool
 from keras_parity.judge.numerics import array_error, array_scale, rel_l2, rms
 from keras_parity.registry.builtin import builtin_registry
-from keras_parity.registry.noise import MARGIN
+from keras_parity.registry.noise import MARGIN, U32
 from keras_parity.registry.spec import BACKENDS
 from keras_parity.run import service
-
-U32 = 2.0**-24  # float32's unit roundoff: the noise floor of a cell measured as exact
 
 
 def cell_noise(obtained: dict, reference: dict, training: bool) -> dict[str, tuple[float, float]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from keras_parity import paths
 
 MARGIN = 10.0
+U32 = 2.0**-24  # float32's unit roundoff: the noise floor of a cell measured as exact
 NOISE_FILE = paths.NOISE_FILE
 
 

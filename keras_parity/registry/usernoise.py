@@ -12,10 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from keras_parity import golden
-from keras_parity.registry.noise import MARGIN
+from keras_parity.judge.numerics import rel_l2
+from keras_parity.registry.noise import MARGIN, U32
 from keras_parity.registry.spec import Tol
-
-U32 = 2.0**-24  # float32's unit roundoff: no model is quieter
 
 
 def measured_noise(model: str, reference: dict, runs: list) -> dict:
@@ -30,12 +29,10 @@ def measured_noise(model: str, reference: dict, runs: list) -> dict:
                 want = reference.get(golden.key("inference", key))
                 if want is None or got.shape != want.shape or not np.all(np.isfinite(got)):
                     continue
-                err = got.astype(np.float64) - want
-                norm = float(np.linalg.norm(want))
-                rel = max(rel, float(np.linalg.norm(err)) / norm if norm else 0.0)
-                worst = max(
-                    worst, float(np.max(np.abs(err), initial=0.0)), U32 * float(np.max(np.abs(want), initial=0))
-                )
+                # as the judge measures a cell (calibrate/noise.py's cell_noise, for a forward cell)
+                scale = float(np.max(np.abs(want), initial=0.0))
+                rel = max(rel, rel_l2(got, want))
+                worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - want), initial=0.0)), U32 * scale)
             cap = run.provenance.isa_cap if run.provenance else None
             seen.append(f"{run.backend} {path}" + (f" (ISA cap {cap})" if cap else ""))
     return {"rel_l2": rel, "atol": worst, "runs": seen}
