@@ -10,6 +10,7 @@ from pathlib import Path
 
 from keras_parity.errors import UsageError
 from keras_parity.paths import RESULTS
+from keras_parity.run import machine
 from keras_parity.run.machine import ISA_CAPS
 from keras_parity.run.settings import Settings
 from keras_parity.twins import MODULES as TWINS
@@ -99,7 +100,7 @@ def run_settings(args) -> Settings:
     limit, cap = getattr(args, "time_limit", None), getattr(args, "isa_cap", None)
     if limit is not None and not (math.isfinite(limit) and limit > 0):
         raise UsageError(f"--time-limit {limit:g} is not a duration; give seconds above 0, e.g. 1800")
-    if cap and platform.machine().lower() not in ("x86_64", "amd64"):
+    if cap and not machine.is_x86():
         raise UsageError(f"--isa-cap {cap} caps x86 kernels; this machine is {platform.machine()}")
     chosen = Settings(limit, cap or None)
     chosen.seconds()  # a KERAS_PARITY_TIME_LIMIT that is not a duration: a UsageError now, not mid-run

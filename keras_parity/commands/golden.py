@@ -62,14 +62,13 @@ def _under_a_cap(plan, args, console) -> dict:
     """Your own models run again under an ISA cap, for the float32 noise their tolerances are
     measured from (registry/usernoise.py); none for snapshots only, a GPU, a CPU other than x86,
     containers, or your own --rel-l2 or --isa-cap."""
-    import platform
     from dataclasses import replace
 
-    from keras_parity.run import service
+    from keras_parity.run import machine, service
 
     users = [m for m in plan.models if plan.registry[m].source and plan.registry[m].source.rel_l2 is None]
-    x86 = platform.machine().lower() in ("x86_64", "amd64")  # elsewhere: the backends' noise alone
-    if not users or args.snapshots_only or args.device != "cpu" or plan.settings.isa_cap or plan.docker or not x86:
+    capped_here = machine.is_x86() and not (plan.docker or plan.settings.isa_cap)  # else: the backends' noise alone
+    if not users or args.snapshots_only or args.device != "cpu" or not capped_here:
         return {}
     capped = replace(plan, models=users, settings=replace(plan.settings, isa_cap=NOISE_CAP))
     with progress.status(console, f"measuring the noise of {', '.join(users)} under ISA cap {NOISE_CAP}"):

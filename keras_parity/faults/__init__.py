@@ -17,6 +17,7 @@ Every run works on a copy of golden/ in a temporary folder; golden/ itself is ne
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -188,14 +189,9 @@ def _ratio(cell: dict) -> float:
     return max(errors, default=0.0) / tol if tol else 0.0
 
 
-_CACHE: dict[Path, dict] = {}
-
-
+@functools.lru_cache(maxsize=8)  # a run's files are read once for all its cells, the baseline's once
 def _arrays(path: Path) -> dict[str, np.ndarray]:
-    if path not in _CACHE:
-        _CACHE.clear() if len(_CACHE) > 8 else None
-        _CACHE[path] = golden.read_npz(path) if path.exists() else {}
-    return _CACHE[path]
+    return golden.read_npz(path) if path.exists() else {}
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:

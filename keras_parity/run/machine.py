@@ -92,6 +92,11 @@ def _macos_cpu(arch: str) -> dict:
     }  # fmt: skip
 
 
+def is_x86() -> bool:
+    """Whether this machine's CPU is x86 (the one the ISA caps cap)."""
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
 def cpu_identity() -> dict:
     """The facts a CPU kernel choice depends on, readable: arch, vendor, model, flags, caches."""
     arch = platform.machine().lower().replace("amd64", "x86_64").replace("arm64", "aarch64")

@@ -84,7 +84,10 @@ def measure(plan: service.RunPlan, targets: list[Target], into: Path, log=print)
         from keras_parity.errors import UsageError
 
         raise UsageError(f"{broken[0].model}: {broken[0].error}")
-    gains = _run(plan, into / "gain", [_gain_plant(t, target) for t in targets for target in plant.TARGETS], log)
+    unplanted = [{"id": "base", "model": t.model, "case": t.case, "layer": "", "target": "output", "delta": 0.0}
+                 for t in targets]  # fmt: skip
+    scaled = [_gain_plant(t, target) for t in targets for target in plant.TARGETS]
+    gains = _run(plan, into / "gain", unplanted + scaled, log)
     rows: list[Threshold] = []
     for run in gains.values():
         for t in targets:
@@ -106,12 +109,8 @@ def _gain_plant(t: Target, target: str) -> dict:
 def _run(plan: service.RunPlan, into: Path, plants: list[dict], log, backends=None) -> dict[str, BackendRun]:
     """One run of the plan's models (forward cases) with `plants` planted after them."""
     into.mkdir(parents=True, exist_ok=True)
-    base = [
-        {"id": "base", "model": p["model"], "case": p["case"], "layer": "", "target": "output", "delta": 0.0, **_on(p)}
-        for p in plants
-    ]
     plan_file = into / "plants.json"
-    plan_file.write_text(json.dumps({"plants": _unique(base + plants)}))
+    plan_file.write_text(json.dumps({"plants": plants}))
     runs = service.run(plan, into=into, backends=backends, log=log, training=False, plants=str(plan_file.resolve()))
     failed = {b: r.error or next(iter(r.errors.values()), None) for b, r in runs.items()}
     failed = {b: why for b, why in failed.items() if why}
@@ -121,14 +120,6 @@ def _run(plan: service.RunPlan, into: Path, plants: list[dict], log, backends=No
         backend, why = next(iter(failed.items()))
         raise InfraError(f"{backend}: the planted run failed: {why}")
     return runs
-
-
-def _on(p: dict) -> dict:
-    return {"backend": p["backend"]} if "backend" in p else {}
-
-
-def _unique(plants: list[dict]) -> list[dict]:
-    return list({json.dumps(p, sort_keys=True): p for p in plants}.values())
 
 
 def _estimates(g: Goldens, run: BackendRun, t: Target) -> list[Threshold]:
